@@ -1,0 +1,583 @@
+/*
+ * probe.c - dv_disk_probe(): libblkid probing of a source disk, boot mode,
+ * the mounted-filesystem check, and the assembly of the layout JSON and the
+ * region map. The per-filesystem used-block logic lives in usedmap.c.
+ *
+ * libblkid reports partition starts and sizes in 512-byte units whatever
+ * the logical sector size; everything here is converted to bytes at once.
+ */
+#include "probe_internal.h"
+
+#include <blkid/blkid.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#define GUID_ESP "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"
+#define GUID_BIOS_BOOT "21686148-6449-6e6f-744e-656564454649"
+#define MBR_ESP 0xef
+#define MBR_BOOTABLE 0x80
+/* Kept READ at both ends of a disk with a partition table: the tables
+ * (GPT primary and backup, MBR) and the usual boot-loader gap. */
+#define TABLE_AREA (1024 * 1024)
+
+struct part {
+	json_t *j;        /* this partition's object in layout["partitions"] */
+	int number;
+	uint64_t start;   /* bytes, as in the table */
+	uint64_t size;    /* bytes, as in the table */
+	uint64_t len;     /* bytes that exist on the disk (clipped) */
+	bool data;        /* takes part in the region map (not a container or nested) */
+	bool whole;       /* must be read whole (past the end, overlapping, ...) */
+};
+
+/* ---- mounts --------------------------------------------------------------- */
+
+struct mount_hit {
+	uint64_t off;    /* byte offset on the source where the mounted device starts */
+	bool rw;         /* superblock mounted read-write */
+	char *where;     /* mount point */
+};
+
+struct mounts {
+	struct mount_hit *v;
+	size_t n;
+};
+
+static void mounts_release(struct mounts *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		free(m->v[i].where);
+	free(m->v);
+	m->v = NULL;
+	m->n = 0;
+}
+
+/* Reads a small sysfs file into buf (trailing newline stripped). */
+static bool read_sys(const char *path, char *buf, size_t n)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	bool ok = fgets(buf, (int)n, f) != NULL;
+	fclose(f);
+	if (ok)
+		buf[strcspn(buf, "\n")] = 0;
+	return ok;
+}
+
+/*
+ * Where device `dev` starts on a device `base` (both device numbers):
+ * 0 when equal, the partition start when dev is a partition of base.
+ * Returns false when dev is unrelated to base.
+ */
+static bool dev_offset_on(dev_t dev, dev_t base, uint64_t *off)
+{
+	if (dev == base) {
+		*off = 0;
+		return true;
+	}
+	char p[PATH_MAX], buf[64];
+	snprintf(p, sizeof p, "/sys/dev/block/%u:%u/partition", major(dev), minor(dev));
+	if (!read_sys(p, buf, sizeof buf))
+		return false;
+	snprintf(p, sizeof p, "/sys/dev/block/%u:%u/../dev", major(dev), minor(dev));
+	unsigned ma, mi;
+	if (!read_sys(p, buf, sizeof buf) || sscanf(buf, "%u:%u", &ma, &mi) != 2 || makedev(ma, mi) != base)
+		return false;
+	snprintf(p, sizeof p, "/sys/dev/block/%u:%u/start", major(dev), minor(dev));
+	unsigned long long start;
+	if (!read_sys(p, buf, sizeof buf) || sscanf(buf, "%llu", &start) != 1)
+		return false;
+	*off = start * 512;
+	return true;
+}
+
+/* The loop devices whose backing file is `path`: their device numbers and
+ * offsets into the file. */
+static size_t loops_of(const char *path, dev_t *devs, uint64_t *offs, size_t max)
+{
+	char real[PATH_MAX];
+	if (!realpath(path, real))
+		return 0;
+	size_t n = 0;
+	for (unsigned i = 0; i < 256 && n < max; i++) {
+		char p[PATH_MAX], buf[PATH_MAX];
+		snprintf(p, sizeof p, "/sys/block/loop%u/loop/backing_file", i);
+		if (!read_sys(p, buf, sizeof buf) || strcmp(buf, real) != 0)
+			continue;
+		unsigned ma, mi;
+		unsigned long long off = 0;
+		snprintf(p, sizeof p, "/sys/block/loop%u/dev", i);
+		if (!read_sys(p, buf, sizeof buf) || sscanf(buf, "%u:%u", &ma, &mi) != 2)
+			continue;
+		snprintf(p, sizeof p, "/sys/block/loop%u/loop/offset", i);
+		if (read_sys(p, buf, sizeof buf))
+			sscanf(buf, "%llu", &off);
+		devs[n] = makedev(ma, mi);
+		offs[n] = off;
+		n++;
+	}
+	return n;
+}
+
+/* true when the superblock options (comma list) contain "rw". */
+static bool opts_rw(const char *opts)
+{
+	size_t len = strlen(opts);
+	for (const char *p = opts; p < opts + len;) {
+		size_t k = strcspn(p, ",");
+		if (k == 2 && memcmp(p, "rw", 2) == 0)
+			return true;
+		p += k + 1;
+	}
+	return false;
+}
+
+/*
+ * Collects the mounts of filesystems that live on src: directly on the block
+ * device or one of its partitions, or on a loop device backed by the image
+ * file (and its partitions). /proc/self/mountinfo carries the device number
+ * of each mount and the superblock's rw/ro state, which is what decides
+ * whether the filesystem can change under us.
+ */
+static void find_mounts(const struct dv_source *src, struct mounts *out)
+{
+	dev_t bases[16];
+	uint64_t base_off[16];
+	size_t nb = 0;
+	struct stat st;
+	if (fstat(src->fd, &st) < 0)
+		return;
+	if (src->is_block) {
+		bases[0] = st.st_rdev;
+		base_off[0] = 0;
+		nb = 1;
+	} else {
+		nb = loops_of(src->path, bases, base_off, DV_ARRAY_SIZE(bases));
+	}
+	if (!nb)
+		return;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return;
+	char *line = NULL;
+	size_t cap = 0;
+	while (getline(&line, &cap, f) > 0) {
+		unsigned ma, mi;
+		char where[4096];
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &ma, &mi, where) != 3)
+			continue;
+		const char *sep = strstr(line, " - ");
+		char super_opts[1024] = "";
+		if (!sep || sscanf(sep + 3, "%*s %*s %1023s", super_opts) != 1)
+			continue;
+		for (size_t b = 0; b < nb; b++) {
+			uint64_t off;
+			if (!dev_offset_on(makedev(ma, mi), bases[b], &off))
+				continue;
+			out->v = dv_realloc(out->v, (out->n + 1) * sizeof *out->v);
+			out->v[out->n++] = (struct mount_hit){base_off[b] + off, opts_rw(super_opts), dv_strdup(where)};
+		}
+	}
+	free(line);
+	fclose(f);
+}
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static void warn(json_t *warnings, const char *fmt, ...) DV_PRINTF(2, 3);
+static void warn(json_t *warnings, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = NULL;
+	if (vasprintf(&s, fmt, ap) < 0)
+		DV_BUG("out of memory");
+	va_end(ap);
+	json_array_append_new(warnings, json_string(s));
+	free(s);
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s && *s ? json_string(s) : json_null();
+}
+
+uint64_t dv_region_map_bytes(const struct dv_region_map *m, enum dv_region_kind kind)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < m->n; i++)
+		if (m->v[i].kind == kind)
+			n += m->v[i].len;
+	return n;
+}
+
+/* Probes [off, off+len) of src for a filesystem (or other superblock:
+ * swap, LVM PV, RAID member). Returns a new {"type","uuid","label"} object,
+ * or NULL when nothing was recognised. *magic_end is set to the end of the
+ * signature (for swap), 0 when unknown. */
+static json_t *probe_fs(const struct dv_source *src, uint64_t off, uint64_t len, uint64_t *magic_end,
+			bool *ambiguous)
+{
+	*magic_end = 0;
+	*ambiguous = false;
+	blkid_probe pr = blkid_new_probe();
+	if (!pr)
+		return NULL;
+	json_t *fs = NULL;
+	if (blkid_probe_set_device(pr, src->fd, (blkid_loff_t)off, (blkid_loff_t)len) != 0)
+		goto out;
+	blkid_probe_set_sectorsize(pr, src->sector_size);
+	blkid_probe_enable_partitions(pr, 0);
+	blkid_probe_enable_superblocks(pr, 1);
+	blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_UUID | BLKID_SUBLKS_LABEL |
+						      BLKID_SUBLKS_MAGIC | BLKID_SUBLKS_VERSION);
+	int r = blkid_do_safeprobe(pr);
+	if (r == -2)
+		*ambiguous = true;
+	if (r != 0)
+		goto out;
+	const char *type = NULL, *uuid = NULL, *label = NULL, *moff = NULL, *magic = NULL;
+	size_t mlen = 0;
+	blkid_probe_lookup_value(pr, "TYPE", &type, NULL);
+	if (!type)
+		goto out;
+	blkid_probe_lookup_value(pr, "UUID", &uuid, NULL);
+	blkid_probe_lookup_value(pr, "LABEL", &label, NULL);
+	if (blkid_probe_lookup_value(pr, "SBMAGIC_OFFSET", &moff, NULL) == 0 &&
+	    blkid_probe_lookup_value(pr, "SBMAGIC", &magic, &mlen) == 0 && moff) {
+		unsigned long long mo = strtoull(moff, NULL, 10);
+		*magic_end = mo + mlen; /* SBMAGIC is the raw magic, no NUL */
+	}
+	fs = json_object();
+	json_object_set_new(fs, "type", json_string(type));
+	json_object_set_new(fs, "uuid", str_or_null(uuid));
+	json_object_set_new(fs, "label", str_or_null(label));
+out:
+	blkid_free_probe(pr);
+	return fs;
+}
+
+static bool is_ext(const char *type)
+{
+	return type && (!strcmp(type, "ext2") || !strcmp(type, "ext3") || !strcmp(type, "ext4") ||
+			!strcmp(type, "ext4dev"));
+}
+
+/*
+ * Decides how one partition (or a whole-disk filesystem) is imaged, adds
+ * its free ranges to unused, and records fs details and warnings. what
+ * names it in messages ("partition 2", "the disk"). Returns 0 or -DV_E_BUSY.
+ */
+static int analyse(const struct dv_source *src, const char *what, json_t *fs, uint64_t start, uint64_t len,
+		   uint64_t magic_end, bool whole, bool all_blocks, bool allow_mounted, const struct mounts *mounts,
+		   json_t *warnings, struct dv_ivl_list *unused, const char **imaged, struct dv_err *err)
+{
+	*imaged = "whole";
+	if (!fs)
+		return 0;
+	const char *type = json_string_value(json_object_get(fs, "type"));
+	bool inconsistent = false;
+
+	for (size_t i = 0; i < mounts->n; i++) {
+		if (mounts->v[i].off != start || !mounts->v[i].rw)
+			continue;
+		if (!allow_mounted)
+			return dv_error(err, DV_E_BUSY,
+					"source %s: %s (%s) is mounted read-write on %s, so its blocks may change while "
+					"they are read; unmount it, remount it read-only (mount -o remount,ro %s), or "
+					"back up an LVM/dm snapshot of it (or pass --allow-mounted to image it anyway, "
+					"possibly inconsistent)",
+					src->path, what, type, mounts->v[i].where, mounts->v[i].where);
+		warn(warnings, "%s (%s) was mounted read-write on %s while it was imaged: its image may be "
+			       "inconsistent; it was read whole",
+		     what, type, mounts->v[i].where);
+		inconsistent = true;
+	}
+
+	if (is_ext(type)) {
+		struct dv_ext_info info;
+		struct dv_ivl_list runs = {0};
+		char *why = NULL;
+		int r = dv_usedmap_ext(src->path, start, len, &info, &runs, &why);
+		if (info.has_used)
+			json_object_set_new(fs, "used_bytes", json_integer((json_int_t)info.used_bytes));
+		if (info.needs_recovery) {
+			if (!allow_mounted) {
+				free(why);
+				dv_ivl_release(&runs);
+				return dv_error(err, DV_E_BUSY,
+						"source %s: %s (%s) has a journal that needs recovery (it is mounted, or "
+						"was not cleanly unmounted), so its bitmaps are not to be trusted; "
+						"unmount it cleanly, or mount and unmount (or e2fsck) a copy of it, or "
+						"back up an LVM/dm snapshot (or pass --allow-mounted to image it anyway)",
+						src->path, what, type);
+			}
+			if (!inconsistent)
+				warn(warnings, "%s (%s) has a journal that needs recovery: it was read whole, and its "
+					       "image holds the unreplayed journal",
+				     what, type);
+			inconsistent = true;
+		}
+		if (r < 0 && !inconsistent && !whole)
+			warn(warnings, "%s (%s): %s; it was read whole", what, type, why);
+		if (r == 0 && !whole && !inconsistent && !all_blocks) {
+			for (size_t i = 0; i < runs.n; i++)
+				dv_ivl_add(unused, runs.v[i].off, runs.v[i].len);
+			*imaged = "used-blocks";
+		}
+		free(why);
+		dv_ivl_release(&runs);
+		return 0;
+	}
+	if (type && !strcmp(type, "swap") && !whole && !inconsistent && !all_blocks) {
+		/* The swap signature ends its first page; everything after is
+		 * pages that mean nothing once the machine is off. */
+		if (magic_end >= 4096 && magic_end <= len && magic_end <= 1024 * 1024) {
+			dv_ivl_add(unused, start + magic_end, len - magic_end);
+			*imaged = "header-only";
+		} else {
+			warn(warnings, "%s (swap): its signature is at an unexpected place; it was read whole", what);
+		}
+	}
+	return 0;
+}
+
+/* ---- the probe ------------------------------------------------------------ */
+
+static bool mbr_has_boot_code(const struct dv_source *src)
+{
+	uint8_t s[512];
+	struct dv_err e;
+	if (src->size < 512 || dv_source_read(src, 0, s, sizeof s, &e) < 0)
+		return false;
+	for (size_t i = 0; i < 440; i++)
+		if (s[i])
+			return true;
+	return false;
+}
+
+int dv_disk_probe(const struct dv_source *src, bool all_blocks, bool allow_mounted, json_t **layout,
+		  struct dv_region_map *regions, struct dv_err *err)
+{
+	*layout = NULL;
+	regions->n = 0;
+	int ret = 0;
+	json_t *lay = json_object();
+	json_t *warnings = json_array();
+	json_t *parts_j = json_array();
+	struct part *parts = NULL;
+	size_t nparts = 0;
+	struct dv_ivl_list unused = {0}, protect = {0};
+	struct mounts mounts = {0};
+	blkid_probe pr = NULL;
+	const char *table = "none";
+	bool uefi = false, bios = false;
+
+	find_mounts(src, &mounts);
+
+	pr = blkid_new_probe();
+	if (!pr) {
+		ret = dv_error(err, DV_E_NOMEM, "source %s: libblkid: cannot create a probe", src->path);
+		goto out;
+	}
+	if (blkid_probe_set_device(pr, src->fd, 0, (blkid_loff_t)src->size) != 0) {
+		ret = dv_error(err, DV_E_SOURCE, "source %s: libblkid cannot probe it", src->path);
+		goto out;
+	}
+	blkid_probe_set_sectorsize(pr, src->sector_size);
+	blkid_probe_enable_superblocks(pr, 0);
+	blkid_probe_enable_partitions(pr, 1);
+	blkid_probe_set_partitions_flags(pr, BLKID_PARTS_ENTRY_DETAILS);
+	blkid_partlist ls = blkid_probe_get_partitions(pr);
+	blkid_parttable root = ls ? blkid_partlist_get_table(ls) : NULL;
+
+	json_object_set_new(lay, "table", json_null()); /* keeps the key order */
+	json_object_set_new(lay, "id", json_null());
+	json_object_set_new(lay, "size", json_integer((json_int_t)src->size));
+	json_object_set_new(lay, "sector_size", json_integer(src->sector_size));
+	json_object_set_new(lay, "boot_mode", json_null());
+	json_object_set_new(lay, "mode", json_string(all_blocks ? "all-blocks" : "used-blocks"));
+	json_object_set_new(lay, "filesystem", json_null());
+
+	if (root) {
+		const char *t = blkid_parttable_get_type(root);
+		table = t ? t : "unknown";
+		json_object_set_new(lay, "id", str_or_null(blkid_parttable_get_id(root)));
+		bool gpt = !strcmp(table, "gpt");
+		bool dos = !strcmp(table, "dos");
+		bool any_active = false;
+		dv_ivl_add(&protect, 0, DV_MIN((uint64_t)TABLE_AREA, src->size));
+		if (src->size > TABLE_AREA)
+			dv_ivl_add(&protect, src->size - TABLE_AREA, TABLE_AREA);
+
+		int n = blkid_partlist_numof_partitions(ls);
+		parts = dv_calloc(n > 0 ? (size_t)n : 1, sizeof *parts);
+		for (int i = 0; i < n; i++) {
+			blkid_partition par = blkid_partlist_get_partition(ls, i);
+			if (!par)
+				continue;
+			struct part *p = &parts[nparts++];
+			blkid_parttable tab = blkid_partition_get_table(par);
+			bool nested = tab && blkid_parttable_get_parent(tab) != NULL;
+			bool extended = blkid_partition_is_extended(par);
+			p->number = blkid_partition_get_partno(par);
+			blkid_loff_t s0 = blkid_partition_get_start(par), z0 = blkid_partition_get_size(par);
+			p->start = s0 > 0 ? (uint64_t)s0 * 512 : 0;
+			p->size = z0 > 0 ? (uint64_t)z0 * 512 : 0;
+			p->data = !nested && !extended;
+
+			char type[64];
+			const char *ts = blkid_partition_get_type_string(par);
+			int tn = blkid_partition_get_type(par);
+			if (ts && *ts)
+				snprintf(type, sizeof type, "%s", ts);
+			else
+				snprintf(type, sizeof type, "0x%x", (unsigned)tn);
+			unsigned long long flags = blkid_partition_get_flags(par);
+			bool bootable = gpt ? (flags & (1ULL << 2)) != 0 : (flags & MBR_BOOTABLE) != 0;
+			if (dos && (flags & MBR_BOOTABLE))
+				any_active = true;
+			if ((ts && !strcasecmp(ts, GUID_ESP)) || (!ts && dos && tn == MBR_ESP))
+				uefi = true;
+			if (gpt && ts && !strcasecmp(ts, GUID_BIOS_BOOT))
+				bios = true;
+
+			p->j = json_object();
+			json_object_set_new(p->j, "number", json_integer(p->number));
+			json_object_set_new(p->j, "start", json_integer((json_int_t)p->start));
+			json_object_set_new(p->j, "size", json_integer((json_int_t)p->size));
+			json_object_set_new(p->j, "type", json_string(type));
+			json_object_set_new(p->j, "name", str_or_null(blkid_partition_get_name(par)));
+			json_object_set_new(p->j, "uuid", str_or_null(blkid_partition_get_uuid(par)));
+			json_object_set_new(p->j, "bootable", json_boolean(bootable));
+			json_object_set_new(p->j, "fs", json_null());
+			json_object_set_new(p->j, "imaged", json_string("whole"));
+			if (extended)
+				json_object_set_new(p->j, "extended", json_true());
+			json_array_append(parts_j, p->j);
+
+			if (p->start >= src->size) {
+				p->len = 0;
+				p->whole = true;
+				if (p->size)
+					warn(warnings,
+					     "partition %d starts at byte %llu, past the end of the disk (%llu bytes): "
+					     "nothing of it exists to read",
+					     p->number, (unsigned long long)p->start, (unsigned long long)src->size);
+			} else if (p->size > src->size - p->start) {
+				p->len = src->size - p->start;
+				p->whole = true;
+				warn(warnings,
+				     "partition %d (bytes %llu-%llu) runs past the end of the disk (%llu bytes): the "
+				     "%llu bytes that exist were read whole",
+				     p->number, (unsigned long long)p->start,
+				     (unsigned long long)(p->start + p->size - 1), (unsigned long long)src->size,
+				     (unsigned long long)p->len);
+			} else {
+				p->len = p->size;
+			}
+		}
+		if (dos && any_active && mbr_has_boot_code(src))
+			bios = true;
+
+		/* Overlapping data partitions: neither's free-space claim can be
+		 * believed, since the other may keep data there. */
+		for (size_t a = 0; a < nparts; a++) {
+			for (size_t b = a + 1; b < nparts; b++) {
+				struct part *x = &parts[a], *y = &parts[b];
+				if (!x->data || !y->data || !x->len || !y->len)
+					continue;
+				uint64_t lo = DV_MAX(x->start, y->start);
+				uint64_t hi = DV_MIN(x->start + x->len, y->start + y->len);
+				if (lo >= hi)
+					continue;
+				x->whole = y->whole = true;
+				warn(warnings, "partitions %d and %d overlap (bytes %llu-%llu): both were read whole",
+				     x->number, y->number, (unsigned long long)lo, (unsigned long long)(hi - 1));
+			}
+		}
+
+		for (size_t i = 0; i < nparts; i++) {
+			struct part *p = &parts[i];
+			if (json_is_true(json_object_get(p->j, "extended")) || !p->len)
+				continue;
+			uint64_t magic_end;
+			bool ambiguous;
+			json_t *fs = probe_fs(src, p->start, p->len, &magic_end, &ambiguous);
+			char what[32];
+			snprintf(what, sizeof what, "partition %d", p->number);
+			if (ambiguous)
+				warn(warnings, "%s carries several conflicting filesystem signatures: it was read whole",
+				     what);
+			if (!fs)
+				continue;
+			json_object_set(p->j, "fs", fs);
+			const char *imaged;
+			ret = analyse(src, what, fs, p->start, p->len, magic_end, p->whole || !p->data, all_blocks,
+				      allow_mounted, &mounts, warnings, &unused, &imaged, err);
+			json_decref(fs);
+			if (ret < 0)
+				goto out;
+			json_object_set_new(p->j, "imaged", json_string(imaged));
+		}
+	} else {
+		/* No partition table: a filesystem, swap or LVM PV on the whole disk. */
+		uint64_t magic_end;
+		bool ambiguous;
+		json_t *fs = probe_fs(src, 0, src->size, &magic_end, &ambiguous);
+		if (ambiguous)
+			warn(warnings, "the disk carries several conflicting filesystem signatures: it was read whole");
+		if (fs) {
+			const char *imaged;
+			ret = analyse(src, "the disk", fs, 0, src->size, magic_end, false, all_blocks, allow_mounted,
+				      &mounts, warnings, &unused, &imaged, err);
+			if (ret < 0) {
+				json_decref(fs);
+				goto out;
+			}
+			json_object_set_new(fs, "imaged", json_string(imaged));
+			json_object_set_new(lay, "filesystem", fs);
+		}
+	}
+
+	json_object_set_new(lay, "table", json_string(table));
+	json_object_set_new(lay, "boot_mode", json_string(uefi && bios ? "uefi+bios"
+							  : uefi        ? "uefi"
+							  : bios        ? "bios"
+									: "unknown"));
+	json_object_set_new(lay, "partitions", parts_j);
+	parts_j = NULL;
+
+	if (all_blocks)
+		dv_region_map_whole(regions, src->size);
+	else
+		dv_usedmap_compose(src->size, &unused, &protect, DV_DISK_MIN_UNUSED_RUN, regions);
+	json_object_set_new(lay, "bytes_unused", json_integer((json_int_t)dv_region_map_bytes(regions, DV_REGION_UNUSED)));
+	json_object_set_new(lay, "warnings", warnings);
+	warnings = NULL;
+	*layout = lay;
+	lay = NULL;
+out:
+	if (pr)
+		blkid_free_probe(pr);
+	for (size_t i = 0; i < nparts; i++)
+		json_decref(parts[i].j);
+	free(parts);
+	json_decref(parts_j);
+	json_decref(warnings);
+	json_decref(lay);
+	dv_ivl_release(&unused);
+	dv_ivl_release(&protect);
+	mounts_release(&mounts);
+	if (ret < 0)
+		regions->n = 0;
+	return ret;
+}

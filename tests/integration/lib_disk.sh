@@ -1,0 +1,118 @@
+# lib_disk.sh - generators of disk images with real partition tables and
+# filesystems, for the probe tests. No root needed: everything is written
+# into image files with sfdisk, mkfs.* --offset and dd.
+#
+# Source it; then call dv_mk_gpt / dv_mk_mbr / dv_mk_wholefs with an image
+# path. Each leaves a description of what it made in shell variables the
+# tests may check (DV_EXT_OFF, DV_EXT_SIZE: the first ext4 partition).
+
+MiB=$((1024 * 1024))
+
+# dv_fill_random IMG OFFSET_MIB SIZE_MIB: old, non-zero data in a range, as
+# free space on a used disk holds.
+dv_fill_random() {
+	dd if=/dev/urandom of="$1" bs=1M seek="$2" count="$3" conv=notrunc status=none
+}
+
+# dv_mk_tree DIR: a small tree of files (about 6 MiB) to put in a filesystem.
+dv_mk_tree() {
+	mkdir -p "$1/etc" "$1/usr/bin" "$1/var/log"
+	echo "hello diskvault" >"$1/etc/motd"
+	head -c $((3 * MiB)) /dev/urandom >"$1/usr/bin/big"
+	head -c $((2 * MiB)) /dev/urandom >"$1/var/log/syslog"
+	for i in $(seq 1 50); do head -c $((i * 997)) /dev/urandom >"$1/etc/f$i"; done
+}
+
+# dv_mk_ext4 IMG OFFSET_BYTES SIZE_BYTES LABEL DIR [extra mke2fs args]
+dv_mk_ext4() {
+	local img=$1 off=$2 size=$3 label=$4 dir=$5
+	shift 5
+	mkfs.ext4 -q -F -L "$label" -E offset="$off",nodiscard -d "$dir" "$@" "$img" $((size / 1024))k
+}
+
+# dv_mk_swap IMG OFFSET_BYTES SIZE_BYTES [LABEL]: mkswap in a scratch file
+# (util-linux 2.38's mkswap has no --offset), copied into place.
+dv_mk_swap() {
+	local img=$1 off=$2 size=$3 label=${4:-} tmp
+	tmp=$(mktemp)
+	truncate -s "$size" "$tmp"
+	if [ -n "$label" ]; then mkswap -q -L "$label" "$tmp" >/dev/null; else mkswap -q "$tmp" >/dev/null; fi
+	dd if="$tmp" of="$img" bs=1M seek=$((off / MiB)) count=1 conv=notrunc status=none
+	rm -f "$tmp"
+}
+
+# dv_mk_gpt IMG: 256 MiB, GPT:
+#   1  1 MiB  BIOS boot          (random bytes, like GRUB's core.img)
+#   2 32 MiB  EFI System, vfat   label ESP
+#   3 96 MiB  Linux fs, ext4     label root, files, dirty free space
+#   4 32 MiB  Linux swap         label swap0
+#   5 16 MiB  Linux fs, unknown  (random bytes)
+#   free space to the end (random bytes)
+dv_mk_gpt() {
+	local img=$1 tree
+	rm -f "$img"
+	truncate -s 256M "$img"
+	dv_fill_random "$img" 1 200
+	sfdisk -q "$img" <<-EOT
+		label: gpt
+		start=1MiB, size=1MiB, type=21686148-6449-6E6F-744E-656564454649, name=bios
+		start=2MiB, size=32MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=esp
+		start=34MiB, size=96MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=root
+		start=130MiB, size=32MiB, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F, name=swap
+		start=162MiB, size=16MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=mystery
+	EOT
+	mkfs.vfat -n ESP --offset $((2 * MiB / 512)) "$img" $((32 * 1024)) >/dev/null 2>&1
+	tree=$(mktemp -d)
+	dv_mk_tree "$tree"
+	dv_mk_ext4 "$img" $((34 * MiB)) $((96 * MiB)) root "$tree"
+	rm -rf "$tree"
+	dv_mk_swap "$img" $((130 * MiB)) $((32 * MiB)) swap0
+	DV_EXT_OFF=$((34 * MiB))
+	DV_EXT_SIZE=$((96 * MiB))
+}
+
+# dv_mk_mbr IMG: 256 MiB, DOS table with boot code in the MBR:
+#   1 32 MiB  0xef vfat (ESP)
+#   2 96 MiB  0x83 ext4, active, files, dirty free space
+#   3 rest    0x05 extended
+#     5 32 MiB  0x82 swap
+#     6 64 MiB  0x83 ext4 (1 KiB blocks)
+dv_mk_mbr() {
+	local img=$1 tree
+	rm -f "$img"
+	truncate -s 256M "$img"
+	dv_fill_random "$img" 1 250
+	sfdisk -q "$img" <<-EOT
+		label: dos
+		start=1MiB, size=32MiB, type=ef
+		start=33MiB, size=96MiB, type=83, bootable
+		start=129MiB, type=5
+		start=130MiB, size=32MiB, type=82
+		start=163MiB, size=64MiB, type=83
+	EOT
+	# Boot code: the first 440 bytes of the MBR.
+	dd if=/dev/urandom of="$img" bs=440 count=1 conv=notrunc status=none
+	mkfs.vfat -n EFI --offset $((1 * MiB / 512)) "$img" $((32 * 1024)) >/dev/null 2>&1
+	tree=$(mktemp -d)
+	dv_mk_tree "$tree"
+	dv_mk_ext4 "$img" $((33 * MiB)) $((96 * MiB)) data "$tree"
+	dv_mk_swap "$img" $((130 * MiB)) $((32 * MiB))
+	dv_mk_ext4 "$img" $((163 * MiB)) $((64 * MiB)) small "$tree" -b 1024
+	rm -rf "$tree"
+	DV_EXT_OFF=$((33 * MiB))
+	DV_EXT_SIZE=$((96 * MiB))
+}
+
+# dv_mk_wholefs IMG: 64 MiB, ext4 on the whole disk (no partition table).
+dv_mk_wholefs() {
+	local img=$1 tree
+	rm -f "$img"
+	truncate -s 64M "$img"
+	dv_fill_random "$img" 0 64
+	tree=$(mktemp -d)
+	dv_mk_tree "$tree"
+	dv_mk_ext4 "$img" 0 $((64 * MiB)) whole "$tree"
+	rm -rf "$tree"
+	DV_EXT_OFF=0
+	DV_EXT_SIZE=$((64 * MiB))
+}
