@@ -1,0 +1,650 @@
+/*
+ * test_disk.c - dv_disk_probe() on generated disk images: every probed fact
+ * is checked against what sfdisk --json and blkid -p report for the same
+ * image, every block dumpe2fs says is allocated must lie in a READ region,
+ * and hostile images (partitions past the end, overlapping partitions,
+ * corrupt bitmaps, a journal needing recovery) must fall back to READ with
+ * a warning. The images are made by tests/integration/lib_disk.sh in a
+ * mkdtemp directory (sfdisk, mkfs.ext4, mkfs.vfat, mkswap, dumpe2fs, debugfs;
+ * no root needed).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "disk/probe.h"
+#include "disk/probe_internal.h"
+
+#define MiB (1024ULL * 1024)
+
+static char tmpdir[] = "/tmp/dv-test-disk-XXXXXX";
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static int sh(const char *fmt, ...) DV_PRINTF(1, 2);
+static int sh(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *cmd = NULL;
+	assert_true(vasprintf(&cmd, fmt, ap) >= 0);
+	va_end(ap);
+	char *full = dv_asprintf("cd '%s' && . '%s/tests/integration/lib_disk.sh' && %s", tmpdir, DV_SOURCE_DIR, cmd);
+	char *q = dv_asprintf("bash -c \"$(cat <<'DV_EOF'\n%s\nDV_EOF\n)\"", full);
+	int r = system(q);
+	free(q);
+	free(full);
+	free(cmd);
+	return r;
+}
+
+/* stdout of a shell command, NUL-terminated; caller frees. */
+static char *capture(const char *fmt, ...) DV_PRINTF(1, 2);
+static char *capture(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *cmd = NULL;
+	assert_true(vasprintf(&cmd, fmt, ap) >= 0);
+	va_end(ap);
+	char *full = dv_asprintf("cd '%s' && %s", tmpdir, cmd);
+	FILE *f = popen(full, "r");
+	assert_non_null(f);
+	struct dv_buf b = DV_BUF_INIT;
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		dv_buf_add(&b, chunk, n);
+	pclose(f);
+	free(full);
+	free(cmd);
+	dv_buf_add(&b, "", 0);
+	return (char *)b.data;
+}
+
+static char *img_path(const char *name)
+{
+	return dv_asprintf("%s/%s", tmpdir, name);
+}
+
+/* Probes an image; returns the dv_disk_probe result. */
+static int probe(const char *name, bool all, bool allow, json_t **layout, struct dv_region_map *m,
+		 struct dv_err *err)
+{
+	struct dv_source src;
+	char *p = img_path(name);
+	assert_int_equal(dv_source_open(p, &src, err), 0);
+	free(p);
+	int r = dv_disk_probe(&src, all, allow, layout, m, err);
+	if (r == 0) {
+		/* The contract: ordered, contiguous, covering [0, size). */
+		uint64_t pos = 0;
+		for (size_t i = 0; i < m->n; i++) {
+			assert_int_equal(m->v[i].off, pos);
+			assert_true(m->v[i].len > 0);
+			if (i)
+				assert_int_not_equal(m->v[i].kind, m->v[i - 1].kind);
+			pos += m->v[i].len;
+		}
+		assert_int_equal(pos, src.size);
+		assert_int_equal(json_integer_value(json_object_get(*layout, "bytes_unused")),
+				 dv_region_map_bytes(m, DV_REGION_UNUSED));
+	} else {
+		assert_null(*layout);
+	}
+	dv_source_close(&src);
+	return r;
+}
+
+/* Bytes of [off, off+len) that lie in READ regions. */
+static uint64_t read_bytes_in(const struct dv_region_map *m, uint64_t off, uint64_t len)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < m->n; i++) {
+		if (m->v[i].kind != DV_REGION_READ)
+			continue;
+		uint64_t a = DV_MAX(off, m->v[i].off), b = DV_MIN(off + len, m->v[i].off + m->v[i].len);
+		if (a < b)
+			n += b - a;
+	}
+	return n;
+}
+
+static size_t nwarnings(const json_t *layout)
+{
+	return json_array_size(json_object_get(layout, "warnings"));
+}
+
+static bool warning_mentions(const json_t *layout, const char *what)
+{
+	const json_t *w = json_object_get(layout, "warnings");
+	for (size_t i = 0; i < json_array_size(w); i++)
+		if (strstr(json_string_value(json_array_get(w, i)), what))
+			return true;
+	return false;
+}
+
+static const json_t *part_by_number(const json_t *layout, int number)
+{
+	const json_t *ps = json_object_get(layout, "partitions");
+	for (size_t i = 0; i < json_array_size(ps); i++) {
+		const json_t *p = json_array_get(ps, i);
+		if (json_integer_value(json_object_get(p, "number")) == number)
+			return p;
+	}
+	return NULL;
+}
+
+static uint64_t jint(const json_t *o, const char *k)
+{
+	return (uint64_t)json_integer_value(json_object_get(o, k));
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+/* Value of KEY in `blkid -o export` output, or NULL; caller frees. */
+static char *export_value(const char *out, const char *key)
+{
+	size_t kl = strlen(key);
+	for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (!strncmp(l, key, kl) && l[kl] == '=') {
+			size_t n = strcspn(l + kl + 1, "\n");
+			char *v = dv_malloc(n + 1);
+			memcpy(v, l + kl + 1, n);
+			v[n] = 0;
+			return v;
+		}
+	}
+	return NULL;
+}
+
+static void assert_str_eq_or_null(const char *got, const char *want)
+{
+	if (!want)
+		assert_null(got);
+	else
+		assert_string_equal(got, want);
+}
+
+/*
+ * Checks the layout of an image against sfdisk --json and blkid -p:
+ * table type, identifier, and per partition start, size, type, UUID, name,
+ * bootable flag, filesystem type, UUID and label.
+ */
+static void check_against_tools(const char *name, const json_t *layout)
+{
+	char *js = capture("sfdisk --json '%s'", name);
+	json_error_t je;
+	json_t *sf = json_loads(js, 0, &je);
+	assert_non_null(sf);
+	const json_t *pt = json_object_get(sf, "partitiontable");
+	assert_string_equal(jstr(layout, "table"), jstr(pt, "label"));
+	const char *sid = jstr(pt, "id"), *lid = jstr(layout, "id");
+	if (!strncmp(sid, "0x", 2))
+		sid += 2;
+	assert_non_null(lid);
+	assert_int_equal(strcasecmp(sid, lid), 0);
+
+	const json_t *sps = json_object_get(pt, "partitions");
+	assert_int_equal(json_array_size(sps), json_array_size(json_object_get(layout, "partitions")));
+	for (size_t i = 0; i < json_array_size(sps); i++) {
+		const json_t *sp = json_array_get(sps, i);
+		const char *node = jstr(sp, "node");
+		int num = atoi(node + strlen(name));
+		const json_t *p = part_by_number(layout, num);
+		assert_non_null(p);
+		assert_int_equal(jint(p, "start"), jint(sp, "start") * 512);
+		assert_int_equal(jint(p, "size"), jint(sp, "size") * 512);
+		const char *st = jstr(sp, "type"), *lt = jstr(p, "type");
+		if (!strcmp(jstr(layout, "table"), "dos"))
+			assert_int_equal(strtoul(st, NULL, 16), strtoul(lt, NULL, 16));
+		else
+			assert_int_equal(strcasecmp(st, lt), 0);
+		if (jstr(sp, "uuid"))
+			assert_int_equal(strcasecmp(jstr(sp, "uuid"), jstr(p, "uuid")), 0);
+		assert_str_eq_or_null(jstr(p, "name"), jstr(sp, "name"));
+		if (!strcmp(jstr(layout, "table"), "dos"))
+			assert_int_equal(json_is_true(json_object_get(p, "bootable")),
+					 json_is_true(json_object_get(sp, "bootable")));
+
+		/* Filesystem as blkid sees it at that offset. */
+		if (json_is_true(json_object_get(p, "extended")))
+			continue;
+		char *out = capture("blkid -p -o export -O %llu -S %llu '%s' || true",
+				    (unsigned long long)jint(p, "start"), (unsigned long long)jint(p, "size"), name);
+		char *type = export_value(out, "TYPE"), *uuid = export_value(out, "UUID"),
+		     *label = export_value(out, "LABEL");
+		const json_t *fs = json_object_get(p, "fs");
+		if (!type) {
+			assert_true(json_is_null(fs));
+		} else {
+			assert_true(json_is_object(fs));
+			assert_string_equal(jstr(fs, "type"), type);
+			assert_str_eq_or_null(jstr(fs, "uuid"), uuid);
+			assert_str_eq_or_null(jstr(fs, "label"), label);
+		}
+		free(type);
+		free(uuid);
+		free(label);
+		free(out);
+	}
+	json_decref(sf);
+	free(js);
+}
+
+/*
+ * Every block dumpe2fs reports as not free (allocated, metadata included)
+ * in the ext filesystem at byte off must lie in a READ region.
+ */
+static void check_allocated_blocks_read(const char *name, uint64_t off, const struct dv_region_map *m)
+{
+	char *out = capture("dumpe2fs '%s?offset=%llu' 2>/dev/null", name, (unsigned long long)off);
+	uint64_t bs = 0, count = 0, first = 0;
+	const char *l;
+	assert_non_null(l = strstr(out, "\nBlock size:"));
+	bs = strtoull(l + 12, NULL, 10);
+	assert_non_null(l = strstr(out, "\nBlock count:"));
+	count = strtoull(l + 13, NULL, 10);
+	assert_non_null(l = strstr(out, "\nFirst block:"));
+	first = strtoull(l + 13, NULL, 10);
+	assert_true(bs >= 1024 && count > 0);
+
+	uint8_t *is_free = dv_calloc(count, 1);
+	for (l = strstr(out, "\n  Free blocks: "); l; l = strstr(l + 1, "\n  Free blocks: ")) {
+		const char *p = l + 16;
+		while (*p && *p != '\n') {
+			char *e;
+			uint64_t a = strtoull(p, &e, 10), b = a;
+			if (e == p)
+				break;
+			if (*e == '-')
+				b = strtoull(e + 1, &e, 10);
+			for (uint64_t k = a; k <= b && k < count; k++)
+				is_free[k] = 1;
+			p = e;
+			while (*p == ',' || *p == ' ')
+				p++;
+		}
+	}
+	uint64_t allocated = 0;
+	for (uint64_t k = 0; k < count; k++) {
+		if (is_free[k] && k >= first)
+			continue;
+		allocated++;
+		if (read_bytes_in(m, off + k * bs, bs) != bs)
+			fail_msg("allocated block %llu (byte %llu) is not in a READ region", (unsigned long long)k,
+				 (unsigned long long)(off + k * bs));
+	}
+	assert_true(allocated > 0);
+	free(is_free);
+	free(out);
+}
+
+/* ---- region composition --------------------------------------------------- */
+
+static void test_compose(void **state)
+{
+	(void)state;
+	struct dv_region_map m = {0};
+	struct dv_ivl_list u = {0}, p = {0};
+
+	dv_usedmap_compose(1000, &u, NULL, 1, &m);
+	assert_int_equal(m.n, 1);
+	assert_int_equal(m.v[0].len, 1000);
+
+	/* out of order, overlapping, touching, past the end */
+	dv_ivl_add(&u, 500, 100);
+	dv_ivl_add(&u, 100, 100);
+	dv_ivl_add(&u, 150, 100);
+	dv_ivl_add(&u, 250, 50);
+	dv_ivl_add(&u, 900, 500);
+	dv_usedmap_compose(1000, &u, NULL, 1, &m);
+	assert_int_equal(m.n, 6);
+	assert_int_equal(m.v[0].kind, DV_REGION_READ);
+	assert_int_equal(m.v[1].off, 100);
+	assert_int_equal(m.v[1].len, 200);
+	assert_int_equal(m.v[1].kind, DV_REGION_UNUSED);
+	assert_int_equal(m.v[3].off, 500);
+	assert_int_equal(m.v[5].off, 900);
+	assert_int_equal(m.v[5].len, 100);
+	assert_int_equal(dv_region_map_bytes(&m, DV_REGION_UNUSED), 400);
+
+	/* protection cuts holes; short runs are read */
+	dv_ivl_add(&p, 120, 10);
+	dv_ivl_add(&p, 0, 20);
+	dv_ivl_add(&p, 540, 100);
+	dv_usedmap_compose(1000, &u, &p, 30, &m);
+	/* unused left: [130,300) (170), [500,540) (40), [900,1000) (100); [100,120) is < 30 */
+	assert_int_equal(dv_region_map_bytes(&m, DV_REGION_UNUSED), 310);
+	assert_int_equal(read_bytes_in(&m, 120, 10), 10);
+	assert_int_equal(read_bytes_in(&m, 100, 20), 20);
+	assert_int_equal(read_bytes_in(&m, 540, 100), 100);
+
+	dv_ivl_release(&u);
+	dv_ivl_release(&p);
+	dv_region_map_release(&m);
+}
+
+/* ---- generated images ----------------------------------------------------- */
+
+static void test_gpt(void **state)
+{
+	(void)state;
+	assert_int_equal(sh("dv_mk_gpt gpt.img"), 0);
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	assert_int_equal(probe("gpt.img", false, false, &layout, &m, &err), 0);
+
+	check_against_tools("gpt.img", layout);
+	assert_string_equal(jstr(layout, "boot_mode"), "uefi+bios");
+	assert_string_equal(jstr(layout, "mode"), "used-blocks");
+	assert_true(json_is_null(json_object_get(layout, "filesystem")));
+	assert_int_equal(nwarnings(layout), 0);
+
+	/* ext4 root: few bytes read, all allocated blocks read */
+	const json_t *root = part_by_number(layout, 3);
+	assert_string_equal(jstr(root, "imaged"), "used-blocks");
+	uint64_t used = jint(json_object_get(root, "fs"), "used_bytes");
+	assert_true(used > 5 * MiB && used < 40 * MiB);
+	uint64_t rd = read_bytes_in(&m, 34 * MiB, 96 * MiB);
+	assert_true(rd < 96 * MiB / 2);
+	assert_true(rd >= used);
+	check_allocated_blocks_read("gpt.img", 34 * MiB, &m);
+
+	/* swap: the header page only */
+	assert_string_equal(jstr(part_by_number(layout, 4), "imaged"), "header-only");
+	assert_int_equal(read_bytes_in(&m, 130 * MiB, 32 * MiB), 4096);
+	/* BIOS boot, ESP, unknown, tables and the tail: whole */
+	assert_int_equal(read_bytes_in(&m, 0, 34 * MiB), 34 * MiB);
+	assert_int_equal(read_bytes_in(&m, 162 * MiB, 256 * MiB - 162 * MiB), 256 * MiB - 162 * MiB);
+	assert_true(json_is_null(json_object_get(part_by_number(layout, 5), "fs")));
+	assert_string_equal(jstr(part_by_number(layout, 5), "imaged"), "whole");
+	json_decref(layout);
+
+	/* --all-blocks: one READ region, layout still probed */
+	assert_int_equal(probe("gpt.img", true, false, &layout, &m, &err), 0);
+	assert_int_equal(m.n, 1);
+	assert_int_equal(m.v[0].kind, DV_REGION_READ);
+	assert_string_equal(jstr(layout, "mode"), "all-blocks");
+	assert_string_equal(jstr(part_by_number(layout, 3), "imaged"), "whole");
+	assert_true(jint(json_object_get(part_by_number(layout, 3), "fs"), "used_bytes") > 0);
+	check_against_tools("gpt.img", layout);
+	json_decref(layout);
+	dv_region_map_release(&m);
+}
+
+static void test_mbr(void **state)
+{
+	(void)state;
+	assert_int_equal(sh("dv_mk_mbr mbr.img"), 0);
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	assert_int_equal(probe("mbr.img", false, false, &layout, &m, &err), 0);
+	check_against_tools("mbr.img", layout);
+	assert_string_equal(jstr(layout, "table"), "dos");
+	assert_string_equal(jstr(layout, "boot_mode"), "uefi+bios");
+	assert_int_equal(nwarnings(layout), 0);
+	assert_string_equal(jstr(part_by_number(layout, 2), "imaged"), "used-blocks");
+	assert_string_equal(jstr(part_by_number(layout, 3), "imaged"), "whole");
+	assert_string_equal(jstr(part_by_number(layout, 5), "imaged"), "header-only");
+	assert_string_equal(jstr(part_by_number(layout, 6), "imaged"), "used-blocks");
+	assert_true(read_bytes_in(&m, 33 * MiB, 96 * MiB) < 48 * MiB);
+	check_allocated_blocks_read("mbr.img", 33 * MiB, &m);
+	check_allocated_blocks_read("mbr.img", 163 * MiB, &m); /* 1 KiB blocks */
+	/* the EBR area of the extended partition stays READ */
+	assert_int_equal(read_bytes_in(&m, 129 * MiB, MiB), MiB);
+	json_decref(layout);
+
+	/* no boot code: not BIOS-bootable any more */
+	assert_int_equal(sh("dd if=/dev/zero of=mbr.img bs=440 count=1 conv=notrunc status=none"), 0);
+	assert_int_equal(probe("mbr.img", false, false, &layout, &m, &err), 0);
+	assert_string_equal(jstr(layout, "boot_mode"), "uefi");
+	json_decref(layout);
+	dv_region_map_release(&m);
+}
+
+static void test_whole_disk_fs(void **state)
+{
+	(void)state;
+	assert_int_equal(sh("dv_mk_wholefs whole.img"), 0);
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	assert_int_equal(probe("whole.img", false, false, &layout, &m, &err), 0);
+	assert_string_equal(jstr(layout, "table"), "none");
+	assert_true(json_is_null(json_object_get(layout, "id")));
+	assert_string_equal(jstr(layout, "boot_mode"), "unknown");
+	const json_t *fs = json_object_get(layout, "filesystem");
+	assert_true(json_is_object(fs));
+	char *out = capture("blkid -p -o export whole.img");
+	char *uuid = export_value(out, "UUID"), *label = export_value(out, "LABEL");
+	assert_string_equal(jstr(fs, "type"), "ext4");
+	assert_string_equal(jstr(fs, "uuid"), uuid);
+	assert_string_equal(jstr(fs, "label"), label);
+	assert_int_equal(json_array_size(json_object_get(layout, "partitions")), 0);
+	assert_true(dv_region_map_bytes(&m, DV_REGION_UNUSED) > 32 * MiB);
+	check_allocated_blocks_read("whole.img", 0, &m);
+	free(uuid);
+	free(label);
+	free(out);
+	json_decref(layout);
+
+	/* an LVM PV or other non-fs signature on the whole disk is recorded, read whole */
+	assert_int_equal(sh("rm -f pv.img && truncate -s 16M pv.img && mkswap -q pv.img >/dev/null"), 0);
+	assert_int_equal(probe("pv.img", false, false, &layout, &m, &err), 0);
+	assert_string_equal(jstr(json_object_get(layout, "filesystem"), "type"), "swap");
+	assert_int_equal(dv_region_map_bytes(&m, DV_REGION_READ), 4096);
+	json_decref(layout);
+	dv_region_map_release(&m);
+}
+
+/* ---- hostile images ------------------------------------------------------- */
+
+static void test_past_end(void **state)
+{
+	(void)state;
+	/* A DOS table written for 256 MiB on an image cut to 150 MiB: partition
+	 * 2 (ext4, 33..129 MiB) is whole, the extended partition and its
+	 * logicals run past the end or start after it. */
+	assert_int_equal(sh("dv_mk_mbr cut.img && truncate -s 150M cut.img"), 0);
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	assert_int_equal(probe("cut.img", false, false, &layout, &m, &err), 0);
+	assert_true(nwarnings(layout) > 0);
+	assert_true(warning_mentions(layout, "past the end"));
+	/* everything after partition 2 is READ */
+	assert_int_equal(read_bytes_in(&m, 129 * MiB, 21 * MiB), 21 * MiB);
+	json_decref(layout);
+
+	/* a partition entry whose ext4 claims more than the disk holds */
+	assert_int_equal(sh("dv_mk_gpt cut2.img && truncate -s 100M cut2.img"), 0);
+	assert_int_equal(probe("cut2.img", false, false, &layout, &m, &err), 0);
+	/* whatever libblkid makes of the cut GPT, nothing of the ext4 is left out */
+	assert_int_equal(dv_region_map_bytes(&m, DV_REGION_UNUSED), 0);
+	json_decref(layout);
+	dv_region_map_release(&m);
+}
+
+/* Writes MBR partition entry idx (0-3) of img by hand (sfdisk refuses overlaps). */
+static void write_mbr_entry(const char *name, int idx, uint8_t type, uint32_t start, uint32_t size)
+{
+	uint8_t e[16] = {0};
+	e[4] = type;
+	for (int i = 0; i < 4; i++) {
+		e[8 + i] = (uint8_t)(start >> (8 * i));
+		e[12 + i] = (uint8_t)(size >> (8 * i));
+	}
+	char *p = img_path(name);
+	FILE *f = fopen(p, "r+b");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 446 + 16 * idx, SEEK_SET), 0);
+	assert_int_equal(fwrite(e, 1, sizeof e, f), sizeof e);
+	assert_int_equal(fclose(f), 0);
+	free(p);
+}
+
+static void test_overlap(void **state)
+{
+	(void)state;
+	/* Two MBR entries, both over the ext4 at 33 MiB: 1 = 33..129 MiB, 2 = 81..177 MiB. */
+	assert_int_equal(sh("dv_mk_mbr ov.img"), 0);
+	write_mbr_entry("ov.img", 0, 0x83, 67584, 196608);
+	write_mbr_entry("ov.img", 1, 0x83, 165888, 196608);
+	write_mbr_entry("ov.img", 2, 0, 0, 0);
+	write_mbr_entry("ov.img", 3, 0, 0, 0);
+	char *out = capture("sfdisk -d ov.img 2>/dev/null");
+	assert_non_null(strstr(out, "start=       67584"));
+	assert_non_null(strstr(out, "start=      165888"));
+	free(out);
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	assert_int_equal(probe("ov.img", false, false, &layout, &m, &err), 0);
+	assert_true(warning_mentions(layout, "overlap"));
+	assert_int_equal(dv_region_map_bytes(&m, DV_REGION_UNUSED), 0);
+	assert_string_equal(jstr(part_by_number(layout, 1), "imaged"), "whole");
+	assert_string_equal(jstr(part_by_number(layout, 2), "imaged"), "whole");
+	json_decref(layout);
+	dv_region_map_release(&m);
+}
+
+/* Overwrites the block bitmap of group 0 of the ext4 at byte off with `src`. */
+static int corrupt_bitmap(const char *img, uint64_t off, const char *src)
+{
+	return sh("bs=$(dumpe2fs -h '%s?offset=%llu' 2>/dev/null | awk '/^Block size:/ {print $3}') && "
+		  "b=$(dumpe2fs '%s?offset=%llu' 2>/dev/null | awk '/Block bitmap at/ {print $4; exit}') && "
+		  "dd if=%s of='%s' bs=$bs count=1 seek=$(( %llu / bs + b )) conv=notrunc status=none",
+		  img, (unsigned long long)off, img, (unsigned long long)off, src, img, (unsigned long long)off);
+}
+
+static void test_corrupt_bitmap(void **state)
+{
+	(void)state;
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+
+	/* metadata_csum: the checksum catches it */
+	assert_int_equal(sh("dv_mk_gpt bad.img"), 0);
+	assert_int_equal(corrupt_bitmap("bad.img", 34 * MiB, "/dev/urandom"), 0);
+	assert_int_equal(probe("bad.img", false, false, &layout, &m, &err), 0);
+	assert_true(warning_mentions(layout, "partition 3 (ext4)"));
+	assert_string_equal(jstr(part_by_number(layout, 3), "imaged"), "whole");
+	assert_int_equal(read_bytes_in(&m, 34 * MiB, 96 * MiB), 96 * MiB);
+	/* the others are still imaged as usual */
+	assert_string_equal(jstr(part_by_number(layout, 4), "imaged"), "header-only");
+	json_decref(layout);
+
+	/* no checksums: a zeroed bitmap contradicts the descriptors and the metadata */
+	assert_int_equal(sh("tree=$(mktemp -d) && dv_mk_tree $tree && rm -f nocs.img && truncate -s 64M nocs.img && "
+			    "dv_mk_ext4 nocs.img 0 $((64 * MiB)) nocs $tree -O ^metadata_csum,^uninit_bg && "
+			    "rm -rf $tree"),
+			 0);
+	assert_int_equal(probe("nocs.img", false, false, &layout, &m, &err), 0);
+	assert_int_equal(nwarnings(layout), 0);
+	assert_true(dv_region_map_bytes(&m, DV_REGION_UNUSED) > 0);
+	json_decref(layout);
+	assert_int_equal(corrupt_bitmap("nocs.img", 0, "/dev/zero"), 0);
+	assert_int_equal(probe("nocs.img", false, false, &layout, &m, &err), 0);
+	assert_int_equal(nwarnings(layout), 1);
+	assert_int_equal(dv_region_map_bytes(&m, DV_REGION_UNUSED), 0);
+	assert_string_equal(jstr(json_object_get(layout, "filesystem"), "imaged"), "whole");
+	json_decref(layout);
+	dv_region_map_release(&m);
+}
+
+static void test_needs_recovery(void **state)
+{
+	(void)state;
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	assert_int_equal(sh("dv_mk_gpt rec.img && debugfs -w -R 'feature needs_recovery' 'rec.img?offset=%llu' "
+			    ">/dev/null 2>&1",
+			    34 * MiB),
+			 0);
+	assert_int_equal(probe("rec.img", false, false, &layout, &m, &err), -DV_E_BUSY);
+	assert_int_equal(err.code, DV_E_BUSY);
+	assert_non_null(strstr(err.msg, "partition 3"));
+	assert_non_null(strstr(err.msg, "unmount"));
+	assert_non_null(strstr(err.msg, "snapshot"));
+	assert_int_equal(m.n, 0);
+
+	assert_int_equal(probe("rec.img", false, true, &layout, &m, &err), 0);
+	assert_true(warning_mentions(layout, "needs recovery"));
+	assert_string_equal(jstr(part_by_number(layout, 3), "imaged"), "whole");
+	assert_int_equal(read_bytes_in(&m, 34 * MiB, 96 * MiB), 96 * MiB);
+	json_decref(layout);
+	dv_region_map_release(&m);
+}
+
+static void test_garbage(void **state)
+{
+	(void)state;
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	/* random bytes, an empty file and a one-sector file: no crash, all READ */
+	assert_int_equal(sh("head -c 3000000 /dev/urandom > rnd.img && : > empty.img && "
+			    "printf '\\x55\\xaa' | dd of=tiny.img bs=1 seek=510 status=none"),
+			 0);
+	const char *names[] = {"rnd.img", "empty.img", "tiny.img"};
+	for (size_t i = 0; i < DV_ARRAY_SIZE(names); i++) {
+		assert_int_equal(probe(names[i], false, false, &layout, &m, &err), 0);
+		assert_int_equal(dv_region_map_bytes(&m, DV_REGION_UNUSED), 0);
+		json_decref(layout);
+	}
+	dv_region_map_release(&m);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	if (!mkdtemp(tmpdir))
+		return -1;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char *cmd = dv_asprintf("rm -rf '%s'", tmpdir);
+	int r = system(cmd);
+	free(cmd);
+	return r == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	if (system("command -v sfdisk mkfs.ext4 mkfs.vfat mkswap dumpe2fs debugfs blkid >/dev/null") != 0) {
+		fprintf(stderr, "test_disk: sfdisk, e2fsprogs, dosfstools and blkid are needed\n");
+		return 1;
+	}
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_compose),
+		cmocka_unit_test(test_gpt),
+		cmocka_unit_test(test_mbr),
+		cmocka_unit_test(test_whole_disk_fs),
+		cmocka_unit_test(test_past_end),
+		cmocka_unit_test(test_overlap),
+		cmocka_unit_test(test_corrupt_bitmap),
+		cmocka_unit_test(test_needs_recovery),
+		cmocka_unit_test(test_garbage),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
