@@ -1,0 +1,292 @@
+/*
+ * aws.h - diskvault's small AWS client: SigV4 signing, credentials and
+ * configuration (environment, shared files, instance metadata), an HTTP
+ * layer over libcurl with bounded retries, and the S3 calls the store needs.
+ *
+ * Only this folder includes curl.h and expat.h. Errors follow util.h: 0 or
+ * -DV_E_xxx with one line in struct dv_err. Remote failures are
+ * DV_E_REMOTE, a missing object is DV_E_NOT_FOUND. Messages name the S3
+ * error code, message, request id and the object key; they never contain
+ * a secret key, a session token or a signature.
+ *
+ * Thread safety: dv_sigv4_*, the INI and XML parsers are reentrant. A
+ * struct dv_s3 may be used from several threads at once (it keeps a pool of
+ * curl handles behind a mutex); configuration loading is not thread-safe
+ * (it reads the environment) and is meant to run once at startup.
+ */
+#ifndef DV_AWS_H
+#define DV_AWS_H
+
+#include "util/util.h"
+
+/* ---- credentials ----------------------------------------------------- */
+
+/* Owned strings; release with dv_aws_creds_release() (wipes the secret). */
+struct dv_aws_creds {
+	char *access_key_id;
+	char *secret_access_key;
+	char *session_token;  /* NULL when none */
+	int64_t expiration;   /* unix time, 0 = does not expire */
+	char source[48];      /* "env", "shared-credentials-file", "imds", ... */
+};
+void dv_aws_creds_release(struct dv_aws_creds *c);
+
+/* ---- SigV4 ----------------------------------------------------------- */
+
+/* A borrowed key/value pair (header or query parameter). */
+struct dv_aws_kv {
+	const char *key;
+	const char *value;
+};
+
+/* What is signed. path and query are *decoded*: the signer URI-encodes
+ * them once (S3 rule) and the HTTP layer sends the same encoding. headers
+ * are all signed and must include "Host". All pointers borrowed. */
+struct dv_sigv4_request {
+	const char *method;
+	const char *path;
+	const struct dv_aws_kv *query;
+	size_t n_query;
+	const struct dv_aws_kv *headers;
+	size_t n_headers;
+	const char *payload_hash;  /* lowercase hex SHA-256 or "UNSIGNED-PAYLOAD" */
+};
+
+struct dv_sigv4_params {
+	const char *region;
+	const char *service;
+	int64_t time;             /* unix seconds of the request */
+	bool normalize_path;      /* remove "." / ".." / "//" (never for S3) */
+	bool add_content_sha256;  /* sign x-amz-content-sha256: payload_hash */
+	bool omit_session_token;  /* token sent but not signed (old STS rule) */
+};
+
+/* Owned results; release with dv_sigv4_result_release(). */
+struct dv_sigv4_result {
+	struct dv_buf canonical_request;
+	struct dv_buf string_to_sign;
+	struct dv_buf authorization;   /* value of the Authorization header */
+	char signature[65];
+	char amz_date[17];             /* X-Amz-Date value, "20150830T123600Z" */
+};
+
+int dv_sigv4_sign(const struct dv_sigv4_request *req, const struct dv_aws_creds *creds,
+		  const struct dv_sigv4_params *params, struct dv_sigv4_result *out, struct dv_err *err) DV_WUR;
+void dv_sigv4_result_release(struct dv_sigv4_result *r);
+/* Appends the SigV4 URI encoding of s (unreserved bytes kept, '/' kept
+ * when keep_slash, everything else %XX upper case). */
+void dv_aws_uri_encode(struct dv_buf *out, const char *s, bool keep_slash);
+/* Percent-decodes s into out ("%zz" stays literal). */
+void dv_aws_uri_decode(struct dv_buf *out, const char *s, size_t n);
+/* Lowercase hex SHA-256 of data into out[65]. */
+void dv_aws_sha256_hex(char out[65], const void *data, size_t len);
+
+/* ---- shared config/credentials files (AWS INI dialect) ---------------- */
+
+/*
+ * Sections "[name]"; "key = value"; '#' and ';' start comment lines;
+ * a key with an empty value followed by indented "sub = value" lines
+ * stores them as "key.sub" (the nested form used for "s3 =" settings).
+ * Keys are matched case-sensitively after trimming; later duplicates win.
+ */
+struct dv_aws_ini;
+int dv_aws_ini_parse(const char *text, size_t len, struct dv_aws_ini **out, struct dv_err *err) DV_WUR;
+/* Borrowed value, or NULL. */
+const char *dv_aws_ini_get(const struct dv_aws_ini *ini, const char *section, const char *key);
+bool dv_aws_ini_has_section(const struct dv_aws_ini *ini, const char *section);
+void dv_aws_ini_free(struct dv_aws_ini *ini);
+
+/* ---- resolved configuration ------------------------------------------ */
+
+/* Explicit settings from the command line; NULL = not given. Borrowed. */
+struct dv_aws_options {
+	const char *profile;
+	const char *region;
+	const char *endpoint;
+};
+
+/* Owned strings; release with dv_aws_config_release(). */
+struct dv_aws_config {
+	char *profile;       /* profile used for files ("default") */
+	char *region;        /* never NULL after load ("us-east-1" fallback) */
+	char *endpoint;      /* custom endpoint URL, or NULL for AWS */
+	bool path_style;     /* true for custom endpoints unless configured */
+	char *config_path;   /* where they were looked for (messages) */
+	char *credentials_path;
+};
+
+/*
+ * Resolves region, endpoint and addressing style with the AWS CLI's
+ * precedence: explicit option, then environment (AWS_REGION,
+ * AWS_DEFAULT_REGION; AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL), then the
+ * profile in AWS_CONFIG_FILE or ~/.aws/config ("region", "endpoint_url",
+ * "s3.endpoint_url", "services" sections, "s3.addressing_style").
+ * AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true ignores all but the option.
+ */
+int dv_aws_config_load(const struct dv_aws_options *opt, struct dv_aws_config *cfg, struct dv_err *err) DV_WUR;
+void dv_aws_config_release(struct dv_aws_config *cfg);
+
+/*
+ * Finds credentials: environment (skipped when a profile was given as an
+ * option), then the profile in the shared credentials file, then the
+ * profile in the config file, then EC2 instance metadata (IMDSv2; skipped
+ * when AWS_EC2_METADATA_DISABLED=true; endpoint overridable with
+ * AWS_EC2_METADATA_SERVICE_ENDPOINT). Missing credentials are DV_E_USAGE.
+ */
+int dv_aws_creds_load(const struct dv_aws_options *opt, const struct dv_aws_config *cfg, struct dv_aws_creds *out,
+		      struct dv_err *err) DV_WUR;
+
+/* ---- S3 response parsing (expat) -------------------------------------- */
+
+/* All strings owned; each *_release frees. Parsers reject DOCTYPEs,
+ * entity declarations, nesting deeper than 16 and text longer than 64 KiB
+ * (DV_E_REMOTE "malformed response"). */
+struct dv_s3_error {
+	char *code;
+	char *message;
+	char *request_id;
+	char *key;
+};
+int dv_s3_parse_error(const char *xml, size_t len, struct dv_s3_error *out, struct dv_err *err) DV_WUR;
+void dv_s3_error_release(struct dv_s3_error *e);
+
+struct dv_s3_object {
+	char *key;
+	uint64_t size;
+	char *etag;
+};
+struct dv_s3_list {
+	struct dv_s3_object *objects;
+	size_t n;
+	bool truncated;
+	char *next_token;  /* NextContinuationToken */
+};
+int dv_s3_parse_list_objects(const char *xml, size_t len, struct dv_s3_list *out, struct dv_err *err) DV_WUR;
+void dv_s3_list_release(struct dv_s3_list *l);
+
+/* InitiateMultipartUploadResult: *upload_id is malloc'ed. */
+int dv_s3_parse_initiate(const char *xml, size_t len, char **upload_id, struct dv_err *err) DV_WUR;
+
+struct dv_s3_part {
+	unsigned number;
+	uint64_t size;
+	char *etag;   /* with the quotes S3 sends */
+};
+struct dv_s3_parts {
+	struct dv_s3_part *parts;
+	size_t n;
+	bool truncated;
+	unsigned next_marker;  /* NextPartNumberMarker */
+};
+int dv_s3_parse_list_parts(const char *xml, size_t len, struct dv_s3_parts *out, struct dv_err *err) DV_WUR;
+void dv_s3_parts_release(struct dv_s3_parts *p);
+
+struct dv_s3_upload {
+	char *key;
+	char *upload_id;
+	char *initiated;
+};
+struct dv_s3_uploads {
+	struct dv_s3_upload *uploads;
+	size_t n;
+	bool truncated;
+	char *next_key_marker;
+	char *next_upload_id_marker;
+};
+int dv_s3_parse_list_uploads(const char *xml, size_t len, struct dv_s3_uploads *out, struct dv_err *err) DV_WUR;
+void dv_s3_uploads_release(struct dv_s3_uploads *u);
+
+/* CompleteMultipartUploadResult. S3 may answer 200 with an <Error> body:
+ * then *is_error is set and e is filled. *etag is malloc'ed otherwise. */
+int dv_s3_parse_complete(const char *xml, size_t len, char **etag, bool *is_error, struct dv_s3_error *e,
+			 struct dv_err *err) DV_WUR;
+
+/* ---- S3 client -------------------------------------------------------- */
+
+/*
+ * One bucket on one endpoint. Requests are signed, reuse connections and
+ * are retried with exponential backoff and full jitter on connection
+ * errors, timeouts, 500/502/503/504, 429, SlowDown and RequestTimeout, for
+ * at most max_attempts and max_retry_seconds; other 4xx fail at once.
+ */
+struct dv_s3;
+
+struct dv_s3_settings {
+	unsigned max_attempts;       /* default 10 (DISKVAULT_S3_MAX_ATTEMPTS) */
+	double max_retry_seconds;    /* default 600 (DISKVAULT_S3_RETRY_SECONDS) */
+	long connect_timeout;        /* seconds, default 10 */
+	long stall_timeout;          /* seconds below 1 KiB/s, default 60 */
+	unsigned connections;        /* parallel requests for multipart, default 4 */
+};
+
+/* cfg and creds are copied. Caller frees with dv_s3_free(). */
+int dv_s3_new(const struct dv_aws_config *cfg, const struct dv_aws_creds *creds, const char *bucket,
+	      const struct dv_s3_settings *settings, struct dv_s3 **out, struct dv_err *err) DV_WUR;
+void dv_s3_free(struct dv_s3 *s3);
+/* "endpoint/bucket" for messages and state keys. Borrowed. */
+const char *dv_s3_describe(const struct dv_s3 *s3);
+
+/* Per-object write options (borrowed; NULL members = server default). */
+struct dv_s3_put_opts {
+	const char *storage_class;
+	const char *sse;          /* "AES256" or "aws:kms" */
+	const char *sse_kms_key_id;
+};
+
+/* 0, or DV_E_NOT_FOUND when the bucket does not exist. */
+int dv_s3_head_bucket(struct dv_s3 *s3, struct dv_err *err) DV_WUR;
+int dv_s3_put_object(struct dv_s3 *s3, const char *key, const void *data, size_t len,
+		     const struct dv_s3_put_opts *opts, struct dv_err *err) DV_WUR;
+/* whole: reads all (more than cap is DV_E_CORRUPT); else exactly len bytes
+ * at off (short is DV_E_CORRUPT "truncated"). out is replaced. */
+int dv_s3_get_object(struct dv_s3 *s3, const char *key, uint64_t off, size_t len, bool whole, size_t cap,
+		     struct dv_buf *out, struct dv_err *err) DV_WUR;
+int dv_s3_head_object(struct dv_s3 *s3, const char *key, uint64_t *size, struct dv_err *err) DV_WUR;
+/* fn(key, size, ctx) for every key under prefix, ListObjectsV2 pages. */
+typedef int (*dv_s3_list_fn)(const char *key, uint64_t size, void *ctx);
+int dv_s3_list_objects(struct dv_s3 *s3, const char *prefix, dv_s3_list_fn fn, void *ctx, struct dv_err *err) DV_WUR;
+/* Deleting a missing key is not an error. */
+int dv_s3_delete_object(struct dv_s3 *s3, const char *key, struct dv_err *err) DV_WUR;
+
+/* Multipart. *upload_id is malloc'ed. */
+int dv_s3_create_multipart(struct dv_s3 *s3, const char *key, const struct dv_s3_put_opts *opts, char **upload_id,
+			   struct dv_err *err) DV_WUR;
+/* All parts of an upload (follows NextPartNumberMarker). out owned. */
+int dv_s3_list_parts(struct dv_s3 *s3, const char *key, const char *upload_id, struct dv_s3_parts *out,
+		     struct dv_err *err) DV_WUR;
+
+/* One part to send from a file: filled by the caller except etag. */
+struct dv_s3_part_job {
+	unsigned number;
+	uint64_t offset;
+	uint64_t size;
+	char md5_b64[25];      /* Content-MD5 */
+	char sha256_hex[65];   /* x-amz-content-sha256 (signed) */
+	char *etag;            /* out: malloc'ed ETag on success */
+	int result;            /* out: 0 or -DV_E_xxx */
+};
+/* Called (from the calling thread) after each finished part, in completion
+ * order; a negative return stops the upload. */
+typedef int (*dv_s3_part_done_fn)(struct dv_s3_part_job *job, void *ctx);
+/* Uploads jobs from fd with up to settings.connections requests in flight
+ * (curl multi); each part is retried on its own. Returns the first error. */
+int dv_s3_upload_parts(struct dv_s3 *s3, const char *key, const char *upload_id, int fd, struct dv_s3_part_job *jobs,
+		       size_t n, dv_s3_part_done_fn done, void *ctx, struct dv_err *err) DV_WUR;
+/* parts in ascending number order with their ETags. */
+int dv_s3_complete_multipart(struct dv_s3 *s3, const char *key, const char *upload_id,
+			     const struct dv_s3_part *parts, size_t n, struct dv_err *err) DV_WUR;
+int dv_s3_abort_multipart(struct dv_s3 *s3, const char *key, const char *upload_id, struct dv_err *err) DV_WUR;
+/* fn for every unfinished upload under prefix (follows markers). */
+typedef int (*dv_s3_upload_fn)(const struct dv_s3_upload *u, void *ctx);
+int dv_s3_list_uploads(struct dv_s3 *s3, const char *prefix, dv_s3_upload_fn fn, void *ctx, struct dv_err *err) DV_WUR;
+
+/* Counters since dv_s3_new (requests include retries). */
+struct dv_s3_stats {
+	uint64_t requests;
+	uint64_t retries;
+	uint64_t bytes_sent;
+	uint64_t bytes_received;
+};
+void dv_s3_get_stats(struct dv_s3 *s3, struct dv_s3_stats *out);
+
+#endif

@@ -1,0 +1,310 @@
+/*
+ * Region, endpoint and credentials, resolved the way the AWS CLI resolves
+ * them, so a user's existing setup works unchanged. Secrets are only ever
+ * copied into struct dv_aws_creds, never into messages.
+ */
+#include "aws.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AWS_FILE_CAP (1u << 20)
+
+static const char *env(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : NULL;
+}
+
+static bool env_true(const char *name)
+{
+	const char *v = env(name);
+	return v && !strcasecmp(v, "true");
+}
+
+static char *home_path(const char *rel)
+{
+	const char *home = env("HOME");
+	return dv_asprintf("%s/%s", home ? home : "", rel);
+}
+
+/* Missing file = NULL ini and success; unreadable or malformed = error. */
+static int load_ini(const char *path, struct dv_aws_ini **ini, struct dv_err *err)
+{
+	struct dv_buf b = DV_BUF_INIT;
+	*ini = NULL;
+	struct dv_err e2;
+	int r = dv_read_file(path, AWS_FILE_CAP, &b, &e2);
+	if (r < 0) {
+		dv_buf_release(&b);
+		if (r == -DV_E_NOT_FOUND || strstr(e2.msg, "No such file"))
+			return 0;
+		return dv_error(err, DV_E_USAGE, "%s: %s", path, e2.msg);
+	}
+	r = dv_aws_ini_parse(b.data ? (char *)b.data : "", b.len, ini, &e2);
+	if (b.data)
+		explicit_bzero(b.data, b.len);
+	dv_buf_release(&b);
+	if (r < 0)
+		return dv_error(err, DV_E_USAGE, "%s: %s", path, e2.msg);
+	return 0;
+}
+
+static char *config_section(const char *profile)
+{
+	return strcmp(profile, "default") ? dv_asprintf("profile %s", profile) : dv_strdup("default");
+}
+
+void dv_aws_config_release(struct dv_aws_config *cfg)
+{
+	free(cfg->profile);
+	free(cfg->region);
+	free(cfg->endpoint);
+	free(cfg->config_path);
+	free(cfg->credentials_path);
+	memset(cfg, 0, sizeof *cfg);
+}
+
+int dv_aws_config_load(const struct dv_aws_options *opt, struct dv_aws_config *cfg, struct dv_err *err)
+{
+	memset(cfg, 0, sizeof *cfg);
+	const char *profile = opt && opt->profile ? opt->profile : env("AWS_PROFILE");
+	if (!profile)
+		profile = env("AWS_DEFAULT_PROFILE");
+	cfg->profile = dv_strdup(profile ? profile : "default");
+	cfg->config_path = env("AWS_CONFIG_FILE") ? dv_strdup(env("AWS_CONFIG_FILE")) : home_path(".aws/config");
+	cfg->credentials_path = env("AWS_SHARED_CREDENTIALS_FILE") ? dv_strdup(env("AWS_SHARED_CREDENTIALS_FILE"))
+								   : home_path(".aws/credentials");
+	struct dv_aws_ini *ini = NULL;
+	int r = load_ini(cfg->config_path, &ini, err);
+	if (r < 0) {
+		dv_aws_config_release(cfg);
+		return r;
+	}
+	char *sec = config_section(cfg->profile);
+	if (profile && strcmp(profile, "default") && !dv_aws_ini_has_section(ini, sec)) {
+		/* a named profile may live only in the credentials file */
+		struct dv_aws_ini *cini = NULL;
+		r = load_ini(cfg->credentials_path, &cini, err);
+		bool found = r == 0 && dv_aws_ini_has_section(cini, cfg->profile);
+		dv_aws_ini_free(cini);
+		if (!found) {
+			if (r == 0)
+				r = dv_error(err, DV_E_USAGE, "AWS profile '%s' not found in %s or %s", cfg->profile,
+					     cfg->config_path, cfg->credentials_path);
+			free(sec);
+			dv_aws_ini_free(ini);
+			dv_aws_config_release(cfg);
+			return r;
+		}
+	}
+
+	const char *region = opt && opt->region ? opt->region : env("AWS_REGION");
+	if (!region)
+		region = env("AWS_DEFAULT_REGION");
+	if (!region)
+		region = dv_aws_ini_get(ini, sec, "region");
+	cfg->region = dv_strdup(region && *region ? region : "us-east-1");
+
+	const char *ep = opt ? opt->endpoint : NULL;
+	if (!ep && !env_true("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")) {
+		ep = env("AWS_ENDPOINT_URL_S3");
+		if (!ep)
+			ep = env("AWS_ENDPOINT_URL");
+		if (!ep) {
+			const char *services = dv_aws_ini_get(ini, sec, "services");
+			if (services) {
+				char *ss = dv_asprintf("services %s", services);
+				ep = dv_aws_ini_get(ini, ss, "s3.endpoint_url");
+				free(ss);
+			}
+		}
+		if (!ep)
+			ep = dv_aws_ini_get(ini, sec, "s3.endpoint_url");
+		if (!ep)
+			ep = dv_aws_ini_get(ini, sec, "endpoint_url");
+	}
+	if (ep && *ep) {
+		size_t n = strlen(ep);
+		while (n > 0 && ep[n - 1] == '/')
+			n--;
+		cfg->endpoint = dv_asprintf("%.*s", (int)n, ep);
+		if (strncmp(cfg->endpoint, "http://", 7) && strncmp(cfg->endpoint, "https://", 8)) {
+			r = dv_error(err, DV_E_USAGE, "endpoint '%s' must start with http:// or https://", cfg->endpoint);
+			free(sec);
+			dv_aws_ini_free(ini);
+			dv_aws_config_release(cfg);
+			return r;
+		}
+	}
+	cfg->path_style = cfg->endpoint != NULL;
+	const char *style = env("DISKVAULT_S3_ADDRESSING");
+	if (!style)
+		style = dv_aws_ini_get(ini, sec, "s3.addressing_style");
+	if (style && !strcmp(style, "path"))
+		cfg->path_style = true;
+	else if (style && !strcmp(style, "virtual"))
+		cfg->path_style = false;
+	free(sec);
+	dv_aws_ini_free(ini);
+	return 0;
+}
+
+/* ---- credentials ----------------------------------------------------- */
+
+static void set_creds(struct dv_aws_creds *c, const char *id, const char *secret, const char *token, const char *src)
+{
+	c->access_key_id = dv_strdup(id);
+	c->secret_access_key = dv_strdup(secret);
+	c->session_token = token && *token ? dv_strdup(token) : NULL;
+	snprintf(c->source, sizeof c->source, "%s", src);
+}
+
+static int from_file(const char *path, const char *section, struct dv_aws_creds *out, const char *src, bool *found,
+		     struct dv_err *err)
+{
+	struct dv_aws_ini *ini = NULL;
+	int r = load_ini(path, &ini, err);
+	if (r < 0)
+		return r;
+	const char *id = dv_aws_ini_get(ini, section, "aws_access_key_id");
+	const char *secret = dv_aws_ini_get(ini, section, "aws_secret_access_key");
+	if (id && secret && *id && *secret) {
+		set_creds(out, id, secret, dv_aws_ini_get(ini, section, "aws_session_token"), src);
+		*found = true;
+	}
+	dv_aws_ini_free(ini);
+	return 0;
+}
+
+struct membuf {
+	struct dv_buf b;
+	size_t cap;
+};
+
+static size_t mem_write(char *p, size_t sz, size_t n, void *ud)
+{
+	struct membuf *m = ud;
+	if (m->b.len + sz * n > m->cap)
+		return 0;
+	dv_buf_add(&m->b, p, sz * n);
+	return sz * n;
+}
+
+/* One IMDS call; returns HTTP status or -1. */
+static long imds_call(CURL *c, const char *url, const char *method, struct curl_slist *hdrs, struct membuf *m)
+{
+	dv_buf_reset(&m->b);
+	curl_easy_reset(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, mem_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, m);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	if (curl_easy_perform(c) != CURLE_OK)
+		return -1;
+	long code = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	return code;
+}
+
+/* IMDSv2: PUT a session token, then read the role's credentials. */
+static int from_imds(struct dv_aws_creds *out, bool *found, struct dv_err *err)
+{
+	if (env_true("AWS_EC2_METADATA_DISABLED"))
+		return 0;
+	const char *base = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+	if (!base)
+		base = "http://169.254.169.254";
+	size_t bl = strlen(base);
+	while (bl && base[bl - 1] == '/')
+		bl--;
+	CURL *c = curl_easy_init();
+	if (!c)
+		return dv_error(err, DV_E_NOMEM, "curl_easy_init failed");
+	struct membuf m = {DV_BUF_INIT, 64 * 1024};
+	int r = 0;
+	struct curl_slist *h = curl_slist_append(NULL, "X-aws-ec2-metadata-token-ttl-seconds: 21600");
+	char *url = dv_asprintf("%.*s/latest/api/token", (int)bl, base);
+	long code = imds_call(c, url, "PUT", h, &m);
+	free(url);
+	curl_slist_free_all(h);
+	h = NULL;
+	if (code != 200 || !m.b.len)
+		goto out; /* not on EC2 (or IMDS off): no credentials from here */
+	char *th = dv_asprintf("X-aws-ec2-metadata-token: %s", (char *)m.b.data);
+	h = curl_slist_append(NULL, th);
+	explicit_bzero(th, strlen(th));
+	free(th);
+	url = dv_asprintf("%.*s/latest/meta-data/iam/security-credentials/", (int)bl, base);
+	code = imds_call(c, url, "GET", h, &m);
+	free(url);
+	if (code != 200 || !m.b.len)
+		goto out;
+	char *role = dv_asprintf("%.*s", (int)strcspn((char *)m.b.data, "\r\n"), (char *)m.b.data);
+	url = dv_asprintf("%.*s/latest/meta-data/iam/security-credentials/%s", (int)bl, base, role);
+	free(role);
+	code = imds_call(c, url, "GET", h, &m);
+	free(url);
+	if (code != 200) {
+		r = dv_error(err, DV_E_REMOTE, "instance metadata: credentials request answered HTTP %ld", code);
+		goto out;
+	}
+	json_error_t je;
+	json_t *j = json_loadb((char *)m.b.data, m.b.len, 0, &je);
+	const char *id = json_string_value(json_object_get(j, "AccessKeyId"));
+	const char *secret = json_string_value(json_object_get(j, "SecretAccessKey"));
+	const char *token = json_string_value(json_object_get(j, "Token"));
+	const char *exp = json_string_value(json_object_get(j, "Expiration"));
+	if (!id || !secret) {
+		r = dv_error(err, DV_E_REMOTE, "instance metadata: malformed credentials document");
+	} else {
+		set_creds(out, id, secret, token, "imds");
+		int64_t t;
+		if (exp && dv_parse_time(exp, &t) == 0)
+			out->expiration = t;
+		*found = true;
+	}
+	json_decref(j);
+	explicit_bzero(m.b.data, m.b.len);
+out:
+	curl_slist_free_all(h);
+	dv_buf_release(&m.b);
+	curl_easy_cleanup(c);
+	return r;
+}
+
+int dv_aws_creds_load(const struct dv_aws_options *opt, const struct dv_aws_config *cfg, struct dv_aws_creds *out,
+		      struct dv_err *err)
+{
+	memset(out, 0, sizeof *out);
+	bool found = false;
+	/* An explicit --profile outranks the environment (AWS CLI rule). */
+	if (!(opt && opt->profile)) {
+		const char *id = env("AWS_ACCESS_KEY_ID"), *secret = env("AWS_SECRET_ACCESS_KEY");
+		if (id && secret) {
+			set_creds(out, id, secret, env("AWS_SESSION_TOKEN"), "env");
+			return 0;
+		}
+	}
+	int r = from_file(cfg->credentials_path, cfg->profile, out, "shared-credentials-file", &found, err);
+	if (r < 0 || found)
+		return r;
+	char *sec = config_section(cfg->profile);
+	r = from_file(cfg->config_path, sec, out, "config-file", &found, err);
+	free(sec);
+	if (r < 0 || found)
+		return r;
+	r = from_imds(out, &found, err);
+	if (r < 0 || found)
+		return r;
+	return dv_error(err, DV_E_USAGE,
+			"no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or profile '%s' in %s",
+			cfg->profile, cfg->credentials_path);
+}

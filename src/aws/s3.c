@@ -1,0 +1,1028 @@
+/*
+ * S3 over libcurl. One struct dv_s3 per bucket holds a pool of easy handles
+ * (each keeps its connections alive between requests) so several threads
+ * can issue requests at once. Every attempt is signed afresh (the date is
+ * part of the signature). Multipart parts go out through curl multi with a
+ * bounded number in flight, each retried on its own.
+ *
+ * Retry policy: connection errors, timeouts, 5xx, 429, SlowDown and
+ * RequestTimeout are retried with exponential backoff and full jitter
+ * (sleep uniform in [0, min(20 s, 0.25 s * 2^attempt)]) until max_attempts
+ * or max_retry_seconds; everything else fails at once with the server's
+ * error code, message and request id.
+ */
+#include "aws.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S3_XML_CAP (16u << 20)
+#define S3_ERR_CAP (64u << 10)
+#define S3_POOL_MAX 64
+#define S3_MAX_QUERY 8
+#define S3_MAX_HDRS 10
+
+struct dv_s3 {
+	struct dv_aws_creds creds;
+	char *region;
+	char *bucket;
+	char *origin;      /* "http://127.0.0.1:4571" */
+	char *host;        /* Host header */
+	char *base_path;   /* "" or "/bucket" (path style), may carry endpoint path */
+	char *desc;
+	struct dv_s3_settings set;
+	pthread_mutex_t lock;
+	CURL *pool[S3_POOL_MAX];
+	size_t npool;
+	struct dv_s3_stats stats;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+/* One request and its outcome. */
+struct req {
+	const char *method;
+	const char *key;  /* object key, NULL for the bucket */
+	struct dv_aws_kv query[S3_MAX_QUERY];
+	size_t nq;
+	struct dv_aws_kv hdr[S3_MAX_HDRS];
+	size_t nh;
+	/* body: memory or a file range */
+	const uint8_t *body;
+	int fd;
+	uint64_t body_off, body_len, pos;
+	bool has_body;
+	const char *payload_hash;  /* hex; NULL = hash of memory body */
+	char body_hash[65];
+	/* response */
+	struct dv_buf *resp;  /* where the body goes (own buffer unless set) */
+	struct dv_buf own;
+	size_t cap;
+	bool too_big;
+	bool head;
+	long status;
+	char etag[256];
+	char request_id[128];
+	uint64_t content_length;
+	bool have_cl;
+	char range_hdr[64];
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+static void req_init(struct req *rq, const char *method, const char *key)
+{
+	memset(rq, 0, sizeof *rq);
+	rq->method = method;
+	rq->key = key;
+	rq->fd = -1;
+	rq->resp = &rq->own;
+	rq->cap = S3_XML_CAP;
+}
+
+static void req_release(struct req *rq) { dv_buf_release(&rq->own); }
+
+static void add_q(struct req *rq, const char *k, const char *v)
+{
+	if (rq->nq >= S3_MAX_QUERY)
+		DV_BUG("too many query parameters");
+	rq->query[rq->nq].key = k;
+	rq->query[rq->nq++].value = v;
+}
+
+static void add_h(struct req *rq, const char *k, const char *v)
+{
+	if (rq->nh >= S3_MAX_HDRS)
+		DV_BUG("too many headers");
+	rq->hdr[rq->nh].key = k;
+	rq->hdr[rq->nh++].value = v;
+}
+
+static void stat_add(uint64_t *p, uint64_t v) { __atomic_add_fetch(p, v, __ATOMIC_RELAXED); }
+
+/* ---- setup ----------------------------------------------------------- */
+
+static char *settings_env(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v ? (char *)v : NULL;
+}
+
+int dv_s3_new(const struct dv_aws_config *cfg, const struct dv_aws_creds *creds, const char *bucket,
+	      const struct dv_s3_settings *settings, struct dv_s3 **out, struct dv_err *err)
+{
+	pthread_once(&curl_once, curl_init_once);
+	if (!bucket || !*bucket || strchr(bucket, '/'))
+		return dv_error(err, DV_E_USAGE, "invalid S3 bucket name '%s'", bucket ? bucket : "");
+	struct dv_s3 *s3 = dv_calloc(1, sizeof *s3);
+	s3->creds.access_key_id = dv_strdup(creds->access_key_id);
+	s3->creds.secret_access_key = dv_strdup(creds->secret_access_key);
+	s3->creds.session_token = creds->session_token ? dv_strdup(creds->session_token) : NULL;
+	s3->creds.expiration = creds->expiration;
+	memcpy(s3->creds.source, creds->source, sizeof s3->creds.source);
+	s3->region = dv_strdup(cfg->region ? cfg->region : "us-east-1");
+	s3->bucket = dv_strdup(bucket);
+	pthread_mutex_init(&s3->lock, NULL);
+	if (settings)
+		s3->set = *settings;
+	if (!s3->set.max_attempts)
+		s3->set.max_attempts = settings_env("DISKVAULT_S3_MAX_ATTEMPTS")
+					       ? (unsigned)atoi(settings_env("DISKVAULT_S3_MAX_ATTEMPTS"))
+					       : 10;
+	if (s3->set.max_attempts < 1)
+		s3->set.max_attempts = 1;
+	if (s3->set.max_retry_seconds <= 0)
+		s3->set.max_retry_seconds = settings_env("DISKVAULT_S3_RETRY_SECONDS")
+						    ? atof(settings_env("DISKVAULT_S3_RETRY_SECONDS"))
+						    : 600;
+	if (!s3->set.connect_timeout)
+		s3->set.connect_timeout = 10;
+	if (!s3->set.stall_timeout)
+		s3->set.stall_timeout = settings_env("DISKVAULT_S3_STALL_SECONDS")
+						? atol(settings_env("DISKVAULT_S3_STALL_SECONDS"))
+						: 60;
+	if (!s3->set.connections)
+		s3->set.connections = settings_env("DISKVAULT_S3_CONNECTIONS")
+					      ? (unsigned)atoi(settings_env("DISKVAULT_S3_CONNECTIONS"))
+					      : 4;
+	if (s3->set.connections < 1)
+		s3->set.connections = 1;
+	if (s3->set.connections > 32)
+		s3->set.connections = 32;
+
+	bool path_style = cfg->path_style || strchr(bucket, '.');
+	if (cfg->endpoint) {
+		const char *ep = cfg->endpoint;
+		const char *hs = strstr(ep, "://") + 3;
+		const char *pe = strchr(hs, '/');
+		size_t hl = pe ? (size_t)(pe - hs) : strlen(hs);
+		const char *epath = pe ? pe : "";
+		if (hl == 0) {
+			dv_s3_free(s3);
+			return dv_error(err, DV_E_USAGE, "endpoint '%s' has no host", ep);
+		}
+		char *scheme = dv_asprintf("%.*s", (int)(hs - ep), ep);
+		if (path_style) {
+			s3->host = dv_asprintf("%.*s", (int)hl, hs);
+			s3->base_path = dv_asprintf("%s/%s", epath, bucket);
+		} else {
+			s3->host = dv_asprintf("%s.%.*s", bucket, (int)hl, hs);
+			s3->base_path = dv_strdup(epath);
+		}
+		s3->origin = dv_asprintf("%s%s", scheme, s3->host);
+		free(scheme);
+	} else {
+		if (path_style) {
+			s3->host = dv_asprintf("s3.%s.amazonaws.com", s3->region);
+			s3->base_path = dv_asprintf("/%s", bucket);
+		} else {
+			s3->host = dv_asprintf("%s.s3.%s.amazonaws.com", bucket, s3->region);
+			s3->base_path = dv_strdup("");
+		}
+		s3->origin = dv_asprintf("https://%s", s3->host);
+	}
+	s3->desc = dv_asprintf("s3://%s (%s)", bucket, cfg->endpoint ? cfg->endpoint : s3->host);
+	*out = s3;
+	return 0;
+}
+
+void dv_s3_free(struct dv_s3 *s3)
+{
+	if (!s3)
+		return;
+	for (size_t i = 0; i < s3->npool; i++)
+		curl_easy_cleanup(s3->pool[i]);
+	pthread_mutex_destroy(&s3->lock);
+	dv_aws_creds_release(&s3->creds);
+	free(s3->region);
+	free(s3->bucket);
+	free(s3->origin);
+	free(s3->host);
+	free(s3->base_path);
+	free(s3->desc);
+	free(s3);
+}
+
+const char *dv_s3_describe(const struct dv_s3 *s3) { return s3->desc; }
+
+void dv_s3_get_stats(struct dv_s3 *s3, struct dv_s3_stats *out)
+{
+	out->requests = __atomic_load_n(&s3->stats.requests, __ATOMIC_RELAXED);
+	out->retries = __atomic_load_n(&s3->stats.retries, __ATOMIC_RELAXED);
+	out->bytes_sent = __atomic_load_n(&s3->stats.bytes_sent, __ATOMIC_RELAXED);
+	out->bytes_received = __atomic_load_n(&s3->stats.bytes_received, __ATOMIC_RELAXED);
+}
+
+static CURL *pool_get(struct dv_s3 *s3)
+{
+	CURL *c = NULL;
+	pthread_mutex_lock(&s3->lock);
+	if (s3->npool)
+		c = s3->pool[--s3->npool];
+	pthread_mutex_unlock(&s3->lock);
+	if (!c && !(c = curl_easy_init()))
+		DV_BUG("curl_easy_init failed");
+	return c;
+}
+
+static void pool_put(struct dv_s3 *s3, CURL *c)
+{
+	pthread_mutex_lock(&s3->lock);
+	if (s3->npool < S3_POOL_MAX) {
+		s3->pool[s3->npool++] = c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&s3->lock);
+	if (c)
+		curl_easy_cleanup(c);
+}
+
+/* ---- callbacks ------------------------------------------------------- */
+
+static size_t read_cb(char *buf, size_t sz, size_t n, void *ud)
+{
+	struct req *rq = ud;
+	size_t want = sz * n;
+	uint64_t left = rq->body_len - rq->pos;
+	if (want > left)
+		want = (size_t)left;
+	if (!want)
+		return 0;
+	if (rq->body) {
+		memcpy(buf, rq->body + rq->pos, want);
+	} else {
+		ssize_t got;
+		do
+			got = pread(rq->fd, buf, want, (off_t)(rq->body_off + rq->pos));
+		while (got < 0 && errno == EINTR);
+		if (got <= 0)
+			return CURL_READFUNC_ABORT;
+		want = (size_t)got;
+	}
+	rq->pos += want;
+	return want;
+}
+
+static int seek_cb(void *ud, curl_off_t off, int origin)
+{
+	struct req *rq = ud;
+	if (origin != SEEK_SET || off < 0 || (uint64_t)off > rq->body_len)
+		return CURL_SEEKFUNC_FAIL;
+	rq->pos = (uint64_t)off;
+	return CURL_SEEKFUNC_OK;
+}
+
+static size_t write_cb(char *p, size_t sz, size_t n, void *ud)
+{
+	struct req *rq = ud;
+	size_t len = sz * n;
+	if (rq->resp->len + len > rq->cap) {
+		rq->too_big = true;
+		return 0;
+	}
+	dv_buf_add(rq->resp, p, len);
+	return len;
+}
+
+static void copy_hval(char *dst, size_t cap, const char *v, size_t n)
+{
+	while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
+		n--;
+	while (n && *v == ' ') {
+		v++;
+		n--;
+	}
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, v, n);
+	dst[n] = 0;
+}
+
+static size_t header_cb(char *p, size_t sz, size_t n, void *ud)
+{
+	struct req *rq = ud;
+	size_t len = sz * n;
+	const char *colon = memchr(p, ':', len);
+	if (!strncmp(p, "HTTP/", 5)) {
+		/* a new response (after 100 Continue or a redirect) */
+		rq->etag[0] = 0;
+		rq->have_cl = false;
+		return len;
+	}
+	if (!colon)
+		return len;
+	size_t kl = (size_t)(colon - p);
+	const char *v = colon + 1;
+	size_t vl = len - kl - 1;
+	char tmp[64];
+	if (kl == 4 && !strncasecmp(p, "etag", 4)) {
+		copy_hval(rq->etag, sizeof rq->etag, v, vl);
+	} else if (kl == 16 && !strncasecmp(p, "x-amz-request-id", 16)) {
+		copy_hval(rq->request_id, sizeof rq->request_id, v, vl);
+	} else if (kl == 14 && !strncasecmp(p, "content-length", 14)) {
+		copy_hval(tmp, sizeof tmp, v, vl);
+		char *end;
+		unsigned long long x = strtoull(tmp, &end, 10);
+		if (*tmp && !*end) {
+			rq->content_length = x;
+			rq->have_cl = true;
+		}
+	}
+	return len;
+}
+
+/* ---- building and signing one attempt --------------------------------- */
+
+static void key_path(struct dv_s3 *s3, const struct req *rq, struct dv_buf *path)
+{
+	dv_buf_reset(path);
+	dv_buf_addf(path, "%s/", s3->base_path);
+	if (rq->key)
+		dv_buf_addf(path, "%s", rq->key);
+	else if (path->len > 1 && *s3->base_path)
+		path->data[--path->len] = 0; /* "/bucket" not "/bucket/" */
+}
+
+static int setup(struct dv_s3 *s3, CURL *c, struct req *rq, struct curl_slist **hl, struct dv_err *err)
+{
+	struct dv_buf path = DV_BUF_INIT, url = DV_BUF_INIT, line = DV_BUF_INIT;
+	struct dv_sigv4_result sig = {0};
+	int r = 0;
+
+	rq->pos = 0;
+	rq->too_big = false;
+	rq->status = 0;
+	rq->etag[0] = rq->request_id[0] = rq->errbuf[0] = 0;
+	rq->have_cl = false;
+	dv_buf_reset(rq->resp);
+	if (!rq->payload_hash) {
+		dv_aws_sha256_hex(rq->body_hash, rq->body ? (const void *)rq->body : "", rq->body ? rq->body_len : 0);
+		rq->payload_hash = rq->body_hash;
+	}
+
+	key_path(s3, rq, &path);
+	struct dv_aws_kv hdrs[S3_MAX_HDRS + 1];
+	hdrs[0].key = "Host";
+	hdrs[0].value = s3->host;
+	memcpy(hdrs + 1, rq->hdr, rq->nh * sizeof *hdrs);
+	struct dv_sigv4_request sr = {
+		.method = rq->method,
+		.path = (char *)path.data,
+		.query = rq->query,
+		.n_query = rq->nq,
+		.headers = hdrs,
+		.n_headers = rq->nh + 1,
+		.payload_hash = rq->payload_hash,
+	};
+	struct dv_sigv4_params sp = {
+		.region = s3->region, .service = "s3", .time = dv_unix_now(), .add_content_sha256 = true};
+	r = dv_sigv4_sign(&sr, &s3->creds, &sp, &sig, err);
+	if (r < 0)
+		goto out;
+
+	dv_buf_addf(&url, "%s", s3->origin);
+	dv_aws_uri_encode(&url, (char *)path.data, true);
+	for (size_t i = 0; i < rq->nq; i++) {
+		dv_buf_add(&url, i ? "&" : "?", 1);
+		dv_aws_uri_encode(&url, rq->query[i].key, false);
+		if (rq->query[i].value) {
+			dv_buf_add(&url, "=", 1);
+			dv_aws_uri_encode(&url, rq->query[i].value, false);
+		}
+	}
+
+	struct curl_slist *h = NULL;
+#define ADDH(...)                                    \
+	do {                                         \
+		dv_buf_reset(&line);                 \
+		dv_buf_addf(&line, __VA_ARGS__);     \
+		h = curl_slist_append(h, (char *)line.data); \
+	} while (0)
+	ADDH("Host: %s", s3->host);
+	for (size_t i = 0; i < rq->nh; i++)
+		ADDH("%s: %s", rq->hdr[i].key, rq->hdr[i].value);
+	ADDH("X-Amz-Date: %s", sig.amz_date);
+	ADDH("X-Amz-Content-SHA256: %s", rq->payload_hash);
+	if (s3->creds.session_token)
+		ADDH("X-Amz-Security-Token: %s", s3->creds.session_token);
+	ADDH("Authorization: %s", (char *)sig.authorization.data);
+	if (!rq->has_body || rq->body_len < (1u << 20))
+		h = curl_slist_append(h, "Expect:");
+	if (!rq->has_body && strcmp(rq->method, "GET") && strcmp(rq->method, "HEAD") && strcmp(rq->method, "DELETE"))
+		h = curl_slist_append(h, "Content-Length: 0");
+#undef ADDH
+	if (line.data)
+		explicit_bzero(line.data, line.len);
+	*hl = h;
+
+	curl_easy_reset(c);
+	curl_easy_setopt(c, CURLOPT_URL, (char *)url.data);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "diskvault/" DV_VERSION);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, rq->errbuf);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, s3->set.connect_timeout);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, s3->set.stall_timeout);
+	/* total bound per attempt: generous for the size, but finite */
+	long total = 300 + (long)((rq->body_len + rq->cap / 4) / (256 * 1024));
+	if (rq->cap > S3_XML_CAP)
+		total = 300 + (long)(rq->cap / (256 * 1024));
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, total);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, rq);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, rq);
+	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, NULL);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (rq->head) {
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	} else if (rq->has_body) {
+		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
+		curl_easy_setopt(c, CURLOPT_READDATA, rq);
+		curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, seek_cb);
+		curl_easy_setopt(c, CURLOPT_SEEKDATA, rq);
+		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->body_len);
+		if (strcmp(rq->method, "PUT"))
+			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
+	} else if (strcmp(rq->method, "GET")) {
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
+	}
+out:
+	dv_sigv4_result_release(&sig);
+	dv_buf_release(&path);
+	dv_buf_release(&url);
+	dv_buf_release(&line);
+	return r;
+}
+
+/* ---- classifying an attempt ------------------------------------------ */
+
+enum verdict { V_OK, V_RETRY, V_FAIL };
+
+static bool curl_retryable(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_UPLOAD_FAILED:
+	case CURLE_READ_ERROR:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static const char *what_key(const struct req *rq) { return rq->key ? rq->key : "(bucket)"; }
+
+/* Fills err with the one-line description of a failed attempt. */
+static enum verdict classify(struct dv_s3 *s3, CURL *c, struct req *rq, CURLcode cc, struct dv_err *err)
+{
+	if (cc != CURLE_OK) {
+		if (rq->too_big) {
+			dv_error(err, DV_E_CORRUPT, "S3 %s %s: response larger than the limit of %zu bytes", rq->method,
+				 what_key(rq), rq->cap);
+			return V_FAIL;
+		}
+		dv_error(err, DV_E_REMOTE, "S3 %s %s on %s: %s", rq->method, what_key(rq), s3->origin,
+			 rq->errbuf[0] ? rq->errbuf : curl_easy_strerror(cc));
+		return curl_retryable(cc) ? V_RETRY : V_FAIL;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rq->status);
+	curl_off_t up = 0, down = 0;
+	curl_easy_getinfo(c, CURLINFO_SIZE_UPLOAD_T, &up);
+	curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &down);
+	stat_add(&s3->stats.bytes_sent, (uint64_t)up);
+	stat_add(&s3->stats.bytes_received, (uint64_t)down);
+	if (rq->status >= 200 && rq->status < 300)
+		return V_OK;
+
+	struct dv_s3_error e = {0};
+	struct dv_err e2;
+	bool parsed = rq->resp->len && !rq->head &&
+		      dv_s3_parse_error((char *)rq->resp->data, DV_MIN(rq->resp->len, (size_t)S3_ERR_CAP), &e, &e2) == 0;
+	const char *code = parsed ? e.code : "";
+	const char *rid = parsed && e.request_id ? e.request_id : rq->request_id;
+	enum dv_code dc = rq->status == 404 ? DV_E_NOT_FOUND : DV_E_REMOTE;
+	if (rq->status == 416)
+		dc = DV_E_CORRUPT;
+	dv_error(err, dc, "S3 %s %s: HTTP %ld%s%s%s%s%s%s%s", rq->method, what_key(rq), rq->status,
+		 parsed ? " " : "", code, parsed && e.message ? ": " : "", parsed && e.message ? e.message : "",
+		 *rid ? " (request id " : "", rid, *rid ? ")" : "");
+	bool retry = rq->status >= 500 || rq->status == 429 || !strcmp(code, "SlowDown") ||
+		     !strcmp(code, "RequestTimeout") || !strcmp(code, "InternalError");
+	if (rq->status == 501)
+		retry = false;
+	dv_s3_error_release(&e);
+	return retry ? V_RETRY : V_FAIL;
+}
+
+/* Full-jitter backoff for the given (1-based) failed attempt. */
+static double backoff(unsigned attempt)
+{
+	double cap = 20, base = 0.25;
+	double ceil = base * (double)(1u << (attempt > 16 ? 16 : attempt));
+	if (ceil > cap)
+		ceil = cap;
+	uint32_t rnd;
+	dv_random_bytes(&rnd, sizeof rnd);
+	return ceil * ((double)rnd / 4294967296.0);
+}
+
+static void sleep_s(double s)
+{
+	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int perform(struct dv_s3 *s3, struct req *rq, struct dv_err *err)
+{
+	CURL *c = pool_get(s3);
+	double start = dv_now();
+	int r = 0;
+	for (unsigned attempt = 1;; attempt++) {
+		struct curl_slist *h = NULL;
+		r = setup(s3, c, rq, &h, err);
+		if (r < 0)
+			break;
+		stat_add(&s3->stats.requests, 1);
+		CURLcode cc = curl_easy_perform(c);
+		curl_slist_free_all(h);
+		enum verdict v = classify(s3, c, rq, cc, err);
+		if (v == V_OK) {
+			r = 0;
+			break;
+		}
+		r = -(int)err->code;
+		if (v == V_FAIL)
+			break;
+		double pause = backoff(attempt);
+		if (attempt >= s3->set.max_attempts || dv_now() - start + pause > s3->set.max_retry_seconds) {
+			dv_error_prefix(err, "giving up after %u attempts in %.0f s: ", attempt, dv_now() - start);
+			break;
+		}
+		dv_debug("retrying in %.2f s: %s", pause, err->msg);
+		stat_add(&s3->stats.retries, 1);
+		sleep_s(pause);
+	}
+	pool_put(s3, c);
+	return r;
+}
+
+/* ---- simple object calls ---------------------------------------------- */
+
+static void add_put_opts(struct req *rq, const struct dv_s3_put_opts *o)
+{
+	if (!o)
+		return;
+	if (o->storage_class && *o->storage_class)
+		add_h(rq, "x-amz-storage-class", o->storage_class);
+	if (o->sse && *o->sse)
+		add_h(rq, "x-amz-server-side-encryption", o->sse);
+	if (o->sse_kms_key_id && *o->sse_kms_key_id)
+		add_h(rq, "x-amz-server-side-encryption-aws-kms-key-id", o->sse_kms_key_id);
+}
+
+static void md5_b64(char out[25], const void *data, size_t len)
+{
+	uint8_t md[16];
+	unsigned n = 0;
+	if (!EVP_Digest(data, len, md, &n, EVP_md5(), NULL) || n != 16)
+		DV_BUG("EVP_Digest(md5) failed");
+	EVP_EncodeBlock((unsigned char *)out, md, 16);
+}
+
+int dv_s3_head_bucket(struct dv_s3 *s3, struct dv_err *err)
+{
+	struct req rq;
+	req_init(&rq, "HEAD", NULL);
+	rq.head = true;
+	int r = perform(s3, &rq, err);
+	req_release(&rq);
+	if (r == -DV_E_NOT_FOUND)
+		r = dv_error(err, DV_E_NOT_FOUND, "S3 bucket '%s' does not exist at %s", s3->bucket, s3->origin);
+	return r;
+}
+
+int dv_s3_put_object(struct dv_s3 *s3, const char *key, const void *data, size_t len,
+		     const struct dv_s3_put_opts *opts, struct dv_err *err)
+{
+	struct req rq;
+	req_init(&rq, "PUT", key);
+	char md5[25];
+	md5_b64(md5, data ? data : "", len);
+	add_h(&rq, "Content-MD5", md5);
+	add_put_opts(&rq, opts);
+	rq.has_body = true;
+	rq.body = data ? data : (const uint8_t *)"";
+	rq.body_len = len;
+	rq.cap = S3_ERR_CAP;
+	int r = perform(s3, &rq, err);
+	req_release(&rq);
+	return r;
+}
+
+int dv_s3_get_object(struct dv_s3 *s3, const char *key, uint64_t off, size_t len, bool whole, size_t cap,
+		     struct dv_buf *out, struct dv_err *err)
+{
+	struct req rq;
+	req_init(&rq, "GET", key);
+	dv_buf_reset(out);
+	if (!whole && len == 0)
+		return 0;
+	if (!whole) {
+		snprintf(rq.range_hdr, sizeof rq.range_hdr, "bytes=%llu-%llu", (unsigned long long)off,
+			 (unsigned long long)(off + len - 1));
+		add_h(&rq, "Range", rq.range_hdr);
+	}
+	rq.resp = out;
+	rq.cap = whole ? cap : DV_MAX(len, (size_t)S3_ERR_CAP);
+	int r = perform(s3, &rq, err);
+	if (r == -DV_E_CORRUPT && rq.status == 416)
+		r = dv_error(err, DV_E_CORRUPT, "%s: truncated (no bytes at offset %llu)", key, (unsigned long long)off);
+	else if (r == 0 && !whole && out->len != len)
+		r = dv_error(err, DV_E_CORRUPT, "%s: truncated (asked %zu bytes at offset %llu, got %zu)", key, len,
+			     (unsigned long long)off, out->len);
+	else if (r == 0 && !whole && rq.status != 206 && off != 0)
+		r = dv_error(err, DV_E_REMOTE, "%s: server ignored the Range header", key);
+	if (r < 0)
+		dv_buf_reset(out);
+	req_release(&rq);
+	return r;
+}
+
+int dv_s3_head_object(struct dv_s3 *s3, const char *key, uint64_t *size, struct dv_err *err)
+{
+	struct req rq;
+	req_init(&rq, "HEAD", key);
+	rq.head = true;
+	int r = perform(s3, &rq, err);
+	if (r == -DV_E_NOT_FOUND)
+		r = dv_error(err, DV_E_NOT_FOUND, "%s: object is missing", key);
+	else if (r == 0 && !rq.have_cl)
+		r = dv_error(err, DV_E_REMOTE, "S3 HEAD %s: no Content-Length in the answer", key);
+	else if (r == 0)
+		*size = rq.content_length;
+	req_release(&rq);
+	return r;
+}
+
+int dv_s3_list_objects(struct dv_s3 *s3, const char *prefix, dv_s3_list_fn fn, void *ctx, struct dv_err *err)
+{
+	char *token = NULL;
+	int r = 0;
+	for (;;) {
+		struct req rq;
+		req_init(&rq, "GET", NULL);
+		add_q(&rq, "list-type", "2");
+		if (prefix && *prefix)
+			add_q(&rq, "prefix", prefix);
+		if (token)
+			add_q(&rq, "continuation-token", token);
+		r = perform(s3, &rq, err);
+		struct dv_s3_list l = {0};
+		if (r == 0)
+			r = dv_s3_parse_list_objects((char *)rq.own.data, rq.own.len, &l, err);
+		req_release(&rq);
+		for (size_t i = 0; r == 0 && i < l.n; i++)
+			r = fn(l.objects[i].key, l.objects[i].size, ctx);
+		free(token);
+		token = NULL;
+		if (r == 0 && l.truncated)
+			token = dv_strdup(l.next_token);
+		dv_s3_list_release(&l);
+		if (r != 0 || !token)
+			break;
+	}
+	free(token);
+	if (r == -DV_E_NOT_FOUND)
+		r = dv_error(err, DV_E_NOT_FOUND, "S3 bucket '%s' does not exist at %s", s3->bucket, s3->origin);
+	return r;
+}
+
+int dv_s3_delete_object(struct dv_s3 *s3, const char *key, struct dv_err *err)
+{
+	struct req rq;
+	req_init(&rq, "DELETE", key);
+	int r = perform(s3, &rq, err);
+	req_release(&rq);
+	if (r == -DV_E_NOT_FOUND)
+		r = 0;
+	return r;
+}
+
+/* ---- multipart --------------------------------------------------------- */
+
+int dv_s3_create_multipart(struct dv_s3 *s3, const char *key, const struct dv_s3_put_opts *opts, char **upload_id,
+			   struct dv_err *err)
+{
+	struct req rq;
+	req_init(&rq, "POST", key);
+	add_q(&rq, "uploads", NULL);
+	add_put_opts(&rq, opts);
+	int r = perform(s3, &rq, err);
+	if (r == 0)
+		r = dv_s3_parse_initiate((char *)rq.own.data, rq.own.len, upload_id, err);
+	req_release(&rq);
+	return r;
+}
+
+int dv_s3_list_parts(struct dv_s3 *s3, const char *key, const char *upload_id, struct dv_s3_parts *out,
+		     struct dv_err *err)
+{
+	memset(out, 0, sizeof *out);
+	unsigned marker = 0;
+	int r = 0;
+	size_t cap = 0;
+	for (;;) {
+		struct req rq;
+		char mk[16];
+		req_init(&rq, "GET", key);
+		add_q(&rq, "uploadId", upload_id);
+		if (marker) {
+			snprintf(mk, sizeof mk, "%u", marker);
+			add_q(&rq, "part-number-marker", mk);
+		}
+		r = perform(s3, &rq, err);
+		struct dv_s3_parts page = {0};
+		if (r == 0)
+			r = dv_s3_parse_list_parts((char *)rq.own.data, rq.own.len, &page, err);
+		req_release(&rq);
+		if (r < 0)
+			break;
+		for (size_t i = 0; i < page.n; i++) {
+			if (out->n == cap) {
+				cap = cap ? 2 * cap : 64;
+				out->parts = dv_realloc(out->parts, cap * sizeof *out->parts);
+			}
+			out->parts[out->n++] = page.parts[i];
+			page.parts[i].etag = NULL;
+		}
+		bool more = page.truncated && page.next_marker > marker && out->n < 10000;
+		marker = page.next_marker;
+		dv_s3_parts_release(&page);
+		if (!more)
+			break;
+	}
+	if (r < 0)
+		dv_s3_parts_release(out);
+	return r;
+}
+
+int dv_s3_complete_multipart(struct dv_s3 *s3, const char *key, const char *upload_id,
+			     const struct dv_s3_part *parts, size_t n, struct dv_err *err)
+{
+	struct dv_buf body = DV_BUF_INIT;
+	dv_buf_addf(&body, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+	for (size_t i = 0; i < n; i++)
+		dv_buf_addf(&body, "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag></Part>", parts[i].number,
+			    parts[i].etag);
+	dv_buf_addf(&body, "</CompleteMultipartUpload>");
+	int r = 0;
+	double start = dv_now();
+	for (unsigned attempt = 1;; attempt++) {
+		struct req rq;
+		req_init(&rq, "POST", key);
+		add_q(&rq, "uploadId", upload_id);
+		rq.has_body = true;
+		rq.body = body.data;
+		rq.body_len = body.len;
+		add_h(&rq, "Content-Type", "application/xml");
+		r = perform(s3, &rq, err);
+		bool again = false;
+		if (r == 0) {
+			/* a 200 may still carry an <Error> */
+			char *etag = NULL;
+			bool is_err = false;
+			struct dv_s3_error e;
+			r = dv_s3_parse_complete((char *)rq.own.data, rq.own.len, &etag, &is_err, &e, err);
+			if (r == 0 && is_err) {
+				r = dv_error(err, DV_E_REMOTE, "S3 CompleteMultipartUpload %s: %s: %s (request id %s)",
+					     key, e.code, e.message ? e.message : "",
+					     e.request_id ? e.request_id : rq.request_id);
+				again = !strcmp(e.code, "InternalError") || !strcmp(e.code, "SlowDown");
+				dv_s3_error_release(&e);
+			}
+			free(etag);
+		}
+		req_release(&rq);
+		if (!again || attempt >= s3->set.max_attempts || dv_now() - start > s3->set.max_retry_seconds)
+			break;
+		stat_add(&s3->stats.retries, 1);
+		sleep_s(backoff(attempt));
+	}
+	dv_buf_release(&body);
+	return r;
+}
+
+int dv_s3_abort_multipart(struct dv_s3 *s3, const char *key, const char *upload_id, struct dv_err *err)
+{
+	struct req rq;
+	req_init(&rq, "DELETE", key);
+	add_q(&rq, "uploadId", upload_id);
+	int r = perform(s3, &rq, err);
+	req_release(&rq);
+	return r;
+}
+
+int dv_s3_list_uploads(struct dv_s3 *s3, const char *prefix, dv_s3_upload_fn fn, void *ctx, struct dv_err *err)
+{
+	char *km = NULL, *um = NULL;
+	int r = 0;
+	for (;;) {
+		struct req rq;
+		req_init(&rq, "GET", NULL);
+		add_q(&rq, "uploads", NULL);
+		if (prefix && *prefix)
+			add_q(&rq, "prefix", prefix);
+		if (km)
+			add_q(&rq, "key-marker", km);
+		if (um)
+			add_q(&rq, "upload-id-marker", um);
+		r = perform(s3, &rq, err);
+		struct dv_s3_uploads u = {0};
+		if (r == 0)
+			r = dv_s3_parse_list_uploads((char *)rq.own.data, rq.own.len, &u, err);
+		req_release(&rq);
+		for (size_t i = 0; r == 0 && i < u.n; i++)
+			r = fn(&u.uploads[i], ctx);
+		free(km);
+		free(um);
+		km = um = NULL;
+		bool more = r == 0 && u.truncated && u.next_key_marker && *u.next_key_marker;
+		if (more) {
+			km = dv_strdup(u.next_key_marker);
+			um = u.next_upload_id_marker ? dv_strdup(u.next_upload_id_marker) : NULL;
+		}
+		dv_s3_uploads_release(&u);
+		if (!more)
+			break;
+	}
+	free(km);
+	free(um);
+	return r;
+}
+
+/* Parts through curl multi: a few slots, each owning one easy handle and
+ * one job at a time, so a retry keeps its slot and its backoff. */
+struct slot {
+	CURL *c;
+	struct curl_slist *h;
+	struct req rq;
+	struct dv_s3_part_job *job;
+	char part_q[16];
+	unsigned attempt;
+	double first, ready_at;
+	bool active;
+};
+
+static void part_req(struct slot *sl, const char *key, const char *upload_id, int fd)
+{
+	struct dv_s3_part_job *j = sl->job;
+	req_init(&sl->rq, "PUT", key);
+	snprintf(sl->part_q, sizeof sl->part_q, "%u", j->number);
+	add_q(&sl->rq, "partNumber", sl->part_q);
+	add_q(&sl->rq, "uploadId", upload_id);
+	add_h(&sl->rq, "Content-MD5", j->md5_b64);
+	sl->rq.has_body = true;
+	sl->rq.fd = fd;
+	sl->rq.body_off = j->offset;
+	sl->rq.body_len = j->size;
+	sl->rq.payload_hash = j->sha256_hex;
+	sl->rq.cap = S3_ERR_CAP;
+}
+
+int dv_s3_upload_parts(struct dv_s3 *s3, const char *key, const char *upload_id, int fd, struct dv_s3_part_job *jobs,
+		       size_t n, dv_s3_part_done_fn done, void *ctx, struct dv_err *err)
+{
+	CURLM *m = curl_multi_init();
+	if (!m)
+		DV_BUG("curl_multi_init failed");
+	size_t nslots = DV_MIN((size_t)s3->set.connections, n);
+	struct slot *slots = dv_calloc(nslots ? nslots : 1, sizeof *slots);
+	size_t next = 0, finished = 0;
+	int r = 0;
+	for (size_t i = 0; i < nslots; i++)
+		slots[i].c = pool_get(s3);
+
+	while (finished < n && r == 0) {
+		double now = dv_now();
+		double wait = 1.0;
+		for (size_t i = 0; i < nslots && r == 0; i++) {
+			struct slot *sl = &slots[i];
+			if (sl->active)
+				continue;
+			if (!sl->job) {
+				if (next >= n)
+					continue;
+				sl->job = &jobs[next++];
+				sl->attempt = 0;
+				sl->first = now;
+				sl->ready_at = now;
+				part_req(sl, key, upload_id, fd);
+			}
+			if (sl->ready_at > now) {
+				wait = DV_MIN(wait, sl->ready_at - now);
+				continue;
+			}
+			sl->attempt++;
+			r = setup(s3, sl->c, &sl->rq, &sl->h, err);
+			if (r < 0)
+				break;
+			curl_easy_setopt(sl->c, CURLOPT_PRIVATE, sl);
+			stat_add(&s3->stats.requests, 1);
+			curl_multi_add_handle(m, sl->c);
+			sl->active = true;
+		}
+		if (r < 0)
+			break;
+		int running = 0;
+		curl_multi_perform(m, &running);
+		CURLMsg *msg;
+		int left;
+		while ((msg = curl_multi_info_read(m, &left))) {
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			struct slot *sl = NULL;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
+			CURLcode cc = msg->data.result;
+			curl_multi_remove_handle(m, sl->c);
+			curl_slist_free_all(sl->h);
+			sl->h = NULL;
+			sl->active = false;
+			struct dv_err e;
+			dv_err_clear(&e);
+			enum verdict v = classify(s3, sl->c, &sl->rq, cc, &e);
+			if (v == V_OK && !sl->rq.etag[0]) {
+				dv_error(&e, DV_E_REMOTE, "S3 UploadPart %s part %u: no ETag in the answer", key,
+					 sl->job->number);
+				v = V_FAIL;
+			}
+			if (v == V_RETRY) {
+				double pause = backoff(sl->attempt);
+				if (sl->attempt < s3->set.max_attempts &&
+				    dv_now() - sl->first + pause <= s3->set.max_retry_seconds) {
+					dv_debug("part %u: retrying in %.2f s: %s", sl->job->number, pause, e.msg);
+					stat_add(&s3->stats.retries, 1);
+					sl->ready_at = dv_now() + pause;
+					continue;
+				}
+				dv_error_prefix(&e, "giving up after %u attempts: ", sl->attempt);
+				v = V_FAIL;
+			}
+			struct dv_s3_part_job *j = sl->job;
+			sl->job = NULL;
+			finished++;
+			if (v == V_OK) {
+				j->etag = dv_strdup(sl->rq.etag);
+				j->result = 0;
+			} else {
+				j->result = -(int)e.code;
+				if (r == 0) {
+					*err = e;
+					r = j->result;
+				}
+			}
+			req_release(&sl->rq);
+			if (r == 0 && done) {
+				int dr = done(j, ctx);
+				if (dr < 0) {
+					r = dr;
+					if (err->code == DV_OK)
+						dv_error(err, (enum dv_code)-dr, "part upload stopped");
+				}
+			}
+		}
+		if (r == 0 && finished < n) {
+			int waitms = (int)(wait * 1000);
+			curl_multi_poll(m, NULL, 0, running ? DV_MAX(waitms, 1) : DV_MAX(waitms, 1), NULL);
+		}
+	}
+	for (size_t i = 0; i < nslots; i++) {
+		if (slots[i].active) {
+			curl_multi_remove_handle(m, slots[i].c);
+			curl_slist_free_all(slots[i].h);
+		}
+		if (slots[i].job)
+			req_release(&slots[i].rq);
+		pool_put(s3, slots[i].c);
+	}
+	free(slots);
+	curl_multi_cleanup(m);
+	return r;
+}
