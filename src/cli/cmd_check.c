@@ -1,0 +1,88 @@
+#include <string.h>
+
+#include <stdio.h>
+#include "cli.h"
+#include "repo/repo.h"
+
+static const char help[] =
+	"usage: diskvault --repo PATH check\n"
+	"Checks the repository's structure: every pack an index names exists with the right size,\n"
+	"pack indexes agree with the index, manifests and disk indexes are intact, and every chunk\n"
+	"a snapshot uses is stored. Unreferenced data is reported, not deleted. Exit code 4 when\n"
+	"an error is found.\n";
+
+static int opt(int o, const char *arg, void *ctx)
+{
+	(void)arg;
+	(void)ctx;
+	if (o == 'h') {
+		fputs(help, stdout);
+		return 0;
+	}
+	return DV_EXIT_USAGE;
+}
+
+struct problems {
+	json_t *list;
+};
+
+static void problem(const char *msg, bool is_error, void *ctx)
+{
+	struct problems *p = ctx;
+	if (dv_cli.json)
+		json_array_append_new(p->list, json_pack("{s:s, s:s}", "severity", is_error ? "error" : "warning",
+							 "message", msg));
+	else if (is_error || !dv_cli.quiet)
+		fprintf(is_error ? stderr : stdout, "%s: %s\n", is_error ? "error" : "warning", msg);
+}
+
+int cmd_check(int argc, char **argv)
+{
+	static const struct option longopts[] = {{NULL, 0, NULL, 0}};
+	int first, rc = dv_cli_parse("check", argc, argv, "", longopts, opt, NULL, &first);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if (first < argc)
+		return dv_cli_usage("check", "unexpected argument '%s'", argv[first]);
+	const char *repo_path;
+	if ((rc = dv_cli_need_repo("check", &repo_path)))
+		return rc;
+	struct dv_err err;
+	struct dv_repo *repo = NULL;
+	struct dv_check_report rep;
+	struct problems p = {json_array()};
+	if (dv_repo_open(repo_path, &repo, &err) < 0) {
+		rc = dv_cli_fail("check", &err);
+		goto out;
+	}
+	int crc = dv_check(repo, problem, &p, &rep, &err);
+	if (crc < 0 && err.code != DV_E_CORRUPT) {
+		rc = dv_cli_fail("check", &err);
+		goto out;
+	}
+	rc = crc < 0 ? DV_EXIT_INTEGRITY : 0;
+	if (dv_cli.json) {
+		dv_cli_print_json(json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:O}", "command",
+					    "check", "ok", crc == 0, "snapshots", (json_int_t)rep.snapshots, "packs",
+					    (json_int_t)rep.packs, "index_segments", (json_int_t)rep.index_segments,
+					    "disk_indexes", (json_int_t)rep.disk_indexes, "chunks", (json_int_t)rep.chunks,
+					    "errors", (json_int_t)rep.errors, "unreferenced_chunks",
+					    (json_int_t)rep.unreferenced_chunks, "unreferenced_bytes",
+					    (json_int_t)rep.unreferenced_bytes, "unindexed_packs",
+					    (json_int_t)rep.unindexed_packs, "stray_objects", (json_int_t)rep.stray_objects,
+					    "problems", p.list));
+	} else {
+		if (crc < 0)
+			fprintf(stderr, "diskvault check: %s\n", err.msg);
+		else if (!dv_cli.quiet)
+			printf("repository %s is consistent: %llu snapshots, %llu packs, %llu chunks, %llu index segments; "
+			       "%llu unreferenced chunks (%s)\n",
+			       repo_path, (unsigned long long)rep.snapshots, (unsigned long long)rep.packs,
+			       (unsigned long long)rep.chunks, (unsigned long long)rep.index_segments,
+			       (unsigned long long)rep.unreferenced_chunks, dv_cli_size(rep.unreferenced_bytes));
+	}
+out:
+	json_decref(p.list);
+	dv_repo_free(repo);
+	return rc;
+}

@@ -1,0 +1,86 @@
+#include <string.h>
+
+#include <stdio.h>
+#include "cli.h"
+#include "repo/repo.h"
+
+static const char help[] = "usage: diskvault --repo PATH show SNAPSHOT\n"
+			   "Shows a snapshot (an id prefix or 'latest'): disks, sizes, extents, stored and\n"
+			   "deduplicated bytes. --json prints the whole manifest.\n";
+
+static int opt(int o, const char *arg, void *ctx)
+{
+	(void)arg;
+	(void)ctx;
+	if (o == 'h') {
+		fputs(help, stdout);
+		return 0;
+	}
+	return DV_EXIT_USAGE;
+}
+
+static uint64_t u(const json_t *o, const char *k) { return (uint64_t)json_integer_value(json_object_get(o, k)); }
+
+int cmd_show(int argc, char **argv)
+{
+	static const struct option longopts[] = {{NULL, 0, NULL, 0}};
+	int first, rc = dv_cli_parse("show", argc, argv, "", longopts, opt, NULL, &first);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if (argc - first != 1)
+		return dv_cli_usage("show", "give exactly one SNAPSHOT");
+	const char *repo_path;
+	if ((rc = dv_cli_need_repo("show", &repo_path)))
+		return rc;
+	struct dv_err err;
+	struct dv_repo *repo = NULL;
+	json_t *m = NULL;
+	char id[DV_ID_HEX_LEN + 1];
+	if (dv_repo_open(repo_path, &repo, &err) < 0 || dv_snapshot_resolve(repo, argv[first], id, &err) < 0 ||
+	    dv_snapshot_load(repo, id, &m, &err) < 0) {
+		rc = dv_cli_fail("show", &err);
+		goto out;
+	}
+	if (dv_cli.json) {
+		json_t *j = json_pack("{s:s, s:b, s:s, s:O}", "command", "show", "ok", 1, "id", id, "snapshot", m);
+		dv_cli_print_json(j);
+	} else if (!dv_cli.quiet) {
+		const char *name = json_string_value(json_object_get(m, "name"));
+		printf("snapshot %s\n  time   %s\n  host   %s\n  name   %s\n  mode   %s\n", id,
+		       json_string_value(json_object_get(m, "time")), json_string_value(json_object_get(m, "host")),
+		       name ? name : "-", json_string_value(json_object_get(m, "mode")));
+		json_t *tags = json_object_get(m, "tags");
+		if (json_array_size(tags)) {
+			printf("  tags  ");
+			for (size_t i = 0; i < json_array_size(tags); i++)
+				printf(" %s", json_string_value(json_array_get(tags, i)));
+			printf("\n");
+		}
+		size_t i;
+		json_t *d;
+		json_array_foreach(json_object_get(m, "disks"), i, d) {
+			json_t *ex = json_object_get(d, "extents"), *by = json_object_get(d, "bytes");
+			const char *sha = json_string_value(json_object_get(d, "sha256"));
+			printf("disk %zu: %s\n  size         %s (%llu bytes, %d-byte sectors)\n", i,
+			       json_string_value(json_object_get(d, "source")), dv_cli_size(u(d, "size")),
+			       (unsigned long long)u(d, "size"), (int)u(d, "sector_size"));
+			printf("  extents      %llu data (%s), %llu zero (%s), %llu unused (%s), %llu unreadable\n",
+			       (unsigned long long)u(ex, "data"), dv_cli_size(u(by, "data")), (unsigned long long)u(ex, "zero"),
+			       dv_cli_size(u(by, "zero")), (unsigned long long)u(ex, "unused"), dv_cli_size(u(by, "unused")),
+			       (unsigned long long)u(ex, "unreadable"));
+			printf("  disk index   %.16s  digest %.16s\n", json_string_value(json_object_get(d, "index")),
+			       json_string_value(json_object_get(d, "digest")));
+			if (sha)
+				printf("  sha256       %s\n", sha);
+		}
+		json_t *s = json_object_get(m, "stats");
+		printf("stats: %s read, %s new stored (%s raw), %s deduplicated, %s zero, %s unused, %.1fs\n",
+		       dv_cli_size(u(s, "bytes_read")), dv_cli_size(u(s, "bytes_new_stored")),
+		       dv_cli_size(u(s, "bytes_new_raw")), dv_cli_size(u(s, "bytes_dedup")), dv_cli_size(u(s, "bytes_zero")),
+		       dv_cli_size(u(s, "bytes_unused")), json_number_value(json_object_get(s, "seconds")));
+	}
+out:
+	json_decref(m);
+	dv_repo_free(repo);
+	return rc;
+}

@@ -1,0 +1,105 @@
+/* main.c - the diskvault command table and global options. */
+#include <stdio.h>
+#include "cli.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "repo/repo.h"
+
+struct dv_cli_globals dv_cli = {.progress = DV_PROGRESS_AUTO};
+volatile int dv_cli_interrupted;
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{"init", cmd_init, "create a repository"},
+	{"backup", cmd_backup, "image disks into a new snapshot"},
+	{"list", cmd_list, "list snapshots"},
+	{"show", cmd_show, "show one snapshot: disks, extents, sizes"},
+	{"restore", cmd_restore, "write a snapshot's disk to a device or image file"},
+	{"verify", cmd_verify, "read and check every chunk a snapshot uses"},
+	{"check", cmd_check, "check the repository's structure"},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: diskvault [--repo PATH] [--json] [-q] [-v] [--progress=auto|always|never] COMMAND [ARGS]\n\n"
+		     "commands:\n");
+	for (size_t i = 0; i < DV_ARRAY_SIZE(commands); i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\nThe repository may also be given as DISKVAULT_REPO. 'diskvault COMMAND --help' shows a command's "
+		     "options.\nExit codes: docs/exit-codes.md.\n");
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	dv_cli_interrupted = 1;
+}
+
+int main(int argc, char **argv)
+{
+	const char *env = getenv("DISKVAULT_REPO");
+	if (env && *env)
+		dv_cli.repo = env;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	dv_interrupt_flag = &dv_cli_interrupted;
+
+	/* Global options before the command; commands accept them too. */
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			return 0;
+		}
+		if (!strcmp(a, "--version") || !strcmp(a, "-V")) {
+			printf("diskvault %s\n", DV_VERSION);
+			return 0;
+		}
+		if (!strcmp(a, "--json"))
+			dv_cli.json = true;
+		else if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))
+			dv_cli.quiet = true;
+		else if (!strcmp(a, "-v") || !strcmp(a, "--verbose"))
+			dv_cli.verbose++;
+		else if (!strcmp(a, "--repo") && i + 1 < argc)
+			dv_cli.repo = argv[++i];
+		else if (!strncmp(a, "--repo=", 7))
+			dv_cli.repo = a + 7;
+		else if (!strncmp(a, "--progress=", 11)) {
+			if (!strcmp(a + 11, "auto"))
+				dv_cli.progress = DV_PROGRESS_AUTO;
+			else if (!strcmp(a + 11, "always"))
+				dv_cli.progress = DV_PROGRESS_ALWAYS;
+			else if (!strcmp(a + 11, "never"))
+				dv_cli.progress = DV_PROGRESS_NEVER;
+			else
+				return dv_cli_usage(NULL, "--progress must be auto, always or never");
+		} else
+			return dv_cli_usage(NULL, "unknown option '%s'", a);
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return DV_EXIT_USAGE;
+	}
+	for (size_t k = 0; k < DV_ARRAY_SIZE(commands); k++)
+		if (!strcmp(argv[i], commands[k].name)) {
+			int rc = commands[k].fn(argc - i, argv + i);
+			fflush(stdout);
+			return rc;
+		}
+	return dv_cli_usage(NULL, "unknown command '%s'", argv[i]);
+}

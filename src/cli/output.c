@@ -1,0 +1,213 @@
+/* output.c - option parsing, messages, progress and exit codes. */
+#include <stdio.h>
+#include "cli.h"
+
+#include "repo/repo.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int dv_cli_exit_code(enum dv_code code)
+{
+	switch (code) {
+	case DV_OK:
+		return DV_EXIT_OK;
+	case DV_E_USAGE:
+		return DV_EXIT_USAGE;
+	case DV_E_CORRUPT:
+		return DV_EXIT_INTEGRITY;
+	case DV_E_LOCKED:
+		return DV_EXIT_LOCKED;
+	case DV_E_REMOTE:
+		return DV_EXIT_REMOTE;
+	case DV_E_NOT_REPO:
+		return DV_EXIT_NO_REPO;
+	case DV_E_VERSION:
+		return DV_EXIT_VERSION;
+	case DV_E_TOO_SMALL:
+	case DV_E_BUSY:
+	case DV_E_EXISTS:
+		return DV_EXIT_TARGET;
+	case DV_E_NOSPACE:
+		return DV_EXIT_NOSPACE;
+	case DV_E_SOURCE:
+		return DV_EXIT_SOURCE;
+	case DV_E_INTERRUPTED:
+		return DV_EXIT_INTERRUPTED;
+	default:
+		return DV_EXIT_FAILURE;
+	}
+}
+
+int dv_cli_fail(const char *cmd, const struct dv_err *err)
+{
+	dv_cli_progress_done();
+	int code = dv_cli_exit_code(err->code);
+	fprintf(stderr, "diskvault%s%s: %s\n", cmd ? " " : "", cmd ? cmd : "", err->msg[0] ? err->msg : "failed");
+	if (dv_cli.json) {
+		json_t *j = json_pack("{s:s, s:b, s:s, s:s, s:i}", "command", cmd ? cmd : "", "ok", 0, "error",
+				      err->msg, "error_class", dv_code_name(err->code), "exit_code", code);
+		dv_cli_print_json(j);
+	}
+	return code;
+}
+
+int dv_cli_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "diskvault%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'diskvault %s--help'.\n", cmd ? cmd : "");
+	return DV_EXIT_USAGE;
+}
+
+enum { OPT_REPO = 0x1000, OPT_JSON, OPT_PROGRESS };
+
+int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
+		 dv_cli_opt_fn handle, void *ctx, int *first_arg)
+{
+	static const struct option globals[] = {
+		{"repo", required_argument, NULL, OPT_REPO},
+		{"json", no_argument, NULL, OPT_JSON},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"progress", required_argument, NULL, OPT_PROGRESS},
+		{"help", no_argument, NULL, 'h'},
+	};
+	size_t n = 0;
+	while (longopts && longopts[n].name)
+		n++;
+	struct option *all = dv_calloc(n + DV_ARRAY_SIZE(globals) + 1, sizeof *all);
+	memcpy(all, longopts, n * sizeof *all);
+	memcpy(all + n, globals, sizeof globals);
+	/* GNU getopt permutes argv, so options may follow operands
+	 * ("backup IMG --json"); operands end up at optind..argc. */
+	char *shorts = dv_asprintf(":qvh%s", shortopts ? shortopts : "");
+	int rc = 0, opt;
+	optind = 1;
+	opterr = 0;
+	while (rc == 0 && (opt = getopt_long(argc, argv, shorts, all, NULL)) != -1) {
+		switch (opt) {
+		case OPT_REPO:
+			dv_cli.repo = optarg;
+			break;
+		case OPT_JSON:
+			dv_cli.json = true;
+			break;
+		case 'q':
+			dv_cli.quiet = true;
+			break;
+		case 'v':
+			dv_cli.verbose++;
+			break;
+		case OPT_PROGRESS:
+			if (!strcmp(optarg, "auto"))
+				dv_cli.progress = DV_PROGRESS_AUTO;
+			else if (!strcmp(optarg, "always"))
+				dv_cli.progress = DV_PROGRESS_ALWAYS;
+			else if (!strcmp(optarg, "never"))
+				dv_cli.progress = DV_PROGRESS_NEVER;
+			else
+				rc = dv_cli_usage(cmd, "--progress must be auto, always or never");
+			break;
+		case 'h':
+			rc = handle('h', NULL, ctx);
+			if (rc == 0)
+				rc = -1; /* help printed: exit 0 */
+			break;
+		case '?':
+			rc = dv_cli_usage(cmd, "unknown option '%s'", argv[optind - 1]);
+			break;
+		case ':':
+			rc = dv_cli_usage(cmd, "option '%s' needs a value", argv[optind - 1]);
+			break;
+		default:
+			rc = handle(opt, optarg, ctx);
+		}
+	}
+	free(all);
+	free(shorts);
+	*first_arg = optind;
+	return rc;
+}
+
+bool dv_cli_progress_enabled(void)
+{
+	if (dv_cli.quiet || dv_cli.progress == DV_PROGRESS_NEVER)
+		return false;
+	if (dv_cli.progress == DV_PROGRESS_ALWAYS)
+		return true;
+	return isatty(STDERR_FILENO);
+}
+
+static bool progress_shown;
+
+void dv_cli_progress_line(const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\r%s\033[K", line);
+	fflush(stderr);
+	progress_shown = true;
+}
+
+void dv_cli_progress_done(void)
+{
+	if (progress_shown) {
+		fputc('\n', stderr);
+		progress_shown = false;
+	}
+}
+
+void dv_cli_print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	if (s) {
+		puts(s);
+		free(s);
+	}
+	json_decref(j);
+}
+
+int dv_cli_need_repo(const char *cmd, const char **repo)
+{
+	if (!dv_cli.repo || !*dv_cli.repo)
+		return dv_cli_usage(cmd, "no repository given: use --repo PATH or set DISKVAULT_REPO");
+	*repo = dv_cli.repo;
+	return 0;
+}
+
+const char *dv_cli_size(uint64_t bytes)
+{
+	static char bufs[8][32];
+	static unsigned next;
+	char *b = bufs[next++ % 8];
+	dv_format_size(b, sizeof bufs[0], bytes);
+	return b;
+}
+
+void dv_cli_progress_cb(const struct dv_stats *s, bool final, void *ctx)
+{
+	if (!dv_cli_progress_enabled())
+		return;
+	if (final) {
+		dv_cli_progress_done();
+		return;
+	}
+	double mbs = s->seconds > 0 ? (double)s->bytes_done / s->seconds / 1e6 : 0;
+	double pct = s->bytes_total ? 100.0 * (double)s->bytes_done / (double)s->bytes_total : 0;
+	double eta = mbs > 0 ? (double)(s->bytes_total - s->bytes_done) / (mbs * 1e6) : 0;
+	char extra[96] = "";
+	if (s->bytes_new_raw || s->bytes_dedup)
+		snprintf(extra, sizeof extra, ", dedup %s, compression %.2fx", dv_cli_size(s->bytes_dedup),
+			 s->bytes_new_stored ? (double)s->bytes_new_raw / (double)s->bytes_new_stored : 1.0);
+	dv_cli_progress_line("%s: %s / %s (%.1f%%), %.0f MB/s%s, ETA %.0fs", (const char *)ctx,
+			     dv_cli_size(s->bytes_done), dv_cli_size(s->bytes_total), pct, mbs, extra, eta);
+}

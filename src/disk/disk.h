@@ -1,0 +1,81 @@
+/*
+ * disk.h - source disks: opening block devices and image files, probing
+ * their layout (libblkid), and deciding which byte ranges must be read
+ * (used-block maps via libext2fs; see issue 3).
+ *
+ * Thread safety: a struct dv_source may be read from several threads with
+ * dv_source_read (pread underneath); open/close from one thread.
+ */
+#ifndef DV_DISK_H
+#define DV_DISK_H
+
+#include "util/util.h"
+
+struct dv_source {
+	int fd;
+	char *path;           /* as given; owned */
+	uint64_t size;        /* bytes */
+	uint32_t sector_size; /* logical sector size (512 for image files) */
+	bool is_block;        /* a block device (else a regular file) */
+};
+
+/* Opens path read-only: a block device (size via BLKGETSIZE64, sector size
+ * via BLKSSZGET) or a regular image file. Anything else is DV_E_SOURCE. */
+int dv_source_open(const char *path, struct dv_source *out, struct dv_err *err) DV_WUR;
+void dv_source_close(struct dv_source *s);
+/* Reads exactly len bytes at off. An I/O error is DV_E_SOURCE naming the
+ * sector range that could not be read. */
+int dv_source_read(const struct dv_source *s, uint64_t off, void *buf, size_t len, struct dv_err *err) DV_WUR;
+
+/* ---- regions: what to read ------------------------------------------- */
+
+enum dv_region_kind {
+	DV_REGION_READ = 0, /* read and store (zero runs inside become zero extents) */
+	DV_REGION_UNUSED,   /* free space of a known filesystem: not read, restored as zeros */
+};
+
+struct dv_region {
+	uint64_t off, len;
+	enum dv_region_kind kind;
+};
+
+/* Ordered, non-overlapping, covering [0, disk size) exactly. */
+struct dv_region_map {
+	struct dv_region *v;
+	size_t n, cap;
+};
+
+void dv_region_map_release(struct dv_region_map *m);
+/* Appends a region, merging with the previous one when contiguous and of
+ * the same kind. Regions must be appended in order. */
+void dv_region_map_add(struct dv_region_map *m, uint64_t off, uint64_t len, enum dv_region_kind kind);
+/* One READ region over the whole disk. */
+void dv_region_map_whole(struct dv_region_map *m, uint64_t size);
+
+/* ---- restore targets ------------------------------------------------- */
+
+struct dv_target {
+	int fd;
+	char *path;
+	uint64_t size;     /* current size (device size, or file size) */
+	bool is_block;
+	bool created;      /* a new regular file */
+};
+
+/*
+ * Opens a restore target for writing a disk of `need` bytes. A regular
+ * file is created (or, when it exists and is non-empty, refused with
+ * DV_E_EXISTS unless force, then truncated) and sized to need, so skipped
+ * ranges are holes. A block device is opened O_EXCL (fails with
+ * DV_E_BUSY when mounted or in use), must be at least need bytes
+ * (DV_E_TOO_SMALL), and is refused (DV_E_BUSY) when it carries a partition
+ * table or filesystem signature, unless force.
+ */
+int dv_target_open(const char *path, uint64_t need, bool force, struct dv_target *out, struct dv_err *err) DV_WUR;
+/* Makes [off, off+len) read as zeros: nothing for a fresh sparse file,
+ * BLKZEROOUT (or written zeros) on a device. */
+int dv_target_zero(struct dv_target *t, uint64_t off, uint64_t len, struct dv_err *err) DV_WUR;
+/* fsync and close. */
+int dv_target_close(struct dv_target *t, struct dv_err *err) DV_WUR;
+
+#endif

@@ -1,0 +1,539 @@
+/*
+ * backup.c - the imaging pipeline.
+ *
+ *   main thread: read (large sequential reads) -> zero-run detection ->
+ *                content-defined chunking -> submit jobs in disk order
+ *   workers:     chunk id (SHA-256) -> dedup lookup -> zstd if new
+ *   main thread: collect jobs in order -> pack writer -> disk index
+ *
+ * Zero runs of at least DV_ZERO_RUN_MIN bytes (aligned 4 KiB blocks) end the
+ * current chunk and become zero extents; shorter ones stay inside chunks,
+ * where zstd makes them nearly free. Zero and unused extents travel through
+ * the same ordered queue as data jobs, so the disk index is built strictly
+ * in disk order without draining the pipeline.
+ *
+ * Commit order: packs are published as they fill; an index segment is
+ * written every DV_SEGMENT_PACKS packs and at the end (so a killed backup
+ * leaves indexed packs the next run deduplicates against); then the disk
+ * indexes; the manifest last.
+ */
+#include <stdio.h>
+#include "repo_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DV_READ_SIZE (4u << 20)
+#define DV_ZERO_BLOCK_SIZE 4096u
+#define DV_ZERO_RUN_MIN (64u * 1024)
+#define DV_SEGMENT_PACKS 16
+
+struct job {
+	uint32_t type; /* enum dv_extent_type */
+	uint64_t len;
+	uint8_t *data; /* capacity: chunker max */
+	struct dv_id id;
+	bool known;
+	struct dv_buf comp;
+	struct job *next_free;
+};
+
+struct backup {
+	struct dv_repo *r;
+	const struct dv_backup_opts *o;
+	struct dv_chunk_index *ix;
+	struct dv_workq *q;
+	struct dv_chunker *chunker;
+	struct job *free_jobs;
+	struct job *cur;      /* chunk being assembled */
+	uint64_t zrun;        /* pending zero bytes not yet classified */
+	struct dv_disk_index disk;
+	struct dv_sha256_ctx *disk_sha; /* --sha256 */
+	/* packs */
+	struct dv_pack_writer *pw;
+	uint32_t pw_no;
+	struct dv_index_segment seg;   /* pending segment: finished packs */
+	struct dv_id *pw_ids;          /* entries of the open pack */
+	struct dv_chunk_loc *pw_locs;
+	size_t pw_n, pw_cap;
+	struct dv_stats *st;
+	double t0, last_progress;
+	int failed;           /* first error code from the collect stage */
+	struct dv_err *err;
+};
+
+static void work(void *arg, void *ctx)
+{
+	struct job *j = arg;
+	struct backup *b = ctx;
+	if (j->type != DV_EXTENT_DATA)
+		return;
+	dv_chunk_id(NULL, j->data, j->len, &j->id);
+	j->known = dv_chunk_index_lookup(b->ix, &j->id, NULL);
+	if (!j->known)
+		dv_compress(j->data, j->len, b->r->zstd_level, &j->comp);
+}
+
+static struct job *job_get(struct backup *b)
+{
+	struct job *j = b->free_jobs;
+	if (j)
+		b->free_jobs = j->next_free;
+	else {
+		j = dv_calloc(1, sizeof *j);
+		j->data = dv_malloc(b->r->chunker.max);
+	}
+	j->len = 0;
+	j->type = DV_EXTENT_DATA;
+	j->known = false;
+	return j;
+}
+
+static void job_put(struct backup *b, struct job *j)
+{
+	j->next_free = b->free_jobs;
+	b->free_jobs = j;
+}
+
+static void jobs_free(struct backup *b)
+{
+	while (b->free_jobs) {
+		struct job *j = b->free_jobs;
+		b->free_jobs = j->next_free;
+		dv_buf_release(&j->comp);
+		free(j->data);
+		free(j);
+	}
+}
+
+/* ---- packs and index segments ------------------------------------------ */
+
+static int write_segment(struct backup *b)
+{
+	if (!b->seg.npacks)
+		return 0;
+	struct dv_buf buf = DV_BUF_INIT;
+	dv_index_segment_encode(&b->seg, &buf);
+	char id[DV_ID_HEX_LEN + 1];
+	int rc = dv_repo_put_content(b->r, "index", buf.data, buf.len, id, b->err);
+	dv_buf_release(&buf);
+	dv_index_segment_release(&b->seg);
+	return rc;
+}
+
+static int finish_pack(struct backup *b)
+{
+	if (!b->pw)
+		return 0;
+	struct dv_pack_info info;
+	int rc = dv_pack_writer_finish(b->pw, &info, b->err);
+	b->pw = NULL;
+	if (rc < 0)
+		return rc;
+	dv_chunk_index_set_pack(b->ix, b->pw_no, &info);
+	b->st->packs++;
+	struct dv_index_segment *s = &b->seg;
+	uint32_t local = (uint32_t)s->npacks;
+	s->packs = dv_realloc(s->packs, (s->npacks + 1) * sizeof *s->packs);
+	s->packs[s->npacks++] = info;
+	if (s->n + b->pw_n > s->cap) {
+		s->cap = s->n + b->pw_n + 1024;
+		s->ids = dv_realloc(s->ids, s->cap * sizeof *s->ids);
+		s->locs = dv_realloc(s->locs, s->cap * sizeof *s->locs);
+	}
+	for (size_t i = 0; i < b->pw_n; i++) {
+		s->ids[s->n] = b->pw_ids[i];
+		s->locs[s->n] = b->pw_locs[i];
+		s->locs[s->n].pack = local;
+		s->n++;
+	}
+	b->pw_n = 0;
+	if (s->npacks >= DV_SEGMENT_PACKS)
+		return write_segment(b);
+	return 0;
+}
+
+static int store_chunk(struct backup *b, struct job *j)
+{
+	int rc;
+	if (!b->pw) {
+		rc = dv_pack_writer_new(b->r, &b->pw, b->err);
+		if (rc < 0)
+			return rc;
+		struct dv_pack_info pending = {0};
+		b->pw_no = dv_chunk_index_add_pack(b->ix, &pending);
+	}
+	uint64_t off;
+	rc = dv_pack_writer_add(b->pw, &j->id, j->comp.data, (uint32_t)j->comp.len, (uint32_t)j->len, &off, b->err);
+	if (rc < 0)
+		return rc;
+	struct dv_chunk_loc loc = {b->pw_no, (uint32_t)j->comp.len, (uint32_t)j->len, off};
+	dv_chunk_index_insert(b->ix, &j->id, &loc);
+	if (b->pw_n == b->pw_cap) {
+		b->pw_cap = b->pw_cap ? 2 * b->pw_cap : 256;
+		b->pw_ids = dv_realloc(b->pw_ids, b->pw_cap * sizeof *b->pw_ids);
+		b->pw_locs = dv_realloc(b->pw_locs, b->pw_cap * sizeof *b->pw_locs);
+	}
+	b->pw_ids[b->pw_n] = j->id;
+	b->pw_locs[b->pw_n] = loc;
+	b->pw_n++;
+	b->st->chunks_new++;
+	b->st->bytes_new_raw += j->len;
+	b->st->bytes_new_stored += j->comp.len;
+	if (dv_pack_writer_size(b->pw) >= b->r->pack_size)
+		return finish_pack(b);
+	return 0;
+}
+
+/* In disk order: account for a finished job. After the first failure jobs
+ * are only drained. */
+static void commit(struct backup *b, struct job *j)
+{
+	if (!b->failed) {
+		int rc = 0;
+		if (j->type == DV_EXTENT_DATA) {
+			b->st->chunks++;
+			b->st->bytes_data += j->len;
+			if (!j->known && !dv_chunk_index_lookup(b->ix, &j->id, NULL))
+				rc = store_chunk(b, j);
+			else
+				b->st->bytes_dedup += j->len;
+			dv_disk_index_add(&b->disk, DV_EXTENT_DATA, j->len, &j->id);
+		} else {
+			dv_disk_index_add(&b->disk, j->type, j->len, NULL);
+		}
+		b->st->bytes_done += j->len;
+		if (rc < 0)
+			b->failed = rc;
+	}
+	job_put(b, j);
+}
+
+static void submit(struct backup *b, struct job *j)
+{
+	void *done;
+	dv_workq_submit(b->q, j, &done);
+	if (done)
+		commit(b, done);
+}
+
+static void drain(struct backup *b)
+{
+	struct job *j;
+	while ((j = dv_workq_collect(b->q)))
+		commit(b, j);
+}
+
+static void progress(struct backup *b, bool final)
+{
+	if (!b->o->progress)
+		return;
+	double now = dv_now();
+	if (!final && now - b->last_progress < 0.25)
+		return;
+	b->last_progress = now;
+	b->st->seconds = now - b->t0;
+	b->o->progress(b->st, final, b->o->progress_ctx);
+}
+
+/* ---- segmentation -------------------------------------------------------- */
+
+static void cut_chunk(struct backup *b)
+{
+	if (b->cur && b->cur->len) {
+		submit(b, b->cur);
+		b->cur = NULL;
+	}
+	dv_chunker_reset(b->chunker);
+}
+
+static void feed(struct backup *b, const uint8_t *p, size_t n)
+{
+	while (n) {
+		if (!b->cur)
+			b->cur = job_get(b);
+		size_t k = dv_chunker_scan(b->chunker, p, n);
+		size_t take = k ? k : n;
+		memcpy(b->cur->data + b->cur->len, p, take);
+		b->cur->len += take;
+		if (k) {
+			submit(b, b->cur);
+			b->cur = NULL;
+		}
+		p += take;
+		n -= take;
+	}
+}
+
+static void add_marker(struct backup *b, uint32_t type, uint64_t len)
+{
+	struct job *j = job_get(b);
+	j->type = type;
+	j->len = len;
+	submit(b, j);
+}
+
+static void end_zero_run(struct backup *b)
+{
+	uint64_t z = b->zrun;
+	if (!z)
+		return;
+	b->zrun = 0;
+	if (z >= DV_ZERO_RUN_MIN) {
+		cut_chunk(b);
+		b->st->bytes_zero += z;
+		add_marker(b, DV_EXTENT_ZERO, z);
+		return;
+	}
+	while (z) {
+		size_t n = (size_t)DV_MIN(z, (uint64_t)DV_ZERO_BLOCK);
+		feed(b, dv_zero_block(), n);
+		z -= n;
+	}
+}
+
+static void scan_buffer(struct backup *b, const uint8_t *p, size_t n)
+{
+	size_t span = 0, span_len = 0;
+	for (size_t i = 0; i < n; i += DV_ZERO_BLOCK_SIZE) {
+		size_t blen = DV_MIN((size_t)DV_ZERO_BLOCK_SIZE, n - i);
+		if (dv_is_zero(p + i, blen)) {
+			if (span_len) {
+				feed(b, p + span, span_len);
+				span_len = 0;
+			}
+			b->zrun += blen;
+		} else {
+			end_zero_run(b);
+			if (!span_len)
+				span = i;
+			span_len += blen;
+		}
+	}
+	if (span_len)
+		feed(b, p + span, span_len);
+}
+
+static void hash_zeros(struct dv_sha256_ctx *c, uint64_t n)
+{
+	while (n) {
+		size_t k = (size_t)DV_MIN(n, (uint64_t)DV_ZERO_BLOCK);
+		dv_sha256_update(c, dv_zero_block(), k);
+		n -= k;
+	}
+}
+
+/* Images one source; fills disk (the manifest entry) on success. */
+static int backup_source(struct backup *b, const struct dv_backup_source *bs, uint8_t *buf, json_t **disk)
+{
+	struct dv_source src;
+	int rc = dv_source_open(bs->path, &src, b->err);
+	if (rc < 0)
+		return rc;
+	struct dv_region_map whole = {0};
+	const struct dv_region_map *map = bs->regions;
+	if (!map) {
+		dv_region_map_whole(&whole, src.size);
+		map = &whole;
+	}
+	memset(&b->disk, 0, sizeof b->disk);
+	b->disk.disk_size = src.size;
+	b->disk_sha = b->o->sha256 ? dv_sha256_new() : NULL;
+	uint64_t covered = 0;
+	dv_chunker_reset(b->chunker);
+	for (size_t ri = 0; rc == 0 && ri < map->n; ri++) {
+		const struct dv_region *reg = &map->v[ri];
+		if (reg->off != covered || reg->len > src.size - covered) {
+			rc = dv_error(b->err, DV_E_FAIL, "source %s: region map does not match the disk size", src.path);
+			break;
+		}
+		covered += reg->len;
+		if (reg->kind == DV_REGION_UNUSED) {
+			end_zero_run(b);
+			cut_chunk(b);
+			b->st->bytes_unused += reg->len;
+			add_marker(b, DV_EXTENT_UNUSED, reg->len);
+			if (b->disk_sha)
+				hash_zeros(b->disk_sha, reg->len);
+			continue;
+		}
+		for (uint64_t off = reg->off; off < reg->off + reg->len;) {
+			if (dv_repo_interrupted()) {
+				rc = dv_error(b->err, DV_E_INTERRUPTED, "backup of %s interrupted", src.path);
+				break;
+			}
+			if (b->failed) {
+				rc = b->failed;
+				break;
+			}
+			size_t n = (size_t)DV_MIN((uint64_t)DV_READ_SIZE, reg->off + reg->len - off);
+			rc = dv_source_read(&src, off, buf, n, b->err);
+			if (rc < 0)
+				break;
+			b->st->bytes_read += n;
+			if (b->disk_sha)
+				dv_sha256_update(b->disk_sha, buf, n);
+			scan_buffer(b, buf, n);
+			off += n;
+			progress(b, false);
+		}
+	}
+	if (rc == 0 && covered != src.size)
+		rc = dv_error(b->err, DV_E_FAIL, "source %s: region map covers %llu of %llu bytes", src.path,
+			      (unsigned long long)covered, (unsigned long long)src.size);
+	if (rc == 0) {
+		end_zero_run(b);
+		cut_chunk(b);
+	}
+	drain(b);
+	if (b->cur) {
+		job_put(b, b->cur);
+		b->cur = NULL;
+	}
+	b->zrun = 0;
+	if (rc == 0 && b->failed)
+		rc = b->failed;
+	struct dv_id sum;
+	if (b->disk_sha) {
+		dv_sha256_final(b->disk_sha, &sum);
+		b->disk_sha = NULL;
+	}
+	if (rc == 0) {
+		/* The disk index may be written now: it is garbage until the
+		 * manifest names it, and writing it early bounds memory. */
+		struct dv_buf enc = DV_BUF_INIT;
+		dv_disk_index_encode(&b->disk, &enc);
+		char ixid[DV_ID_HEX_LEN + 1], digest[DV_ID_HEX_LEN + 1];
+		struct dv_id dg;
+		dv_sha256(enc.data, enc.len, &dg);
+		dv_id_hex(digest, &dg);
+		rc = dv_repo_put_content(b->r, "diskindex", enc.data, enc.len, ixid, b->err);
+		dv_buf_release(&enc);
+		uint64_t counts[5] = {0}, bytes[5] = {0};
+		for (size_t i = 0; i < b->disk.n; i++) {
+			counts[b->disk.v[i].type]++;
+			bytes[b->disk.v[i].type] += b->disk.v[i].length;
+		}
+		char sumhex[DV_ID_HEX_LEN + 1];
+		if (b->o->sha256)
+			dv_id_hex(sumhex, &sum);
+		*disk = json_pack("{s:s, s:I, s:i, s:b, s:s, s:s, s:o, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I},"
+				  " s:O}",
+				  "source", src.path, "size", (json_int_t)src.size, "sector_size", (int)src.sector_size,
+				  "block_device", src.is_block, "index", ixid, "digest", digest, "sha256",
+				  b->o->sha256 ? json_string(sumhex) : json_null(), "extents", "data",
+				  (json_int_t)counts[DV_EXTENT_DATA], "zero", (json_int_t)counts[DV_EXTENT_ZERO], "unused",
+				  (json_int_t)counts[DV_EXTENT_UNUSED], "unreadable",
+				  (json_int_t)counts[DV_EXTENT_UNREADABLE], "bytes", "data",
+				  (json_int_t)bytes[DV_EXTENT_DATA], "zero", (json_int_t)bytes[DV_EXTENT_ZERO], "unused",
+				  (json_int_t)bytes[DV_EXTENT_UNUSED], "unreadable",
+				  (json_int_t)bytes[DV_EXTENT_UNREADABLE], "layout", bs->layout ? bs->layout : json_null());
+		if (!*disk)
+			DV_BUG("json_pack of disk failed");
+	}
+	dv_disk_index_release(&b->disk);
+	dv_region_map_release(&whole);
+	dv_source_close(&src);
+	return rc;
+}
+
+json_t *dv_stats_json(const struct dv_stats *s)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "bytes_total",
+			 (json_int_t)s->bytes_total, "bytes_read", (json_int_t)s->bytes_read, "bytes_data",
+			 (json_int_t)s->bytes_data, "bytes_zero", (json_int_t)s->bytes_zero, "bytes_unused",
+			 (json_int_t)s->bytes_unused, "bytes_dedup", (json_int_t)s->bytes_dedup, "bytes_new_raw",
+			 (json_int_t)s->bytes_new_raw, "bytes_new_stored", (json_int_t)s->bytes_new_stored, "chunks",
+			 (json_int_t)s->chunks, "chunks_new", (json_int_t)s->chunks_new, "packs",
+			 (json_int_t)s->packs, "seconds", s->seconds);
+}
+
+static int write_manifest(struct backup *b, json_t *disks, char id[DV_ID_HEX_LEN + 1])
+{
+	const struct dv_backup_opts *o = b->o;
+	char host[256], now[32];
+	if (o->host)
+		snprintf(host, sizeof host, "%s", o->host);
+	else if (gethostname(host, sizeof host) < 0)
+		snprintf(host, sizeof host, "unknown");
+	host[sizeof host - 1] = 0;
+	dv_format_time(now, sizeof now, dv_unix_now());
+	json_t *tags = json_array();
+	for (size_t i = 0; i < o->ntags; i++)
+		json_array_append_new(tags, json_string(o->tags[i]));
+	json_t *m = json_pack("{s:s, s:i, s:s, s:I, s:s, s:o, s:o, s:s, s:s, s:o, s:o, s:O}", "format",
+			      "diskvault-snapshot", "version", DV_SNAPSHOT_VERSION, "time", now, "time_unix_us",
+			      (json_int_t)dv_unix_now_us(),
+			      "host", host, "name", o->name ? json_string(o->name) : json_null(), "tags", tags, "mode",
+			      o->mode ? o->mode : "all-blocks", "repository", b->r->id, "disks", disks, "stats",
+			      dv_stats_json(b->st), "inventory", o->inventory ? o->inventory : json_null());
+	if (!m)
+		DV_BUG("json_pack of manifest failed");
+	char *text = json_dumps(m, JSON_INDENT(1) | JSON_SORT_KEYS);
+	json_decref(m);
+	int rc = dv_repo_put_content(b->r, "snapshots", text, strlen(text), id, b->err);
+	free(text);
+	return rc;
+}
+
+int dv_backup(struct dv_repo *r, const struct dv_backup_source *src, size_t nsrc, const struct dv_backup_opts *o,
+	      char id[DV_ID_HEX_LEN + 1], struct dv_stats *stats, struct dv_err *err)
+{
+	if (nsrc == 0)
+		return dv_error(err, DV_E_USAGE, "backup: no source given");
+	struct dv_lock *lock = NULL;
+	int rc = dv_lock_acquire(r, false, &lock, err);
+	if (rc < 0)
+		return rc;
+	struct backup b = {.r = r, .o = o, .st = stats, .err = err};
+	memset(stats, 0, sizeof *stats);
+	b.t0 = dv_now();
+	/* Total for progress: sizes of all sources (opened again below). */
+	for (size_t i = 0; i < nsrc; i++) {
+		struct dv_source s;
+		rc = dv_source_open(src[i].path, &s, err);
+		if (rc < 0)
+			goto out;
+		stats->bytes_total += s.size;
+		dv_source_close(&s);
+	}
+	b.ix = dv_chunk_index_new();
+	rc = dv_chunk_index_load(b.ix, r, err);
+	if (rc < 0)
+		goto out;
+	unsigned threads = o->threads ? o->threads : dv_cpu_count();
+	b.q = dv_workq_new(threads, 2 * threads + 2, work, &b);
+	b.chunker = dv_chunker_new(&r->chunker);
+	uint8_t *buf = dv_malloc(DV_READ_SIZE);
+	json_t *disks = json_array();
+	for (size_t i = 0; rc == 0 && i < nsrc; i++) {
+		json_t *disk = NULL;
+		rc = backup_source(&b, &src[i], buf, &disk);
+		if (rc == 0)
+			json_array_append_new(disks, disk);
+	}
+	free(buf);
+	if (rc == 0)
+		rc = finish_pack(&b);
+	if (rc == 0)
+		rc = write_segment(&b);
+	stats->seconds = dv_now() - b.t0;
+	if (rc == 0)
+		rc = write_manifest(&b, disks, id);
+	else
+		json_decref(disks);
+	if (rc == 0)
+		progress(&b, true);
+	dv_pack_writer_abort(b.pw);
+	dv_index_segment_release(&b.seg);
+	dv_workq_free(b.q);
+	jobs_free(&b);
+	dv_chunker_free(b.chunker);
+	free(b.pw_ids);
+	free(b.pw_locs);
+out:
+	dv_chunk_index_free(b.ix);
+	dv_lock_release(lock);
+	return rc;
+}

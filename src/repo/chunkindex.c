@@ -1,0 +1,305 @@
+/* chunkindex.c - in-memory chunk index and index segment objects. */
+#include <stdio.h>
+#include "repo_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct entry {
+	struct dv_id id;
+	struct dv_chunk_loc loc;
+};
+
+struct dv_chunk_index {
+	pthread_rwlock_t lock;
+	struct entry *e;
+	size_t n, cap;
+	uint32_t *slots; /* entry number + 1; 0 = empty */
+	size_t nslots;   /* power of two, kept >= 2 * n */
+	struct dv_pack_info *packs;
+	uint32_t npacks, packcap;
+};
+
+struct dv_chunk_index *dv_chunk_index_new(void)
+{
+	struct dv_chunk_index *ix = dv_calloc(1, sizeof *ix);
+	pthread_rwlock_init(&ix->lock, NULL);
+	ix->nslots = 1024;
+	ix->slots = dv_calloc(ix->nslots, sizeof *ix->slots);
+	return ix;
+}
+
+void dv_chunk_index_free(struct dv_chunk_index *ix)
+{
+	if (!ix)
+		return;
+	pthread_rwlock_destroy(&ix->lock);
+	free(ix->e);
+	free(ix->slots);
+	free(ix->packs);
+	free(ix);
+}
+
+/* Ids are uniformly distributed (SHA-256 or HMAC), so their first bytes are
+ * a perfect hash. */
+static size_t slot_of(const struct dv_id *id, size_t nslots) { return (size_t)dv_le64(id->b) & (nslots - 1); }
+
+static size_t find_slot(const struct dv_chunk_index *ix, const struct dv_id *id)
+{
+	size_t mask = ix->nslots - 1;
+	for (size_t s = slot_of(id, ix->nslots);; s = (s + 1) & mask) {
+		uint32_t v = ix->slots[s];
+		if (!v || dv_id_eq(&ix->e[v - 1].id, id))
+			return s;
+	}
+}
+
+bool dv_chunk_index_lookup(struct dv_chunk_index *ix, const struct dv_id *id, struct dv_chunk_loc *loc)
+{
+	pthread_rwlock_rdlock(&ix->lock);
+	uint32_t v = ix->slots[find_slot(ix, id)];
+	if (v && loc)
+		*loc = ix->e[v - 1].loc;
+	pthread_rwlock_unlock(&ix->lock);
+	return v != 0;
+}
+
+static void grow(struct dv_chunk_index *ix)
+{
+	size_t n = ix->nslots * 2;
+	uint32_t *slots = dv_calloc(n, sizeof *slots);
+	for (size_t i = 0; i < ix->n; i++) {
+		size_t s = slot_of(&ix->e[i].id, n);
+		while (slots[s])
+			s = (s + 1) & (n - 1);
+		slots[s] = (uint32_t)(i + 1);
+	}
+	free(ix->slots);
+	ix->slots = slots;
+	ix->nslots = n;
+}
+
+bool dv_chunk_index_insert(struct dv_chunk_index *ix, const struct dv_id *id, const struct dv_chunk_loc *loc)
+{
+	pthread_rwlock_wrlock(&ix->lock);
+	size_t s = find_slot(ix, id);
+	bool added = false;
+	if (!ix->slots[s]) {
+		if (ix->n >= UINT32_MAX - 1)
+			DV_BUG("chunk index full");
+		if (ix->n == ix->cap) {
+			ix->cap = ix->cap ? ix->cap + ix->cap / 2 : 1024;
+			ix->e = dv_realloc(ix->e, ix->cap * sizeof *ix->e);
+		}
+		ix->e[ix->n] = (struct entry){*id, *loc};
+		ix->slots[s] = (uint32_t)(++ix->n);
+		if (ix->n * 2 > ix->nslots)
+			grow(ix);
+		added = true;
+	}
+	pthread_rwlock_unlock(&ix->lock);
+	return added;
+}
+
+uint32_t dv_chunk_index_add_pack(struct dv_chunk_index *ix, const struct dv_pack_info *p)
+{
+	pthread_rwlock_wrlock(&ix->lock);
+	if (ix->npacks == ix->packcap) {
+		ix->packcap = ix->packcap ? 2 * ix->packcap : 64;
+		ix->packs = dv_realloc(ix->packs, ix->packcap * sizeof *ix->packs);
+	}
+	uint32_t n = ix->npacks++;
+	ix->packs[n] = *p;
+	pthread_rwlock_unlock(&ix->lock);
+	return n;
+}
+
+void dv_chunk_index_set_pack(struct dv_chunk_index *ix, uint32_t n, const struct dv_pack_info *p)
+{
+	pthread_rwlock_wrlock(&ix->lock);
+	if (n >= ix->npacks)
+		DV_BUG("pack %u out of range", n);
+	ix->packs[n] = *p;
+	pthread_rwlock_unlock(&ix->lock);
+}
+
+const struct dv_pack_info *dv_chunk_index_pack(struct dv_chunk_index *ix, uint32_t n)
+{
+	/* The pack table only grows while a single thread writes; readers
+	 * (restore workers) run when it is complete. */
+	if (n >= ix->npacks)
+		DV_BUG("pack %u out of range", n);
+	return &ix->packs[n];
+}
+
+uint32_t dv_chunk_index_pack_count(struct dv_chunk_index *ix) { return ix->npacks; }
+size_t dv_chunk_index_count(struct dv_chunk_index *ix) { return ix->n; }
+
+int dv_chunk_index_each(struct dv_chunk_index *ix, dv_chunk_index_fn fn, void *ctx)
+{
+	for (size_t i = 0; i < ix->n; i++) {
+		int r = fn(&ix->e[i].id, &ix->e[i].loc, ctx);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+void dv_pack_name(char *out, size_t n, const struct dv_id *pack)
+{
+	char hex[DV_ID_HEX_LEN + 1];
+	dv_id_hex(hex, pack);
+	snprintf(out, n, "packs/%.2s/%s", hex, hex);
+}
+
+/* ---- index segments ------------------------------------------------------ */
+
+void dv_index_segment_release(struct dv_index_segment *s)
+{
+	free(s->packs);
+	free(s->ids);
+	free(s->locs);
+	memset(s, 0, sizeof *s);
+}
+
+void dv_index_segment_encode(const struct dv_index_segment *s, struct dv_buf *out)
+{
+	dv_buf_reset(out);
+	dv_buf_reserve(out, DV_INDEX_HEADER_SIZE + s->npacks * DV_INDEX_PACK_SIZE + s->n * DV_INDEX_ENTRY_SIZE);
+	dv_buf_add(out, DV_INDEX_MAGIC, 8);
+	dv_buf_add_le32(out, DV_INDEX_VERSION);
+	dv_buf_add_le32(out, (uint32_t)s->npacks);
+	dv_buf_add_le64(out, s->n);
+	for (size_t i = 0; i < s->npacks; i++) {
+		const struct dv_pack_info *p = &s->packs[i];
+		dv_buf_add(out, p->id.b, DV_ID_LEN);
+		dv_buf_add_le64(out, p->size);
+		dv_buf_add_le64(out, p->index_offset);
+		dv_buf_add_le32(out, p->index_len);
+		dv_buf_add_le32(out, 0);
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		const struct dv_chunk_loc *l = &s->locs[i];
+		dv_buf_add(out, s->ids[i].b, DV_ID_LEN);
+		dv_buf_add_le32(out, l->pack);
+		dv_buf_add_le32(out, l->stored_len);
+		dv_buf_add_le32(out, l->raw_len);
+		dv_buf_add_le32(out, 0);
+		dv_buf_add_le64(out, l->offset);
+	}
+}
+
+int dv_index_segment_decode(const uint8_t *p, size_t n, struct dv_index_segment *s, const char *what,
+			    struct dv_err *err)
+{
+	memset(s, 0, sizeof *s);
+	if (n < DV_INDEX_HEADER_SIZE || memcmp(p, DV_INDEX_MAGIC, 8))
+		return dv_error(err, DV_E_CORRUPT, "%s: not an index segment (bad magic)", what);
+	uint32_t version = dv_le32(p + 8);
+	if (version != DV_INDEX_VERSION)
+		return dv_error(err, DV_E_VERSION, "%s: index segment version %u is not supported", what, version);
+	uint64_t npacks = dv_le32(p + 12), nent = dv_le64(p + 16);
+	if (npacks > (n - DV_INDEX_HEADER_SIZE) / DV_INDEX_PACK_SIZE ||
+	    nent > (n - DV_INDEX_HEADER_SIZE - npacks * DV_INDEX_PACK_SIZE) / DV_INDEX_ENTRY_SIZE ||
+	    n != DV_INDEX_HEADER_SIZE + npacks * DV_INDEX_PACK_SIZE + nent * DV_INDEX_ENTRY_SIZE)
+		return dv_error(err, DV_E_CORRUPT, "%s: size %zu does not match %llu packs and %llu entries", what, n,
+				(unsigned long long)npacks, (unsigned long long)nent);
+	s->npacks = (size_t)npacks;
+	s->n = s->cap = (size_t)nent;
+	s->packs = dv_calloc(s->npacks, sizeof *s->packs);
+	s->ids = dv_calloc(s->n, sizeof *s->ids);
+	s->locs = dv_calloc(s->n, sizeof *s->locs);
+	const uint8_t *q = p + DV_INDEX_HEADER_SIZE;
+	for (size_t i = 0; i < s->npacks; i++, q += DV_INDEX_PACK_SIZE) {
+		struct dv_pack_info *pi = &s->packs[i];
+		memcpy(pi->id.b, q, DV_ID_LEN);
+		pi->size = dv_le64(q + 32);
+		pi->index_offset = dv_le64(q + 40);
+		pi->index_len = dv_le32(q + 48);
+		pi->known = true;
+		if (pi->size > DV_MAX_PACK_SIZE || pi->index_offset + pi->index_len > pi->size) {
+			dv_index_segment_release(s);
+			return dv_error(err, DV_E_CORRUPT, "%s: pack %zu has an impossible size or index position", what, i);
+		}
+	}
+	for (size_t i = 0; i < s->n; i++, q += DV_INDEX_ENTRY_SIZE) {
+		struct dv_chunk_loc *l = &s->locs[i];
+		memcpy(s->ids[i].b, q, DV_ID_LEN);
+		l->pack = dv_le32(q + 32);
+		l->stored_len = dv_le32(q + 36);
+		l->raw_len = dv_le32(q + 40);
+		l->offset = dv_le64(q + 48);
+		if (l->pack >= s->npacks || l->raw_len == 0 || l->raw_len > DV_CHUNK_SIZE_LIMIT ||
+		    l->offset + l->stored_len > s->packs[l->pack].size) {
+			dv_index_segment_release(s);
+			return dv_error(err, DV_E_CORRUPT, "%s: entry %zu points outside its pack", what, i);
+		}
+	}
+	return 0;
+}
+
+int dv_index_segment_read(struct dv_repo *r, const char *name, struct dv_index_segment *s, struct dv_err *err)
+{
+	struct dv_buf b = DV_BUF_INIT;
+	int rc = dv_repo_get_content(r, "index", name, DV_MAX_INDEX_OBJECT, &b, err);
+	if (rc == 0) {
+		char what[128];
+		snprintf(what, sizeof what, "index/%.16s", name);
+		rc = dv_index_segment_decode(b.data, b.len, s, what, err);
+	}
+	dv_buf_release(&b);
+	return rc;
+}
+
+struct seg_names {
+	char **v;
+	size_t n, cap;
+};
+
+static int collect_seg(const char *name, uint64_t size, void *ctx)
+{
+	(void)size;
+	struct seg_names *l = ctx;
+	const char *base = strrchr(name, '/');
+	base = base ? base + 1 : name;
+	struct dv_id x;
+	if (dv_id_parse(&x, base) < 0)
+		return 0;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 16;
+		l->v = dv_realloc(l->v, l->cap * sizeof *l->v);
+	}
+	l->v[l->n++] = dv_strdup(base);
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int dv_chunk_index_load(struct dv_chunk_index *ix, struct dv_repo *r, struct dv_err *err)
+{
+	struct seg_names names = {0};
+	int rc = dv_store_list(r->store, "index/", collect_seg, &names, err);
+	/* Sorted, so every run resolves duplicates the same way. */
+	if (names.n)
+		qsort(names.v, names.n, sizeof *names.v, cmp_str);
+	for (size_t i = 0; rc == 0 && i < names.n; i++) {
+		struct dv_index_segment s;
+		rc = dv_index_segment_read(r, names.v[i], &s, err);
+		if (rc < 0)
+			break;
+		uint32_t *map = dv_calloc(s.npacks ? s.npacks : 1, sizeof *map);
+		for (size_t k = 0; k < s.npacks; k++)
+			map[k] = dv_chunk_index_add_pack(ix, &s.packs[k]);
+		for (size_t k = 0; k < s.n; k++) {
+			struct dv_chunk_loc l = s.locs[k];
+			l.pack = map[l.pack];
+			dv_chunk_index_insert(ix, &s.ids[k], &l);
+		}
+		free(map);
+		dv_index_segment_release(&s);
+	}
+	for (size_t i = 0; i < names.n; i++)
+		free(names.v[i]);
+	free(names.v);
+	return rc;
+}

@@ -1,0 +1,172 @@
+/*
+ * repo.h - the repository: configuration, snapshots, backup, restore,
+ * verify and check. Layout and byte formats: formats/repository.md.
+ *
+ * Objects (all immutable, all named by the SHA-256 of their stored bytes
+ * except config and locks):
+ *   config                 JSON, repository id and parameters
+ *   snapshots/<id>         JSON manifest; the snapshot exists iff this does
+ *   diskindex/<id>         binary disk index (extents of one disk)
+ *   index/<id>             binary chunk-index segment (chunk -> pack)
+ *   packs/<xx>/<id>        tar archive of zstd chunk blobs + "index" member
+ *   locks/<random>         JSON lock (shared or exclusive)
+ *
+ * Commit order makes every crash harmless: packs, then index segments, then
+ * disk indexes, then the manifest. Unreferenced objects are garbage.
+ *
+ * Thread safety: one struct dv_repo per thread of control; the functions
+ * below use worker threads internally.
+ */
+#ifndef DV_REPO_H
+#define DV_REPO_H
+
+#include <jansson.h>
+
+#include "chunk/chunk.h"
+#include "disk/disk.h"
+#include "util/util.h"
+
+struct dv_repo;
+
+struct dv_repo_init_opts {
+	struct dv_chunker_params chunker;
+	int zstd_level;          /* 1..19; default 3 */
+	uint32_t pack_size;      /* target pack size in bytes; default 32 MiB */
+};
+void dv_repo_init_opts_default(struct dv_repo_init_opts *o);
+
+/* Creates a repository at location (a directory that is missing or empty). */
+int dv_repo_init(const char *location, const struct dv_repo_init_opts *o, char id_out[33], struct dv_err *err) DV_WUR;
+/* Opens an existing repository: DV_E_NOT_REPO when location holds none,
+ * DV_E_VERSION when its format is newer than this build. */
+int dv_repo_open(const char *location, struct dv_repo **out, struct dv_err *err) DV_WUR;
+void dv_repo_free(struct dv_repo *r);
+const char *dv_repo_id(const struct dv_repo *r);
+const char *dv_repo_location(const struct dv_repo *r);
+/* The parsed config object (borrowed). */
+const json_t *dv_repo_config(const struct dv_repo *r);
+
+/* ---- snapshots ------------------------------------------------------- */
+
+struct dv_snapshot_ref {
+	char id[DV_ID_HEX_LEN + 1];
+	int64_t time;     /* seconds since the epoch */
+	int64_t time_us;  /* microseconds, for ordering */
+	json_t *manifest; /* owned by the list */
+};
+struct dv_snapshot_list {
+	struct dv_snapshot_ref *v;
+	size_t n;
+};
+/* All snapshots, oldest first. A manifest that cannot be read or parsed is
+ * an error naming it (list is then empty). */
+int dv_snapshot_list_load(struct dv_repo *r, struct dv_snapshot_list *out, struct dv_err *err) DV_WUR;
+void dv_snapshot_list_release(struct dv_snapshot_list *l);
+/* Resolves "latest", a full id or a unique id prefix (>= 4 hex digits). */
+int dv_snapshot_resolve(struct dv_repo *r, const char *spec, char id[DV_ID_HEX_LEN + 1], struct dv_err *err) DV_WUR;
+/* Loads and validates one manifest; caller json_decref's *out. */
+int dv_snapshot_load(struct dv_repo *r, const char *id, json_t **out, struct dv_err *err) DV_WUR;
+
+/* ---- progress -------------------------------------------------------- */
+
+struct dv_stats {
+	uint64_t bytes_total;      /* logical bytes of the disks */
+	uint64_t bytes_done;       /* logical bytes processed so far */
+	uint64_t bytes_read;       /* bytes read from sources */
+	uint64_t bytes_zero;       /* in zero extents */
+	uint64_t bytes_unused;     /* in unused extents */
+	uint64_t bytes_data;       /* in data extents */
+	uint64_t bytes_dedup;      /* data bytes found already stored */
+	uint64_t bytes_new_raw;    /* new chunk bytes before compression */
+	uint64_t bytes_new_stored; /* new chunk bytes after compression */
+	uint64_t bytes_written;    /* bytes written to the repository or target */
+	uint64_t chunks;           /* data extents */
+	uint64_t chunks_new;
+	uint64_t packs;            /* packs written (backup) or read (restore) */
+	double seconds;
+};
+
+/* The stats as a new JSON object (field names as above). */
+json_t *dv_stats_json(const struct dv_stats *s);
+
+/* Called from the calling thread, at most a few times a second, and once
+ * at the end with final = true. */
+typedef void (*dv_progress_fn)(const struct dv_stats *s, bool final, void *ctx);
+
+/* Polled by long operations; a non-zero value aborts with
+ * DV_E_INTERRUPTED (set it from a signal handler). */
+extern volatile int *dv_interrupt_flag;
+
+/* ---- backup ---------------------------------------------------------- */
+
+struct dv_backup_source {
+	const char *path;           /* device or image file */
+	const struct dv_region_map *regions; /* NULL: read the whole disk */
+	json_t *layout;             /* probed layout recorded in the manifest, or NULL (borrowed) */
+};
+
+struct dv_backup_opts {
+	const char *name;           /* may be NULL */
+	const char *const *tags;
+	size_t ntags;
+	const char *host;           /* NULL: gethostname() */
+	const char *mode;           /* "all-blocks" or "used-blocks" */
+	bool sha256;                /* also record the plain SHA-256 of each disk */
+	unsigned threads;           /* 0: number of CPUs */
+	json_t *inventory;          /* recorded as-is, or NULL (borrowed) */
+	dv_progress_fn progress;
+	void *progress_ctx;
+};
+
+/* Images the sources into one new snapshot. On success id receives the
+ * snapshot id and stats the totals. */
+int dv_backup(struct dv_repo *r, const struct dv_backup_source *src, size_t nsrc, const struct dv_backup_opts *o,
+	      char id[DV_ID_HEX_LEN + 1], struct dv_stats *stats, struct dv_err *err) DV_WUR;
+
+/* ---- restore / verify ------------------------------------------------- */
+
+struct dv_restore_opts {
+	unsigned disk;   /* index of the disk in the snapshot (0-based) */
+	bool force;      /* overwrite a non-empty target / one with signatures */
+	unsigned threads;
+	dv_progress_fn progress;
+	void *progress_ctx;
+};
+
+/* Writes disk o->disk of snapshot id to target (device or image file).
+ * Every chunk is checked against its id and the disk digest at the end;
+ * a mismatch is DV_E_CORRUPT naming the first bad offset. */
+int dv_restore(struct dv_repo *r, const char *id, const char *target, const struct dv_restore_opts *o,
+	       struct dv_stats *stats, struct dv_err *err) DV_WUR;
+
+/* Reads and checks every chunk that snapshot id references (all disks). */
+int dv_verify(struct dv_repo *r, const char *id, const struct dv_restore_opts *o, struct dv_stats *stats,
+	      struct dv_err *err) DV_WUR;
+
+/* ---- check ----------------------------------------------------------- */
+
+struct dv_check_report {
+	uint64_t snapshots, packs, index_segments, disk_indexes, chunks;
+	uint64_t errors;               /* problems found (each also passed to problem()) */
+	uint64_t unreferenced_chunks;  /* garbage: stored but no snapshot uses them */
+	uint64_t unreferenced_bytes;
+	uint64_t unindexed_packs;      /* packs no index segment lists (interrupted backup) */
+	uint64_t stray_objects;        /* leftover temporary files, unknown names */
+};
+/* Checks the repository's structure; every problem is reported through
+ * problem(msg, is_error, ctx). Returns 0 when no error was found, else
+ * DV_E_CORRUPT (garbage alone is not an error). */
+typedef void (*dv_check_problem_fn)(const char *msg, bool is_error, void *ctx);
+int dv_check(struct dv_repo *r, dv_check_problem_fn problem, void *ctx, struct dv_check_report *rep,
+	     struct dv_err *err) DV_WUR;
+
+/* ---- locks ----------------------------------------------------------- */
+
+struct dv_lock;
+/* Takes a shared (backup, restore, check) or exclusive (prune) lock.
+ * DV_E_LOCKED names the holder when a conflicting lock exists; stale locks
+ * (dead pid on this host) are ignored. */
+int dv_lock_acquire(struct dv_repo *r, bool exclusive, struct dv_lock **out, struct dv_err *err) DV_WUR;
+void dv_lock_release(struct dv_lock *l);
+
+#endif

@@ -1,0 +1,157 @@
+/* repo_internal.h - shared by the files of src/repo only. */
+#ifndef DV_REPO_INTERNAL_H
+#define DV_REPO_INTERNAL_H
+
+#include <pthread.h>
+
+#include "format.h"
+#include "repo.h"
+#include "store/store.h"
+
+struct dv_repo {
+	struct dv_store *store;
+	json_t *config;
+	char id[33];
+	struct dv_chunker_params chunker;
+	int zstd_level;
+	uint32_t pack_size;
+};
+
+/* ---- compression (compress.c) ---------------------------------------- */
+
+/* Compresses src into out (replacing its content) at level; thread safe
+ * (one context per thread). */
+void dv_compress(const void *src, size_t n, int level, struct dv_buf *out);
+/* Decompresses a blob that must expand to exactly raw_len bytes. */
+int dv_decompress(const void *src, size_t n, size_t raw_len, struct dv_buf *out, const char *what,
+		  struct dv_err *err) DV_WUR;
+
+/* ---- chunk index (chunkindex.c) --------------------------------------- */
+
+/* Where a chunk is stored. */
+struct dv_chunk_loc {
+	uint32_t pack;        /* number in the index's pack table */
+	uint32_t stored_len;  /* compressed blob length */
+	uint32_t raw_len;     /* chunk length */
+	uint64_t offset;      /* of the blob in the pack */
+};
+
+struct dv_pack_info {
+	struct dv_id id;
+	uint64_t size;
+	uint64_t index_offset;
+	uint32_t index_len;
+	bool known;           /* id is final (pack published) */
+};
+
+/*
+ * In-memory chunk index: a dense entry array plus an open-addressing table
+ * of 32-bit entry numbers keyed by the id's first bytes. 56 bytes an entry
+ * plus 4-8 bytes of table: ~64 bytes per chunk, about 256 MiB per TiB of
+ * unique data at the default 256 KiB average chunk. Lookups may run
+ * concurrently with one inserting thread (rwlock).
+ */
+struct dv_chunk_index;
+struct dv_chunk_index *dv_chunk_index_new(void);
+void dv_chunk_index_free(struct dv_chunk_index *ix);
+/* Loads every index/ segment of the repository (checking each one's name
+ * against its content); duplicates keep the first location. */
+int dv_chunk_index_load(struct dv_chunk_index *ix, struct dv_repo *r, struct dv_err *err) DV_WUR;
+/* true and *loc filled when present (loc may be NULL). */
+bool dv_chunk_index_lookup(struct dv_chunk_index *ix, const struct dv_id *id, struct dv_chunk_loc *loc);
+/* Adds a chunk; returns false when it was already present. */
+bool dv_chunk_index_insert(struct dv_chunk_index *ix, const struct dv_id *id, const struct dv_chunk_loc *loc);
+/* Pack table. */
+uint32_t dv_chunk_index_add_pack(struct dv_chunk_index *ix, const struct dv_pack_info *p);
+void dv_chunk_index_set_pack(struct dv_chunk_index *ix, uint32_t n, const struct dv_pack_info *p);
+const struct dv_pack_info *dv_chunk_index_pack(struct dv_chunk_index *ix, uint32_t n);
+uint32_t dv_chunk_index_pack_count(struct dv_chunk_index *ix);
+size_t dv_chunk_index_count(struct dv_chunk_index *ix);
+/* Calls fn for every entry (no concurrent inserts allowed meanwhile). */
+typedef int (*dv_chunk_index_fn)(const struct dv_id *id, const struct dv_chunk_loc *loc, void *ctx);
+int dv_chunk_index_each(struct dv_chunk_index *ix, dv_chunk_index_fn fn, void *ctx);
+
+/* Object names. */
+void dv_pack_name(char *out, size_t n, const struct dv_id *pack);
+
+/* Index segment (de)serialisation. */
+struct dv_index_segment {
+	struct dv_pack_info *packs;
+	size_t npacks;
+	struct dv_id *ids;
+	struct dv_chunk_loc *locs; /* loc.pack indexes packs[] */
+	size_t n, cap;
+};
+void dv_index_segment_release(struct dv_index_segment *s);
+void dv_index_segment_encode(const struct dv_index_segment *s, struct dv_buf *out);
+int dv_index_segment_decode(const uint8_t *p, size_t n, struct dv_index_segment *s, const char *what,
+			    struct dv_err *err) DV_WUR;
+/* Reads index/<name> and verifies its content hash. */
+int dv_index_segment_read(struct dv_repo *r, const char *name, struct dv_index_segment *s, struct dv_err *err) DV_WUR;
+
+/* ---- packs (pack.c) --------------------------------------------------- */
+
+struct dv_pack_entry {
+	struct dv_id id;
+	uint64_t offset;
+	uint32_t stored_len, raw_len;
+};
+
+/* Builds one pack in the store's spool directory. */
+struct dv_pack_writer;
+int dv_pack_writer_new(struct dv_repo *r, struct dv_pack_writer **out, struct dv_err *err) DV_WUR;
+/* Appends a blob; *offset receives its data offset in the pack. */
+int dv_pack_writer_add(struct dv_pack_writer *w, const struct dv_id *id, const void *blob, uint32_t stored_len,
+		       uint32_t raw_len, uint64_t *offset, struct dv_err *err) DV_WUR;
+uint64_t dv_pack_writer_size(const struct dv_pack_writer *w);
+size_t dv_pack_writer_count(const struct dv_pack_writer *w);
+/* Writes the pack index member, closes the archive, fsyncs and publishes
+ * packs/<xx>/<id>; fills info. Frees w in every case. */
+int dv_pack_writer_finish(struct dv_pack_writer *w, struct dv_pack_info *info, struct dv_err *err) DV_WUR;
+/* Discards an unfinished pack (removes its spool file). */
+void dv_pack_writer_abort(struct dv_pack_writer *w);
+
+/* Pack index member (de)serialisation and reading. */
+void dv_pack_index_encode(const struct dv_pack_entry *e, size_t n, struct dv_buf *out);
+int dv_pack_index_decode(const uint8_t *p, size_t len, struct dv_pack_entry **out, size_t *n, const char *what,
+			 struct dv_err *err) DV_WUR;
+int dv_pack_read_index(struct dv_repo *r, const struct dv_pack_info *p, struct dv_pack_entry **out, size_t *n,
+		       struct dv_err *err) DV_WUR;
+
+/* Reads, decompresses and verifies one chunk; out receives raw bytes. */
+int dv_chunk_read(struct dv_repo *r, struct dv_chunk_index *ix, const struct dv_id *id, struct dv_buf *scratch,
+		  struct dv_buf *out, struct dv_err *err) DV_WUR;
+
+/* ---- disk index (diskindex.c) ------------------------------------------ */
+
+struct dv_extent {
+	uint64_t length;
+	uint32_t type; /* enum dv_extent_type */
+	struct dv_id id;
+};
+
+struct dv_disk_index {
+	uint64_t disk_size;
+	struct dv_extent *v;
+	size_t n, cap;
+};
+void dv_disk_index_release(struct dv_disk_index *d);
+/* Appends an extent, merging adjacent zero/unused extents of one type. */
+void dv_disk_index_add(struct dv_disk_index *d, uint32_t type, uint64_t length, const struct dv_id *id);
+void dv_disk_index_encode(const struct dv_disk_index *d, struct dv_buf *out);
+int dv_disk_index_decode(const uint8_t *p, size_t n, struct dv_disk_index *d, const char *what,
+			 struct dv_err *err) DV_WUR;
+/* Reads diskindex/<name>, verifies content hash and the sum of lengths. */
+int dv_disk_index_read(struct dv_repo *r, const char *name, struct dv_disk_index *d, struct dv_err *err) DV_WUR;
+
+/* ---- objects ------------------------------------------------------------ */
+
+/* Stores data as <dir>/<sha256 of data>; id_hex receives the name. */
+int dv_repo_put_content(struct dv_repo *r, const char *dir, const void *data, size_t len,
+			char id_hex[DV_ID_HEX_LEN + 1], struct dv_err *err) DV_WUR;
+/* Reads <dir>/<id_hex> (at most cap bytes) and checks its SHA-256. */
+int dv_repo_get_content(struct dv_repo *r, const char *dir, const char *id_hex, size_t cap, struct dv_buf *out,
+			struct dv_err *err) DV_WUR;
+bool dv_repo_interrupted(void);
+
+#endif

@@ -1,0 +1,147 @@
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int dv_write_all(int fd, const void *p, size_t n, struct dv_err *err, const char *what)
+{
+	const uint8_t *b = p;
+	while (n) {
+		ssize_t w = write(fd, b, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return dv_error_errno(err, errno, "writing %s", what);
+		}
+		b += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int dv_pwrite_all(int fd, const void *p, size_t n, off_t off, struct dv_err *err, const char *what)
+{
+	const uint8_t *b = p;
+	while (n) {
+		ssize_t w = pwrite(fd, b, n, off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return dv_error_errno(err, errno, "writing %s at offset %lld", what, (long long)off);
+		}
+		b += w;
+		n -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
+int dv_pread_all(int fd, void *p, size_t n, off_t off, struct dv_err *err, const char *what)
+{
+	uint8_t *b = p;
+	while (n) {
+		ssize_t r = pread(fd, b, n, off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return dv_error_errno(err, errno, "reading %s at offset %lld", what, (long long)off);
+		}
+		if (r == 0)
+			return dv_error(err, DV_E_CORRUPT, "%s: truncated (ends before offset %lld)", what,
+					(long long)(off + (off_t)n));
+		b += r;
+		n -= (size_t)r;
+		off += r;
+	}
+	return 0;
+}
+
+int dv_read_file(const char *path, size_t cap, struct dv_buf *out, struct dv_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return dv_error_errno(err, errno, "%s", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return dv_error_errno(err, e, "%s", path);
+	}
+	if ((uint64_t)st.st_size > cap) {
+		close(fd);
+		return dv_error(err, DV_E_CORRUPT, "%s: %lld bytes, larger than the limit of %zu", path,
+				(long long)st.st_size, cap);
+	}
+	dv_buf_reset(out);
+	dv_buf_reserve(out, (size_t)st.st_size);
+	int r = dv_pread_all(fd, out->data, (size_t)st.st_size, 0, err, path);
+	close(fd);
+	if (r < 0)
+		return r;
+	out->len = (size_t)st.st_size;
+	out->data[out->len] = 0;
+	return 0;
+}
+
+int dv_fsync_dir(const char *dir, struct dv_err *err)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return dv_error_errno(err, errno, "opening directory %s", dir);
+	int r = fsync(fd);
+	int e = errno;
+	close(fd);
+	if (r < 0 && e != EINVAL)
+		return dv_error_errno(err, e, "fsync of directory %s", dir);
+	return 0;
+}
+
+int dv_mkdir_p(const char *path, mode_t mode, struct dv_err *err)
+{
+	char *p = dv_strdup(path);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		if (mkdir(p, mode) < 0 && errno != EEXIST) {
+			int r = dv_error_errno(err, errno, "creating directory %s", p);
+			free(p);
+			return r;
+		}
+		*s = '/';
+	}
+	int r = 0;
+	if (mkdir(p, mode) < 0 && errno != EEXIST)
+		r = dv_error_errno(err, errno, "creating directory %s", p);
+	free(p);
+	return r;
+}
+
+void dv_random_bytes(void *p, size_t n)
+{
+	uint8_t *b = p;
+	while (n) {
+		ssize_t r = getrandom(b, n, 0);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			DV_BUG("getrandom failed: %s", strerror(errno));
+		}
+		b += r;
+		n -= (size_t)r;
+	}
+}
+
+void dv_random_hex(char *out, size_t n)
+{
+	uint8_t raw[64];
+	if (n > sizeof raw)
+		DV_BUG("random name too long");
+	dv_random_bytes(raw, n);
+	dv_hex(out, raw, n);
+}
