@@ -545,6 +545,16 @@ int dv_disk_probe(const struct dv_source *src, bool all_blocks, bool allow_mount
 			}
 			json_object_set_new(fs, "imaged", json_string(imaged));
 			json_object_set_new(lay, "filesystem", fs);
+		} else if (!ambiguous) {
+			/* A boot signature but no table libblkid accepts: say so, since
+			 * the usual cause is a damaged or truncated disk. */
+			uint8_t s0[512];
+			struct dv_err e2;
+			if (src->size >= 512 && dv_source_read(src, 0, s0, sizeof s0, &e2) == 0 && s0[510] == 0x55 &&
+			    s0[511] == 0xaa)
+				warn(warnings, "sector 0 carries %s but no partition table could be read (damaged or "
+					       "cut short?): the disk was read whole",
+				     s0[446 + 4] == 0xee ? "a GPT protective MBR" : "an MBR boot signature");
 		}
 	}
 

@@ -476,6 +476,8 @@ static void test_past_end(void **state)
 	assert_int_equal(probe("cut2.img", false, false, &layout, &m, &err), 0);
 	/* whatever libblkid makes of the cut GPT, nothing of the ext4 is left out */
 	assert_int_equal(dv_region_map_bytes(&m, DV_REGION_UNUSED), 0);
+	if (!strcmp(jstr(layout, "table"), "none"))
+		assert_true(warning_mentions(layout, "no partition table could be read"));
 	json_decref(layout);
 	dv_region_map_release(&m);
 }
@@ -593,6 +595,63 @@ static void test_needs_recovery(void **state)
 	dv_region_map_release(&m);
 }
 
+/* Needs root and loop devices: skipped elsewhere. A loop device over the
+ * ext4 partition of an image, mounted read-write, makes the image busy; the
+ * loop device itself (a block device source) too; read-only is fine. */
+static void test_mounted(void **state)
+{
+	(void)state;
+	if (geteuid() != 0 || access("/dev/loop-control", W_OK) != 0)
+		skip();
+	assert_int_equal(sh("dv_mk_gpt mnt.img && mkdir -p mnt"), 0);
+	char *loop = capture("losetup -f --show -o %llu --sizelimit %llu mnt.img 2>/dev/null", 34 * MiB, 96 * MiB);
+	loop[strcspn(loop, "\n")] = 0;
+	if (!*loop) {
+		free(loop);
+		skip();
+	}
+	if (sh("mount %s mnt 2>/dev/null", loop) != 0) {
+		sh("losetup -d %s", loop);
+		free(loop);
+		skip();
+	}
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	int r1 = probe("mnt.img", false, false, &layout, &m, &err);
+	char msg1[sizeof err.msg];
+	memcpy(msg1, err.msg, sizeof msg1);
+	int r2 = probe("mnt.img", false, true, &layout, &m, &err);
+	bool warned = r2 == 0 && warning_mentions(layout, "mounted read-write");
+	bool whole = r2 == 0 && read_bytes_in(&m, 34 * MiB, 96 * MiB) == 96 * MiB;
+	if (r2 == 0)
+		json_decref(layout);
+	struct dv_source src;
+	int r3 = dv_source_open(loop, &src, &err);
+	if (r3 == 0) {
+		r3 = dv_disk_probe(&src, false, false, &layout, &m, &err);
+		dv_source_close(&src);
+		if (r3 == 0)
+			json_decref(layout);
+	}
+	int r4 = sh("mount -o remount,ro mnt");
+	int r5 = r4 == 0 ? probe("mnt.img", false, false, &layout, &m, &err) : -1;
+	if (r5 == 0)
+		json_decref(layout);
+	sh("umount mnt; losetup -d %s", loop);
+	free(loop);
+	dv_region_map_release(&m);
+
+	assert_int_equal(r1, -DV_E_BUSY);
+	assert_non_null(strstr(msg1, "mounted read-write"));
+	assert_non_null(strstr(msg1, "remount,ro"));
+	assert_int_equal(r2, 0);
+	assert_true(warned);
+	assert_true(whole);
+	assert_int_equal(r3, -DV_E_BUSY);
+	assert_int_equal(r5, 0);
+}
+
 static void test_garbage(void **state)
 {
 	(void)state;
@@ -644,6 +703,7 @@ int main(void)
 		cmocka_unit_test(test_overlap),
 		cmocka_unit_test(test_corrupt_bitmap),
 		cmocka_unit_test(test_needs_recovery),
+		cmocka_unit_test(test_mounted),
 		cmocka_unit_test(test_garbage),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
