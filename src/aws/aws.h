@@ -233,8 +233,10 @@ struct dv_s3_put_opts {
 	const char *sse_kms_key_id;
 };
 
-/* 0, or DV_E_NOT_FOUND when the bucket does not exist. */
-int dv_s3_head_bucket(struct dv_s3 *s3, struct dv_err *err) DV_WUR;
+/* Checks that the bucket exists and the credentials may list prefix (one
+ * ListObjectsV2 with max-keys=1, so a refusal comes with the server's error
+ * code). DV_E_NOT_FOUND when the bucket does not exist. */
+int dv_s3_check_bucket(struct dv_s3 *s3, const char *prefix, struct dv_err *err) DV_WUR;
 int dv_s3_put_object(struct dv_s3 *s3, const char *key, const void *data, size_t len,
 		     const struct dv_s3_put_opts *opts, struct dv_err *err) DV_WUR;
 /* whole: reads all (more than cap is DV_E_CORRUPT); else exactly len bytes

@@ -607,12 +607,19 @@ static void md5_b64(char out[25], const void *data, size_t len)
 	EVP_EncodeBlock((unsigned char *)out, md, 16);
 }
 
-int dv_s3_head_bucket(struct dv_s3 *s3, struct dv_err *err)
+int dv_s3_check_bucket(struct dv_s3 *s3, const char *prefix, struct dv_err *err)
 {
 	struct req rq;
-	req_init(&rq, "HEAD", NULL);
-	rq.head = true;
+	req_init(&rq, "GET", NULL);
+	add_q(&rq, "list-type", "2");
+	add_q(&rq, "max-keys", "1");
+	if (prefix && *prefix)
+		add_q(&rq, "prefix", prefix);
 	int r = perform(s3, &rq, err);
+	struct dv_s3_list l = {0};
+	if (r == 0)
+		r = dv_s3_parse_list_objects((char *)rq.own.data, rq.own.len, &l, err);
+	dv_s3_list_release(&l);
 	req_release(&rq);
 	if (r == -DV_E_NOT_FOUND)
 		r = dv_error(err, DV_E_NOT_FOUND, "S3 bucket '%s' does not exist at %s", s3->bucket, s3->origin);

@@ -13,11 +13,10 @@ static int check_name(const char *name, struct dv_err *err)
 
 int dv_store_open(const char *location, bool create, struct dv_store **out, struct dv_err *err)
 {
-	if (!strncmp(location, "s3://", 5))
-		return dv_error(err, DV_E_USAGE, "%s: S3 repositories are not supported by this build yet", location);
 	struct dv_store *s = dv_calloc(1, sizeof *s);
 	s->location = dv_strdup(location);
-	int r = dv_store_local_open(location, create, s, err);
+	int r = !strncmp(location, "s3://", 5) ? dv_store_s3_open(location, create, s, err)
+					       : dv_store_local_open(location, create, s, err);
 	if (r < 0) {
 		free(s->location);
 		free(s);

@@ -24,5 +24,7 @@ struct dv_store {
 };
 
 int dv_store_local_open(const char *path, bool create, struct dv_store *s, struct dv_err *err);
+/* location is "s3://bucket[/prefix]"; settings from the environment (store_s3.c). */
+int dv_store_s3_open(const char *location, bool create, struct dv_store *s, struct dv_err *err);
 
 #endif
