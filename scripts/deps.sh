@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages diskvault needs to build and test,
+# only those missing. Usage: scripts/deps.sh [build|test]
+set -euo pipefail
+what=${1:-test}
+build_pkgs=(build-essential cmake pkg-config libarchive-dev libzstd-dev libssl-dev libblkid-dev
+	libjansson-dev libext2fs-dev libcurl4-openssl-dev libexpat1-dev)
+run_pkgs=(fdisk e2fsprogs zstd dosfstools util-linux openssl python3)
+test_pkgs=(libcmocka-dev clang valgrind tar)
+pkgs=("${build_pkgs[@]}" "${run_pkgs[@]}")
+[ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing: ${missing[*]}"
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian/Ubuntu machine: installs what is
+# missing, builds (normal and ASan+UBSan), starts the local servers the
+# tests need on 127.0.0.1, runs every test with ctest, stops the servers.
+# Usage: scripts/test.sh        (DV_SKIP_SANITIZE=1 skips the sanitizer pass)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+scripts/deps.sh test
+
+jobs=$(nproc)
+cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build-test -j"$jobs"
+
+servers=()
+stop_servers() {
+	for s in "${servers[@]}"; do
+		"$s" || true
+	done
+}
+trap stop_servers EXIT
+for start in tests/servers/*-start.sh; do
+	[ -e "$start" ] || continue
+	echo "starting $(basename "$start" -start.sh)"
+	bash "$start"
+	servers+=("${start%-start.sh}-stop.sh")
+done
+
+echo "== tests (RelWithDebInfo)"
+(cd build-test && ctest -j"$jobs" --output-on-failure --timeout 900)
+
+if [ "${DV_SKIP_SANITIZE:-0}" != 1 ]; then
+	echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer (clang)"
+	CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDV_SANITIZE=ON >/dev/null
+	cmake --build build-asan -j"$jobs"
+	(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest -j"$jobs" --output-on-failure --timeout 900)
+fi
+echo "all tests passed"
