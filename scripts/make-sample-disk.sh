@@ -30,8 +30,11 @@ type=0FC63DAF-8377-4A5E-A7EF-D9D74B7A7603, name=root
 SFDISK
 esp_start=$((2048 * 512))
 esp_size=$((64 * 1024 * 1024))
-root_start=$((esp_start + esp_size))
-root_kib=$(((size * 1024 * 1024 - root_start - 34 * 512) / 1024))
+# The root partition as sfdisk laid it out (start and size in sectors).
+read -r root_sec root_sectors < <(sfdisk -J "$out" | python3 -c \
+	'import json,sys; p=json.load(sys.stdin)["partitiontable"]["partitions"][1]; print(p["start"], p["size"])')
+root_start=$((root_sec * 512))
+root_kib=$((root_sectors / 2))
 mkfs.vfat -F 32 --offset 2048 -n EFI "$out" $((esp_size / 1024)) >/dev/null 2>&1
 
 # A root filesystem with text, binaries, duplicates and some random data.

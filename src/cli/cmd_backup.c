@@ -10,7 +10,10 @@ static const char help[] =
 	"Images each SOURCE (a block device or an image file) into one new snapshot.\n"
 	"  --name NAME     a name for the snapshot\n"
 	"  --tag TAG       a tag (repeatable)\n"
-	"  --sha256        also record the plain SHA-256 of each disk (compare with sha256sum)\n"
+	"  --all-blocks    read and store every block (bit-exact whole disk); default: only the\n"
+	"                  blocks ext2/3/4 filesystems use, free space restored as zeros\n"
+	"  --allow-mounted image a mounted or unclean filesystem anyway (read whole, with a warning)\n"
+	"  --sha256        also record the plain SHA-256 of each disk as restore will write it\n"
 	"  --host HOST     record HOST instead of this machine's hostname\n"
 	"  --threads N     worker threads for hashing and compression (default: CPUs)\n";
 
@@ -37,6 +40,12 @@ static int opt(int o, const char *arg, void *ctx)
 	case 's':
 		x->b.sha256 = true;
 		return 0;
+	case 'A':
+		x->b.all_blocks = true;
+		return 0;
+	case 'M':
+		x->b.allow_mounted = true;
+		return 0;
 	case 'H':
 		x->b.host = arg;
 		return 0;
@@ -58,6 +67,8 @@ int cmd_backup(int argc, char **argv)
 		{"name", required_argument, NULL, 'n'},
 		{"tag", required_argument, NULL, 't'},
 		{"sha256", no_argument, NULL, 's'},
+		{"all-blocks", no_argument, NULL, 'A'},
+		{"allow-mounted", no_argument, NULL, 'M'},
 		{"host", required_argument, NULL, 'H'},
 		{"threads", required_argument, NULL, 'T'},
 		{NULL, 0, NULL, 0},
@@ -65,7 +76,6 @@ int cmd_backup(int argc, char **argv)
 	struct opts x;
 	memset(&x, 0, sizeof x);
 	x.b.tags = x.tags;
-	x.b.mode = "all-blocks";
 	int first, rc = dv_cli_parse("backup", argc, argv, "", longopts, opt, &x, &first);
 	if (rc)
 		return rc < 0 ? 0 : rc;
@@ -96,10 +106,10 @@ int cmd_backup(int argc, char **argv)
 		json_object_set_new(j, "snapshot", json_string(id));
 		dv_cli_print_json(j);
 	} else if (!dv_cli.quiet) {
-		printf("snapshot %.8s saved: %zu disk(s), %s, %s read, %s new data stored (%s before compression), "
-		       "%s deduplicated, %s zero, %.1fs\n",
-		       id, nsrc, dv_cli_size(st.bytes_total), dv_cli_size(st.bytes_read), dv_cli_size(st.bytes_new_stored),
-		       dv_cli_size(st.bytes_new_raw), dv_cli_size(st.bytes_dedup), dv_cli_size(st.bytes_zero), st.seconds);
+		printf("snapshot %.8s saved (%s): %zu disk(s), %s, %s read, %s new data stored (%s before compression), "
+		       "%s deduplicated, %s zero, %s unused, %.1fs\n",
+		       id, x.b.all_blocks ? "all blocks" : "used blocks", nsrc, dv_cli_size(st.bytes_total), dv_cli_size(st.bytes_read), dv_cli_size(st.bytes_new_stored),
+		       dv_cli_size(st.bytes_new_raw), dv_cli_size(st.bytes_dedup), dv_cli_size(st.bytes_zero), dv_cli_size(st.bytes_unused), st.seconds);
 	}
 out:
 	dv_repo_free(repo);

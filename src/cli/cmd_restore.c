@@ -92,24 +92,36 @@ static int run(const char *cmd, int argc, char **argv)
 		goto out;
 	}
 	dv_cli_progress_done();
+	/* What the restore guarantees depends on how the snapshot was taken. */
+	json_t *m = NULL;
+	const char *mode = "all-blocks";
+	if (dv_snapshot_load(repo, id, &m, &err) == 0 && json_string_value(json_object_get(m, "mode")))
+		mode = json_string_value(json_object_get(m, "mode"));
+	const char *guarantee = !strcmp(mode, "used-blocks")
+		? "every block the filesystems use is bit-exact; their free space reads as zeros"
+		: "the whole disk is bit-exact";
 	if (dv_cli.json) {
 		json_t *j = dv_stats_json(&st);
 		json_object_set_new(j, "command", json_string(cmd));
 		json_object_set_new(j, "ok", json_true());
 		json_object_set_new(j, "snapshot", json_string(id));
-		if (restore)
+		if (restore) {
 			json_object_set_new(j, "target", json_string(argv[first + 1]));
+			json_object_set_new(j, "mode", json_string(mode));
+			json_object_set_new(j, "guarantee", json_string(guarantee));
+		}
 		dv_cli_print_json(j);
 	} else if (!dv_cli.quiet) {
 		if (restore)
 			printf("restored disk %u of snapshot %.8s to %s: %s (%s data written, %s zero/unused left as "
-			       "zeros), every chunk and the disk digest verified, %.1fs\n",
+			       "zeros), every chunk and the disk digest verified, %.1fs\n%s snapshot: %s\n",
 			       x.r.disk, id, argv[first + 1], dv_cli_size(st.bytes_total), dv_cli_size(st.bytes_data),
-			       dv_cli_size(st.bytes_zero + st.bytes_unused), st.seconds);
+			       dv_cli_size(st.bytes_zero + st.bytes_unused), st.seconds, mode, guarantee);
 		else
 			printf("snapshot %.8s verified: %llu chunks (%s) read and checked, %.1fs\n", id,
 			       (unsigned long long)st.chunks, dv_cli_size(st.bytes_data), st.seconds);
 	}
+	json_decref(m);
 out:
 	dv_repo_free(repo);
 	return rc;

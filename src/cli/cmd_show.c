@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include "cli.h"
+#include "layout_print.h"
 #include "repo/repo.h"
 
 static const char help[] = "usage: diskvault --repo PATH show SNAPSHOT\n"
@@ -72,6 +73,9 @@ int cmd_show(int argc, char **argv)
 			       json_string_value(json_object_get(d, "digest")));
 			if (sha)
 				printf("  sha256       %s\n", sha);
+			json_t *layout = json_object_get(d, "layout");
+			if (json_is_object(layout))
+				dv_cli_print_layout(stdout, layout);
 		}
 		json_t *s = json_object_get(m, "stats");
 		printf("stats: %s read, %s new stored (%s raw), %s deduplicated, %s zero, %s unused, %.1fs\n",

@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include "repo_internal.h"
 
+#include "disk/probe.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -331,12 +333,16 @@ static int backup_source(struct backup *b, const struct dv_backup_source *bs, ui
 	int rc = dv_source_open(bs->path, &src, b->err);
 	if (rc < 0)
 		return rc;
-	struct dv_region_map whole = {0};
-	const struct dv_region_map *map = bs->regions;
-	if (!map) {
-		dv_region_map_whole(&whole, src.size);
-		map = &whole;
+	/* The probe records the layout and, unless all_blocks, limits reading
+	 * to what the filesystems use. */
+	struct dv_region_map regions = {0};
+	json_t *layout = NULL;
+	rc = dv_disk_probe(&src, b->o->all_blocks, b->o->allow_mounted, &layout, &regions, b->err);
+	if (rc < 0) {
+		dv_source_close(&src);
+		return rc;
 	}
+	const struct dv_region_map *map = &regions;
 	memset(&b->disk, 0, sizeof b->disk);
 	b->disk.disk_size = src.size;
 	b->disk_sha = b->o->sha256 ? dv_sha256_new() : NULL;
@@ -428,12 +434,13 @@ static int backup_source(struct backup *b, const struct dv_backup_source *bs, ui
 				  (json_int_t)counts[DV_EXTENT_UNREADABLE], "bytes", "data",
 				  (json_int_t)bytes[DV_EXTENT_DATA], "zero", (json_int_t)bytes[DV_EXTENT_ZERO], "unused",
 				  (json_int_t)bytes[DV_EXTENT_UNUSED], "unreadable",
-				  (json_int_t)bytes[DV_EXTENT_UNREADABLE], "layout", bs->layout ? bs->layout : json_null());
+				  (json_int_t)bytes[DV_EXTENT_UNREADABLE], "layout", layout);
 		if (!*disk)
 			DV_BUG("json_pack of disk failed");
 	}
 	dv_disk_index_release(&b->disk);
-	dv_region_map_release(&whole);
+	dv_region_map_release(&regions);
+	json_decref(layout);
 	dv_source_close(&src);
 	return rc;
 }
@@ -466,7 +473,7 @@ static int write_manifest(struct backup *b, json_t *disks, char id[DV_ID_HEX_LEN
 			      "diskvault-snapshot", "version", DV_SNAPSHOT_VERSION, "time", now, "time_unix_us",
 			      (json_int_t)dv_unix_now_us(),
 			      "host", host, "name", o->name ? json_string(o->name) : json_null(), "tags", tags, "mode",
-			      o->mode ? o->mode : "all-blocks", "repository", b->r->id, "disks", disks, "stats",
+			      o->all_blocks ? "all-blocks" : "used-blocks", "repository", b->r->id, "disks", disks, "stats",
 			      dv_stats_json(b->st), "inventory", o->inventory ? o->inventory : json_null());
 	if (!m)
 		DV_BUG("json_pack of manifest failed");

@@ -101,8 +101,6 @@ extern volatile int *dv_interrupt_flag;
 
 struct dv_backup_source {
 	const char *path;           /* device or image file */
-	const struct dv_region_map *regions; /* NULL: read the whole disk */
-	json_t *layout;             /* probed layout recorded in the manifest, or NULL (borrowed) */
 };
 
 struct dv_backup_opts {
@@ -110,7 +108,8 @@ struct dv_backup_opts {
 	const char *const *tags;
 	size_t ntags;
 	const char *host;           /* NULL: gethostname() */
-	const char *mode;           /* "all-blocks" or "used-blocks" */
+	bool all_blocks;            /* read every block (else only what filesystems use) */
+	bool allow_mounted;         /* image mounted/unclean filesystems whole, with a warning */
 	bool sha256;                /* also record the plain SHA-256 of each disk */
 	unsigned threads;           /* 0: number of CPUs */
 	json_t *inventory;          /* recorded as-is, or NULL (borrowed) */
