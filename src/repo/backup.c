@@ -30,6 +30,106 @@
 #define DV_ZERO_BLOCK_SIZE 4096u
 #define DV_ZERO_RUN_MIN (64u * 1024)
 #define DV_SEGMENT_PACKS 16
+#define DV_PUBLISH_DEPTH 2
+
+/*
+ * The publisher: a thread that fsyncs sealed packs and publishes them
+ * (a rename locally, an upload on S3) while the pipeline goes on filling
+ * the next pack. At most DV_PUBLISH_DEPTH packs wait, which bounds the
+ * spool space. The first failure is kept; later packs are discarded.
+ */
+struct publisher {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct dv_pack_writer *queue[DV_PUBLISH_DEPTH];
+	unsigned head, count;
+	bool busy, stop;
+	int rc;
+	struct dv_err err;
+};
+
+static void *publish_loop(void *arg)
+{
+	struct publisher *p = arg;
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (!p->count && !p->stop)
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (!p->count)
+			break;
+		struct dv_pack_writer *w = p->queue[p->head];
+		p->head = (p->head + 1) % DV_PUBLISH_DEPTH;
+		p->count--;
+		p->busy = true;
+		bool failed = p->rc < 0;
+		pthread_mutex_unlock(&p->mu);
+		struct dv_err err;
+		int rc = 0;
+		if (failed)
+			dv_pack_writer_abort(w);
+		else
+			rc = dv_pack_writer_publish(w, &err);
+		pthread_mutex_lock(&p->mu);
+		if (rc < 0 && p->rc == 0) {
+			p->rc = rc;
+			p->err = err;
+		}
+		p->busy = false;
+		pthread_cond_broadcast(&p->cv);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static void publisher_start(struct publisher *p)
+{
+	memset(p, 0, sizeof *p);
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	if (pthread_create(&p->thread, NULL, publish_loop, p) != 0)
+		DV_BUG("cannot create publisher thread");
+}
+
+/* Queues a sealed pack; returns the publisher's first failure, if any. */
+static int publisher_push(struct publisher *p, struct dv_pack_writer *w, struct dv_err *err)
+{
+	pthread_mutex_lock(&p->mu);
+	while (p->count == DV_PUBLISH_DEPTH)
+		pthread_cond_wait(&p->cv, &p->mu);
+	p->queue[(p->head + p->count) % DV_PUBLISH_DEPTH] = w;
+	p->count++;
+	pthread_cond_broadcast(&p->cv);
+	int rc = p->rc;
+	if (rc < 0 && err)
+		*err = p->err;
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+/* Waits until every queued pack is published; returns the first failure. */
+static int publisher_wait(struct publisher *p, struct dv_err *err)
+{
+	pthread_mutex_lock(&p->mu);
+	while (p->count || p->busy)
+		pthread_cond_wait(&p->cv, &p->mu);
+	int rc = p->rc;
+	if (rc < 0 && err)
+		*err = p->err;
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+static void publisher_stop(struct publisher *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->stop = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	pthread_join(p->thread, NULL);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+}
 
 struct job {
 	uint32_t type; /* enum dv_extent_type */
@@ -55,6 +155,7 @@ struct backup {
 	/* packs */
 	struct dv_pack_writer *pw;
 	uint32_t pw_no;
+	struct publisher pub;
 	struct dv_index_segment seg;   /* pending segment: finished packs */
 	struct dv_id *pw_ids;          /* entries of the open pack */
 	struct dv_chunk_loc *pw_locs;
@@ -115,6 +216,10 @@ static int write_segment(struct backup *b)
 {
 	if (!b->seg.npacks)
 		return 0;
+	/* A segment may only name packs that are durable. */
+	int prc = publisher_wait(&b->pub, b->err);
+	if (prc < 0)
+		return prc;
 	struct dv_buf buf = DV_BUF_INIT;
 	dv_index_segment_encode(&b->seg, &buf);
 	char id[DV_ID_HEX_LEN + 1];
@@ -129,8 +234,12 @@ static int finish_pack(struct backup *b)
 	if (!b->pw)
 		return 0;
 	struct dv_pack_info info;
-	int rc = dv_pack_writer_finish(b->pw, &info, b->err);
+	int rc = dv_pack_writer_seal(b->pw, &info, b->err);
+	struct dv_pack_writer *sealed = b->pw;
 	b->pw = NULL;
+	if (rc < 0)
+		return rc;
+	rc = publisher_push(&b->pub, sealed, b->err);
 	if (rc < 0)
 		return rc;
 	dv_chunk_index_set_pack(b->ix, b->pw_no, &info);
@@ -512,6 +621,7 @@ int dv_backup(struct dv_repo *r, const struct dv_backup_source *src, size_t nsrc
 	unsigned threads = o->threads ? o->threads : dv_cpu_count();
 	b.q = dv_workq_new(threads, 2 * threads + 2, work, &b);
 	b.chunker = dv_chunker_new(&r->chunker);
+	publisher_start(&b.pub);
 	uint8_t *buf = dv_malloc(DV_READ_SIZE);
 	json_t *disks = json_array();
 	for (size_t i = 0; rc == 0 && i < nsrc; i++) {
@@ -525,6 +635,8 @@ int dv_backup(struct dv_repo *r, const struct dv_backup_source *src, size_t nsrc
 		rc = finish_pack(&b);
 	if (rc == 0)
 		rc = write_segment(&b);
+	if (rc == 0)
+		rc = publisher_wait(&b.pub, err);
 	stats->seconds = dv_now() - b.t0;
 	if (rc == 0)
 		rc = write_manifest(&b, disks, id);
@@ -533,6 +645,7 @@ int dv_backup(struct dv_repo *r, const struct dv_backup_source *src, size_t nsrc
 	if (rc == 0)
 		progress(&b, true);
 	dv_pack_writer_abort(b.pw);
+	publisher_stop(&b.pub);
 	dv_index_segment_release(&b.seg);
 	dv_workq_free(b.q);
 	jobs_free(&b);

@@ -27,6 +27,7 @@ struct dv_pack_writer {
 	struct dv_pack_entry *e;
 	size_t n, cap;
 	int64_t mtime;
+	struct dv_id id;     /* once sealed */
 };
 
 static la_ssize_t pack_write_cb(struct archive *a, void *ctx, const void *buf, size_t n)
@@ -153,7 +154,7 @@ void dv_pack_writer_abort(struct dv_pack_writer *w)
 	writer_free(w);
 }
 
-int dv_pack_writer_finish(struct dv_pack_writer *w, struct dv_pack_info *info, struct dv_err *err)
+int dv_pack_writer_seal(struct dv_pack_writer *w, struct dv_pack_info *info, struct dv_err *err)
 {
 	struct dv_buf ix = DV_BUF_INIT;
 	dv_pack_index_encode(w->e, w->n, &ix);
@@ -163,15 +164,12 @@ int dv_pack_writer_finish(struct dv_pack_writer *w, struct dv_pack_info *info, s
 	dv_buf_release(&ix);
 	if (rc == 0 && archive_write_close(w->ar) != ARCHIVE_OK)
 		rc = archive_fail(w, "end of archive", err);
-	if (rc == 0 && fsync(w->fd) < 0)
-		rc = dv_error_errno(err, errno, "fsync of pack %s", w->path);
-	if (rc == 0 && close(w->fd) < 0)
-		rc = dv_error_errno(err, errno, "closing pack %s", w->path);
-	w->fd = -1;
 	if (rc < 0) {
 		dv_pack_writer_abort(w);
 		return rc;
 	}
+	archive_write_free(w->ar);
+	w->ar = NULL;
 	memset(info, 0, sizeof *info);
 	dv_sha256_final(w->sha, &info->id);
 	w->sha = NULL;
@@ -179,11 +177,33 @@ int dv_pack_writer_finish(struct dv_pack_writer *w, struct dv_pack_info *info, s
 	info->index_offset = ix_off;
 	info->index_len = ix_len;
 	info->known = true;
+	w->id = info->id;
+	return 0;
+}
+
+int dv_pack_writer_publish(struct dv_pack_writer *w, struct dv_err *err)
+{
+	int rc = 0;
+	if (fsync(w->fd) < 0)
+		rc = dv_error_errno(err, errno, "fsync of pack %s", w->path);
+	if (close(w->fd) < 0 && rc == 0)
+		rc = dv_error_errno(err, errno, "closing pack %s", w->path);
+	w->fd = -1;
+	if (rc < 0) {
+		dv_pack_writer_abort(w);
+		return rc;
+	}
 	char name[128];
-	dv_pack_name(name, sizeof name, &info->id);
+	dv_pack_name(name, sizeof name, &w->id);
 	rc = dv_store_put_file(w->repo->store, name, w->path, err);
 	writer_free(w);
 	return rc;
+}
+
+int dv_pack_writer_finish(struct dv_pack_writer *w, struct dv_pack_info *info, struct dv_err *err)
+{
+	int rc = dv_pack_writer_seal(w, info, err);
+	return rc < 0 ? rc : dv_pack_writer_publish(w, err);
 }
 
 void dv_pack_index_encode(const struct dv_pack_entry *e, size_t n, struct dv_buf *out)

@@ -105,8 +105,13 @@ int dv_pack_writer_add(struct dv_pack_writer *w, const struct dv_id *id, const v
 		       uint32_t raw_len, uint64_t *offset, struct dv_err *err) DV_WUR;
 uint64_t dv_pack_writer_size(const struct dv_pack_writer *w);
 size_t dv_pack_writer_count(const struct dv_pack_writer *w);
-/* Writes the pack index member, closes the archive, fsyncs and publishes
- * packs/<xx>/<id>; fills info. Frees w in every case. */
+/* Writes the pack index member and closes the archive; fills info (the id
+ * is final). On failure w is freed. */
+int dv_pack_writer_seal(struct dv_pack_writer *w, struct dv_pack_info *info, struct dv_err *err) DV_WUR;
+/* fsyncs a sealed pack and publishes it as packs/<xx>/<id>. May run on
+ * another thread than the writer. Frees w in every case. */
+int dv_pack_writer_publish(struct dv_pack_writer *w, struct dv_err *err) DV_WUR;
+/* seal + publish. */
 int dv_pack_writer_finish(struct dv_pack_writer *w, struct dv_pack_info *info, struct dv_err *err) DV_WUR;
 /* Discards an unfinished pack (removes its spool file). */
 void dv_pack_writer_abort(struct dv_pack_writer *w);
