@@ -51,7 +51,8 @@ void dv_err_clear(struct dv_err *err)
 	err->msg[0] = 0;
 }
 
-static int verror(struct dv_err *err, enum dv_code code, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static int verror(struct dv_err *err, enum dv_code code, const char *fmt,
+								  va_list ap)
 {
 	if (err) {
 		err->code = code;
