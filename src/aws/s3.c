@@ -487,18 +487,24 @@ static bool curl_retryable(CURLcode cc)
 	}
 }
 
-static const char *what_key(const struct req *rq) { return rq->key ? rq->key : "(bucket)"; }
+/* "s3://bucket/key" for messages, in buf. */
+static const char *what_key(const struct dv_s3 *s3, const struct req *rq, char *buf, size_t n)
+{
+	snprintf(buf, n, "s3://%s%s%s", s3->bucket, rq->key ? "/" : "", rq->key ? rq->key : "");
+	return buf;
+}
 
 /* Fills err with the one-line description of a failed attempt. */
 static enum verdict classify(struct dv_s3 *s3, CURL *c, struct req *rq, CURLcode cc, struct dv_err *err)
 {
+	char wk[768];
 	if (cc != CURLE_OK) {
 		if (rq->too_big) {
 			dv_error(err, DV_E_CORRUPT, "S3 %s %s: response larger than the limit of %zu bytes", rq->method,
-				 what_key(rq), rq->cap);
+				 what_key(s3, rq, wk, sizeof wk), rq->cap);
 			return V_FAIL;
 		}
-		dv_error(err, DV_E_REMOTE, "S3 %s %s on %s: %s", rq->method, what_key(rq), s3->origin,
+		dv_error(err, DV_E_REMOTE, "S3 %s %s on %s: %s", rq->method, what_key(s3, rq, wk, sizeof wk), s3->origin,
 			 rq->errbuf[0] ? rq->errbuf : curl_easy_strerror(cc));
 		return curl_retryable(cc) ? V_RETRY : V_FAIL;
 	}
@@ -520,7 +526,7 @@ static enum verdict classify(struct dv_s3 *s3, CURL *c, struct req *rq, CURLcode
 	enum dv_code dc = rq->status == 404 ? DV_E_NOT_FOUND : DV_E_REMOTE;
 	if (rq->status == 416)
 		dc = DV_E_CORRUPT;
-	dv_error(err, dc, "S3 %s %s: HTTP %ld%s%s%s%s%s%s%s", rq->method, what_key(rq), rq->status,
+	dv_error(err, dc, "S3 %s %s: HTTP %ld%s%s%s%s%s%s%s", rq->method, what_key(s3, rq, wk, sizeof wk), rq->status,
 		 parsed ? " " : "", code, parsed && e.message ? ": " : "", parsed && e.message ? e.message : "",
 		 *rid ? " (request id " : "", rid, *rid ? ")" : "");
 	bool retry = rq->status >= 500 || rq->status == 429 || !strcmp(code, "SlowDown") ||

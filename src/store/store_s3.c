@@ -594,8 +594,10 @@ int dv_store_s3_open(const char *location, bool create, struct dv_store *s, stru
 	if ((r = dv_mkdir_p(st->state_dir, 0700, err)) < 0 || (r = dv_mkdir_p(s->spool_dir, 0700, err)) < 0)
 		goto fail;
 	r = dv_s3_check_bucket(st->s3, st->prefix, err);
-	if (r == -DV_E_NOT_FOUND)
-		r = dv_error(err, DV_E_NOT_REPO, "%s: %s", location, err->msg);
+	if (r == -DV_E_NOT_FOUND) {
+		err->code = DV_E_NOT_REPO;
+		r = dv_error_prefix(err, "%s: ", location);
+	}
 	if (r < 0)
 		goto fail;
 	return 0;

@@ -1,0 +1,71 @@
+# lib_s3.sh - shared by the S3 integration tests (t_s3_*.sh), sourced after
+# lib.sh. Gives each test an S3 endpoint on loopback (OpenStack Swift with
+# s3api, tests/servers/swift-s3-start.sh), a fresh bucket, and the official
+# AWS CLI as `awscli` (Debian's /usr/bin/aws: another `aws` may come first
+# on PATH, and this one predates AWS_ENDPOINT_URL, so it gets --endpoint-url).
+#
+# Server: when DV_S3_SERVER_DIR names a directory in which a server was
+# started (CI: `tests/servers/swift-s3-start.sh DIR PORT` once, export
+# DV_S3_SERVER_DIR=DIR DV_S3_PORT=PORT, stop with swift-s3-stop.sh DIR at
+# the end), the tests share it. Otherwise each test starts a private server
+# on free ports under $T and stops it by pid on exit (about 7-20 s each).
+# When Swift cannot be installed the test prints SKIP and exits 0.
+
+S3_SERVERS=${DV_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}/tests/servers
+
+# free_port_base: a port P with P..P+3 free on 127.0.0.1.
+free_port_base() {
+	python3 - <<'PY'
+import random, socket
+for _ in range(200):
+    base = random.randrange(20000, 60000, 4)
+    socks = []
+    try:
+        for p in range(base, base + 4):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
+    except OSError:
+        continue
+    finally:
+        for s in socks: s.close()
+    print(base); break
+PY
+}
+
+# s3_up: starts or joins the server, loads its AWS_* environment, isolates
+# diskvault's state and cache dirs in $T, creates bucket $BUCKET.
+s3_up() {
+	local rc=0
+	if [ -n "${DV_S3_SERVER_DIR:-}" ]; then
+		S3_DIR=$DV_S3_SERVER_DIR
+		S3_PORT=${DV_S3_PORT:-4571}
+		"$S3_SERVERS/swift-s3-start.sh" "$S3_DIR" "$S3_PORT" >/dev/null || rc=$?
+	else
+		S3_DIR=$T/swift
+		S3_PORT=$(free_port_base)
+		CLEANUP+=("'$S3_SERVERS/swift-s3-stop.sh' '$S3_DIR'")
+		"$S3_SERVERS/swift-s3-start.sh" "$S3_DIR" "$S3_PORT" >/dev/null || rc=$?
+	fi
+	if [ "$rc" -eq 77 ]; then
+		echo "SKIP: $(basename "$0"): OpenStack Swift (python3-swift) cannot be installed with apt-get"
+		exit 0
+	fi
+	[ "$rc" -eq 0 ] || fail "the S3 test server did not start (logs in $S3_DIR/log)"
+	# shellcheck disable=SC1091
+	. "$S3_DIR/env"
+	S3_ENDPOINT=$AWS_ENDPOINT_URL
+	export DISKVAULT_STATE_DIR=$T/state DISKVAULT_CACHE_DIR=$T/cache
+	export DISKVAULT_S3_STATS_FILE=$T/s3stats
+	if [ ! -x /usr/bin/aws ]; then
+		apt-get install -y --no-install-recommends awscli >/dev/null 2>&1 ||
+			fail "the official AWS CLI (/usr/bin/aws, Debian awscli) is missing and cannot be installed"
+	fi
+	BUCKET=dvt-$(basename "$T" | tr 'A-Z._' 'a-z--')-$RANDOM
+	BUCKET=${BUCKET:0:60}
+	awscli s3api create-bucket --bucket "$BUCKET" >/dev/null || fail "create-bucket $BUCKET failed"
+}
+
+awscli() { /usr/bin/aws --endpoint-url "$S3_ENDPOINT" --region us-east-1 "$@"; }
+
+# last_stats EXPR: python expression on the last JSON line diskvault's S3
+# store appended to $DISKVAULT_S3_STATS_FILE (j = that object).
+last_stats() { json_get "$(tail -1 "$DISKVAULT_S3_STATS_FILE")" "$1"; }

@@ -1,0 +1,46 @@
+#!/bin/bash
+# t_s3_errors.sh - remote failures are one clear line, the remote exit code
+# (6) or "no repository" (10), no retry storm, and no secret in any output:
+# wrong secret key, unknown access key, a bucket that does not exist, an
+# endpoint nobody listens on (bounded retries), a missing object.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_s3.sh"
+s3_up
+
+R=s3://$BUCKET/errs
+init_repo "$R"
+
+# Wrong secret: SignatureDoesNotMatch, fails at once (one request, no retry).
+rm -f "$DISKVAULT_S3_STATS_FILE"
+expect_exit 6 env AWS_SECRET_ACCESS_KEY=WRONG-SECRET-xyzzy "$DISKVAULT" --repo "$R" list
+assert_contains "$STDERR" "SignatureDoesNotMatch" "wrong-secret message"
+assert_contains "$STDERR" "request id" "wrong-secret message"
+assert_not_contains "$STDERR$STDOUT" "xyzzy" "wrong-secret output"
+assert_not_contains "$STDERR$STDOUT" "testing" "wrong-secret output"
+assert_lines "$STDERR" 1 "wrong-secret stderr"
+[ "$(last_stats 'j["requests"]')" -eq 1 ] || fail "wrong secret was retried: $(cat "$DISKVAULT_S3_STATS_FILE")"
+
+# Unknown access key (Swift answers it as SignatureDoesNotMatch too).
+expect_exit 6 env AWS_ACCESS_KEY_ID=nobody:none "$DISKVAULT" --repo "$R" list
+assert_lines "$STDERR" 1 "unknown-key stderr"
+
+# (An expired session token cannot be tested here: Swift's s3api ignores
+# X-Amz-Security-Token.)
+
+# No such bucket: "no repository".
+expect_exit 10 dv --repo "s3://no-such-bucket-$RANDOM/x" list
+assert_contains "$STDERR" "does not exist" "missing-bucket message"
+
+# Nobody listening: retried with backoff, bounded, then exit 6.
+PORT=$(free_port_base)
+rm -f "$DISKVAULT_S3_STATS_FILE"
+START=$(date +%s)
+expect_exit 6 env AWS_ENDPOINT_URL="http://127.0.0.1:$PORT" DISKVAULT_S3_MAX_ATTEMPTS=4 "$DISKVAULT" --repo "$R" list
+assert_contains "$STDERR" "giving up after 4 attempts" "unreachable-endpoint message"
+[ $(($(date +%s) - START)) -lt 30 ] || fail "retries against a dead endpoint took too long"
+[ "$(last_stats 'j["requests"]')" -eq 4 ] || fail "expected 4 attempts: $(cat "$DISKVAULT_S3_STATS_FILE")"
+
+# A snapshot that is not there: the repository's not-found, not a remote error.
+rc=0
+dv --repo "$R" restore 0123456789abcdef "$T/out.img" 2>"$T/err" || rc=$?
+[ "$rc" -ne 0 ] && [ "$rc" -ne 6 ] || fail "restore of a missing snapshot exited $rc: $(cat "$T/err")"
