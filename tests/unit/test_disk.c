@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "disk/inventory.h"
 #include "disk/probe.h"
 #include "disk/probe_internal.h"
 
@@ -671,6 +672,114 @@ static void test_garbage(void **state)
 	dv_region_map_release(&m);
 }
 
+/* ---- inventory ------------------------------------------------------------ */
+
+static void test_inventory_fake_root(void **state)
+{
+	(void)state;
+	assert_int_equal(sh("r=fakeroot && mkdir -p $r/proc $r/etc $r/sys/block/sda/queue $r/sys/block/sda/device "
+			    "$r/sys/block/loop0 $r/sys/firmware/efi && "
+			    "for c in 0 1 2 3; do mkdir -p $r/sys/devices/system/cpu/cpu$c/topology; "
+			    "echo $((c / 2)) > $r/sys/devices/system/cpu/cpu$c/topology/physical_package_id; "
+			    "echo $((c %% 2)) > $r/sys/devices/system/cpu/cpu$c/topology/core_id; done && "
+			    "printf 'cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 0 0 0\n' > $r/proc/stat && "
+			    "printf 'MemTotal:  1000 kB\nMemFree: 10 kB\nMemAvailable:   250 kB\n' > $r/proc/meminfo && "
+			    "echo '0.50 0.25 0.10 1/100 42' > $r/proc/loadavg && "
+			    "printf 'processor\t: 0\nmodel name\t: Fake CPU 9000\n' > $r/proc/cpuinfo && "
+			    "printf 'ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n' > "
+			    "$r/etc/os-release && echo 2048 > $r/sys/block/sda/size && echo 0 > "
+			    "$r/sys/block/sda/queue/rotational && echo 'Disk  ' > $r/sys/block/sda/device/model"),
+			 0);
+	char *root = img_path("fakeroot");
+	json_t *inv = NULL;
+	struct dv_err err;
+	assert_int_equal(dv_inventory_collect(root, 0, &inv, &err), 0);
+	const json_t *cpu = json_object_get(inv, "cpu"), *mem = json_object_get(inv, "memory");
+	assert_string_equal(jstr(cpu, "model"), "Fake CPU 9000");
+	assert_int_equal(jint(cpu, "sockets"), 2);
+	assert_int_equal(jint(cpu, "cores"), 4);
+	assert_int_equal(jint(cpu, "logical"), 4);
+	assert_true(json_is_null(json_object_get(cpu, "busy"))); /* no sample window */
+	assert_int_equal(jint(mem, "total"), 1000 * 1024);
+	assert_int_equal(jint(mem, "used"), 750 * 1024);
+	assert_true(json_number_value(json_array_get(json_object_get(inv, "load"), 0)) == 0.5);
+	assert_string_equal(jstr(json_object_get(inv, "os"), "version_id"), "12");
+	assert_string_equal(jstr(json_object_get(inv, "os"), "pretty_name"), "Debian GNU/Linux 12 (bookworm)");
+	assert_string_equal(jstr(inv, "boot_mode"), "uefi");
+	const json_t *disks = json_object_get(inv, "disks");
+	assert_int_equal(json_array_size(disks), 1); /* loop devices are not disks */
+	assert_string_equal(jstr(json_array_get(disks, 0), "name"), "sda");
+	assert_string_equal(jstr(json_array_get(disks, 0), "model"), "Disk");
+	assert_int_equal(jint(json_array_get(disks, 0), "size"), 2048 * 512);
+	assert_true(json_is_false(json_object_get(json_array_get(disks, 0), "rotational")));
+	json_decref(inv);
+
+	/* missing /proc/stat: an error naming it */
+	char *bad = dv_asprintf("%s/nothing", root);
+	assert_int_equal(dv_inventory_collect(bad, 0, &inv, &err), -DV_E_IO);
+	assert_non_null(strstr(err.msg, "/proc/stat"));
+	free(bad);
+	free(root);
+}
+
+static void test_inventory_live(void **state)
+{
+	(void)state;
+	json_t *inv = NULL;
+	struct dv_err err;
+	assert_int_equal(dv_inventory_collect(NULL, 0.2, &inv, &err), 0);
+	const json_t *busy = json_object_get(json_object_get(inv, "cpu"), "busy");
+	assert_true(json_is_real(busy));
+	assert_true(json_real_value(busy) >= 0 && json_real_value(busy) <= 1);
+	assert_true(jint(json_object_get(inv, "memory"), "total") > 0);
+	assert_non_null(jstr(inv, "architecture"));
+	json_decref(inv);
+}
+
+static void test_inventory_append(void **state)
+{
+	(void)state;
+	json_t *acc = NULL, *next;
+	struct dv_err err;
+	/* 100 samples: busy 0.01 .. 1.00, memory 1..100, the peak first */
+	for (int i = 100; i >= 1; i--) {
+		json_t *s = json_pack("{s:s, s:{s:f}, s:{s:i}, s:[f,f,f]}", "time", "2026-11-25T16:00:00Z", "cpu",
+				      "busy", i / 100.0, "memory", "used", i, "load", i / 10.0, 0.0, 0.0);
+		assert_int_equal(dv_inventory_append(acc, s, &next, &err), 0);
+		json_decref(s);
+		json_decref(acc);
+		acc = next;
+	}
+	assert_int_equal(jint(acc, "samples"), 100);
+	const json_t *cb = json_object_get(acc, "cpu_busy");
+	assert_true(json_number_value(json_object_get(cb, "peak")) == 1.0);
+	assert_true(json_number_value(json_object_get(cb, "p50")) == 0.5);
+	assert_true(json_number_value(json_object_get(cb, "p95")) == 0.95);
+	assert_true(json_number_value(json_object_get(json_object_get(acc, "memory_used"), "p99")) == 99);
+	assert_true(json_number_value(json_object_get(json_object_get(acc, "load1"), "peak")) == 10.0);
+	assert_true(json_is_object(json_object_get(acc, "latest")));
+
+	/* a round trip through text keeps working */
+	char *text = json_dumps(acc, JSON_COMPACT);
+	json_t *back = json_loads(text, 0, NULL);
+	json_t *s = json_pack("{s:s, s:{s:n}, s:{s:i}, s:[f,f,f]}", "time", "2026-11-25T17:00:00Z", "cpu", "busy",
+			      "memory", "used", 5, "load", 0.0, 0.0, 0.0);
+	assert_int_equal(dv_inventory_append(back, s, &next, &err), 0);
+	assert_int_equal(jint(next, "samples"), 101);
+	assert_string_equal(jstr(next, "last"), "2026-11-25T17:00:00Z");
+	assert_string_equal(jstr(next, "first"), "2026-11-25T16:00:00Z");
+	json_decref(next);
+
+	/* not an accumulated inventory */
+	json_t *junk = json_pack("{s:i}", "version", 7);
+	assert_int_equal(dv_inventory_append(junk, s, &next, &err), -DV_E_CORRUPT);
+	json_decref(junk);
+	json_decref(s);
+	json_decref(back);
+	free(text);
+	json_decref(acc);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -705,6 +814,9 @@ int main(void)
 		cmocka_unit_test(test_needs_recovery),
 		cmocka_unit_test(test_mounted),
 		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_inventory_fake_root),
+		cmocka_unit_test(test_inventory_live),
+		cmocka_unit_test(test_inventory_append),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
