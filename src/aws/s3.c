@@ -67,6 +67,7 @@ struct req {
 	size_t cap;
 	bool too_big;
 	bool head;
+	long hdr_status;  /* status line seen by header_cb (caps error bodies) */
 	long status;
 	char etag[256];
 	char request_id[128];
@@ -282,7 +283,8 @@ static size_t write_cb(char *p, size_t sz, size_t n, void *ud)
 {
 	struct req *rq = ud;
 	size_t len = sz * n;
-	if (rq->resp->len + len > rq->cap) {
+	size_t cap = rq->hdr_status >= 200 && rq->hdr_status < 300 ? rq->cap : S3_ERR_CAP;
+	if (rq->resp->len + len > cap) {
 		rq->too_big = true;
 		return 0;
 	}
@@ -309,8 +311,10 @@ static size_t header_cb(char *p, size_t sz, size_t n, void *ud)
 	struct req *rq = ud;
 	size_t len = sz * n;
 	const char *colon = memchr(p, ':', len);
-	if (!strncmp(p, "HTTP/", 5)) {
+	if (len >= 5 && !memcmp(p, "HTTP/", 5)) {
 		/* a new response (after 100 Continue or a redirect) */
+		const char *sp = memchr(p, ' ', len);
+		rq->hdr_status = sp ? strtol(sp + 1, NULL, 10) : 0;
 		rq->etag[0] = 0;
 		rq->have_cl = false;
 		return len;
@@ -358,6 +362,7 @@ static int setup(struct dv_s3 *s3, CURL *c, struct req *rq, struct curl_slist **
 	rq->pos = 0;
 	rq->too_big = false;
 	rq->status = 0;
+	rq->hdr_status = 0;
 	rq->etag[0] = rq->request_id[0] = rq->errbuf[0] = 0;
 	rq->have_cl = false;
 	dv_buf_reset(rq->resp);
@@ -664,7 +669,7 @@ int dv_s3_get_object(struct dv_s3 *s3, const char *key, uint64_t off, size_t len
 		add_h(&rq, "Range", rq.range_hdr);
 	}
 	rq.resp = out;
-	rq.cap = whole ? cap : DV_MAX(len, (size_t)S3_ERR_CAP);
+	rq.cap = whole ? cap : len;
 	int r = perform(s3, &rq, err);
 	if (r == -DV_E_CORRUPT && rq.status == 416)
 		r = dv_error(err, DV_E_CORRUPT, "%s: truncated (no bytes at offset %llu)", key, (unsigned long long)off);
