@@ -142,6 +142,32 @@ int dv_restore(struct dv_repo *r, const char *id, const char *target, const stru
 int dv_verify(struct dv_repo *r, const char *id, const struct dv_restore_opts *o, struct dv_stats *stats,
 	      struct dv_err *err) DV_WUR;
 
+/* ---- fixed-size block view (EBS import) -------------------------------- */
+
+/*
+ * A snapshot's disk seen as blocks of block_size bytes (EBS: 512 KiB), the
+ * last one padded with zeros. Block metadata comes from the disk index
+ * alone: whether a block holds any data, and a signature (SHA-256 over the
+ * pieces that cover it: extent type, chunk id, offset in the chunk, length)
+ * that is equal for two snapshots' blocks whenever the same chunk ranges
+ * cover them - so changed blocks are found without reading data. Equal
+ * signatures imply equal content; different signatures usually (not
+ * always) mean different content.
+ *
+ * dv_block_reader_read may be called from several threads at once.
+ */
+struct dv_block_reader;
+int dv_block_reader_open(struct dv_repo *r, const char *snapshot_id, unsigned disk, uint32_t block_size,
+			 struct dv_block_reader **out, struct dv_err *err) DV_WUR;
+void dv_block_reader_free(struct dv_block_reader *br);
+uint64_t dv_block_reader_count(const struct dv_block_reader *br);
+uint64_t dv_block_reader_disk_size(const struct dv_block_reader *br);
+/* has_data: some byte of the block comes from a data extent (it may still
+ * be zero: callers that must skip zero blocks can test the bytes). */
+void dv_block_reader_info(struct dv_block_reader *br, uint64_t block, bool *has_data, struct dv_id *signature);
+/* Reads block into buf (block_size bytes), verifying every chunk. */
+int dv_block_reader_read(struct dv_block_reader *br, uint64_t block, uint8_t *buf, struct dv_err *err) DV_WUR;
+
 /* ---- check ----------------------------------------------------------- */
 
 struct dv_check_report {

@@ -149,6 +149,10 @@ int dv_disk_index_decode(const uint8_t *p, size_t n, struct dv_disk_index *d, co
 /* Reads diskindex/<name>, verifies content hash and the sum of lengths. */
 int dv_disk_index_read(struct dv_repo *r, const char *name, struct dv_disk_index *d, struct dv_err *err) DV_WUR;
 
+/* Loads the disk index a manifest's disk entry names and checks it against
+ * the entry's digest and size. */
+int dv_repo_load_disk(struct dv_repo *r, const json_t *disk, struct dv_disk_index *d, struct dv_err *err) DV_WUR;
+
 /* ---- objects ------------------------------------------------------------ */
 
 /* Stores data as <dir>/<sha256 of data>; id_hex receives the name. */

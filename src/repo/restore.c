@@ -85,7 +85,7 @@ static void progress(struct walker *w, bool final)
 	w->o->progress(w->st, final, w->o->progress_ctx);
 }
 
-static int load_disk(struct dv_repo *r, const json_t *disk, struct dv_disk_index *d, struct dv_err *err)
+int dv_repo_load_disk(struct dv_repo *r, const json_t *disk, struct dv_disk_index *d, struct dv_err *err)
 {
 	const char *ix = json_string_value(json_object_get(disk, "index"));
 	const char *digest = json_string_value(json_object_get(disk, "digest"));
@@ -200,7 +200,7 @@ int dv_restore(struct dv_repo *r, const char *id, const char *target, const stru
 		goto out;
 	}
 	json_t *disk = json_array_get(disks, o->disk);
-	rc = load_disk(r, disk, &d, err);
+	rc = dv_repo_load_disk(r, disk, &d, err);
 	if (rc < 0)
 		goto out;
 	stats->bytes_total = d.disk_size;
@@ -253,7 +253,7 @@ int dv_verify(struct dv_repo *r, const char *id, const struct dv_restore_opts *o
 	char name[64];
 	for (size_t i = 0; rc == 0 && i < json_array_size(disks); i++) {
 		struct dv_disk_index d = {0};
-		rc = load_disk(r, json_array_get(disks, i), &d, err);
+		rc = dv_repo_load_disk(r, json_array_get(disks, i), &d, err);
 		snprintf(name, sizeof name, "snapshot %.16s disk %zu", id, i);
 		w.disk_name = name;
 		if (rc == 0)

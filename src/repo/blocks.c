@@ -1,0 +1,182 @@
+/* blocks.c - a snapshot disk as fixed-size blocks (see repo.h). */
+#include "repo_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CACHE_SLOTS 8
+
+struct cached {
+	struct dv_id id;
+	struct dv_buf data;
+	uint64_t stamp;
+	bool valid;
+};
+
+struct dv_block_reader {
+	struct dv_repo *r;
+	struct dv_chunk_index *ix;
+	struct dv_disk_index d;
+	uint64_t *start;  /* start[i] = disk offset of extent i; start[n] = size */
+	uint32_t bs;
+	pthread_mutex_t mu;
+	struct cached cache[CACHE_SLOTS];
+	uint64_t clock;
+};
+
+int dv_block_reader_open(struct dv_repo *r, const char *snapshot_id, unsigned disk, uint32_t block_size,
+			 struct dv_block_reader **out, struct dv_err *err)
+{
+	if (block_size == 0 || block_size > (64u << 20))
+		return dv_error(err, DV_E_USAGE, "block size %u is not supported", block_size);
+	json_t *m = NULL;
+	int rc = dv_snapshot_load(r, snapshot_id, &m, err);
+	if (rc < 0)
+		return rc;
+	json_t *disks = json_object_get(m, "disks");
+	if (disk >= json_array_size(disks)) {
+		rc = dv_error(err, DV_E_USAGE, "snapshot %.16s has %zu disk(s); there is no disk %u", snapshot_id,
+			      json_array_size(disks), disk);
+		json_decref(m);
+		return rc;
+	}
+	struct dv_block_reader *br = dv_calloc(1, sizeof *br);
+	br->r = r;
+	br->bs = block_size;
+	pthread_mutex_init(&br->mu, NULL);
+	rc = dv_repo_load_disk(r, json_array_get(disks, disk), &br->d, err);
+	json_decref(m);
+	if (rc == 0) {
+		br->ix = dv_chunk_index_new();
+		rc = dv_chunk_index_load(br->ix, r, err);
+	}
+	if (rc < 0) {
+		dv_block_reader_free(br);
+		return rc;
+	}
+	br->start = dv_malloc((br->d.n + 1) * sizeof *br->start);
+	uint64_t off = 0;
+	for (size_t i = 0; i < br->d.n; i++) {
+		br->start[i] = off;
+		off += br->d.v[i].length;
+	}
+	br->start[br->d.n] = off;
+	*out = br;
+	return 0;
+}
+
+void dv_block_reader_free(struct dv_block_reader *br)
+{
+	if (!br)
+		return;
+	for (int i = 0; i < CACHE_SLOTS; i++)
+		dv_buf_release(&br->cache[i].data);
+	pthread_mutex_destroy(&br->mu);
+	dv_chunk_index_free(br->ix);
+	dv_disk_index_release(&br->d);
+	free(br->start);
+	free(br);
+}
+
+uint64_t dv_block_reader_count(const struct dv_block_reader *br)
+{
+	return (br->d.disk_size + br->bs - 1) / br->bs;
+}
+
+uint64_t dv_block_reader_disk_size(const struct dv_block_reader *br) { return br->d.disk_size; }
+
+/* First extent that ends after off. */
+static size_t find_extent(const struct dv_block_reader *br, uint64_t off)
+{
+	size_t lo = 0, hi = br->d.n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (br->start[mid + 1] <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+void dv_block_reader_info(struct dv_block_reader *br, uint64_t block, bool *has_data, struct dv_id *signature)
+{
+	uint64_t off = block * br->bs, end = DV_MIN(off + br->bs, br->d.disk_size);
+	struct dv_sha256_ctx *c = dv_sha256_new();
+	bool data = false;
+	for (size_t i = find_extent(br, off); i < br->d.n && br->start[i] < end; i++) {
+		const struct dv_extent *e = &br->d.v[i];
+		uint64_t a = DV_MAX(off, br->start[i]), z = DV_MIN(end, br->start[i + 1]);
+		struct dv_buf piece = DV_BUF_INIT;
+		/* All non-data types read as zeros: one piece type for them. */
+		uint32_t type = e->type == DV_EXTENT_DATA ? DV_EXTENT_DATA : DV_EXTENT_ZERO;
+		dv_buf_add_le32(&piece, type);
+		dv_buf_add_le64(&piece, type == DV_EXTENT_DATA ? a - br->start[i] : 0);
+		dv_buf_add_le64(&piece, z - a);
+		if (type == DV_EXTENT_DATA) {
+			dv_buf_add(&piece, e->id.b, DV_ID_LEN);
+			data = true;
+		}
+		dv_sha256_update(c, piece.data, piece.len);
+		dv_buf_release(&piece);
+	}
+	dv_sha256_final(c, signature);
+	*has_data = data;
+}
+
+/* Copies [from, from+len) of chunk id into dst, through the cache. */
+static int copy_chunk(struct dv_block_reader *br, const struct dv_id *id, uint64_t from, uint64_t len, uint8_t *dst,
+		      struct dv_err *err)
+{
+	pthread_mutex_lock(&br->mu);
+	for (int i = 0; i < CACHE_SLOTS; i++)
+		if (br->cache[i].valid && dv_id_eq(&br->cache[i].id, id) && br->cache[i].data.len >= from + len) {
+			memcpy(dst, br->cache[i].data.data + from, len);
+			br->cache[i].stamp = ++br->clock;
+			pthread_mutex_unlock(&br->mu);
+			return 0;
+		}
+	pthread_mutex_unlock(&br->mu);
+	struct dv_buf scratch = DV_BUF_INIT, out = DV_BUF_INIT;
+	int rc = dv_chunk_read(br->r, br->ix, id, &scratch, &out, err);
+	if (rc == 0 && out.len < from + len)
+		rc = dv_error(err, DV_E_CORRUPT, "chunk shorter than its extent");
+	if (rc == 0) {
+		memcpy(dst, out.data + from, len);
+		pthread_mutex_lock(&br->mu);
+		int victim = 0;
+		for (int i = 1; i < CACHE_SLOTS; i++)
+			if (br->cache[i].stamp < br->cache[victim].stamp)
+				victim = i;
+		struct cached *slot = &br->cache[victim];
+		dv_buf_release(&slot->data);
+		slot->data = out;
+		out = (struct dv_buf)DV_BUF_INIT;
+		slot->id = *id;
+		slot->valid = true;
+		slot->stamp = ++br->clock;
+		pthread_mutex_unlock(&br->mu);
+	}
+	dv_buf_release(&scratch);
+	dv_buf_release(&out);
+	return rc;
+}
+
+int dv_block_reader_read(struct dv_block_reader *br, uint64_t block, uint8_t *buf, struct dv_err *err)
+{
+	uint64_t off = block * br->bs, end = DV_MIN(off + br->bs, br->d.disk_size);
+	if (off >= br->d.disk_size)
+		return dv_error(err, DV_E_USAGE, "block %llu is past the end of the disk", (unsigned long long)block);
+	memset(buf, 0, br->bs);
+	for (size_t i = find_extent(br, off); i < br->d.n && br->start[i] < end; i++) {
+		const struct dv_extent *e = &br->d.v[i];
+		if (e->type != DV_EXTENT_DATA)
+			continue;
+		uint64_t a = DV_MAX(off, br->start[i]), z = DV_MIN(end, br->start[i + 1]);
+		int rc = copy_chunk(br, &e->id, a - br->start[i], z - a, buf + (a - off), err);
+		if (rc < 0)
+			return dv_error_prefix(err, "block %llu (disk offset %llu): ", (unsigned long long)block,
+					       (unsigned long long)a);
+	}
+	return 0;
+}
