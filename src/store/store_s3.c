@@ -7,7 +7,7 @@
  * Large spool files go up as multipart uploads, several parts in flight.
  * The upload id and every finished part (number, size, SHA-256, MD5, ETag)
  * are kept in a state file (JSON, 0600, replaced atomically) under the
- * local state directory, keyed by endpoint, bucket and key. Pack names are
+ * local state directory, keyed by bucket and key. Pack names are
  * the SHA-256 of their bytes, so a rerun that produces the same object name
  * has the same bytes: it asks ListParts which parts the server holds, keeps
  * those whose size and checksum match, sends the rest and completes.
@@ -175,7 +175,9 @@ struct upload {
 
 static char *state_path_for(struct s3store *st, const char *key)
 {
-	char *id = dv_asprintf("%s\n%s", dv_s3_describe(st->s3), key);
+	/* bucket and key only: an upload id that the endpoint does not know
+	 * (another endpoint, or aborted) is found out by ListParts */
+	char *id = dv_asprintf("%s\n%s", st->bucket, key);
 	char h[65];
 	dv_aws_sha256_hex(h, id, strlen(id));
 	free(id);

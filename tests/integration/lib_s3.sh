@@ -69,3 +69,23 @@ awscli() { /usr/bin/aws --endpoint-url "$S3_ENDPOINT" --region us-east-1 "$@"; }
 # last_stats EXPR: python expression on the last JSON line diskvault's S3
 # store appended to $DISKVAULT_S3_STATS_FILE (j = that object).
 last_stats() { json_get "$(tail -1 "$DISKVAULT_S3_STATS_FILE")" "$1"; }
+
+# proxy_up [--rate N] [--fault RULE]...: starts tests/servers/s3-fault-proxy.py
+# in front of the server; sets PROXY_URL, PROXY_LOG, PROXY_PID. proxy_down
+# stops it (also done on exit).
+proxy_up() {
+	PROXY_LOG=$T/proxy.$RANDOM.log
+	local pf=$T/proxy.$RANDOM.port i=0
+	python3 "$S3_SERVERS/s3-fault-proxy.py" --upstream "$S3_ENDPOINT" --port-file "$pf" --log "$PROXY_LOG" "$@" \
+		>>"$T/proxy.stderr" 2>&1 &
+	PROXY_PID=$!
+	CLEANUP+=("kill $PROXY_PID 2>/dev/null")
+	while [ ! -s "$pf" ]; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || fail "fault proxy did not start: $(cat "$T/proxy.stderr")"
+		sleep 0.1
+	done
+	PROXY_URL=http://127.0.0.1:$(cat "$pf")
+	: >>"$PROXY_LOG"
+}
+proxy_down() { kill "$PROXY_PID" 2>/dev/null; wait "$PROXY_PID" 2>/dev/null || true; }

@@ -1,0 +1,185 @@
+#!/usr/bin/python3
+"""s3-fault-proxy.py - an HTTP/1.1 proxy on 127.0.0.1 in front of an S3
+endpoint that injects faults, for diskvault's S3 tests.
+
+usage: s3-fault-proxy.py --upstream http://127.0.0.1:PORT --port-file FILE
+                         [--log FILE] [--rate BYTES_PER_SECOND] [--fault RULE]...
+
+It listens on a free loopback port (written to --port-file once ready),
+forwards every request unchanged (the Host header too, so SigV4 signatures
+stay valid) and logs one line per request:
+    <seq> <METHOD> <path?query> <status> <request-body-bytes-received>
+Status "reset" and "stall" mark injected faults.
+
+Rules (each counts requests of METHOD, 1-based, "*" = any method):
+    slowdown:METHOD:FIRST:COUNT  answer 503 SlowDown to requests FIRST..FIRST+COUNT-1
+    reset:METHOD:NTH             read half of the NTH request's body, then reset the connection
+    stall:METHOD:NTH:SECONDS     hold the NTH request SECONDS before forwarding it
+--rate throttles request bodies (all connections together) so a test can
+kill a client in the middle of an upload.
+"""
+import argparse
+import http.client
+import http.server
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+import urllib.parse
+
+HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "expect"}
+
+
+class State:
+    def __init__(self, args):
+        self.lock = threading.Lock()
+        self.seq = 0
+        self.per_method = {}
+        self.rules = [r.split(":") for r in args.fault]
+        self.rate = args.rate
+        self.rate_next = time.monotonic()
+        self.log = open(args.log, "a", buffering=1) if args.log else None
+        u = urllib.parse.urlsplit(args.upstream)
+        self.up_host, self.up_port = u.hostname, u.port or 80
+
+    def count(self, method):
+        with self.lock:
+            self.seq += 1
+            self.per_method[method] = self.per_method.get(method, 0) + 1
+            return self.seq, self.per_method[method], self.seq
+
+    def fault_for(self, method, nth, seq):
+        for r in self.rules:
+            kind, m = r[0], r[1]
+            n = seq if m == "*" else nth
+            if m != "*" and m != method:
+                continue
+            if kind == "slowdown" and int(r[2]) <= n < int(r[2]) + int(r[3]):
+                return ("slowdown",)
+            if kind == "reset" and n == int(r[2]):
+                return ("reset",)
+            if kind == "stall" and n == int(r[2]):
+                return ("stall", float(r[3]))
+        return None
+
+    def throttle(self, n):
+        if not self.rate:
+            return
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.rate_next)
+            self.rate_next = start + n / self.rate
+            wait = self.rate_next - now
+        if wait > 0:
+            time.sleep(wait)
+
+    def write_log(self, line):
+        if self.log:
+            with self.lock:
+                self.log.write(line + "\n")
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    state = None
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def _read_body(self, length, limit=None):
+        chunks, got = [], 0
+        want = length if limit is None else min(length, limit)
+        while got < want:
+            part = self.rfile.read(min(65536, want - got))
+            if not part:
+                break
+            self.state.throttle(len(part))
+            chunks.append(part)
+            got += len(part)
+        return b"".join(chunks)
+
+    def _reset(self):
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
+
+    def _handle(self):
+        st = self.state
+        seq, nth, _ = st.count(self.command)
+        fault = st.fault_for(self.command, nth, seq)
+        length = int(self.headers.get("Content-Length") or 0)
+        if fault and fault[0] == "reset":
+            body = self._read_body(length, length // 2)
+            st.write_log("%d %s %s reset %d" % (seq, self.command, self.path, len(body)))
+            self._reset()
+            return
+        body = self._read_body(length)
+        if fault and fault[0] == "slowdown":
+            msg = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+                   b"<Message>Please reduce your request rate.</Message><RequestId>fault-proxy</RequestId></Error>")
+            self.send_response(503)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(msg)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(msg)
+            st.write_log("%d %s %s 503 %d" % (seq, self.command, self.path, len(body)))
+            return
+        if fault and fault[0] == "stall":
+            st.write_log("%d %s %s stall %d" % (seq, self.command, self.path, len(body)))
+            time.sleep(fault[1])
+        conn = http.client.HTTPConnection(st.up_host, st.up_port, timeout=600)
+        try:
+            conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            for k, v in self.headers.items():
+                if k.lower() not in HOP:
+                    conn.putheader(k, v)
+            conn.endheaders(body if body or length else None)
+            resp = conn.getresponse()
+            data = resp.read()
+        except OSError as e:
+            st.write_log("%d %s %s upstream-error %d" % (seq, self.command, self.path, len(body)))
+            self.send_error(502, str(e))
+            return
+        finally:
+            conn.close()
+        self.send_response_only(resp.status, resp.reason)
+        for k, v in resp.getheaders():
+            if k.lower() not in HOP and k.lower() != "content-length":
+                self.send_header(k, v)
+        cl = resp.getheader("Content-Length")
+        self.send_header("Content-Length", cl if self.command == "HEAD" and cl else str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        st.write_log("%d %s %s %d %d" % (seq, self.command, self.path, resp.status, len(body)))
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--upstream", required=True)
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--log")
+    ap.add_argument("--rate", type=float, default=0)
+    ap.add_argument("--fault", action="append", default=[])
+    args = ap.parse_args()
+    Handler.state = State(args)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    tmp = args.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % srv.server_address[1])
+    os.rename(tmp, args.port_file)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
