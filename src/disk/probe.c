@@ -488,6 +488,23 @@ int dv_disk_probe(const struct dv_source *src, bool all_blocks, bool allow_mount
 		if (dos && any_active && mbr_has_boot_code(src))
 			bios = true;
 
+		/* A filesystem signature on the whole disk as well as a table:
+		 * one of them is stale (mkfs on the whole disk over an old
+		 * table, or the reverse), and a stale filesystem's bitmaps
+		 * must not decide what is skipped. Believe neither. */
+		uint64_t me;
+		bool amb;
+		json_t *wfs = probe_fs(src, 0, src->size, &me, &amb);
+		if (wfs) {
+			warn(warnings,
+			     "the disk carries a %s partition table and also a %s signature on the whole disk; one of "
+			     "them is stale, so every partition was read whole",
+			     table, json_string_value(json_object_get(wfs, "type")));
+			for (size_t i = 0; i < nparts; i++)
+				parts[i].whole = true;
+			json_decref(wfs);
+		}
+
 		/* Overlapping data partitions: neither's free-space claim can be
 		 * believed, since the other may keep data there. */
 		for (size_t a = 0; a < nparts; a++) {

@@ -526,6 +526,30 @@ static void test_overlap(void **state)
 	dv_region_map_release(&m);
 }
 
+/* A whole-disk ext4 with an MBR table written over its (unused) first
+ * sector: one of the two is stale, nothing may be skipped. */
+static void test_table_and_whole_fs(void **state)
+{
+	(void)state;
+	assert_int_equal(sh("dv_mk_wholefs both.img && printf '\\x55\\xaa' | "
+			    "dd of=both.img bs=1 seek=510 conv=notrunc status=none"),
+			 0);
+	write_mbr_entry("both.img", 0, 0x83, 2048, 126976);
+	char *out = capture("blkid -p -o export both.img; sfdisk -d both.img 2>/dev/null");
+	assert_non_null(strstr(out, "TYPE=ext4"));
+	assert_non_null(strstr(out, "start=        2048"));
+	free(out);
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	assert_int_equal(probe("both.img", false, false, &layout, &m, &err), 0);
+	assert_string_equal(jstr(layout, "table"), "dos");
+	assert_true(warning_mentions(layout, "stale"));
+	assert_int_equal(dv_region_map_bytes(&m, DV_REGION_UNUSED), 0);
+	json_decref(layout);
+	dv_region_map_release(&m);
+}
+
 /* Overwrites the block bitmap of group 0 of the ext4 at byte off with `src`. */
 static int corrupt_bitmap(const char *img, uint64_t off, const char *src)
 {
@@ -810,6 +834,7 @@ int main(void)
 		cmocka_unit_test(test_whole_disk_fs),
 		cmocka_unit_test(test_past_end),
 		cmocka_unit_test(test_overlap),
+		cmocka_unit_test(test_table_and_whole_fs),
 		cmocka_unit_test(test_corrupt_bitmap),
 		cmocka_unit_test(test_needs_recovery),
 		cmocka_unit_test(test_mounted),
