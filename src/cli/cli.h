@@ -20,6 +20,7 @@ struct dv_cli_globals {
 	bool quiet;           /* -q: no summary, errors only */
 	int verbose;          /* -v count */
 	enum dv_progress_mode progress;
+	double lock_wait;     /* --lock-wait: seconds to wait for a lock */
 };
 extern struct dv_cli_globals dv_cli;
 
@@ -69,6 +70,12 @@ void dv_cli_progress_line(const char *fmt, ...) DV_PRINTF(1, 2);
 void dv_cli_progress_done(void);
 /* Prints j as one line of JSON on stdout and releases it. */
 void dv_cli_print_json(json_t *j);
+struct dv_repo;
+/* dv_repo_open plus the global settings that apply to a repository
+ * (--lock-wait). */
+int dv_cli_open_repo(const char *location, struct dv_repo **out, struct dv_err *err);
+/* Parses a duration "90", "90s", "15m", "2h", "7d" into seconds; -1 if bad. */
+double dv_cli_parse_duration(const char *s);
 /* The repository location, or a usage error when none was given. */
 int dv_cli_need_repo(const char *cmd, const char **repo);
 struct dv_stats;

@@ -94,7 +94,7 @@ int cmd_backup(int argc, char **argv)
 	struct dv_repo *repo = NULL;
 	struct dv_stats st;
 	char id[DV_ID_HEX_LEN + 1];
-	if (dv_repo_open(repo_path, &repo, &err) < 0 || dv_backup(repo, src, nsrc, &x.b, id, &st, &err) < 0) {
+	if (dv_cli_open_repo(repo_path, &repo, &err) < 0 || dv_backup(repo, src, nsrc, &x.b, id, &st, &err) < 0) {
 		rc = dv_cli_fail("backup", &err);
 		goto out;
 	}

@@ -51,7 +51,7 @@ int cmd_check(int argc, char **argv)
 	struct dv_repo *repo = NULL;
 	struct dv_check_report rep;
 	struct problems p = {json_array()};
-	if (dv_repo_open(repo_path, &repo, &err) < 0) {
+	if (dv_cli_open_repo(repo_path, &repo, &err) < 0) {
 		rc = dv_cli_fail("check", &err);
 		goto out;
 	}

@@ -43,7 +43,7 @@ int cmd_list(int argc, char **argv)
 	struct dv_err err;
 	struct dv_repo *repo = NULL;
 	struct dv_snapshot_list l = {0};
-	if (dv_repo_open(repo_path, &repo, &err) < 0 || dv_snapshot_list_load(repo, &l, &err) < 0) {
+	if (dv_cli_open_repo(repo_path, &repo, &err) < 0 || dv_snapshot_list_load(repo, &l, &err) < 0) {
 		rc = dv_cli_fail("list", &err);
 		goto out;
 	}

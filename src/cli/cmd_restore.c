@@ -85,7 +85,7 @@ static int run(const char *cmd, int argc, char **argv)
 	struct dv_repo *repo = NULL;
 	struct dv_stats st;
 	char id[DV_ID_HEX_LEN + 1];
-	if (dv_repo_open(repo_path, &repo, &err) < 0 || dv_snapshot_resolve(repo, argv[first], id, &err) < 0 ||
+	if (dv_cli_open_repo(repo_path, &repo, &err) < 0 || dv_snapshot_resolve(repo, argv[first], id, &err) < 0 ||
 	    (restore ? dv_restore(repo, id, argv[first + 1], &x.r, &st, &err)
 		     : dv_verify(repo, id, &x.r, &st, &err)) < 0) {
 		rc = dv_cli_fail(cmd, &err);

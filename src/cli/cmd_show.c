@@ -37,7 +37,7 @@ int cmd_show(int argc, char **argv)
 	struct dv_repo *repo = NULL;
 	json_t *m = NULL;
 	char id[DV_ID_HEX_LEN + 1];
-	if (dv_repo_open(repo_path, &repo, &err) < 0 || dv_snapshot_resolve(repo, argv[first], id, &err) < 0 ||
+	if (dv_cli_open_repo(repo_path, &repo, &err) < 0 || dv_snapshot_resolve(repo, argv[first], id, &err) < 0 ||
 	    dv_snapshot_load(repo, id, &m, &err) < 0) {
 		rc = dv_cli_fail("show", &err);
 		goto out;

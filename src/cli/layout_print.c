@@ -3,6 +3,7 @@
  * The layout comes from a snapshot manifest, i.e. from disk, so every
  * member is treated as optional and of unknown type.
  */
+#include <stdio.h>
 #include "cli/layout_print.h"
 
 #include <string.h>

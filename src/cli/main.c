@@ -30,7 +30,8 @@ static const struct command commands[] = {
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: diskvault [--repo PATH] [--json] [-q] [-v] [--progress=auto|always|never] COMMAND [ARGS]\n\n"
+	fprintf(out, "usage: diskvault [--repo PATH] [--json] [-q] [-v] [--progress=auto|always|never] [--lock-wait DURATION]\n"
+		     "                 COMMAND [ARGS]\n\n"
 		     "commands:\n");
 	for (size_t i = 0; i < DV_ARRAY_SIZE(commands); i++)
 		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
@@ -79,6 +80,11 @@ int main(int argc, char **argv)
 			dv_cli.repo = argv[++i];
 		else if (!strncmp(a, "--repo=", 7))
 			dv_cli.repo = a + 7;
+		else if (!strcmp(a, "--lock-wait") && i + 1 < argc) {
+			dv_cli.lock_wait = dv_cli_parse_duration(argv[++i]);
+			if (dv_cli.lock_wait < 0)
+				return dv_cli_usage(NULL, "--lock-wait needs a duration such as 90s, 15m or 2h");
+		}
 		else if (!strncmp(a, "--progress=", 11)) {
 			if (!strcmp(a + 11, "auto"))
 				dv_cli.progress = DV_PROGRESS_AUTO;

@@ -61,11 +61,37 @@ int dv_cli_usage(const char *cmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry 'diskvault %s--help'.\n", cmd ? cmd : "");
+	fprintf(stderr, "\nTry 'diskvault %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
 	return DV_EXIT_USAGE;
 }
 
-enum { OPT_REPO = 0x1000, OPT_JSON, OPT_PROGRESS };
+int dv_cli_open_repo(const char *location, struct dv_repo **out, struct dv_err *err)
+{
+	int rc = dv_repo_open(location, out, err);
+	if (rc == 0)
+		dv_repo_set_lock_wait(*out, dv_cli.lock_wait);
+	return rc;
+}
+
+double dv_cli_parse_duration(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (end == s || v < 0)
+		return -1;
+	double unit = 1;
+	if (!strcmp(end, "m"))
+		unit = 60;
+	else if (!strcmp(end, "h"))
+		unit = 3600;
+	else if (!strcmp(end, "d"))
+		unit = 86400;
+	else if (*end && strcmp(end, "s"))
+		return -1;
+	return v * unit;
+}
+
+enum { OPT_REPO = 0x1000, OPT_JSON, OPT_PROGRESS, OPT_LOCK_WAIT };
 
 int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
 		 dv_cli_opt_fn handle, void *ctx, int *first_arg)
@@ -76,6 +102,7 @@ int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, 
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"progress", required_argument, NULL, OPT_PROGRESS},
+		{"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
 		{"help", no_argument, NULL, 'h'},
 	};
 	size_t n = 0;
@@ -113,6 +140,11 @@ int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, 
 				dv_cli.progress = DV_PROGRESS_NEVER;
 			else
 				rc = dv_cli_usage(cmd, "--progress must be auto, always or never");
+			break;
+		case OPT_LOCK_WAIT:
+			dv_cli.lock_wait = dv_cli_parse_duration(optarg);
+			if (dv_cli.lock_wait < 0)
+				rc = dv_cli_usage(cmd, "--lock-wait needs a duration such as 90s, 15m or 2h");
 			break;
 		case 'h':
 			rc = handle('h', NULL, ctx);

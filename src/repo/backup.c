@@ -156,6 +156,7 @@ struct backup {
 	struct dv_pack_writer *pw;
 	uint32_t pw_no;
 	struct publisher pub;
+	struct dv_lock *lock;
 	struct dv_index_segment seg;   /* pending segment: finished packs */
 	struct dv_id *pw_ids;          /* entries of the open pack */
 	struct dv_chunk_loc *pw_locs;
@@ -492,6 +493,9 @@ static int backup_source(struct backup *b, const struct dv_backup_source *bs, ui
 			scan_buffer(b, buf, n);
 			off += n;
 			progress(b, false);
+			rc = dv_lock_refresh(b->lock, b->err);
+			if (rc < 0)
+				break;
 		}
 	}
 	if (rc == 0 && covered != src.size)
@@ -602,7 +606,7 @@ int dv_backup(struct dv_repo *r, const struct dv_backup_source *src, size_t nsrc
 	int rc = dv_lock_acquire(r, false, &lock, err);
 	if (rc < 0)
 		return rc;
-	struct backup b = {.r = r, .o = o, .st = stats, .err = err};
+	struct backup b = {.r = r, .o = o, .st = stats, .err = err, .lock = lock};
 	memset(stats, 0, sizeof *stats);
 	b.t0 = dv_now();
 	/* Total for progress: sizes of all sources (opened again below). */

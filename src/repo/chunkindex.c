@@ -217,7 +217,8 @@ int dv_index_segment_decode(const uint8_t *p, size_t n, struct dv_index_segment 
 		pi->index_offset = dv_le64(q + 40);
 		pi->index_len = dv_le32(q + 48);
 		pi->known = true;
-		if (pi->size > DV_MAX_PACK_SIZE || pi->index_offset + pi->index_len > pi->size) {
+		if (pi->size > DV_MAX_PACK_SIZE || pi->index_offset > pi->size ||
+		    pi->index_len > pi->size - pi->index_offset || dv_le32(q + 52) != 0) {
 			dv_index_segment_release(s);
 			return dv_error(err, DV_E_CORRUPT, "%s: pack %zu has an impossible size or index position", what, i);
 		}
@@ -230,7 +231,8 @@ int dv_index_segment_decode(const uint8_t *p, size_t n, struct dv_index_segment 
 		l->raw_len = dv_le32(q + 40);
 		l->offset = dv_le64(q + 48);
 		if (l->pack >= s->npacks || l->raw_len == 0 || l->raw_len > DV_CHUNK_SIZE_LIMIT ||
-		    l->offset + l->stored_len > s->packs[l->pack].size) {
+		    l->stored_len > DV_MAX_BLOB_SIZE || dv_le32(q + 44) != 0 || l->offset > s->packs[l->pack].size ||
+		    l->stored_len > s->packs[l->pack].size - l->offset) {
 			dv_index_segment_release(s);
 			return dv_error(err, DV_E_CORRUPT, "%s: entry %zu points outside its pack", what, i);
 		}

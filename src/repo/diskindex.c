@@ -76,7 +76,7 @@ int dv_disk_index_decode(const uint8_t *p, size_t n, struct dv_disk_index *d, co
 		bool bad = e->length == 0 || e->length > size - sum || dv_le32(q + 12) != 0;
 		if (e->type == DV_EXTENT_DATA)
 			bad = bad || e->length > DV_CHUNK_SIZE_LIMIT;
-		else if (e->type < DV_EXTENT_ZERO || e->type > DV_EXTENT_UNREADABLE)
+		else if (e->type < DV_EXTENT_ZERO || e->type > DV_EXTENT_UNREADABLE || !dv_is_zero(e->id.b, DV_ID_LEN))
 			bad = true;
 		if (bad) {
 			dv_disk_index_release(d);

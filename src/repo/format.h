@@ -52,6 +52,9 @@ enum dv_extent_type {
 /* Upper bounds a reader enforces before allocating. */
 #define DV_MAX_PACK_SIZE (4ull << 30)        /* offsets in a pack index fit u32 lengths */
 #define DV_MAX_PACK_ENTRIES (1u << 20)
+/* A stored blob is one zstd frame of at most DV_CHUNK_SIZE_LIMIT bytes:
+ * ZSTD_compressBound() of that limit is below this. */
+#define DV_MAX_BLOB_SIZE (DV_CHUNK_SIZE_LIMIT + DV_CHUNK_SIZE_LIMIT / 128 + 65536)
 #define DV_MAX_INDEX_OBJECT (1ull << 31)
 #define DV_MAX_MANIFEST (64u << 20)
 #define DV_MAX_CONFIG (1u << 20)

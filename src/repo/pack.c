@@ -257,6 +257,16 @@ int dv_pack_read_index(struct dv_repo *r, const struct dv_pack_info *p, struct d
 		rc = dv_error(err, DV_E_CORRUPT, "%s: pack is missing", name);
 	if (rc == 0)
 		rc = dv_pack_index_decode(b.data, b.len, out, n, name, err);
+	for (size_t i = 0; rc == 0 && i < *n; i++) {
+		const struct dv_pack_entry *e = &(*out)[i];
+		if (e->offset > p->index_offset || e->stored_len > p->index_offset - e->offset ||
+		    e->stored_len > DV_MAX_BLOB_SIZE || e->raw_len == 0 || e->raw_len > DV_CHUNK_SIZE_LIMIT) {
+			rc = dv_error(err, DV_E_CORRUPT, "%s: pack index entry %zu points outside the pack's data", name, i);
+			free(*out);
+			*out = NULL;
+			*n = 0;
+		}
+	}
 	dv_buf_release(&b);
 	return rc;
 }

@@ -169,7 +169,10 @@ static int parse_config(struct dv_repo *r, const struct dv_buf *b, struct dv_err
 	const char *hash = json_string_value(json_object_get(cfg, "hash"));
 	if (!hash || strcmp(hash, "sha256"))
 		return dv_error(err, DV_E_CORRUPT, "%s/config: unknown hash", loc);
-	if (!json_is_null(json_object_get(cfg, "encryption")))
+	json_t *enc = json_object_get(cfg, "encryption");
+	if (!enc)
+		return dv_error(err, DV_E_CORRUPT, "%s/config: field 'encryption' missing", loc);
+	if (!json_is_null(enc))
 		return dv_error(err, DV_E_VERSION, "%s: repository is encrypted; this build does not support encryption",
 				loc);
 	return 0;
@@ -264,6 +267,10 @@ static int validate_manifest(const json_t *m, const char *what, struct dv_err *e
 	const char *ts = json_string_value(json_object_get(m, "time"));
 	if (!ts || dv_parse_time(ts, &t) < 0)
 		return dv_error(err, DV_E_CORRUPT, "%s: time missing or malformed", what);
+	static const char *const strings[] = {"host", "mode", "repository"};
+	for (size_t k = 0; k < DV_ARRAY_SIZE(strings); k++)
+		if (!json_is_string(json_object_get(m, strings[k])))
+			return dv_error(err, DV_E_CORRUPT, "%s: field '%s' missing or not a string", what, strings[k]);
 	json_t *disks = json_object_get(m, "disks");
 	if (!json_is_array(disks) || json_array_size(disks) == 0)
 		return dv_error(err, DV_E_CORRUPT, "%s: no disks", what);
@@ -274,7 +281,7 @@ static int validate_manifest(const json_t *m, const char *what, struct dv_err *e
 		const char *ix = json_string_value(json_object_get(d, "index"));
 		const char *dg = json_string_value(json_object_get(d, "digest"));
 		json_t *size = json_object_get(d, "size");
-		if (!ix || dv_id_parse(&x, ix) < 0 || !dg || dv_id_parse(&x, dg) < 0 || !json_is_integer(size) ||
+		if (!json_is_string(json_object_get(d, "source")) || !ix || dv_id_parse(&x, ix) < 0 || !dg || dv_id_parse(&x, dg) < 0 || !json_is_integer(size) ||
 		    json_integer_value(size) < 0)
 			return dv_error(err, DV_E_CORRUPT, "%s: disk %zu: index, digest or size missing or malformed",
 					what, i);

@@ -11,8 +11,10 @@
  *   packs/<xx>/<id>        tar archive of zstd chunk blobs + "index" member
  *   locks/<random>         JSON lock (shared or exclusive)
  *
- * Commit order makes every crash harmless: packs, then index segments, then
- * disk indexes, then the manifest. Unreferenced objects are garbage.
+ * Commit order makes every crash harmless: a manifest is written only after
+ * every pack, index segment and disk index it depends on is durable (disk
+ * indexes may be written before the last pack). Unreferenced objects are
+ * garbage.
  *
  * Thread safety: one struct dv_repo per thread of control; the functions
  * below use worker threads internally.
@@ -187,11 +189,33 @@ int dv_check(struct dv_repo *r, dv_check_problem_fn problem, void *ctx, struct d
 
 /* ---- locks ----------------------------------------------------------- */
 
+#define DV_LOCK_REFRESH 300 /* seconds between refreshes of a held lock */
+#define DV_LOCK_STALE 1800  /* a lock not refreshed for this long is stale */
+
 struct dv_lock;
-/* Takes a shared (backup, restore, check) or exclusive (prune) lock.
- * DV_E_LOCKED names the holder when a conflicting lock exists; stale locks
- * (dead pid on this host) are ignored. */
+/* Takes a shared (backup, restore, verify, check) or exclusive (forget,
+ * prune) lock. DV_E_LOCKED names the holder when a conflicting lock exists
+ * (after waiting up to the repository's lock wait); stale locks are
+ * ignored. */
 int dv_lock_acquire(struct dv_repo *r, bool exclusive, struct dv_lock **out, struct dv_err *err) DV_WUR;
+/* Rewrites the lock when DV_LOCK_REFRESH seconds have passed (cheap to call
+ * often). l may be NULL. */
+int dv_lock_refresh(struct dv_lock *l, struct dv_err *err) DV_WUR;
 void dv_lock_release(struct dv_lock *l);
+/* How long dv_lock_acquire waits for a conflicting lock (default 0). */
+void dv_repo_set_lock_wait(struct dv_repo *r, double seconds);
+
+struct dv_lock_info {
+	char name[64];
+	bool exclusive, stale, unreadable;
+	char host[256];
+	int64_t pid;
+	int64_t time;
+};
+/* Reads one lock object; DV_E_NOT_FOUND when it vanished. */
+int dv_lock_describe(struct dv_repo *r, const char *name, struct dv_lock_info *info) DV_WUR;
+/* Removes stale locks (all locks with all); fn is told about each lock. */
+typedef void (*dv_lock_fn)(const struct dv_lock_info *li, bool removed, void *ctx);
+int dv_lock_remove(struct dv_repo *r, bool all, dv_lock_fn fn, void *ctx, struct dv_err *err) DV_WUR;
 
 #endif

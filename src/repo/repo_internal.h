@@ -15,6 +15,7 @@ struct dv_repo {
 	struct dv_chunker_params chunker;
 	int zstd_level;
 	uint32_t pack_size;
+	double lock_wait;
 };
 
 /* ---- compression (compress.c) ---------------------------------------- */
@@ -47,8 +48,9 @@ struct dv_pack_info {
 /*
  * In-memory chunk index: a dense entry array plus an open-addressing table
  * of 32-bit entry numbers keyed by the id's first bytes. 56 bytes an entry
- * plus 4-8 bytes of table: ~64 bytes per chunk, about 256 MiB per TiB of
- * unique data at the default 256 KiB average chunk. Lookups may run
+ * (array grown by 1.5x) plus 8-16 bytes of table (load 0.25..0.5): 64-100
+ * bytes per chunk, 256-400 MiB per TiB of unique data at the default
+ * 256 KiB average chunk. Lookups may run
  * concurrently with one inserting thread (rwlock).
  */
 struct dv_chunk_index;

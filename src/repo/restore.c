@@ -53,6 +53,7 @@ struct walker {
 	int rc;
 	struct dv_err *err;
 	const char *disk_name;
+	struct dv_lock *lock;
 };
 
 static void finish_job(struct walker *w, struct rjob *j)
@@ -148,6 +149,11 @@ static int walk_disk(struct walker *w, const struct dv_disk_index *d, struct dv_
 		}
 		off += e->length;
 		progress(w, false);
+		if (w->rc == 0) {
+			int rc = dv_lock_refresh(w->lock, w->err);
+			if (rc < 0)
+				w->rc = rc;
+		}
 	}
 	struct rjob *j;
 	while ((j = dv_workq_collect(w->q)))
@@ -191,6 +197,7 @@ int dv_restore(struct dv_repo *r, const char *id, const char *target, const stru
 	struct dv_target t = {.fd = -1};
 	struct walker w = {.st = stats, .o = o, .err = err, .t0 = dv_now()};
 	int rc = open_snapshot(r, id, &m, &ix, &lock, err);
+	w.lock = lock;
 	if (rc < 0)
 		goto out;
 	json_t *disks = json_object_get(m, "disks");
@@ -241,6 +248,7 @@ int dv_verify(struct dv_repo *r, const char *id, const struct dv_restore_opts *o
 	struct dv_lock *lock = NULL;
 	struct walker w = {.st = stats, .o = o, .err = err, .t0 = dv_now()};
 	int rc = open_snapshot(r, id, &m, &ix, &lock, err);
+	w.lock = lock;
 	if (rc < 0)
 		goto out;
 	json_t *disks = json_object_get(m, "disks");

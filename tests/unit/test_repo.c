@@ -294,6 +294,8 @@ static void put_manifest(const char *repo_path, const char *text, char id[DV_ID_
 	dv_repo_free(r);
 }
 
+#define HMR "\"host\":\"h\",\"mode\":\"all-blocks\",\"repository\":\"r\","
+
 static void test_hostile_manifests(void **state)
 {
 	(void)state;
@@ -317,8 +319,10 @@ static void test_hostile_manifests(void **state)
 		{"{\"format\":\"diskvault-snapshot\",\"version\":1,\"time\":\"yesterday\",\"disks\":[]}", -DV_E_CORRUPT,
 		 "time"},
 		{"{\"format\":\"diskvault-snapshot\",\"version\":1,\"time\":\"2026-01-01T00:00:00Z\",\"disks\":[]}",
+		 -DV_E_CORRUPT, "'host'"},
+		{"{\"format\":\"diskvault-snapshot\",\"version\":1,\"time\":\"2026-01-01T00:00:00Z\"," HMR "\"disks\":[]}",
 		 -DV_E_CORRUPT, "no disks"},
-		{"{\"format\":\"diskvault-snapshot\",\"version\":1,\"time\":\"2026-01-01T00:00:00Z\",\"disks\":[{"
+		{"{\"format\":\"diskvault-snapshot\",\"version\":1,\"time\":\"2026-01-01T00:00:00Z\"," HMR "\"disks\":[{"
 		 "\"index\":\"xyz\",\"digest\":\"00\",\"size\":-1}]}",
 		 -DV_E_CORRUPT, "disk 0"},
 		{"{\"format\":\"diskvault-snapshot\",\"format\":\"diskvault-snapshot\",\"version\":1}", -DV_E_CORRUPT,
