@@ -2,7 +2,10 @@
 #include <string.h>
 
 #include <stdio.h>
+#include <sys/stat.h>
+
 #include "cli.h"
+#include "disk/inventory.h"
 #include "repo/repo.h"
 
 static const char help[] =
@@ -15,11 +18,17 @@ static const char help[] =
 	"  --allow-mounted image a mounted or unclean filesystem anyway (read whole, with a warning)\n"
 	"  --sha256        also record the plain SHA-256 of each disk as restore will write it\n"
 	"  --host HOST     record HOST instead of this machine's hostname\n"
-	"  --threads N     worker threads for hashing and compression (default: CPUs)\n";
+	"  --time TIME     record TIME (2026-11-25T03:00:00Z) instead of now\n"
+	"  --threads N     worker threads for hashing and compression (default: CPUs)\n"
+	"  --inventory FILE  attach a machine inventory saved earlier ('diskvault inventory --append');\n"
+	"                  without it, a backup of block devices samples this machine for 1 s\n"
+	"  --no-inventory  attach none\n";
 
 struct opts {
 	struct dv_backup_opts b;
 	const char *tags[64];
+	const char *inventory;
+	bool no_inventory;
 };
 
 static int opt(int o, const char *arg, void *ctx)
@@ -49,6 +58,16 @@ static int opt(int o, const char *arg, void *ctx)
 	case 'H':
 		x->b.host = arg;
 		return 0;
+	case 'I':
+		x->inventory = arg;
+		return 0;
+	case 'N':
+		x->no_inventory = true;
+		return 0;
+	case 'W':
+		if (dv_parse_time(arg, &x->b.time) < 0 || x->b.time <= 0)
+			return dv_cli_usage("backup", "--time needs a UTC time such as 2026-11-25T03:00:00Z");
+		return 0;
 	case 'T': {
 		char *end;
 		long v = strtol(arg, &end, 10);
@@ -70,6 +89,9 @@ int cmd_backup(int argc, char **argv)
 		{"all-blocks", no_argument, NULL, 'A'},
 		{"allow-mounted", no_argument, NULL, 'M'},
 		{"host", required_argument, NULL, 'H'},
+		{"time", required_argument, NULL, 'W'},
+		{"inventory", required_argument, NULL, 'I'},
+		{"no-inventory", no_argument, NULL, 'N'},
 		{"threads", required_argument, NULL, 'T'},
 		{NULL, 0, NULL, 0},
 	};
@@ -88,9 +110,33 @@ int cmd_backup(int argc, char **argv)
 	struct dv_backup_source *src = dv_calloc(nsrc, sizeof *src);
 	for (size_t i = 0; i < nsrc; i++)
 		src[i].path = argv[first + (int)i];
+	/* The inventory: a saved one, or this machine's when it images its own
+	 * block devices (an image file may come from anywhere). */
+	struct dv_err err;
+	json_t *inv = NULL;
+	if (x.inventory && !x.no_inventory) {
+		json_error_t je;
+		inv = json_load_file(x.inventory, JSON_REJECT_DUPLICATES, &je);
+		if (!json_is_object(inv)) {
+			json_decref(inv);
+			free(src);
+			dv_error(&err, DV_E_USAGE, "inventory %s: not a JSON object: %s", x.inventory, je.text);
+			return dv_cli_fail("backup", &err);
+		}
+	} else if (!x.no_inventory) {
+		bool devices = false;
+		struct stat st;
+		for (size_t i = 0; i < nsrc; i++)
+			if (stat(src[i].path, &st) == 0 && S_ISBLK(st.st_mode))
+				devices = true;
+		if (devices && dv_inventory_collect(NULL, 1.0, &inv, &err) < 0) {
+			fprintf(stderr, "diskvault backup: warning: no inventory attached: %s\n", err.msg);
+			inv = NULL;
+		}
+	}
+	x.b.inventory = inv;
 	x.b.progress = dv_cli_progress_cb;
 	x.b.progress_ctx = "backup";
-	struct dv_err err;
 	struct dv_repo *repo = NULL;
 	struct dv_stats st;
 	char id[DV_ID_HEX_LEN + 1];
@@ -112,6 +158,7 @@ int cmd_backup(int argc, char **argv)
 		       dv_cli_size(st.bytes_new_raw), dv_cli_size(st.bytes_dedup), dv_cli_size(st.bytes_zero), dv_cli_size(st.bytes_unused), st.seconds);
 	}
 out:
+	json_decref(inv);
 	dv_repo_free(repo);
 	free(src);
 	return rc;

@@ -15,9 +15,6 @@
 #include "cli.h"
 #include "disk/inventory.h"
 
-/* Also to be declared in cli.h with the other subcommands. */
-int cmd_inventory(int argc, char **argv);
-
 static const char help[] =
 	"usage: diskvault inventory [--sample SECONDS] [--append FILE] [--json]\n"
 	"Records what this machine is: CPU, memory and their measured use, OS, kernel, boot\n"

@@ -26,6 +26,10 @@ static const struct command commands[] = {
 	{"restore", cmd_restore, "write a snapshot's disk to a device or image file"},
 	{"verify", cmd_verify, "read and check every chunk a snapshot uses"},
 	{"check", cmd_check, "check the repository's structure"},
+	{"inventory", cmd_inventory, "record this machine: CPU, memory, use, OS, disks, drivers"},
+	{"forget", cmd_forget, "remove snapshots by retention rules (--prune frees their data)"},
+	{"prune", cmd_prune, "delete data no snapshot uses"},
+	{"unlock", cmd_unlock, "remove stale locks"},
 };
 
 static void usage(FILE *out)

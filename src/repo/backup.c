@@ -578,13 +578,14 @@ static int write_manifest(struct backup *b, json_t *disks, char id[DV_ID_HEX_LEN
 	else if (gethostname(host, sizeof host) < 0)
 		snprintf(host, sizeof host, "unknown");
 	host[sizeof host - 1] = 0;
-	dv_format_time(now, sizeof now, dv_unix_now());
+	int64_t t = o->time ? o->time : dv_unix_now();
+	dv_format_time(now, sizeof now, t);
 	json_t *tags = json_array();
 	for (size_t i = 0; i < o->ntags; i++)
 		json_array_append_new(tags, json_string(o->tags[i]));
 	json_t *m = json_pack("{s:s, s:i, s:s, s:I, s:s, s:o, s:o, s:s, s:s, s:o, s:o, s:O}", "format",
 			      "diskvault-snapshot", "version", DV_SNAPSHOT_VERSION, "time", now, "time_unix_us",
-			      (json_int_t)dv_unix_now_us(),
+			      (json_int_t)(o->time ? o->time * 1000000 : dv_unix_now_us()),
 			      "host", host, "name", o->name ? json_string(o->name) : json_null(), "tags", tags, "mode",
 			      o->all_blocks ? "all-blocks" : "used-blocks", "repository", b->r->id, "disks", disks, "stats",
 			      dv_stats_json(b->st), "inventory", o->inventory ? o->inventory : json_null());

@@ -110,6 +110,7 @@ struct dv_backup_opts {
 	const char *const *tags;
 	size_t ntags;
 	const char *host;           /* NULL: gethostname() */
+	int64_t time;               /* snapshot time (seconds); 0: now */
 	bool all_blocks;            /* read every block (else only what filesystems use) */
 	bool allow_mounted;         /* image mounted/unclean filesystems whole, with a warning */
 	bool sha256;                /* also record the plain SHA-256 of each disk */
@@ -143,6 +144,46 @@ int dv_restore(struct dv_repo *r, const char *id, const char *target, const stru
 /* Reads and checks every chunk that snapshot id references (all disks). */
 int dv_verify(struct dv_repo *r, const char *id, const struct dv_restore_opts *o, struct dv_stats *stats,
 	      struct dv_err *err) DV_WUR;
+
+/* ---- forget and prune ------------------------------------------------- */
+
+#define DV_KEEP_KINDS 5 /* hourly, daily, weekly, monthly, yearly */
+
+/* Retention rules with restic's meaning; snapshots are grouped by host and
+ * disk sources, and a snapshot is kept when any rule keeps it. */
+struct dv_forget_policy {
+	int64_t keep_last;
+	int64_t keep[DV_KEEP_KINDS];   /* most recent per hour/day/ISO week/month/year (UTC) */
+	int64_t keep_within;           /* seconds before the newest snapshot */
+	const char *const *tags;       /* keep snapshots carrying any of these */
+	size_t ntags;
+	const char *host;              /* only snapshots of this host are considered */
+};
+bool dv_forget_policy_empty(const struct dv_forget_policy *p);
+struct dv_forget_result {
+	uint64_t kept, removed;
+};
+/* Told about every snapshot, newest first per group; reasons is "" when
+ * the snapshot is forgotten. */
+typedef void (*dv_forget_fn)(const char *id, const json_t *manifest, bool keep, const char *reasons, void *ctx);
+/* Removes the manifests no rule keeps (exclusive lock). Data is freed by
+ * dv_prune. An empty policy is a usage error. */
+int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run, dv_forget_fn fn, void *ctx,
+	      struct dv_forget_result *res, struct dv_err *err) DV_WUR;
+
+struct dv_prune_opts {
+	double repack_threshold; /* repack a pack when more than this fraction is garbage (0.2) */
+	bool dry_run;
+};
+struct dv_prune_result {
+	uint64_t snapshots, packs, packs_deleted, packs_repacked, packs_written, packs_unindexed_deleted;
+	uint64_t disk_indexes_deleted, tmp_deleted;
+	uint64_t bytes_before, bytes_after, bytes_freed, bytes_written, bytes_repacked;
+	double seconds;
+};
+/* Removes data no snapshot uses (exclusive lock); crash-safe at every step
+ * (formats/repository.md). */
+int dv_prune(struct dv_repo *r, const struct dv_prune_opts *o, struct dv_prune_result *res, struct dv_err *err) DV_WUR;
 
 /* ---- fixed-size block view (EBS import) -------------------------------- */
 
@@ -179,13 +220,18 @@ struct dv_check_report {
 	uint64_t unreferenced_bytes;
 	uint64_t unindexed_packs;      /* packs no index segment lists (interrupted backup) */
 	uint64_t stray_objects;        /* leftover temporary files, unknown names */
+	uint64_t packs_read;           /* --read-data: packs read and verified */
+	uint64_t bytes_read;
 };
 /* Checks the repository's structure; every problem is reported through
  * problem(msg, is_error, ctx). Returns 0 when no error was found, else
  * DV_E_CORRUPT (garbage alone is not an error). */
 typedef void (*dv_check_problem_fn)(const char *msg, bool is_error, void *ctx);
-int dv_check(struct dv_repo *r, dv_check_problem_fn problem, void *ctx, struct dv_check_report *rep,
-	     struct dv_err *err) DV_WUR;
+struct dv_check_opts {
+	double read_data;  /* fraction of packs (chosen at random) whose data is read and verified: 0..1 */
+};
+int dv_check(struct dv_repo *r, const struct dv_check_opts *o, dv_check_problem_fn problem, void *ctx,
+	     struct dv_check_report *rep, struct dv_err *err) DV_WUR;
 
 /* ---- locks ----------------------------------------------------------- */
 

@@ -1,0 +1,216 @@
+/* cmd_forget.c - forget (retention) and prune (garbage collection). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "repo/repo.h"
+
+static const char forget_help[] =
+	"usage: diskvault --repo PATH forget [--keep-last N] [--keep-hourly N] [--keep-daily N]\n"
+	"         [--keep-weekly N] [--keep-monthly N] [--keep-yearly N] [--keep-within DURATION]\n"
+	"         [--keep-tag TAG]... [--host HOST] [--dry-run] [--prune] [--repack-threshold PCT]\n"
+	"Removes the snapshots no rule keeps, and prints what it keeps and why. Snapshots are grouped\n"
+	"by host and disk sources; each rule keeps, per group, the newest snapshot of each of the\n"
+	"last N hours/days/ISO weeks/months/years (UTC) that have one. --keep-within keeps all\n"
+	"snapshots that are at most DURATION (e.g. 36h, 14d) older than the newest one.\n"
+	"--prune frees the data right after (see 'diskvault prune --help').\n";
+
+static const char prune_help[] =
+	"usage: diskvault --repo PATH prune [--repack-threshold PCT] [--dry-run]\n"
+	"Deletes data no snapshot uses: packs with nothing in use are deleted, packs with more than\n"
+	"PCT percent (default 20) garbage are rewritten, and packs, disk indexes and temporary files\n"
+	"left by interrupted runs are removed. Takes the exclusive lock; safe to interrupt at any point.\n";
+
+struct opts {
+	struct dv_forget_policy pol;
+	const char *tags[64];
+	bool dry_run, prune;
+	struct dv_prune_opts po;
+	const char *cmd;
+};
+
+static int count_arg(const char *cmd, const char *name, const char *arg, int64_t *out)
+{
+	char *end;
+	long long v = strtoll(arg, &end, 10);
+	if (!*arg || *end || v < 0)
+		return dv_cli_usage(cmd, "--%s needs a number >= 0", name);
+	*out = v;
+	return 0;
+}
+
+static int opt(int o, const char *arg, void *ctx)
+{
+	struct opts *x = ctx;
+	static const char *const kinds[DV_KEEP_KINDS] = {"keep-hourly", "keep-daily", "keep-weekly", "keep-monthly",
+							  "keep-yearly"};
+	switch (o) {
+	case 'h':
+		fputs(strcmp(x->cmd, "prune") ? forget_help : prune_help, stdout);
+		return 0;
+	case 'l':
+		return count_arg(x->cmd, "keep-last", arg, &x->pol.keep_last);
+	case '0':
+	case '1':
+	case '2':
+	case '3':
+	case '4':
+		return count_arg(x->cmd, kinds[o - '0'], arg, &x->pol.keep[o - '0']);
+	case 'w': {
+		double d = dv_cli_parse_duration(arg);
+		if (d <= 0)
+			return dv_cli_usage(x->cmd, "--keep-within needs a duration such as 36h or 14d");
+		x->pol.keep_within = (int64_t)d;
+		return 0;
+	}
+	case 't':
+		if (x->pol.ntags == DV_ARRAY_SIZE(x->tags))
+			return dv_cli_usage(x->cmd, "too many --keep-tag");
+		x->tags[x->pol.ntags++] = arg;
+		return 0;
+	case 'H':
+		x->pol.host = arg;
+		return 0;
+	case 'n':
+		x->dry_run = true;
+		x->po.dry_run = true;
+		return 0;
+	case 'p':
+		x->prune = true;
+		return 0;
+	case 'r': {
+		char *end;
+		double v = strtod(arg, &end);
+		if (end == arg || *end || v < 0 || v > 100)
+			return dv_cli_usage(x->cmd, "--repack-threshold must be a percentage between 0 and 100");
+		x->po.repack_threshold = v / 100;
+		return 0;
+	}
+	}
+	return DV_EXIT_USAGE;
+}
+
+static void print_decision(const char *id, const json_t *m, bool keep, const char *reasons, void *ctx)
+{
+	json_t *list = ctx;
+	if (dv_cli.json) {
+		json_array_append_new(list, json_pack("{s:s, s:O, s:O, s:b, s:s}", "id", id, "time",
+						      json_object_get(m, "time"), "host", json_object_get(m, "host"),
+						      "keep", keep, "reasons", reasons));
+		return;
+	}
+	if (dv_cli.quiet)
+		return;
+	printf("%-6s %.8s  %s  %-16s  %s\n", keep ? "keep" : "forget", id, json_string_value(json_object_get(m, "time")),
+	       json_string_value(json_object_get(m, "host")), reasons);
+}
+
+static json_t *prune_json(const struct dv_prune_result *p)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "packs", (json_int_t)p->packs,
+			 "packs_deleted", (json_int_t)p->packs_deleted, "packs_repacked", (json_int_t)p->packs_repacked,
+			 "packs_written", (json_int_t)p->packs_written, "packs_unindexed_deleted",
+			 (json_int_t)p->packs_unindexed_deleted, "disk_indexes_deleted",
+			 (json_int_t)p->disk_indexes_deleted, "tmp_deleted", (json_int_t)p->tmp_deleted, "bytes_before",
+			 (json_int_t)p->bytes_before, "bytes_after", (json_int_t)p->bytes_after, "bytes_freed",
+			 (json_int_t)p->bytes_freed, "bytes_written", (json_int_t)p->bytes_written, "bytes_repacked",
+			 (json_int_t)p->bytes_repacked, "seconds", p->seconds);
+}
+
+static void print_prune(const struct dv_prune_result *p, bool dry_run)
+{
+	printf("prune%s: %llu packs, %llu %sdeleted, %llu %srewritten into %llu new, %llu unindexed packs and "
+	       "%llu disk indexes %sremoved; %s freed, %s rewritten; repository %s -> %s, %.1fs\n",
+	       dry_run ? " (dry run)" : "", (unsigned long long)p->packs, (unsigned long long)p->packs_deleted,
+	       dry_run ? "would be " : "", (unsigned long long)p->packs_repacked, dry_run ? "would be " : "",
+	       (unsigned long long)p->packs_written, (unsigned long long)p->packs_unindexed_deleted,
+	       (unsigned long long)p->disk_indexes_deleted, dry_run ? "would be " : "", dv_cli_size(p->bytes_freed),
+	       dv_cli_size(p->bytes_repacked), dv_cli_size(p->bytes_before), dv_cli_size(p->bytes_after), p->seconds);
+}
+
+static int run(const char *cmd, int argc, char **argv)
+{
+	static const struct option forget_opts[] = {
+		{"keep-last", required_argument, NULL, 'l'},
+		{"keep-hourly", required_argument, NULL, '0'},
+		{"keep-daily", required_argument, NULL, '1'},
+		{"keep-weekly", required_argument, NULL, '2'},
+		{"keep-monthly", required_argument, NULL, '3'},
+		{"keep-yearly", required_argument, NULL, '4'},
+		{"keep-within", required_argument, NULL, 'w'},
+		{"keep-tag", required_argument, NULL, 't'},
+		{"host", required_argument, NULL, 'H'},
+		{"dry-run", no_argument, NULL, 'n'},
+		{"prune", no_argument, NULL, 'p'},
+		{"repack-threshold", required_argument, NULL, 'r'},
+		{NULL, 0, NULL, 0},
+	};
+	static const struct option prune_opts[] = {
+		{"dry-run", no_argument, NULL, 'n'},
+		{"repack-threshold", required_argument, NULL, 'r'},
+		{NULL, 0, NULL, 0},
+	};
+	bool forget = !strcmp(cmd, "forget");
+	struct opts x;
+	memset(&x, 0, sizeof x);
+	x.cmd = cmd;
+	x.pol.tags = x.tags;
+	x.po.repack_threshold = 0.2;
+	int first, rc = dv_cli_parse(cmd, argc, argv, "", forget ? forget_opts : prune_opts, opt, &x, &first);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if (first < argc)
+		return dv_cli_usage(cmd, "unexpected argument '%s'", argv[first]);
+	if (forget && dv_forget_policy_empty(&x.pol))
+		return dv_cli_usage(cmd, "give at least one --keep-* rule (forgetting every snapshot is not allowed)");
+	const char *repo_path;
+	if ((rc = dv_cli_need_repo(cmd, &repo_path)))
+		return rc;
+	struct dv_err err;
+	struct dv_repo *repo = NULL;
+	json_t *decisions = json_array();
+	struct dv_forget_result fr = {0};
+	struct dv_prune_result pr;
+	bool pruned = false;
+	if (dv_cli_open_repo(repo_path, &repo, &err) < 0) {
+		rc = dv_cli_fail(cmd, &err);
+		goto out;
+	}
+	if (forget) {
+		if (dv_forget(repo, &x.pol, x.dry_run, print_decision, decisions, &fr, &err) < 0) {
+			rc = dv_cli_fail(cmd, &err);
+			goto out;
+		}
+		if (!dv_cli.json && !dv_cli.quiet)
+			printf("%llu snapshot(s) kept, %llu %sforgotten\n", (unsigned long long)fr.kept,
+			       (unsigned long long)fr.removed, x.dry_run ? "would be " : "");
+	}
+	if (!forget || x.prune) {
+		if (dv_prune(repo, &x.po, &pr, &err) < 0) {
+			rc = dv_cli_fail(cmd, &err);
+			goto out;
+		}
+		pruned = true;
+		if (!dv_cli.json && !dv_cli.quiet)
+			print_prune(&pr, x.dry_run);
+	}
+	if (dv_cli.json) {
+		json_t *j = json_pack("{s:s, s:b, s:b}", "command", cmd, "ok", 1, "dry_run", x.dry_run);
+		if (forget) {
+			json_object_set(j, "snapshots", decisions);
+			json_object_set_new(j, "kept", json_integer((json_int_t)fr.kept));
+			json_object_set_new(j, "removed", json_integer((json_int_t)fr.removed));
+		}
+		if (pruned)
+			json_object_set_new(j, "prune", prune_json(&pr));
+		dv_cli_print_json(j);
+	}
+out:
+	json_decref(decisions);
+	dv_repo_free(repo);
+	return rc;
+}
+
+int cmd_forget(int argc, char **argv) { return run("forget", argc, argv); }
+int cmd_prune(int argc, char **argv) { return run("prune", argc, argv); }

@@ -1,0 +1,608 @@
+/*
+ * prune.c - forget (retention) and prune (garbage collection).
+ *
+ * Both take the exclusive lock, so no backup, restore or check runs
+ * meanwhile (backups hold shared locks and refresh them; see lock.c).
+ *
+ * Prune, in an order that makes a crash at any point harmless
+ * (formats/repository.md, "Prune"):
+ *   1. find the chunks the remaining snapshots use (their disk indexes);
+ *   2. classify every indexed pack: all used (keep), some garbage above the
+ *      threshold (repack), nothing used (delete);
+ *   3. copy the used blobs of repacked packs into new packs (ranged reads,
+ *      each blob verified), publish them;
+ *   4. write one new index segment for every kept and new pack;
+ *   5. delete the old index segments - from here the new segment alone
+ *      describes the repository;
+ *   6. delete the packs no index names (repacked, dead, or left by an
+ *      interrupted backup), unreferenced disk indexes and temporary files.
+ * A crash before 5 leaves old and new segments side by side (both valid:
+ * nothing was deleted yet); after 5 only unindexed objects remain, which
+ * the next prune deletes and check reports as garbage.
+ */
+#include "repo_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- forget ------------------------------------------------------------ */
+
+static const char *const bucket_names[DV_KEEP_KINDS] = {"hourly", "daily", "weekly", "monthly", "yearly"};
+
+/* The calendar bucket of t for a rule kind (UTC). */
+static long bucket_of(int64_t t, int kind)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	switch (kind) {
+	case 0:
+		return ((long)(tm.tm_year + 1900) * 1000 + tm.tm_yday) * 100 + tm.tm_hour;
+	case 1:
+		return (long)(tm.tm_year + 1900) * 1000 + tm.tm_yday;
+	case 2: {
+		/* ISO week: Thursday of this week decides the year. */
+		int wday = (tm.tm_wday + 6) % 7; /* Monday = 0 */
+		int64_t thursday = t + (int64_t)(3 - wday) * 86400;
+		time_t th = (time_t)thursday;
+		struct tm tt2;
+		gmtime_r(&th, &tt2);
+		return (long)(tt2.tm_year + 1900) * 100 + tt2.tm_yday / 7;
+	}
+	case 3:
+		return (long)(tm.tm_year + 1900) * 100 + tm.tm_mon;
+	default:
+		return tm.tm_year + 1900;
+	}
+}
+
+static bool has_tag(const json_t *m, const char *tag)
+{
+	size_t i;
+	json_t *t;
+	json_array_foreach(json_object_get(m, "tags"), i, t)
+		if (json_is_string(t) && !strcmp(json_string_value(t), tag))
+			return true;
+	return false;
+}
+
+/* Group key: host and the ordered list of disk sources (like restic's
+ * host+paths), so retention never weighs one server against another. */
+static char *group_of(const json_t *m)
+{
+	struct dv_buf b = DV_BUF_INIT;
+	dv_buf_addf(&b, "%s", json_string_value(json_object_get(m, "host")));
+	size_t i;
+	json_t *d;
+	json_array_foreach(json_object_get(m, "disks"), i, d)
+		dv_buf_addf(&b, "\n%s", json_string_value(json_object_get(d, "source")));
+	char *s = dv_strdup((const char *)b.data);
+	dv_buf_release(&b);
+	return s;
+}
+
+bool dv_forget_policy_empty(const struct dv_forget_policy *p)
+{
+	if (p->keep_last || p->keep_within > 0 || p->ntags)
+		return false;
+	for (int k = 0; k < DV_KEEP_KINDS; k++)
+		if (p->keep[k])
+			return false;
+	return true;
+}
+
+int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run, dv_forget_fn fn, void *ctx,
+	      struct dv_forget_result *res, struct dv_err *err)
+{
+	memset(res, 0, sizeof *res);
+	if (dv_forget_policy_empty(p))
+		return dv_error(err, DV_E_USAGE, "forget: no keep rule given; refusing to forget every snapshot");
+	struct dv_lock *lock = NULL;
+	int rc = dry_run ? 0 : dv_lock_acquire(r, true, &lock, err);
+	if (rc < 0)
+		return rc;
+	struct dv_snapshot_list l;
+	rc = dv_snapshot_list_load(r, &l, err);
+	if (rc < 0) {
+		dv_lock_release(lock);
+		return rc;
+	}
+	char **groups = dv_calloc(l.n ? l.n : 1, sizeof *groups);
+	bool *done = dv_calloc(l.n ? l.n : 1, sizeof *done);
+	for (size_t i = 0; i < l.n; i++)
+		groups[i] = group_of(l.v[i].manifest);
+	int64_t latest = 0;
+	for (size_t i = 0; i < l.n; i++)
+		latest = DV_MAX(latest, l.v[i].time);
+	for (size_t g = 0; g < l.n; g++) {
+		if (done[g])
+			continue;
+		const char *host = json_string_value(json_object_get(l.v[g].manifest, "host"));
+		bool selected = !p->host || !strcmp(p->host, host);
+		/* Members of this group, newest first (the list is oldest first). */
+		int64_t count_last = p->keep_last;
+		int64_t count[DV_KEEP_KINDS];
+		long last_bucket[DV_KEEP_KINDS];
+		for (int k = 0; k < DV_KEEP_KINDS; k++) {
+			count[k] = p->keep[k];
+			last_bucket[k] = -1;
+		}
+		for (size_t j = l.n; j-- > 0;) {
+			if (done[j] || strcmp(groups[j], groups[g]))
+				continue;
+			done[j] = true;
+			const json_t *m = l.v[j].manifest;
+			char reasons[256] = "";
+			size_t rl = 0;
+#define REASON(...) rl += (size_t)snprintf(reasons + rl, rl < sizeof reasons ? sizeof reasons - rl : 0, __VA_ARGS__)
+			if (!selected) {
+				REASON("other host");
+			} else {
+				if (count_last > 0) {
+					count_last--;
+					REASON("%slast", rl ? ", " : "");
+				}
+				for (int k = 0; k < DV_KEEP_KINDS; k++) {
+					long b = bucket_of(l.v[j].time, k);
+					if (count[k] > 0 && b != last_bucket[k]) {
+						count[k]--;
+						last_bucket[k] = b;
+						REASON("%s%s", rl ? ", " : "", bucket_names[k]);
+					}
+				}
+				if (p->keep_within > 0 && latest - l.v[j].time <= p->keep_within)
+					REASON("%swithin", rl ? ", " : "");
+				for (size_t t = 0; t < p->ntags; t++)
+					if (has_tag(m, p->tags[t])) {
+						REASON("%stag %s", rl ? ", " : "", p->tags[t]);
+						break;
+					}
+			}
+#undef REASON
+			bool keep = reasons[0] != 0;
+			if (keep)
+				res->kept++;
+			else
+				res->removed++;
+			if (fn)
+				fn(l.v[j].id, m, keep, reasons, ctx);
+			if (!keep && !dry_run) {
+				char name[128];
+				snprintf(name, sizeof name, "snapshots/%s", l.v[j].id);
+				rc = dv_store_delete(r->store, name, err);
+				if (rc < 0)
+					goto out;
+			}
+		}
+	}
+out:
+	for (size_t i = 0; i < l.n; i++)
+		free(groups[i]);
+	free(groups);
+	free(done);
+	dv_snapshot_list_release(&l);
+	dv_lock_release(lock);
+	return rc;
+}
+
+/* ---- prune ------------------------------------------------------------- */
+
+struct ppack {
+	struct dv_pack_info info;
+	uint64_t used_bytes;   /* stored bytes of chunks to keep in this pack */
+	uint64_t total_bytes;  /* stored bytes of all its blobs */
+	size_t used, total;    /* blob counts */
+	enum { P_KEEP, P_REPACK, P_DELETE } action;
+};
+
+struct pruner {
+	struct dv_repo *r;
+	const struct dv_prune_opts *o;
+	struct dv_prune_result *res;
+	struct dv_err *err;
+	struct dv_index_segment *segs;
+	char **seg_names;
+	size_t nsegs;
+	struct dv_chunk_index *packmap; /* pack id -> ppack number */
+	struct ppack *packs;
+	size_t npacks, packcap;
+	struct dv_chunk_index *chosen;  /* chunk id -> (ppack number, location) of the copy kept */
+	struct dv_chunk_index *referenced;
+	struct dv_chunk_index *diskixs; /* referenced disk index ids */
+	char **names;
+	size_t nnames, namecap;
+};
+
+static int collect_name(const char *name, uint64_t size, void *ctx)
+{
+	(void)size;
+	struct pruner *p = ctx;
+	if (p->nnames == p->namecap) {
+		p->namecap = p->namecap ? 2 * p->namecap : 64;
+		p->names = dv_realloc(p->names, p->namecap * sizeof *p->names);
+	}
+	p->names[p->nnames++] = dv_strdup(name);
+	return 0;
+}
+
+static void names_clear(struct pruner *p)
+{
+	for (size_t i = 0; i < p->nnames; i++)
+		free(p->names[i]);
+	p->nnames = 0;
+}
+
+static int list_names(struct pruner *p, const char *prefix)
+{
+	names_clear(p);
+	return dv_store_list(p->r->store, prefix, collect_name, p, p->err);
+}
+
+static const char *base_of(const char *name)
+{
+	const char *s = strrchr(name, '/');
+	return s ? s + 1 : name;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static size_t pack_no(struct pruner *p, const struct dv_pack_info *info)
+{
+	struct dv_chunk_loc loc;
+	if (dv_chunk_index_lookup(p->packmap, &info->id, &loc))
+		return loc.pack;
+	if (p->npacks == p->packcap) {
+		p->packcap = p->packcap ? 2 * p->packcap : 64;
+		p->packs = dv_realloc(p->packs, p->packcap * sizeof *p->packs);
+	}
+	memset(&p->packs[p->npacks], 0, sizeof p->packs[0]);
+	p->packs[p->npacks].info = *info;
+	loc = (struct dv_chunk_loc){.pack = (uint32_t)p->npacks};
+	dv_chunk_index_insert(p->packmap, &info->id, &loc);
+	return p->npacks++;
+}
+
+static int load_segments(struct pruner *p)
+{
+	int rc = list_names(p, "index/");
+	if (rc < 0)
+		return rc;
+	qsort(p->names, p->nnames, sizeof *p->names, cmp_str);
+	p->segs = dv_calloc(p->nnames ? p->nnames : 1, sizeof *p->segs);
+	p->seg_names = dv_calloc(p->nnames ? p->nnames : 1, sizeof *p->seg_names);
+	for (size_t i = 0; i < p->nnames; i++) {
+		struct dv_id x;
+		if (dv_id_parse(&x, base_of(p->names[i])) < 0)
+			continue;
+		rc = dv_index_segment_read(p->r, base_of(p->names[i]), &p->segs[p->nsegs], p->err);
+		if (rc < 0)
+			return dv_error_prefix(p->err, "prune: cannot read the index (run check): ");
+		p->seg_names[p->nsegs++] = dv_strdup(p->names[i]);
+	}
+	return 0;
+}
+
+static int load_references(struct pruner *p)
+{
+	struct dv_snapshot_list l;
+	int rc = dv_snapshot_list_load(p->r, &l, p->err);
+	if (rc < 0)
+		return dv_error_prefix(p->err, "prune: ");
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		size_t k;
+		json_t *d;
+		json_array_foreach(json_object_get(l.v[i].manifest, "disks"), k, d) {
+			struct dv_disk_index di;
+			rc = dv_repo_load_disk(p->r, d, &di, p->err);
+			if (rc < 0) {
+				dv_error_prefix(p->err, "prune: snapshot %.16s: ", l.v[i].id);
+				break;
+			}
+			struct dv_id ixid;
+			if (dv_id_parse(&ixid, json_string_value(json_object_get(d, "index"))) == 0)
+				dv_chunk_index_insert(p->diskixs, &ixid, &(struct dv_chunk_loc){0});
+			for (size_t j = 0; j < di.n; j++)
+				if (di.v[j].type == DV_EXTENT_DATA)
+					dv_chunk_index_insert(p->referenced, &di.v[j].id, &(struct dv_chunk_loc){0});
+			dv_disk_index_release(&di);
+		}
+	}
+	p->res->snapshots = l.n;
+	dv_snapshot_list_release(&l);
+	return rc;
+}
+
+/* Decides which copy of each referenced chunk survives and what happens to
+ * each pack. Every referenced chunk must be found, or prune stops. */
+static int classify(struct pruner *p)
+{
+	for (size_t s = 0; s < p->nsegs; s++) {
+		struct dv_index_segment *seg = &p->segs[s];
+		for (size_t k = 0; k < seg->n; k++) {
+			size_t pn = pack_no(p, &seg->packs[seg->locs[k].pack]);
+			struct ppack *pk = &p->packs[pn];
+			pk->total++;
+			pk->total_bytes += seg->locs[k].stored_len;
+			struct dv_chunk_loc loc = seg->locs[k];
+			loc.pack = (uint32_t)pn;
+			if (dv_chunk_index_lookup(p->referenced, &seg->ids[k], NULL) &&
+			    dv_chunk_index_insert(p->chosen, &seg->ids[k], &loc)) {
+				pk->used++;
+				pk->used_bytes += loc.stored_len;
+			}
+		}
+	}
+	if (dv_chunk_index_count(p->chosen) != dv_chunk_index_count(p->referenced))
+		return dv_error(p->err, DV_E_CORRUPT,
+				"prune: %zu chunk(s) that snapshots use are in no pack; nothing was deleted (run check)",
+				dv_chunk_index_count(p->referenced) - dv_chunk_index_count(p->chosen));
+	for (size_t i = 0; i < p->npacks; i++) {
+		struct ppack *pk = &p->packs[i];
+		uint64_t garbage = pk->total_bytes - pk->used_bytes;
+		if (pk->used == 0)
+			pk->action = P_DELETE;
+		else if ((double)garbage > p->o->repack_threshold * (double)pk->total_bytes)
+			pk->action = P_REPACK;
+		else
+			pk->action = P_KEEP;
+	}
+	return 0;
+}
+
+struct repack_state {
+	struct pruner *p;
+	struct dv_pack_writer *w;
+	uint32_t w_no;
+	struct dv_index_segment *out; /* the new segment */
+	size_t first_entry;           /* of the open pack in out */
+};
+
+static int repack_flush(struct repack_state *st)
+{
+	if (!st->w)
+		return 0;
+	struct dv_pack_info info;
+	int rc = dv_pack_writer_finish(st->w, &info, st->p->err);
+	st->w = NULL;
+	if (rc < 0)
+		return rc;
+	struct dv_index_segment *s = st->out;
+	s->packs[st->w_no] = info;
+	st->p->res->packs_written++;
+	st->p->res->bytes_written += info.size;
+	return 0;
+}
+
+static uint32_t add_seg_pack(struct dv_index_segment *s, const struct dv_pack_info *info)
+{
+	s->packs = dv_realloc(s->packs, (s->npacks + 1) * sizeof *s->packs);
+	s->packs[s->npacks] = *info;
+	return (uint32_t)s->npacks++;
+}
+
+static void add_seg_entry(struct dv_index_segment *s, const struct dv_id *id, const struct dv_chunk_loc *loc)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 1024;
+		s->ids = dv_realloc(s->ids, s->cap * sizeof *s->ids);
+		s->locs = dv_realloc(s->locs, s->cap * sizeof *s->locs);
+	}
+	s->ids[s->n] = *id;
+	s->locs[s->n] = *loc;
+	s->n++;
+}
+
+struct repack_ctx {
+	struct repack_state *st;
+	size_t pack;      /* ppack being repacked */
+	int rc;
+	struct dv_buf blob, raw;
+};
+
+static int repack_chunk(const struct dv_id *id, const struct dv_chunk_loc *loc, void *arg)
+{
+	struct repack_ctx *c = arg;
+	if (loc->pack != c->pack)
+		return 0;
+	struct repack_state *st = c->st;
+	struct pruner *p = st->p;
+	char name[128];
+	dv_pack_name(name, sizeof name, &p->packs[c->pack].info.id);
+	int rc = dv_store_get_range(p->r->store, name, loc->offset, loc->stored_len, &c->blob, p->err);
+	if (rc == 0) {
+		/* Verify before copying: prune must not spread a damaged blob. */
+		char hex[DV_ID_HEX_LEN + 1], what[256];
+		dv_id_hex(hex, id);
+		snprintf(what, sizeof what, "chunk %.16s in %s", hex, name);
+		rc = dv_decompress(c->blob.data, c->blob.len, loc->raw_len, &c->raw, what, p->err);
+		struct dv_id got;
+		if (rc == 0) {
+			dv_chunk_id(NULL, c->raw.data, c->raw.len, &got);
+			if (!dv_id_eq(&got, id))
+				rc = dv_error(p->err, DV_E_CORRUPT, "%s: content does not match its id; nothing was deleted",
+					      what);
+		}
+	}
+	if (rc == 0 && !st->w) {
+		rc = dv_pack_writer_new(p->r, &st->w, p->err);
+		if (rc == 0) {
+			struct dv_pack_info pending = {0};
+			st->w_no = add_seg_pack(st->out, &pending);
+		}
+	}
+	uint64_t off = 0;
+	if (rc == 0)
+		rc = dv_pack_writer_add(st->w, id, c->blob.data, loc->stored_len, loc->raw_len, &off, p->err);
+	if (rc == 0) {
+		struct dv_chunk_loc nl = {st->w_no, loc->stored_len, loc->raw_len, off};
+		add_seg_entry(st->out, id, &nl);
+		p->res->bytes_repacked += loc->stored_len;
+		if (dv_pack_writer_size(st->w) >= p->r->pack_size)
+			rc = repack_flush(st);
+	}
+	c->rc = rc;
+	return rc < 0 ? 1 : 0;
+}
+
+static int delete_unlisted(struct pruner *p, const char *prefix, struct dv_chunk_index *keep, uint64_t *count,
+			   uint64_t *bytes)
+{
+	int rc = list_names(p, prefix);
+	for (size_t i = 0; rc == 0 && i < p->nnames; i++) {
+		struct dv_id id;
+		if (dv_id_parse(&id, base_of(p->names[i])) < 0)
+			continue; /* not ours: leave it */
+		if (keep && dv_chunk_index_lookup(keep, &id, NULL))
+			continue;
+		uint64_t size = 0;
+		struct dv_err ignore;
+		if (bytes && dv_store_stat(p->r->store, p->names[i], &size, &ignore) == 0)
+			*bytes += size;
+		if (!p->o->dry_run)
+			rc = dv_store_delete(p->r->store, p->names[i], p->err);
+		(*count)++;
+	}
+	return rc;
+}
+
+int dv_prune(struct dv_repo *r, const struct dv_prune_opts *o, struct dv_prune_result *res, struct dv_err *err)
+{
+	memset(res, 0, sizeof *res);
+	double t0 = dv_now();
+	struct dv_lock *lock = NULL;
+	int rc = dv_lock_acquire(r, true, &lock, err);
+	if (rc < 0)
+		return rc;
+	struct pruner p = {.r = r, .o = o, .res = res, .err = err};
+	p.packmap = dv_chunk_index_new();
+	p.chosen = dv_chunk_index_new();
+	p.referenced = dv_chunk_index_new();
+	p.diskixs = dv_chunk_index_new();
+	struct dv_index_segment out = {0};
+	struct repack_state st = {.p = &p, .out = &out};
+	struct dv_chunk_index *live = dv_chunk_index_new(); /* pack ids to keep */
+	rc = load_segments(&p);
+	if (rc == 0)
+		rc = load_references(&p);
+	if (rc == 0)
+		rc = classify(&p);
+	for (size_t i = 0; rc == 0 && i < p.npacks; i++) {
+		struct ppack *pk = &p.packs[i];
+		res->packs++;
+		res->bytes_before += pk->info.size;
+		if (pk->action == P_DELETE) {
+			res->packs_deleted++;
+			res->bytes_freed += pk->info.size;
+		} else if (pk->action == P_REPACK) {
+			res->packs_repacked++;
+			res->bytes_freed += pk->info.size;
+		} else {
+			dv_chunk_index_insert(live, &pk->info.id, &(struct dv_chunk_loc){0});
+		}
+	}
+	if (rc == 0 && !o->dry_run) {
+		/* 3. Repack. */
+		struct repack_ctx c = {.st = &st};
+		for (size_t i = 0; rc == 0 && i < p.npacks; i++) {
+			if (p.packs[i].action != P_REPACK)
+				continue;
+			c.pack = i;
+			dv_chunk_index_each(p.chosen, repack_chunk, &c);
+			rc = c.rc;
+			if (rc == 0)
+				rc = dv_lock_refresh(lock, err);
+		}
+		if (rc == 0)
+			rc = repack_flush(&st);
+		dv_buf_release(&c.blob);
+		dv_buf_release(&c.raw);
+		for (size_t i = 0; i < out.npacks; i++)
+			dv_chunk_index_insert(live, &out.packs[i].id, &(struct dv_chunk_loc){0});
+		/* 4. One segment for every kept pack (all its entries: check
+		 * compares them with the pack's own index) and the new packs.
+		 * A pack listed by two old segments (a crashed earlier prune)
+		 * contributes each of its entries once. */
+		uint32_t *outno = dv_malloc((p.npacks ? p.npacks : 1) * sizeof *outno);
+		for (size_t i = 0; i < p.npacks; i++)
+			outno[i] = UINT32_MAX;
+		struct dv_chunk_index *placed = dv_chunk_index_new();
+		for (size_t sg = 0; rc == 0 && sg < p.nsegs; sg++) {
+			struct dv_index_segment *seg = &p.segs[sg];
+			for (size_t e = 0; e < seg->n; e++) {
+				const struct dv_pack_info *pi = &seg->packs[seg->locs[e].pack];
+				struct dv_chunk_loc pl;
+				if (!dv_chunk_index_lookup(p.packmap, &pi->id, &pl) || p.packs[pl.pack].action != P_KEEP)
+					continue;
+				uint8_t both[2 * DV_ID_LEN];
+				struct dv_id key;
+				memcpy(both, pi->id.b, DV_ID_LEN);
+				memcpy(both + DV_ID_LEN, seg->ids[e].b, DV_ID_LEN);
+				dv_sha256(both, sizeof both, &key);
+				if (!dv_chunk_index_insert(placed, &key, &(struct dv_chunk_loc){0}))
+					continue;
+				if (outno[pl.pack] == UINT32_MAX)
+					outno[pl.pack] = add_seg_pack(&out, pi);
+				struct dv_chunk_loc l = seg->locs[e];
+				l.pack = outno[pl.pack];
+				add_seg_entry(&out, &seg->ids[e], &l);
+			}
+		}
+		dv_chunk_index_free(placed);
+		free(outno);
+		if (rc == 0 && out.npacks) {
+			struct dv_buf enc = DV_BUF_INIT;
+			dv_index_segment_encode(&out, &enc);
+			char id[DV_ID_HEX_LEN + 1];
+			rc = dv_repo_put_content(r, "index", enc.data, enc.len, id, err);
+			dv_buf_release(&enc);
+			char name[128];
+			snprintf(name, sizeof name, "index/%s", id);
+			/* 5. The old segments go (not the one just written, should
+			 * it have the same content as an old one). */
+			for (size_t s = 0; rc == 0 && s < p.nsegs; s++)
+				if (strcmp(p.seg_names[s], name))
+					rc = dv_store_delete(r->store, p.seg_names[s], err);
+		} else if (rc == 0) {
+			for (size_t s = 0; rc == 0 && s < p.nsegs; s++)
+				rc = dv_store_delete(r->store, p.seg_names[s], err);
+		}
+	}
+	/* 6. Everything no index names any more. */
+	uint64_t unused_bytes = 0;
+	if (rc == 0)
+		rc = delete_unlisted(&p, "packs/", live, &res->packs_unindexed_deleted, &unused_bytes);
+	/* Dead and repacked packs are among those just removed. */
+	if (rc == 0)
+		res->packs_unindexed_deleted -= res->packs_deleted + res->packs_repacked;
+	if (rc == 0)
+		rc = delete_unlisted(&p, "diskindex/", p.diskixs, &res->disk_indexes_deleted, NULL);
+	if (rc == 0 && dv_store_is_local(r->store)) {
+		rc = list_names(&p, "tmp/");
+		for (size_t i = 0; rc == 0 && i < p.nnames; i++, res->tmp_deleted++)
+			if (!o->dry_run)
+				rc = dv_store_delete(r->store, p.names[i], err);
+	}
+	res->bytes_after = res->bytes_before - res->bytes_freed + res->bytes_written;
+	res->seconds = dv_now() - t0;
+	if (st.w)
+		dv_pack_writer_abort(st.w);
+	dv_index_segment_release(&out);
+	for (size_t s = 0; s < p.nsegs; s++) {
+		dv_index_segment_release(&p.segs[s]);
+		free(p.seg_names[s]);
+	}
+	free(p.segs);
+	free(p.seg_names);
+	names_clear(&p);
+	free(p.names);
+	free(p.packs);
+	dv_chunk_index_free(live);
+	dv_chunk_index_free(p.packmap);
+	dv_chunk_index_free(p.chosen);
+	dv_chunk_index_free(p.referenced);
+	dv_chunk_index_free(p.diskixs);
+	dv_lock_release(lock);
+	return rc;
+}
