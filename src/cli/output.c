@@ -91,7 +91,7 @@ double dv_cli_parse_duration(const char *s)
 	return v * unit;
 }
 
-enum { OPT_REPO = 0x1000, OPT_JSON, OPT_PROGRESS, OPT_LOCK_WAIT };
+enum { OPT_REPO = 0x1000, OPT_JSON, OPT_PROGRESS, OPT_LOCK_WAIT, OPT_CONFIG };
 
 int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
 		 dv_cli_opt_fn handle, void *ctx, int *first_arg)
@@ -103,6 +103,7 @@ int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, 
 		{"verbose", no_argument, NULL, 'v'},
 		{"progress", required_argument, NULL, OPT_PROGRESS},
 		{"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
+		{"config", required_argument, NULL, OPT_CONFIG},
 		{"help", no_argument, NULL, 'h'},
 	};
 	size_t n = 0;
@@ -146,6 +147,8 @@ int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, 
 			if (dv_cli.lock_wait < 0)
 				rc = dv_cli_usage(cmd, "--lock-wait needs a duration such as 90s, 15m or 2h");
 			break;
+		case OPT_CONFIG:
+			break; /* read before the command ran (dv_cli_config_load) */
 		case 'h':
 			rc = handle('h', NULL, ctx);
 			if (rc == 0)
@@ -200,6 +203,8 @@ void dv_cli_progress_done(void)
 
 void dv_cli_print_json(json_t *j)
 {
+	if (!j)
+		DV_BUG("building the JSON summary failed (format mismatch)");
 	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	if (s) {
 		puts(s);
