@@ -38,7 +38,16 @@ static int publish(struct dv_store *s, const char *tmp, const char *name, struct
 {
 	char *dst = path_of(s, name);
 	char *dir = dirname_of(dst);
+	struct stat st;
+	bool fresh = stat(dir, &st) < 0;
 	int r = dv_mkdir_p(dir, 0755, err);
+	if (r == 0 && fresh) {
+		/* A new directory (packs/<xx>/) is durable only once its parent
+		 * is synced: without it a power cut could lose the pack. */
+		char *parent = dirname_of(dir);
+		r = dv_fsync_dir(parent, err);
+		free(parent);
+	}
 	if (r == 0 && rename(tmp, dst) < 0)
 		r = dv_error_errno(err, errno, "publishing %s", name);
 	if (r == 0)

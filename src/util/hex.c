@@ -14,10 +14,9 @@ static int nibble(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
+	/* Lowercase only: object names have exactly one spelling. */
 	if (c >= 'a' && c <= 'f')
 		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
 	return -1;
 }
 
