@@ -13,6 +13,8 @@
  * those whose size and checksum match, sends the rest and completes.
  *
  * Settings (environment; the CLI may later set them from options):
+ *   DISKVAULT_S3_ENDPOINT, DISKVAULT_S3_PROFILE, DISKVAULT_S3_REGION
+ *   (explicit settings: outrank AWS_*, as --endpoint/--profile/--region);
  *   AWS_* as in aws.h; DISKVAULT_S3_STORAGE_CLASS (packs only; metadata
  *   stays STANDARD), DISKVAULT_S3_SSE (AES256 | aws:kms),
  *   DISKVAULT_S3_SSE_KMS_KEY_ID, DISKVAULT_S3_CONNECTIONS,
@@ -576,12 +578,18 @@ int dv_store_s3_open(const char *location, bool create, struct dv_store *s, stru
 	s->ops = &s3_ops;
 	s->local = false;
 
+	/* explicit settings (the CLI's --endpoint/--profile/--region set these) */
+	struct dv_aws_options ao = {
+		.profile = env("DISKVAULT_S3_PROFILE"),
+		.region = env("DISKVAULT_S3_REGION"),
+		.endpoint = env("DISKVAULT_S3_ENDPOINT"),
+	};
 	struct dv_aws_config cfg;
 	struct dv_aws_creds creds = {0};
-	int r = dv_aws_config_load(NULL, &cfg, err);
+	int r = dv_aws_config_load(&ao, &cfg, err);
 	if (r < 0)
 		goto fail;
-	r = dv_aws_creds_load(NULL, &cfg, &creds, err);
+	r = dv_aws_creds_load(&ao, &cfg, &creds, err);
 	if (r == 0)
 		r = dv_s3_new(&cfg, &creds, st->bucket, NULL, &st->s3, err);
 	dv_aws_creds_release(&creds);

@@ -44,3 +44,6 @@ assert_contains "$STDERR" "giving up after 4 attempts" "unreachable-endpoint mes
 rc=0
 dv --repo "$R" restore 0123456789abcdef "$T/out.img" 2>"$T/err" || rc=$?
 [ "$rc" -ne 0 ] && [ "$rc" -ne 6 ] || fail "restore of a missing snapshot exited $rc: $(cat "$T/err")"
+
+# DISKVAULT_S3_ENDPOINT (what a global --endpoint option sets) outranks AWS_ENDPOINT_URL.
+expect_ok env AWS_ENDPOINT_URL="http://127.0.0.1:$PORT" DISKVAULT_S3_ENDPOINT="$S3_ENDPOINT" "$DISKVAULT" --repo "$R" list
