@@ -12,19 +12,24 @@ jobs=$(nproc)
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-test -j"$jobs"
 
-servers=()
+# Shared local servers for the whole run (tests that must kill a server
+# start a private one). Each listens on 127.0.0.1 only.
+srv=$top/build-test/servers
+stops=()
 stop_servers() {
-	for s in "${servers[@]}"; do
-		"$s" || true
-	done
+	local s
+	for s in "${stops[@]+"${stops[@]}"}"; do eval "$s" || true; done
 }
 trap stop_servers EXIT
-for start in tests/servers/*-start.sh; do
-	[ -e "$start" ] || continue
-	echo "starting $(basename "$start" -start.sh)"
-	bash "$start"
-	servers+=("${start%-start.sh}-stop.sh")
-done
+rc=0
+sh tests/servers/swift-s3-start.sh "$srv/swift" 4571 || rc=$?
+if [ "$rc" -eq 0 ]; then
+	stops+=("sh tests/servers/swift-s3-stop.sh '$srv/swift'")
+	export DV_S3_SERVER_DIR=$srv/swift DV_S3_PORT=4571
+elif [ "$rc" -ne 77 ]; then
+	echo "cannot start the S3 test server" >&2
+	exit 1
+fi
 
 echo "== tests (RelWithDebInfo)"
 (cd build-test && ctest -j"$jobs" --output-on-failure --timeout 900)
