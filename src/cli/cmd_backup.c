@@ -5,12 +5,14 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "config.h"
 #include "disk/inventory.h"
 #include "repo/repo.h"
 
 static const char help[] =
 	"usage: diskvault --repo PATH backup SOURCE... [--name NAME] [--tag TAG]... [--sha256] [--threads N]\n"
 	"Images each SOURCE (a block device or an image file) into one new snapshot.\n"
+	"Without SOURCE, the config file's [backup] sources; options left out come from [backup].\n"
 	"  --name NAME     a name for the snapshot\n"
 	"  --tag TAG       a tag (repeatable)\n"
 	"  --all-blocks    read and store every block (bit-exact whole disk); default: only the\n"
@@ -101,15 +103,18 @@ int cmd_backup(int argc, char **argv)
 	int first, rc = dv_cli_parse("backup", argc, argv, "", longopts, opt, &x, &first);
 	if (rc)
 		return rc < 0 ? 0 : rc;
-	if (first >= argc)
-		return dv_cli_usage("backup", "no SOURCE given");
+	size_t ncfg = 0;
+	const char *const *cfg_src = dv_config_get_list("backup", "sources", &ncfg);
+	if (first >= argc && ncfg == 0)
+		return dv_cli_usage("backup", "no SOURCE given (nor [backup] sources in a config file)");
+	dv_cli_config_backup(&x.b, x.tags, DV_ARRAY_SIZE(x.tags));
 	const char *repo_path;
 	if ((rc = dv_cli_need_repo("backup", &repo_path)))
 		return rc;
-	size_t nsrc = (size_t)(argc - first);
+	size_t nsrc = first < argc ? (size_t)(argc - first) : ncfg;
 	struct dv_backup_source *src = dv_calloc(nsrc, sizeof *src);
 	for (size_t i = 0; i < nsrc; i++)
-		src[i].path = argv[first + (int)i];
+		src[i].path = first < argc ? argv[first + (int)i] : cfg_src[i];
 	/* The inventory: a saved one, or this machine's when it images its own
 	 * block devices (an image file may come from anywhere). */
 	struct dv_err err;

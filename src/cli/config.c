@@ -43,28 +43,28 @@ struct keydef {
 	long min, max;
 	const char *choices;
 	const char *help;
+	const char *env_top; /* a variable that outranks env and env_alt */
 };
 
 static const char *const sections[] = {"repository", "backup", "retention", "s3", "paths"};
 
-#define COUNT(s, k, mn, mx, h) {s, k, K_COUNT, NULL, NULL, false, NULL, mn, mx, NULL, h}
+/* Designated initialisers: a key names only what it has. */
+#define KEY(s, k, kd, h, ...) {.section = s, .key = k, .kind = kd, .help = h, __VA_ARGS__}
+#define COUNT(s, k, mn, mx, h) KEY(s, k, K_COUNT, h, .min = mn, .max = mx)
 
 static const struct keydef keys[] = {
-	{"repository", "path", K_LOCATION, "DISKVAULT_REPO", NULL, false, NULL, 0, 0, NULL,
-	 "repository location: a directory or s3://bucket/prefix (--repo)"},
-	{"repository", "password_file", K_SECRET_FILE, "DISKVAULT_PASSWORD_FILE", NULL, true, NULL, 0, 0, NULL,
-	 "file holding the repository password (mode 0600/0400)"},
-	{"backup", "sources", K_PATH_LIST, NULL, NULL, false, NULL, 0, 0, NULL,
-	 "disks or image files to back up when none are given on the command line"},
-	{"backup", "name", K_STRING, NULL, NULL, false, NULL, 0, 0, NULL, "snapshot name (--name)"},
-	{"backup", "tags", K_LIST, NULL, NULL, false, NULL, 0, 0, NULL, "snapshot tags (--tag)"},
-	{"backup", "host", K_WORD, NULL, NULL, false, NULL, 0, 0, NULL, "host name to record (--host)"},
-	{"backup", "all_blocks", K_BOOL, NULL, NULL, false, "false", 0, 0, NULL,
-	 "store every block, not only used ones (--all-blocks)"},
-	{"backup", "allow_mounted", K_BOOL, NULL, NULL, false, "false", 0, 0, NULL,
-	 "image mounted filesystems whole (--allow-mounted)"},
-	{"backup", "sha256", K_BOOL, NULL, NULL, false, "false", 0, 0, NULL,
-	 "record each disk's plain SHA-256 (--sha256)"},
+	KEY("repository", "path", K_LOCATION, "repository location: a directory or s3://bucket/prefix (--repo)",
+	    .env = "DISKVAULT_REPO"),
+	KEY("repository", "lock_wait", K_DURATION, "how long to wait for a conflicting lock (--lock-wait), e.g. 15m"),
+	KEY("repository", "password_file", K_SECRET_FILE, "file holding the repository password (mode 0600/0400)",
+	    .env = "DISKVAULT_PASSWORD_FILE", .export_env = true),
+	KEY("backup", "sources", K_PATH_LIST, "disks or image files to back up when none are given on the command line"),
+	KEY("backup", "name", K_STRING, "snapshot name (--name)"),
+	KEY("backup", "tags", K_LIST, "snapshot tags (--tag)"),
+	KEY("backup", "host", K_WORD, "host name to record (--host)"),
+	KEY("backup", "all_blocks", K_BOOL, "store every block, not only used ones (--all-blocks)", .def = "false"),
+	KEY("backup", "allow_mounted", K_BOOL, "image mounted filesystems whole (--allow-mounted)", .def = "false"),
+	KEY("backup", "sha256", K_BOOL, "record each disk's plain SHA-256 (--sha256)", .def = "false"),
 	COUNT("backup", "threads", 1, 256, "worker threads (--threads); default: CPUs"),
 	COUNT("retention", "keep_last", 0, 1000000, "keep the N most recent snapshots (forget --keep-last)"),
 	COUNT("retention", "keep_hourly", 0, 1000000, "forget --keep-hourly"),
@@ -72,31 +72,34 @@ static const struct keydef keys[] = {
 	COUNT("retention", "keep_weekly", 0, 1000000, "forget --keep-weekly"),
 	COUNT("retention", "keep_monthly", 0, 1000000, "forget --keep-monthly"),
 	COUNT("retention", "keep_yearly", 0, 1000000, "forget --keep-yearly"),
-	{"retention", "keep_within", K_DURATION, NULL, NULL, false, NULL, 0, 0, NULL,
-	 "keep everything newer than this (forget --keep-within), e.g. 30d, 1y6m"},
-	{"retention", "keep_tags", K_LIST, NULL, NULL, false, NULL, 0, 0, NULL,
-	 "keep snapshots carrying any of these tags (forget --keep-tag)"},
-	{"s3", "endpoint", K_URL, "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", true, NULL, 0, 0, NULL,
-	 "S3-compatible endpoint URL (path-style addressing)"},
-	{"s3", "region", K_WORD, "AWS_REGION", "AWS_DEFAULT_REGION", true, NULL, 0, 0, NULL, "AWS region"},
-	{"s3", "profile", K_WORD, "AWS_PROFILE", "AWS_DEFAULT_PROFILE", true, NULL, 0, 0, NULL,
-	 "profile in the AWS shared config/credentials files"},
-	{"s3", "storage_class", K_WORD, "DISKVAULT_S3_STORAGE_CLASS", NULL, true, NULL, 0, 0, NULL,
-	 "storage class of pack objects, e.g. STANDARD_IA, GLACIER_IR"},
-	{"s3", "sse", K_ENUM, "DISKVAULT_S3_SSE", NULL, true, NULL, 0, 0, "AES256|aws:kms",
-	 "server-side encryption"},
-	{"s3", "sse_kms_key_id", K_WORD, "DISKVAULT_S3_SSE_KMS_KEY_ID", NULL, true, NULL, 0, 0, NULL,
-	 "KMS key for sse = aws:kms"},
-	{"s3", "credentials_file", K_SECRET_FILE, "AWS_SHARED_CREDENTIALS_FILE", NULL, true, NULL, 0, 0, NULL,
-	 "AWS shared credentials file (mode 0600/0400)"},
-	{"s3", "addressing", K_ENUM, "DISKVAULT_S3_ADDRESSING", NULL, true, NULL, 0, 0, "path|virtual",
-	 "bucket addressing style"},
-	{"s3", "connections", K_COUNT, "DISKVAULT_S3_CONNECTIONS", NULL, true, NULL, 1, 256, NULL,
-	 "parallel S3 connections"},
-	{"paths", "state_dir", K_PATH, "DISKVAULT_STATE_DIR", NULL, true, NULL, 0, 0, NULL,
-	 "local state (multipart upload resume files)"},
-	{"paths", "cache_dir", K_PATH, "DISKVAULT_CACHE_DIR", NULL, true, NULL, 0, 0, NULL,
-	 "local cache (spool files before upload)"},
+	KEY("retention", "keep_within", K_DURATION,
+	    "keep what is at most this much older than the newest (forget --keep-within), e.g. 14d"),
+	KEY("retention", "keep_tags", K_LIST, "keep snapshots carrying any of these tags (forget --keep-tag)"),
+	COUNT("retention", "repack_threshold", 0, 100, "prune rewrites packs with more garbage than this percent"),
+	KEY("s3", "endpoint", K_URL, "S3-compatible endpoint URL (path-style addressing)",
+	    .env_top = "DISKVAULT_S3_ENDPOINT", .env = "AWS_ENDPOINT_URL_S3", .env_alt = "AWS_ENDPOINT_URL",
+	    .export_env = true),
+	KEY("s3", "region", K_WORD, "AWS region", .env_top = "DISKVAULT_S3_REGION", .env = "AWS_REGION",
+	    .env_alt = "AWS_DEFAULT_REGION", .export_env = true),
+	KEY("s3", "profile", K_WORD, "profile in the AWS shared config/credentials files",
+	    .env_top = "DISKVAULT_S3_PROFILE", .env = "AWS_PROFILE", .env_alt = "AWS_DEFAULT_PROFILE",
+	    .export_env = true),
+	KEY("s3", "storage_class", K_WORD, "storage class of pack objects, e.g. STANDARD_IA, GLACIER_IR",
+	    .env = "DISKVAULT_S3_STORAGE_CLASS", .export_env = true),
+	KEY("s3", "sse", K_ENUM, "server-side encryption", .choices = "AES256|aws:kms", .env = "DISKVAULT_S3_SSE",
+	    .export_env = true),
+	KEY("s3", "sse_kms_key_id", K_WORD, "KMS key for sse = aws:kms", .env = "DISKVAULT_S3_SSE_KMS_KEY_ID",
+	    .export_env = true),
+	KEY("s3", "credentials_file", K_SECRET_FILE, "AWS shared credentials file (mode 0600/0400)",
+	    .env = "AWS_SHARED_CREDENTIALS_FILE", .export_env = true),
+	KEY("s3", "addressing", K_ENUM, "bucket addressing style", .choices = "path|virtual",
+	    .env = "DISKVAULT_S3_ADDRESSING", .export_env = true),
+	KEY("s3", "connections", K_COUNT, "parallel S3 connections", .min = 1, .max = 256,
+	    .env = "DISKVAULT_S3_CONNECTIONS", .export_env = true),
+	KEY("paths", "state_dir", K_PATH, "local state (multipart upload resume files)", .env = "DISKVAULT_STATE_DIR",
+	    .export_env = true),
+	KEY("paths", "cache_dir", K_PATH, "local cache (spool files before upload)", .env = "DISKVAULT_CACHE_DIR",
+	    .export_env = true),
 };
 
 #define NKEYS DV_ARRAY_SIZE(keys)
@@ -280,13 +283,14 @@ static bool check_value(const struct keydef *k, const char *v, char **norm, cons
 		break;
 	}
 	case K_DURATION: {
-		const char *s = v;
-		while (*s) {
-			size_t n = strspn(s, "0123456789");
-			if (n == 0 || n > 6 || !s[n] || !strchr("ymwdh", s[n]))
-				return *why = "must be a duration such as 30d, 2w, 1y6m or 12h (units y m w d h)", false;
-			s += n + 1;
-		}
+		/* what the CLI's --keep-within / --lock-wait accept: a number and
+		 * an optional unit s, m (minutes), h or d */
+		size_t n = strspn(v, "0123456789"), f = 0;
+		if (v[n] == '.')
+			f = 1 + strspn(v + n + 1, "0123456789");
+		const char *u = v + n + f;
+		if (n == 0 || n > 9 || f == 1 || (*u && (!strchr("smhd", *u) || u[1])))
+			return *why = "must be a duration such as 90s, 15m, 36h or 14d", false;
 		break;
 	}
 	case K_ENUM: {
@@ -325,10 +329,10 @@ static bool check_value(const struct keydef *k, const char *v, char **norm, cons
 		if (!good)
 			*why = "is an empty list";
 		for (size_t i = 0; good && i < n; i++) {
-			if (k->kind == K_PATH_LIST && list[i][0] != '/')
-				good = false, *why = "items must be absolute paths";
-			else if (!list[i][0])
+			if (!list[i][0])
 				good = false, *why = "has an empty item";
+			else if (k->kind == K_PATH_LIST && list[i][0] != '/')
+				good = false, *why = "items must be absolute paths";
 			else
 				add_quoted(&b, list[i]);
 		}
@@ -662,6 +666,10 @@ int dv_config_setup(int argc, char **argv, struct dv_err *err)
 	dv_config_free(g_cfg);
 	g_cfg = dv_config_new();
 	memset(g_exported, 0, sizeof g_exported);
+	for (size_t k = 0; k < NKEYS; k++) { /* a second setup: tests only */
+		dv_config_list_free(g_lists[k]);
+		g_lists[k] = NULL;
+	}
 	const char *path = argv_config(argc, argv);
 	if (path && !*path)
 		return dv_error(err, DV_E_USAGE, "--config needs a file name");
@@ -686,7 +694,8 @@ int dv_config_setup(int argc, char **argv, struct dv_err *err)
 	if (r < 0)
 		return r;
 	for (size_t k = 0; k < NKEYS; k++) {
-		if (!keys[k].export_env || !g_cfg->value[k] || env_of(keys[k].env) || env_of(keys[k].env_alt))
+		if (!keys[k].export_env || !g_cfg->value[k] || env_of(keys[k].env_top) || env_of(keys[k].env) ||
+		    env_of(keys[k].env_alt))
 			continue;
 		if (setenv(keys[k].env, g_cfg->value[k], 1) < 0)
 			return dv_error_errno(err, errno, "setenv %s", keys[k].env);
@@ -711,7 +720,9 @@ void dv_config_setting_at(size_t i, struct dv_config_setting *out)
 	out->help = k->help;
 	out->secret_file = k->kind == K_SECRET_FILE;
 	const char *env_used = NULL;
-	if (!g_exported[i])
+	if (env_of(k->env_top))
+		env_used = k->env_top;
+	else if (!g_exported[i])
 		env_used = env_of(k->env) ? k->env : env_of(k->env_alt) ? k->env_alt : NULL;
 	if (env_used) {
 		out->source = DV_CONFIG_SRC_ENV;

@@ -23,14 +23,16 @@
  * Keys other commands read (values are the normalised text; NULL = unset):
  *   repository.path            repository location (--repo, DISKVAULT_REPO)
  *   repository.password_file   path of the repository password (secret file)
+ *   repository.lock_wait       duration (90s, 15m, 2h, 1d) as --lock-wait
  *   backup.sources             SOURCE list (dv_config_get_list)
  *   backup.name, backup.host   strings; backup.tags a list
  *   backup.all_blocks, backup.allow_mounted, backup.sha256  "true"/"false"
  *   backup.threads             decimal 1..256
  *   retention.keep_last, keep_hourly, keep_daily, keep_weekly,
  *     keep_monthly, keep_yearly  decimal counts (forget --keep-*)
- *   retention.keep_within      duration such as 30d, 1y6m, 12h
+ *   retention.keep_within      duration such as 36h or 14d (forget --keep-within)
  *   retention.keep_tags        list of tags (forget --keep-tag, repeated)
+ *   retention.repack_threshold percent 0..100 (prune --repack-threshold)
  *   s3.endpoint, region, profile, storage_class, sse, sse_kms_key_id,
  *     credentials_file, addressing, connections: exported to the
  *     environment variables the S3 store reads (unless already set)
@@ -147,5 +149,13 @@ struct dv_backup_opts;
  * (into tagbuf, up to tagcap), threads, and turns on all_blocks,
  * allow_mounted, sha256 when the config says true. */
 void dv_cli_config_backup(struct dv_backup_opts *b, const char **tagbuf, size_t tagcap);
+
+struct dv_forget_policy;
+struct dv_prune_opts;
+/* For forget: when p has no rule from the command line, fills it from
+ * [retention] (tags into tagbuf, which p->tags must point to, up to
+ * tagcap); po (may be NULL) gets retention.repack_threshold when it still
+ * holds the built-in 0.2. */
+void dv_cli_config_forget(struct dv_forget_policy *p, const char **tagbuf, size_t tagcap, struct dv_prune_opts *po);
 
 #endif

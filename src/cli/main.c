@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "repo/repo.h"
 
 struct dv_cli_globals dv_cli = {.progress = DV_PROGRESS_AUTO};
@@ -30,17 +31,19 @@ static const struct command commands[] = {
 	{"forget", cmd_forget, "remove snapshots by retention rules (--prune frees their data)"},
 	{"prune", cmd_prune, "delete data no snapshot uses"},
 	{"unlock", cmd_unlock, "remove stale locks"},
+	{"config", cmd_config, "show the effective settings and where they come from"},
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: diskvault [--repo PATH] [--json] [-q] [-v] [--progress=auto|always|never] [--lock-wait DURATION]\n"
-		     "                 COMMAND [ARGS]\n\n"
+		     "                 [--config FILE] COMMAND [ARGS]\n\n"
 		     "commands:\n");
 	for (size_t i = 0; i < DV_ARRAY_SIZE(commands); i++)
 		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\nThe repository may also be given as DISKVAULT_REPO. 'diskvault COMMAND --help' shows a command's "
-		     "options.\nExit codes: docs/exit-codes.md.\n");
+		     "options.\nSettings may also come from a config file: see 'diskvault config --help'.\n"
+		     "Exit codes: docs/exit-codes.md.\n");
 }
 
 static void on_signal(int sig)
@@ -84,6 +87,10 @@ int main(int argc, char **argv)
 			dv_cli.repo = argv[++i];
 		else if (!strncmp(a, "--repo=", 7))
 			dv_cli.repo = a + 7;
+		else if (!strcmp(a, "--config") && i + 1 < argc)
+			i++; /* read by dv_cli_config_load() below */
+		else if (!strncmp(a, "--config=", 9))
+			continue;
 		else if (!strcmp(a, "--lock-wait") && i + 1 < argc) {
 			dv_cli.lock_wait = dv_cli_parse_duration(argv[++i]);
 			if (dv_cli.lock_wait < 0)
@@ -107,6 +114,9 @@ int main(int argc, char **argv)
 	}
 	for (size_t k = 0; k < DV_ARRAY_SIZE(commands); k++)
 		if (!strcmp(argv[i], commands[k].name)) {
+			int crc = dv_cli_config_load(argc, argv);
+			if (crc)
+				return crc;
 			int rc = commands[k].fn(argc - i, argv + i);
 			fflush(stdout);
 			return rc;
