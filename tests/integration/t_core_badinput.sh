@@ -9,7 +9,7 @@ unset DISKVAULT_REPO
 R=$T/repo
 make_disk "$T/disk.img" 40 badinput
 init_repo "$R"
-backup_json "$R" "$T/disk.img"
+backup_json "$R" "$T/disk.img" --all-blocks
 S1=$SNAP
 
 # ---- not a repository: exit 10, the path in the message -------------------

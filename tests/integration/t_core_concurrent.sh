@@ -15,7 +15,7 @@ mutate "$T/d2.img" conc-2 $((EXT_OFF + 10 * MiB)) 256
 
 pids=()
 for i in 0 1 2; do
-	"$DISKVAULT" --progress=never --repo "$R" --json backup "$T/d$i.img" --name "d$i" --threads 1 \
+	"$DISKVAULT" --progress=never --repo "$R" --json backup "$T/d$i.img" --all-blocks --name "d$i" --threads 1 \
 		>"$T/b$i.out" 2>"$T/b$i.err" &
 	pids+=($!)
 done
@@ -42,7 +42,7 @@ done
 [ -z "$(ls -A "$R/locks")" ] || fail "locks left behind: $(ls -A "$R/locks")"
 
 # A later backup deduplicates against all three.
-backup_json "$R" "$T/d1.img"
+backup_json "$R" "$T/d1.img" --all-blocks
 [ "$(json_get "$BACKUP_JSON" 'j["bytes_new_stored"]')" -lt $((MiB / 2)) ] ||
 	fail "backup of an already stored disk after concurrent backups stored data: $BACKUP_JSON"
 
@@ -51,8 +51,9 @@ sleep 300 &
 LIVE=$!
 CLEANUP+=("kill $LIVE 2>/dev/null")
 LOCK=0123456789abcdef0123456789abcdef
-printf '{"exclusive":true,"host":"%s","pid":%d,"time":"2026-01-01T00:00:00Z"}' "$(hostname)" "$LIVE" \
-	>"$R/locks/$LOCK"
+# Written now: a lock not refreshed for long goes stale by age.
+printf '{"exclusive":true,"host":"%s","pid":%d,"time":"%s"}' "$(hostname)" "$LIVE" \
+	"$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$R/locks/$LOCK"
 snaps_before=$(ls "$R/snapshots" | wc -l)
 expect_exit 5 dv --repo "$R" backup "$T/d0.img"
 assert_contains "$STDERR" "$LOCK" "backup refused by an exclusive lock"
@@ -66,7 +67,7 @@ expect_exit 5 dv --repo "$R" --json backup "$T/d0.img"
 # The same lock from a process that is gone: stale, ignored.
 kill "$LIVE"
 wait "$LIVE" 2>/dev/null || true
-backup_json "$R" "$T/d0.img"
+backup_json "$R" "$T/d0.img" --all-blocks
 restore_check "$R" "$SNAP" "$T/d0.img"
 rm -f "$R/locks/$LOCK"
 expect_ok dv --repo "$R" check

@@ -11,10 +11,10 @@ P=$T/prepared
 make_disk "$T/a.img" 48 corrupt-a
 make_disk "$T/b.img" 48 corrupt-b
 init_repo "$P"
-backup_json "$P" "$T/a.img" --name a
+backup_json "$P" "$T/a.img" --name a --all-blocks
 A=$SNAP
 pack_files "$P" >"$T/packs-a"
-backup_json "$P" "$T/b.img" --name b
+backup_json "$P" "$T/b.img" --name b --all-blocks
 B=$SNAP
 pack_files "$P" >"$T/packs-b-all"
 [ -s "$T/packs-a" ] || fail "snapshot a wrote no pack"

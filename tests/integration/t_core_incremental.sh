@@ -12,7 +12,7 @@ SIZE=$((SIZE_MIB * MiB))
 cp --sparse=always "$DISK" "$T/v1.img"
 
 init_repo "$R"
-backup_json "$R" "$DISK" --name v1
+backup_json "$R" "$DISK" --name v1 --all-blocks
 S1=$SNAP
 STORED1=$(json_get "$BACKUP_JSON" 'j["bytes_new_stored"]')
 [ "$STORED1" -gt $((SIZE / 4)) ] || fail "first backup stored only $STORED1 bytes of a dirty $SIZE-byte disk"
@@ -44,7 +44,7 @@ note "changed in place: $CHANGED bytes ($((CHANGED * 1000 / SIZE)) per mille), a
 cmp -s "$DISK" "$T/v1.img" && fail "test bug: the disk did not change"
 cp --sparse=always "$DISK" "$T/v2.img"
 
-backup_json "$R" "$DISK" --name v2
+backup_json "$R" "$DISK" --name v2 --all-blocks
 S2=$SNAP
 STORED2=$(json_get "$BACKUP_JSON" 'j["bytes_new_stored"]')
 DEDUP2=$(json_get "$BACKUP_JSON" 'j["bytes_dedup"]')

@@ -25,7 +25,7 @@ restore_sha() {
 
 # A first complete snapshot of a small disk, made before any kill.
 make_disk "$T/small.img" 32 kill-small
-backup_json "$R" "$T/small.img"
+backup_json "$R" "$T/small.img" --all-blocks
 add_snap "$SNAP" "$(sha "$T/small.img")"
 
 # kill_backup DELAY: makes $D a disk of new data, starts a backup of it and
@@ -33,7 +33,7 @@ add_snap "$SNAP" "$(sha "$T/small.img")"
 kill_backup() {
 	local delay=$1 pid rc=0
 	make_random_disk "$D" 128 "kill-$delay-$RANDOM"
-	"$DISKVAULT" --progress=never --repo "$R" --json backup "$D" --threads 1 >"$T/k.out" 2>"$T/k.err" &
+	"$DISKVAULT" --progress=never --repo "$R" --json backup "$D" --all-blocks --threads 1 >"$T/k.out" 2>"$T/k.err" &
 	pid=$!
 	sleep "$delay"
 	kill -KILL "$pid" 2>/dev/null || true
@@ -61,7 +61,7 @@ after_kill() {
 	done <"$T/snaps"
 	# The disk the killed backup was reading, slightly changed.
 	mutate "$D" "kill-change-$n" $(((n * 13 + 5) * MiB)) 64
-	backup_json "$R" "$D"
+	backup_json "$R" "$D" --all-blocks
 	note "backup after kill $n: $(json_get "$BACKUP_JSON" 'j["bytes_new_stored"]') new bytes stored, $(json_get "$BACKUP_JSON" 'j["bytes_dedup"]') deduplicated"
 	add_snap "$SNAP" "$(sha "$D")"
 	restore_sha "$SNAP" "$(sha "$D")"
@@ -86,6 +86,23 @@ done
 kill_backup 0.3
 kill_backup 1.0
 expect_ok dv --repo "$R" check
+rm -f "$R"/locks/* # stale locks of the killed runs
+
+# SIGINT and SIGTERM are not kills: the backup stops cleanly with exit 130,
+# names the interruption and leaves no lock.
+for sig in INT TERM; do
+	make_random_disk "$D" 128 "kill-$sig"
+	"$DISKVAULT" --progress=never --repo "$R" backup "$D" --all-blocks --threads 1 >"$T/k.out" 2>"$T/k.err" &
+	pid=$!
+	sleep 0.4
+	kill -"$sig" "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	[ "$rc" -eq 130 ] || fail "backup stopped by SIG$sig exited $rc, not 130: $(cat "$T/k.err")"
+	assert_contains "$(cat "$T/k.err")" "interrupted" "backup stopped by SIG$sig"
+	[ -z "$(ls -A "$R/locks")" ] || fail "backup stopped by SIG$sig left a lock: $(ls -A "$R/locks")"
+	expect_ok dv --repo "$R" check
+done
 
 # Final state: every snapshot restores bit-exact.
 note "final: $(wc -l <"$T/snaps") snapshots"

@@ -20,17 +20,17 @@ R=$MNT/repo
 
 make_disk "$T/small.img" 32 nospace-small
 init_repo "$R"
-backup_json "$R" "$T/small.img"
+backup_json "$R" "$T/small.img" --all-blocks
 S1=$SNAP
 note "small snapshot: $(json_get "$BACKUP_JSON" 'j["bytes_new_stored"]') bytes stored; $(df -h "$MNT" | tail -1)"
 
 # ~100 MiB of incompressible data cannot fit in what is left.
 make_random_disk "$T/big.img" 100 nospace-big
-expect_exit 14 dv --repo "$R" backup "$T/big.img"
+expect_exit 14 dv --repo "$R" backup "$T/big.img" --all-blocks
 assert_contains "$STDERR" "o space" "backup onto a full filesystem"
 assert_lines "$STDERR" 1 "backup onto a full filesystem: stderr"
 note "full: $STDERR"
-expect_exit 14 dv --repo "$R" --json backup "$T/big.img"
+expect_exit 14 dv --repo "$R" --json backup "$T/big.img" --all-blocks
 [ "$(json_get "$STDOUT" 'j["exit_code"]')" = 14 ] || fail "--json: wrong exit_code on a full filesystem: $STDOUT"
 [ "$(ls "$R/snapshots" | wc -l)" -eq 1 ] || fail "a backup that ran out of space left a snapshot"
 [ -z "$(ls -A "$R/locks")" ] || fail "a backup that ran out of space left its lock: $(ls -A "$R/locks")"
@@ -64,7 +64,7 @@ for free_kib in 0 4 8 12 16 24 32 / 8 64 128 256 384 512 4096; do
 	cp --sparse=always "$T/small.img" "$T/small$i.img"
 	[ -z "${CHANGE:-}" ] || mutate "$T/small$i.img" "nospace-$i" $((EXT_OFF + i * MiB)) 64
 	rc=0
-	dv --repo "$R" backup "$T/small$i.img" >"$OUT_FILE" 2>"$ERR_FILE" || rc=$?
+	dv --repo "$R" backup "$T/small$i.img" --all-blocks >"$OUT_FILE" 2>"$ERR_FILE" || rc=$?
 	note "with ${free_kib} KiB free: exit $rc $(cat "$ERR_FILE")"
 	case $rc in
 	0) SNAPS+=("$(ls -t "$R/snapshots" | head -n1) $i") ;;
@@ -81,7 +81,7 @@ done
 
 # More space: the big backup works now.
 mount -o remount,size=400m "$MNT" || fail "cannot grow the tmpfs"
-backup_json "$R" "$T/big.img"
+backup_json "$R" "$T/big.img" --all-blocks
 S2=$SNAP
 restore_check "$R" "$S2" "$T/big.img"
 restore_check "$R" "$S1" "$T/small.img"

@@ -17,19 +17,25 @@ assert_lines "$STDOUT" 1 "init stdout"
 assert_contains "$STDOUT" "$R" "init stdout"
 [ -z "$STDERR" ] || fail "init wrote to stderr: $STDERR"
 
-expect_ok "$D" --repo "$R" backup "$T/disk.img"
+expect_ok "$D" --repo "$R" backup "$T/disk.img" --all-blocks
 assert_lines "$STDOUT" 1 "backup stdout"
 assert_contains "$STDOUT" "snapshot" "backup stdout"
 [ -z "$STDERR" ] || fail "backup wrote to stderr (progress noise?): $STDERR"
 S1=$(ls "$R/snapshots")
 assert_contains "$STDOUT" "${S1:0:8}" "backup summary (snapshot id)"
 
-for cmd in "restore latest $T/r1.img" "verify latest" check; do
+for cmd in "verify latest" check; do
 	# shellcheck disable=SC2086
 	expect_ok "$D" --repo "$R" $cmd
 	assert_lines "$STDOUT" 1 "'$cmd' stdout"
 	[ -z "$STDERR" ] || fail "'$cmd' wrote to stderr: $STDERR"
 done
+# restore: its summary plus the line saying what is guaranteed.
+expect_ok "$D" --repo "$R" restore latest "$T/r1.img"
+assert_contains "$STDOUT" "restored" "restore stdout"
+assert_contains "$STDOUT" "bit-exact" "restore stdout"
+[ "$(printf '%s\n' "$STDOUT" | wc -l)" -le 2 ] || fail "restore printed more than a summary: $STDOUT"
+[ -z "$STDERR" ] || fail "restore wrote to stderr: $STDERR"
 assert_same_file "$T/disk.img" "$T/r1.img"
 expect_ok "$D" --repo "$R" list
 [ -z "$STDERR" ] || fail "list wrote to stderr: $STDERR"
@@ -38,11 +44,11 @@ expect_ok "$D" --repo "$R" show latest
 [ -z "$STDERR" ] || fail "show wrote to stderr: $STDERR"
 
 # --progress=always draws on stderr only; stdout keeps its one line.
-expect_ok "$D" --progress=always --repo "$R" backup "$T/disk.img"
+expect_ok "$D" --progress=always --repo "$R" backup "$T/disk.img" --all-blocks
 assert_lines "$STDOUT" 1 "backup --progress=always stdout"
 
 # ---- -q: nothing at all on success --------------------------------------------
-expect_ok "$D" -q --repo "$R" backup "$T/disk.img"
+expect_ok "$D" -q --repo "$R" backup "$T/disk.img" --all-blocks
 [ -z "$STDOUT$STDERR" ] || fail "backup -q printed: $STDOUT$STDERR"
 for cmd in "restore latest $T/r2.img" "verify latest" check list "show latest"; do
 	# shellcheck disable=SC2086
@@ -60,7 +66,7 @@ assert_contains "$STDERR" "$T" "list -q on a non-repository"
 expect_ok "$D" --repo "$T/j-repo" --json init
 assert_json_ok "$STDOUT"
 [ -z "$STDERR" ] || fail "init --json wrote to stderr: $STDERR"
-for cmd in "backup $T/disk.img --sha256" list "show latest" "restore latest $T/r3.img" "verify latest" check; do
+for cmd in "backup $T/disk.img --sha256 --all-blocks" list "show latest" "restore latest $T/r3.img" "verify latest" check; do
 	# shellcheck disable=SC2086
 	expect_ok "$D" --repo "$T/j-repo" --json $cmd
 	assert_json_ok "$STDOUT"
@@ -68,7 +74,7 @@ for cmd in "backup $T/disk.img --sha256" list "show latest" "restore latest $T/r
 done
 assert_same_file "$T/disk.img" "$T/r3.img"
 # --json after the command works too (options may follow operands).
-expect_ok "$D" --repo "$T/j-repo" backup "$T/disk.img" --json
+expect_ok "$D" --repo "$T/j-repo" backup "$T/disk.img" --json --all-blocks
 assert_json_ok "$STDOUT"
 for k in bytes_read bytes_new_stored bytes_new_raw bytes_dedup bytes_zero snapshot; do
 	json_get "$STDOUT" "j[\"$k\"]" >/dev/null

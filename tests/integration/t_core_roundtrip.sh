@@ -13,7 +13,7 @@ init_repo "$R"
 [ -f "$R/config" ] || fail "init made no $R/config"
 [ "$(json_get "$(cat "$R/config")" 'j["version"]')" = 1 ] || fail "config has no \"version\": 1"
 
-backup_json "$R" "$T/disk.img" --sha256 --name rt --tag first
+backup_json "$R" "$T/disk.img" --sha256 --name rt --tag first --all-blocks
 S1=$SNAP
 STORED1=$(json_get "$BACKUP_JSON" 'j["bytes_new_stored"]')
 [ "$(json_get "$BACKUP_JSON" 'j["bytes_read"]')" -eq "$SIZE" ] || fail "bytes_read != disk size: $BACKUP_JSON"
@@ -62,7 +62,7 @@ assert_json_ok "$STDOUT"
 [ "$(json_get "$STDOUT" 'j["errors"]')" -eq 0 ] || fail "check --json reports errors: $STDOUT"
 
 # Same image again: nothing (well under 1% of the disk) new.
-backup_json "$R" "$T/disk.img"
+backup_json "$R" "$T/disk.img" --all-blocks
 S2=$SNAP
 STORED2=$(json_get "$BACKUP_JSON" 'j["bytes_new_stored"]')
 note "second backup of the same disk: $STORED2 new bytes stored"
@@ -91,3 +91,36 @@ for P in $PACKS; do
 		[ "$(zstd -q -d -c "$f" | sha256sum | cut -d' ' -f1)" = "$n" ] || fail "member $n.zst of $P is not its name"
 	done
 done
+
+# ---- the default mode: only the blocks ext4 uses ----------------------------
+# Free ext4 blocks are not read and restore as zeros; everything else (the
+# GPT, the ESP, every file) is bit-exact, and --sha256 records the image
+# restore writes.
+R2=$T/repo-used
+init_repo "$R2"
+backup_json "$R2" "$T/disk.img" --sha256
+U=$SNAP
+[ "$(json_get "$BACKUP_JSON" 'j["bytes_unused"]')" -gt 0 ] ||
+	fail "default backup skipped no free ext4 blocks: $BACKUP_JSON"
+[ "$(json_get "$BACKUP_JSON" 'j["bytes_read"]')" -lt "$SIZE" ] || fail "default backup read the whole disk"
+[ "$(json_get "$BACKUP_JSON" 'j["bytes_new_stored"]')" -lt "$STORED1" ] ||
+	fail "default backup stored no less than the all-blocks one ($STORED1): $BACKUP_JSON"
+expect_ok dv --repo "$R2" --json show "$U"
+[ "$(json_get "$STDOUT" 'j["snapshot"]["mode"]')" = used-blocks ] || fail "default snapshot mode is not used-blocks: $STDOUT"
+RECORDED=$(json_get "$STDOUT" 'j["snapshot"]["disks"][0]["sha256"]')
+expect_ok dv --repo "$R2" restore "$U" "$T/used.img"
+[ "$(stat -c %s "$T/used.img")" -eq "$SIZE" ] || fail "used-blocks restore has the wrong size"
+[ "$(sha "$T/used.img")" = "$RECORDED" ] || fail "used-blocks restore differs from the --sha256 the snapshot recorded"
+cmp -n "$EXT_OFF" "$T/disk.img" "$T/used.img" || fail "GPT or ESP differ after a used-blocks restore"
+extract_ext4 "$T/used.img" "$T/part.img"
+e2fsck -fn "$T/part.img" >"$T/fsck.log" 2>&1 || { cat "$T/fsck.log" >&2; fail "e2fsck -fn after a used-blocks restore failed"; }
+extract_ext4 "$T/disk.img" "$T/orig.img"
+for f in /var/lib/blob.bin /home/user/photo.raw /usr/share/doc/notes.txt /etc/conf7 /var/lib/mixed.bin; do
+	debugfs -R "dump $f $T/f.orig" "$T/orig.img" >/dev/null 2>&1
+	debugfs -R "dump $f $T/f.used" "$T/part.img" >/dev/null 2>&1
+	[ -s "$T/f.orig" ] || fail "test bug: cannot dump $f"
+	cmp -s "$T/f.orig" "$T/f.used" || fail "file $f differs after a used-blocks restore"
+	rm -f "$T/f.orig" "$T/f.used"
+done
+expect_ok dv --repo "$R2" verify "$U"
+expect_ok dv --repo "$R2" check
