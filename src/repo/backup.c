@@ -569,6 +569,61 @@ json_t *dv_stats_json(const struct dv_stats *s)
 			 (json_int_t)s->packs, "seconds", s->seconds);
 }
 
+static int seg_present(const char *name, uint64_t size, void *ctx)
+{
+	(void)size;
+	struct dv_chunk_index *now = ctx;
+	const char *base = strrchr(name, '/');
+	struct dv_id id;
+	/* The segment's own name, hashed, is a set key like any id. */
+	dv_sha256(base ? base + 1 : name, strlen(base ? base + 1 : name), &id);
+	dv_chunk_index_insert(now, &id, &(struct dv_chunk_loc){0});
+	return 0;
+}
+
+/*
+ * The safety net behind the locks: prune replaces every index segment it
+ * rewrites. If a segment this backup loaded at its start is gone, a prune
+ * ran meanwhile (a lock judged stale, or removed by hand), and chunks this
+ * backup deduplicated against may be gone too. Then every chunk the new
+ * disk indexes use is looked up in the current index, and the manifest is
+ * written only if all are there: a snapshot never references lost data.
+ */
+static int verify_after_concurrent_prune(struct backup *b, json_t *disks)
+{
+	size_t n;
+	const char *const *segs = dv_chunk_index_segments(b->ix, &n);
+	struct dv_chunk_index *now = dv_chunk_index_new();
+	int rc = dv_store_list(b->r->store, "index/", seg_present, now, b->err);
+	bool replaced = false;
+	for (size_t i = 0; rc == 0 && i < n && !replaced; i++) {
+		struct dv_id id;
+		dv_sha256(segs[i], strlen(segs[i]), &id);
+		replaced = !dv_chunk_index_lookup(now, &id, NULL);
+	}
+	dv_chunk_index_free(now);
+	if (rc < 0 || !replaced)
+		return rc;
+	struct dv_chunk_index *fresh = dv_chunk_index_new();
+	rc = dv_chunk_index_load(fresh, b->r, b->err);
+	bool lost = false;
+	for (size_t i = 0; rc == 0 && !lost && i < json_array_size(disks); i++) {
+		struct dv_disk_index d = {0};
+		/* The prune may have taken this backup's disk index too. */
+		if (dv_repo_load_disk(b->r, json_array_get(disks, i), &d, b->err) < 0)
+			lost = true;
+		for (size_t k = 0; !lost && k < d.n; k++)
+			lost = d.v[k].type == DV_EXTENT_DATA && !dv_chunk_index_lookup(fresh, &d.v[k].id, NULL);
+		dv_disk_index_release(&d);
+	}
+	dv_chunk_index_free(fresh);
+	if (rc == 0 && lost)
+		rc = dv_error(b->err, DV_E_LOCKED,
+			      "a prune ran during this backup and removed data it relies on; no snapshot was written: "
+			      "run the backup again");
+	return rc;
+}
+
 static int write_manifest(struct backup *b, json_t *disks, char id[DV_ID_HEX_LEN + 1])
 {
 	const struct dv_backup_opts *o = b->o;
@@ -643,6 +698,12 @@ int dv_backup(struct dv_repo *r, const struct dv_backup_source *src, size_t nsrc
 	if (rc == 0)
 		rc = publisher_wait(&b.pub, err);
 	stats->seconds = dv_now() - b.t0;
+	/* Tests widen the window before the commit to race a prune against it. */
+	const char *delay = getenv("DISKVAULT_TEST_COMMIT_DELAY");
+	if (rc == 0 && delay)
+		usleep((useconds_t)(atof(delay) * 1e6));
+	if (rc == 0)
+		rc = verify_after_concurrent_prune(&b, disks);
 	if (rc == 0)
 		rc = write_manifest(&b, disks, id);
 	else

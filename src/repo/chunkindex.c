@@ -18,6 +18,8 @@ struct dv_chunk_index {
 	size_t nslots;   /* power of two, kept >= 2 * n */
 	struct dv_pack_info *packs;
 	uint32_t npacks, packcap;
+	char **segs;
+	size_t nsegs;
 };
 
 struct dv_chunk_index *dv_chunk_index_new(void)
@@ -34,6 +36,9 @@ void dv_chunk_index_free(struct dv_chunk_index *ix)
 	if (!ix)
 		return;
 	pthread_rwlock_destroy(&ix->lock);
+	for (size_t i = 0; i < ix->nsegs; i++)
+		free(ix->segs[i]);
+	free(ix->segs);
 	free(ix->e);
 	free(ix->slots);
 	free(ix->packs);
@@ -300,8 +305,16 @@ int dv_chunk_index_load(struct dv_chunk_index *ix, struct dv_repo *r, struct dv_
 		free(map);
 		dv_index_segment_release(&s);
 	}
-	for (size_t i = 0; i < names.n; i++)
-		free(names.v[i]);
-	free(names.v);
+	for (size_t i = 0; i < ix->nsegs; i++)
+		free(ix->segs[i]);
+	free(ix->segs);
+	ix->segs = names.v;
+	ix->nsegs = names.n;
 	return rc;
+}
+
+const char *const *dv_chunk_index_segments(const struct dv_chunk_index *ix, size_t *n)
+{
+	*n = ix->nsegs;
+	return (const char *const *)ix->segs;
 }

@@ -95,6 +95,7 @@ int dv_disk_index_decode(const uint8_t *p, size_t n, struct dv_disk_index *d, co
 
 int dv_disk_index_read(struct dv_repo *r, const char *name, struct dv_disk_index *d, struct dv_err *err)
 {
+	memset(d, 0, sizeof *d);
 	struct dv_buf b = DV_BUF_INIT;
 	int rc = dv_repo_get_content(r, "diskindex", name, DV_MAX_DISKIX_OBJECT, &b, err);
 	if (rc == 0) {

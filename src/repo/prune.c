@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /* ---- forget ------------------------------------------------------------ */
@@ -294,9 +295,10 @@ static int load_references(struct pruner *p)
 		size_t k;
 		json_t *d;
 		json_array_foreach(json_object_get(l.v[i].manifest, "disks"), k, d) {
-			struct dv_disk_index di;
+			struct dv_disk_index di = {0};
 			rc = dv_repo_load_disk(p->r, d, &di, p->err);
 			if (rc < 0) {
+				dv_disk_index_release(&di);
 				dv_error_prefix(p->err, "prune: snapshot %.16s: ", l.v[i].id);
 				break;
 			}
@@ -579,10 +581,20 @@ int dv_prune(struct dv_repo *r, const struct dv_prune_opts *o, struct dv_prune_r
 	if (rc == 0)
 		rc = delete_unlisted(&p, "diskindex/", p.diskixs, &res->disk_indexes_deleted, NULL);
 	if (rc == 0 && dv_store_is_local(r->store)) {
+		/* Temporary files older than an hour: younger ones may belong to
+		 * a process that is just writing its lock to wait for ours. */
 		rc = list_names(&p, "tmp/");
-		for (size_t i = 0; rc == 0 && i < p.nnames; i++, res->tmp_deleted++)
+		for (size_t i = 0; rc == 0 && i < p.nnames; i++) {
+			char *path = dv_asprintf("%s/%s", dv_store_spool_dir(r->store), base_of(p.names[i]));
+			struct stat fst;
+			bool old = stat(path, &fst) == 0 && dv_unix_now() - (int64_t)fst.st_mtime > 3600;
+			free(path);
+			if (!old)
+				continue;
+			res->tmp_deleted++;
 			if (!o->dry_run)
 				rc = dv_store_delete(r->store, p.names[i], err);
+		}
 	}
 	res->bytes_after = res->bytes_before - res->bytes_freed + res->bytes_written;
 	res->seconds = dv_now() - t0;

@@ -59,6 +59,9 @@ void dv_chunk_index_free(struct dv_chunk_index *ix);
 /* Loads every index/ segment of the repository (checking each one's name
  * against its content); duplicates keep the first location. */
 int dv_chunk_index_load(struct dv_chunk_index *ix, struct dv_repo *r, struct dv_err *err) DV_WUR;
+/* The names of the segments the last dv_chunk_index_load read (borrowed,
+ * sorted), so a writer can tell later whether a prune replaced them. */
+const char *const *dv_chunk_index_segments(const struct dv_chunk_index *ix, size_t *n);
 /* true and *loc filled when present (loc may be NULL). */
 bool dv_chunk_index_lookup(struct dv_chunk_index *ix, const struct dv_id *id, struct dv_chunk_loc *loc);
 /* Adds a chunk; returns false when it was already present. */

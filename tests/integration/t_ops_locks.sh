@@ -32,7 +32,7 @@ python3 -c "assert $waited >= 1.0, $waited" || fail "prune did not wait for the 
 
 # A real backup and a prune started together: with --lock-wait both
 # succeed, one after the other, and the backup restores bit-exact.
-"$DISKVAULT" --progress=never --repo "$repo" backup "$T/a.img" --all-blocks --threads 1 -q --name beside &
+"$DISKVAULT" --progress=never --repo "$repo" --lock-wait 60s backup "$T/a.img" --all-blocks --threads 1 -q --name beside &
 bpid=$!
 expect_ok dv --repo "$repo" --lock-wait 60s prune
 wait "$bpid" || fail "the backup started beside prune failed"
@@ -65,3 +65,30 @@ expect_exit 5 dv --repo "$repo" prune
 assert_contains "$STDERR" "unreadable lock"
 rm "$repo/locks/00000000000000000000000000000003"
 expect_ok dv --repo "$repo" check
+
+# The safety net behind the locks: a prune that runs during a backup anyway
+# (here its lock was removed by hand) and deletes chunks the backup
+# deduplicated against makes the backup fail with exit 5 without writing a
+# snapshot; the next backup succeeds and restores bit-exact.
+expect_ok dv --repo "$repo" forget --keep-last 1
+python3 -c 'import random,sys; r=random.Random(5); sys.stdout.buffer.write(bytes(r.getrandbits(8) for _ in range(8*1024*1024)))' >"$T/b.img"
+expect_ok dv --repo "$repo" backup "$T/b.img" --all-blocks -q --name b1
+b1=$(dv --repo "$repo" list --json | python3 -c 'import json,sys; print([s["id"] for s in json.load(sys.stdin)["snapshots"] if s["name"] == "b1"][0])')
+n_before=$(dv --repo "$repo" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["snapshots"]))')
+rm -f "$repo/snapshots/$b1"          # b.img's chunks are now garbage
+DISKVAULT_TEST_COMMIT_DELAY=3 "$DISKVAULT" --progress=never --repo "$repo" backup "$T/b.img" --all-blocks -q --name b2 \
+	2>"$T/b2.err" &
+bpid=$!
+sleep 1.5                            # the backup has deduplicated and waits before committing
+expect_ok dv --repo "$repo" unlock --all
+expect_ok dv --repo "$repo" prune --repack-threshold 0
+brc=0
+wait "$bpid" || brc=$?
+[ "$brc" -eq 5 ] || fail "backup racing a prune exited $brc, expected 5: $(cat "$T/b2.err")"
+assert_contains "$(cat "$T/b2.err")" "a prune ran during this backup"
+n_after=$(dv --repo "$repo" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["snapshots"]))')
+[ "$n_after" -eq $((n_before - 1)) ] || fail "a snapshot was written by the failed backup ($n_before -> $n_after)"
+expect_ok dv --repo "$repo" check
+expect_ok dv --repo "$repo" backup "$T/b.img" --all-blocks -q --name b3
+expect_ok dv --repo "$repo" restore latest "$T/out.img" --force -q
+cmp -s "$T/b.img" "$T/out.img" || fail "backup after the race does not restore bit-exact"

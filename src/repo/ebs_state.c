@@ -1,0 +1,113 @@
+/* ebs_state.c - EBS import records in the repository (ebs_state.h). */
+#include "ebs_state.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "repo_internal.h"
+
+#define EBS_RECORD_CAP (64u << 10)
+
+static bool valid_snapshot(const char *s)
+{
+	if (!s || strlen(s) != DV_ID_HEX_LEN)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
+int dv_ebs_state_put(struct dv_repo *r, const json_t *record, const uint8_t *sig, size_t sig_len, struct dv_err *err)
+{
+	const char *snap = json_string_value(json_object_get(record, "snapshot"));
+	json_t *disk = json_object_get(record, "disk");
+	if (!valid_snapshot(snap) || !json_is_integer(disk) || json_integer_value(disk) < 0)
+		DV_BUG("EBS record without snapshot or disk");
+	char name[128];
+	snprintf(name, sizeof name, "ebs/%s-%lld.sig", snap, (long long)json_integer_value(disk));
+	int rc = dv_store_put(r->store, name, sig, sig_len, err);
+	if (rc < 0)
+		return rc;
+	char *text = json_dumps(record, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!text)
+		DV_BUG("json_dumps failed");
+	snprintf(name, sizeof name, "ebs/%s-%lld", snap, (long long)json_integer_value(disk));
+	rc = dv_store_put(r->store, name, text, strlen(text), err);
+	free(text);
+	return rc;
+}
+
+struct collect {
+	struct dv_repo *r;
+	json_t *arr;
+};
+
+static int collect_one(const char *name, uint64_t size, void *ctx)
+{
+	struct collect *c = ctx;
+	size_t n = strlen(name);
+	if (size > EBS_RECORD_CAP || (n > 4 && !strcmp(name + n - 4, ".sig")) || strstr(name, ".tmp"))
+		return 0;
+	struct dv_buf b = DV_BUF_INIT;
+	struct dv_err e;
+	if (dv_store_get(c->r->store, name, EBS_RECORD_CAP, &b, &e) == 0 && b.data) {
+		json_t *j = json_loadb((char *)b.data, b.len, 0, NULL);
+		if (json_is_object(j) && valid_snapshot(json_string_value(json_object_get(j, "snapshot"))) &&
+		    json_is_integer(json_object_get(j, "disk")) &&
+		    json_string_value(json_object_get(j, "ebs_snapshot_id")))
+			json_array_append(c->arr, j);
+		json_decref(j);
+	}
+	dv_buf_release(&b);
+	return 0;
+}
+
+static int by_time(const void *a, const void *b)
+{
+	json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "time"));
+	json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "time"));
+	return x < y ? -1 : x > y;
+}
+
+int dv_ebs_state_list(struct dv_repo *r, json_t **out, struct dv_err *err)
+{
+	struct collect c = {r, json_array()};
+	int rc = dv_store_list(r->store, "ebs/", collect_one, &c, err);
+	if (rc < 0 && rc != -DV_E_NOT_FOUND) {
+		json_decref(c.arr);
+		return rc;
+	}
+	size_t n = json_array_size(c.arr);
+	json_t **v = dv_calloc(n ? n : 1, sizeof *v);
+	for (size_t i = 0; i < n; i++)
+		v[i] = json_incref(json_array_get(c.arr, i));
+	qsort(v, n, sizeof *v, by_time);
+	json_t *sorted = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(sorted, v[i]);
+	free(v);
+	json_decref(c.arr);
+	*out = sorted;
+	return 0;
+}
+
+int dv_ebs_state_get_sig(struct dv_repo *r, const char *snapshot, unsigned disk, uint64_t n_blocks, struct dv_buf *out,
+			 struct dv_err *err)
+{
+	if (!valid_snapshot(snapshot))
+		return dv_error(err, DV_E_USAGE, "invalid snapshot id");
+	char name[128];
+	snprintf(name, sizeof name, "ebs/%s-%u.sig", snapshot, disk);
+	uint64_t want = n_blocks * DV_EBS_SIG_ENTRY;
+	if (want > (1ull << 34))
+		return dv_error(err, DV_E_CORRUPT, "%s: too many blocks", name);
+	dv_buf_reset(out);
+	int rc = dv_store_get(r->store, name, (size_t)want, out, err);
+	if (rc < 0)
+		return rc;
+	if (out->len != want)
+		return dv_error(err, DV_E_CORRUPT, "%s: %zu bytes, expected %llu", name, out->len,
+				(unsigned long long)want);
+	return 0;
+}

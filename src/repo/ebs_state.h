@@ -1,0 +1,49 @@
+/*
+ * ebs_state.h - what the repository remembers about EBS imports, so a later
+ * import of the same disk can name the earlier EBS snapshot as its parent
+ * and send only the blocks that changed.
+ *
+ * Objects (written by ebs-import, read by it and by launch):
+ *   ebs/<snapshot-id>-<disk>       JSON record (schema below), written last
+ *   ebs/<snapshot-id>-<disk>.sig   block table: one 16-byte entry per
+ *                                  512 KiB block of the disk, in order:
+ *                                  bytes 0..14 the first 15 bytes of the
+ *                                  block's signature (repo.h block view),
+ *                                  byte 15 flags (bit 0: the EBS snapshot
+ *                                  may hold non-zero data in this block;
+ *                                  other bits zero)
+ *
+ * Record: {"version": 1, "snapshot": "<64 hex>", "disk": N,
+ *   "ebs_snapshot_id": "snap-...", "parent_ebs_snapshot_id": "snap-..."|null,
+ *   "region": "...", "endpoint": "https://ebs...", "volume_size_gib": N,
+ *   "block_size": 524288, "block_count": N, "blocks_sent": N,
+ *   "bytes_sent": N, "host": "...", "source": "/dev/sda", "time": unix}
+ * A record is replaced when the same snapshot and disk are imported again
+ * (the newest import wins); the .sig object is written before the record,
+ * so a record always has its table.
+ */
+#ifndef DV_REPO_EBS_STATE_H
+#define DV_REPO_EBS_STATE_H
+
+#include <jansson.h>
+
+#include "util/util.h"
+
+struct dv_repo;
+
+#define DV_EBS_SIG_ENTRY 16u
+#define DV_EBS_SIG_PRESENT 0x01u
+
+/* Stores record (borrowed; must hold "snapshot" and "disk") and its block
+ * table sig (n_blocks * DV_EBS_SIG_ENTRY bytes). */
+int dv_ebs_state_put(struct dv_repo *r, const json_t *record, const uint8_t *sig, size_t sig_len,
+		     struct dv_err *err) DV_WUR;
+/* All records (a new JSON array, caller json_decref's), oldest first by
+ * "time". Unreadable or malformed records are skipped. */
+int dv_ebs_state_list(struct dv_repo *r, json_t **out, struct dv_err *err) DV_WUR;
+/* The block table of a record into out (replaced); DV_E_NOT_FOUND when
+ * missing, DV_E_CORRUPT when its length is not n_blocks entries. */
+int dv_ebs_state_get_sig(struct dv_repo *r, const char *snapshot, unsigned disk, uint64_t n_blocks, struct dv_buf *out,
+			 struct dv_err *err) DV_WUR;
+
+#endif
