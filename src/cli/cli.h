@@ -99,6 +99,7 @@ int cmd_inventory(int argc, char **argv);
 int cmd_forget(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_unlock(int argc, char **argv);
+int cmd_rebuild_index(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 
 #endif

@@ -31,6 +31,7 @@ static const struct command commands[] = {
 	{"forget", cmd_forget, "remove snapshots by retention rules (--prune frees their data)"},
 	{"prune", cmd_prune, "delete data no snapshot uses"},
 	{"unlock", cmd_unlock, "remove stale locks"},
+	{"rebuild-index", cmd_rebuild_index, "rebuild the chunk index from the packs"},
 	{"config", cmd_config, "show the effective settings and where they come from"},
 };
 

@@ -292,8 +292,14 @@ int dv_chunk_index_load(struct dv_chunk_index *ix, struct dv_repo *r, struct dv_
 	for (size_t i = 0; rc == 0 && i < names.n; i++) {
 		struct dv_index_segment s;
 		rc = dv_index_segment_read(r, names.v[i], &s, err);
-		if (rc < 0)
+		if (rc < 0) {
+			if (rc == -DV_E_CORRUPT) {
+				size_t l = strlen(err->msg);
+				snprintf(err->msg + l, sizeof err->msg - l,
+					 " (the packs are intact: 'diskvault rebuild-index' rebuilds the index from them)");
+			}
 			break;
+		}
 		uint32_t *map = dv_calloc(s.npacks ? s.npacks : 1, sizeof *map);
 		for (size_t k = 0; k < s.npacks; k++)
 			map[k] = dv_chunk_index_add_pack(ix, &s.packs[k]);

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include "repo_internal.h"
 
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -61,14 +62,23 @@ int dv_repo_init(const char *location, const struct dv_repo_init_opts *o, char i
 		r = dv_error(err, DV_E_EXISTS, "%s: a repository already exists here", location);
 		goto out;
 	}
-	/* Refuse a directory that holds anything else: init must not mix. */
+	/* Refuse a directory that holds anything: a repository must not mix
+	 * with other files (and prune must never meet foreign ones). */
 	bool empty = true;
 	if (dv_store_is_local(s)) {
+		DIR *d = opendir(location);
+		struct dirent *e;
+		while (d && (e = readdir(d)))
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+				empty = false;
+		if (d)
+			closedir(d);
+	} else {
 		for (size_t i = 0; i < DV_ARRAY_SIZE(repo_dirs) && empty; i++) {
 			char *prefix = dv_asprintf("%s/", repo_dirs[i]);
 			r = dv_store_list(s, prefix, is_empty_dir_cb, &empty, err);
 			free(prefix);
-			if (r < 0 && r != -1)
+			if (r < 0)
 				goto out;
 		}
 		r = 0;

@@ -233,6 +233,14 @@ struct dv_check_opts {
 int dv_check(struct dv_repo *r, const struct dv_check_opts *o, dv_check_problem_fn problem, void *ctx,
 	     struct dv_check_report *rep, struct dv_err *err) DV_WUR;
 
+struct dv_rebuild_result {
+	uint64_t packs, chunks, packs_skipped, segments_replaced;
+};
+/* Rebuilds index/ from the packs' own indexes (exclusive lock): reads and
+ * verifies every pack; damaged packs are reported through fn and left out. */
+int dv_rebuild_index(struct dv_repo *r, dv_check_problem_fn fn, void *ctx, struct dv_rebuild_result *res,
+		     struct dv_err *err) DV_WUR;
+
 /* ---- locks ----------------------------------------------------------- */
 
 #define DV_LOCK_REFRESH 300 /* seconds between refreshes of a held lock */
