@@ -50,7 +50,7 @@ void dv_cli_config_forget(struct dv_forget_policy *p, const char **tagbuf, size_
 	const char *v = dv_config_get("retention", "repack_threshold");
 	if (po && v && po->repack_threshold == 0.2)
 		po->repack_threshold = strtod(v, NULL) / 100;
-	if (!dv_forget_policy_empty(p))
+	if (!p || !dv_forget_policy_empty(p))
 		return; /* rules on the command line replace the config's policy */
 	if ((v = dv_config_get("retention", "keep_last")))
 		p->keep_last = strtoll(v, NULL, 10);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "config.h"
 #include "repo/repo.h"
 
 static const char forget_help[] =
@@ -14,7 +15,8 @@ static const char forget_help[] =
 	"by host and disk sources; each rule keeps, per group, the newest snapshot of each of the\n"
 	"last N hours/days/ISO weeks/months/years (UTC) that have one. --keep-within keeps all\n"
 	"snapshots that are at most DURATION (e.g. 36h, 14d) older than the newest one.\n"
-	"--prune frees the data right after (see 'diskvault prune --help').\n";
+	"--prune frees the data right after (see 'diskvault prune --help'). Without --keep-* options,\n"
+	"the [retention] policy of the config file applies (docs/configuration.md).\n";
 
 static const char prune_help[] =
 	"usage: diskvault --repo PATH prune [--repack-threshold PCT] [--dry-run]\n"
@@ -160,6 +162,7 @@ static int run(const char *cmd, int argc, char **argv)
 	int first, rc = dv_cli_parse(cmd, argc, argv, "", forget ? forget_opts : prune_opts, opt, &x, &first);
 	if (rc)
 		return rc < 0 ? 0 : rc;
+	dv_cli_config_forget(forget ? &x.pol : NULL, x.tags, DV_ARRAY_SIZE(x.tags), &x.po); /* [retention] */
 	if (first < argc)
 		return dv_cli_usage(cmd, "unexpected argument '%s'", argv[first]);
 	if (forget && dv_forget_policy_empty(&x.pol))

@@ -152,7 +152,8 @@ void dv_cli_config_backup(struct dv_backup_opts *b, const char **tagbuf, size_t 
 
 struct dv_forget_policy;
 struct dv_prune_opts;
-/* For forget: when p has no rule from the command line, fills it from
+/* For forget and prune: when p (NULL for prune) has no rule from the
+ * command line, fills it from
  * [retention] (tags into tagbuf, which p->tags must point to, up to
  * tagcap); po (may be NULL) gets retention.repack_threshold when it still
  * holds the built-in 0.2. */
