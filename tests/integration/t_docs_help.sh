@@ -20,7 +20,7 @@ fi
 ROFF=$(cat "$MAN")
 # The page as one line of words: macros, quotes and font changes removed,
 # so a help line can be looked up whole.
-FLAT=" $(sed -e '/^\.\(TP\|PP\|nf\|fi\)$/d' -e 's/^\.[A-Z][A-Z]* //' -e 's/\\f[BIR]//g' -e 's/"//g' "$MAN" | tr -s ' \n\t' '   ') "
+FLAT=" $(sed -e '/^\.\(TP\|PP\|nf\|fi\)$/d' -e 's/^\.[A-Z][A-Z]* //' -e 's/\\f[BIR]//g' -e 's/\\&//g' -e 's/"//g' "$MAN" | tr -s ' \n\t' '   ') "
 in_man() { # TEXT WHAT: TEXT (roff-escaped) is in the page
 	case "$ROFF" in *"$1"*) ;; *) fail "man page lacks $2: '$1'" ;; esac
 }
