@@ -48,9 +48,12 @@ struct dv_chunker_params {
 	uint8_t seed[32];       /* all zero for the public default table */
 };
 
-#define DV_CHUNK_MIN_DEFAULT (64u * 1024)
-#define DV_CHUNK_AVG_DEFAULT (256u * 1024)
-#define DV_CHUNK_MAX_DEFAULT (1024u * 1024)
+/* 64 KiB on average: a disk changes in scattered 4 KiB blocks, and every
+ * changed block costs a whole chunk (docs/performance.md compares 64, 128
+ * and 256 KiB). */
+#define DV_CHUNK_MIN_DEFAULT (16u * 1024)
+#define DV_CHUNK_AVG_DEFAULT (64u * 1024)
+#define DV_CHUNK_MAX_DEFAULT (256u * 1024)
 #define DV_CHUNK_SIZE_LIMIT (16u * 1024 * 1024) /* largest max a reader accepts */
 
 /* Fills the defaults (zero seed). */

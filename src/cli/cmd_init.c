@@ -8,7 +8,7 @@
 static const char help[] =
 	"usage: diskvault --repo PATH init [--chunk-size AVG_KIB] [--compression-level N] [--pack-size MIB]\n"
 	"Creates a repository in PATH (a new or empty directory).\n"
-	"  --chunk-size AVG_KIB     average chunk size, a power of two (default 256); min = avg/4, max = avg*4\n"
+	"  --chunk-size AVG_KIB     average chunk size, a power of two (default 64); min = avg/4, max = avg*4\n"
 	"  --compression-level N    zstd level 1..19 (default 3)\n"
 	"  --pack-size MIB          target pack file size (default 32)\n";
 
