@@ -101,5 +101,9 @@ int cmd_prune(int argc, char **argv);
 int cmd_unlock(int argc, char **argv);
 int cmd_rebuild_index(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_rightsize(int argc, char **argv);
+int cmd_catalog(int argc, char **argv);
+int cmd_launch(int argc, char **argv);
+int cmd_cleanup(int argc, char **argv);
 
 #endif

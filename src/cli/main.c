@@ -33,6 +33,10 @@ static const struct command commands[] = {
 	{"unlock", cmd_unlock, "remove stale locks"},
 	{"rebuild-index", cmd_rebuild_index, "rebuild the chunk index from the packs"},
 	{"config", cmd_config, "show the effective settings and where they come from"},
+	{"rightsize", cmd_rightsize, "choose an EC2 instance type from measured use"},
+	{"catalog", cmd_catalog, "list or refresh the EC2 instance catalog"},
+	{"launch", cmd_launch, "run an EC2 instance from a snapshot's EBS snapshot"},
+	{"cleanup", cmd_cleanup, "remove the instances, AMIs and EBS snapshots launch created"},
 };
 
 static void usage(FILE *out)
