@@ -1,0 +1,108 @@
+#include "crypt.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <string.h>
+
+void dv_crypt_seal(const uint8_t key[DV_CRYPT_KEY_LEN], const void *aad, size_t aad_len, const void *in, size_t n,
+		   struct dv_buf *out)
+{
+	if (n > INT32_MAX || aad_len > INT32_MAX)
+		DV_BUG("seal: %zu bytes is too large", n);
+	dv_buf_reset(out);
+	dv_buf_reserve(out, n + DV_CRYPT_OVERHEAD);
+	uint8_t *nonce = out->data, *ct = out->data + DV_CRYPT_NONCE_LEN;
+	dv_random_bytes(nonce, DV_CRYPT_NONCE_LEN);
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	int len = 0, fin = 0;
+	if (!c || !EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce) ||
+	    (aad_len && !EVP_EncryptUpdate(c, NULL, &len, aad, (int)aad_len)) ||
+	    !EVP_EncryptUpdate(c, ct, &len, in, (int)n) || !EVP_EncryptFinal_ex(c, ct + len, &fin) ||
+	    !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, DV_CRYPT_TAG_LEN, ct + len + fin))
+		DV_BUG("AES-256-GCM encryption failed");
+	EVP_CIPHER_CTX_free(c);
+	out->len = DV_CRYPT_NONCE_LEN + (size_t)len + (size_t)fin + DV_CRYPT_TAG_LEN;
+	out->data[out->len] = 0;
+}
+
+int dv_crypt_open(const uint8_t key[DV_CRYPT_KEY_LEN], const void *aad, size_t aad_len, const void *blob, size_t n,
+		  struct dv_buf *out, const char *what, struct dv_err *err)
+{
+	if (n < DV_CRYPT_OVERHEAD || n > INT32_MAX)
+		return dv_error(err, DV_E_CORRUPT, "%s: too short to be a sealed object", what);
+	const uint8_t *b = blob;
+	size_t ct_len = n - DV_CRYPT_OVERHEAD;
+	dv_buf_reset(out);
+	dv_buf_reserve(out, ct_len);
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	int len = 0, fin = 0, ok = 0;
+	uint8_t tag[DV_CRYPT_TAG_LEN];
+	memcpy(tag, b + n - DV_CRYPT_TAG_LEN, sizeof tag);
+	if (c && EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, b) &&
+	    (!aad_len || EVP_DecryptUpdate(c, NULL, &len, aad, (int)aad_len)) &&
+	    EVP_DecryptUpdate(c, out->data, &len, b + DV_CRYPT_NONCE_LEN, (int)ct_len) &&
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, DV_CRYPT_TAG_LEN, tag))
+		ok = EVP_DecryptFinal_ex(c, out->data + len, &fin);
+	EVP_CIPHER_CTX_free(c);
+	if (ok != 1) {
+		dv_crypt_wipe(out->data, ct_len);
+		out->len = 0;
+		return dv_error(err, DV_E_CORRUPT, "%s: authentication failed (tampered, truncated or moved)", what);
+	}
+	out->len = (size_t)len + (size_t)fin;
+	out->data[out->len] = 0;
+	return 0;
+}
+
+int dv_crypt_scrypt(const char *pass, size_t pass_len, const uint8_t salt[DV_CRYPT_SALT_LEN],
+		    const struct dv_scrypt_params *sp, uint8_t out[DV_CRYPT_KEY_LEN], struct dv_err *err)
+{
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
+	EVP_KDF_CTX *k = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	uint64_t n = sp->n;
+	uint32_t r = sp->r, p = sp->p;
+	/* scrypt needs 128 * N * r bytes; allow that plus slack. */
+	uint64_t maxmem = 128 * n * r + (16u << 20);
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, (void *)pass, pass_len),
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, DV_CRYPT_SALT_LEN),
+		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
+		OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r),
+		OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &p),
+		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
+		OSSL_PARAM_construct_end(),
+	};
+	int ok = k && EVP_KDF_derive(k, out, DV_CRYPT_KEY_LEN, params) == 1;
+	EVP_KDF_CTX_free(k);
+	EVP_KDF_free(kdf);
+	if (!ok)
+		return dv_error(err, DV_E_FAIL, "scrypt key derivation failed (N=%llu, r=%u, p=%u)", (unsigned long long)n,
+				r, p);
+	return 0;
+}
+
+void dv_crypt_scrypt_tune(double target_seconds, struct dv_scrypt_params *sp)
+{
+	sp->r = 8;
+	sp->p = 1;
+	uint8_t salt[DV_CRYPT_SALT_LEN] = {0}, key[DV_CRYPT_KEY_LEN];
+	uint64_t n = 1u << 14;
+	for (;;) {
+		struct dv_scrypt_params t = {n, 8, 1};
+		double t0 = dv_now();
+		if (dv_crypt_scrypt("tune", 4, salt, &t, key, NULL) < 0)
+			break;
+		double dt = dv_now() - t0;
+		/* Doubling N doubles the time: stop at the last N under target. */
+		if (dt * 2 > target_seconds || n >= (1u << 22))
+			break;
+		n *= 2;
+	}
+	sp->n = n;
+}
+
+bool dv_crypt_equal(const void *a, const void *b, size_t n) { return CRYPTO_memcmp(a, b, n) == 0; }
+
+void dv_crypt_wipe(void *p, size_t n) { OPENSSL_cleanse(p, n); }
