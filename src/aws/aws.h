@@ -243,6 +243,10 @@ int dv_s3_put_object(struct dv_s3 *s3, const char *key, const void *data, size_t
  * at off (short is DV_E_CORRUPT "truncated"). out is replaced. */
 int dv_s3_get_object(struct dv_s3 *s3, const char *key, uint64_t off, size_t len, bool whole, size_t cap,
 		     struct dv_buf *out, struct dv_err *err) DV_WUR;
+/* Ranged read that may come back short: up to len bytes at off (at least
+ * one; a range past the end returns the bytes up to the end). */
+int dv_s3_get_object_upto(struct dv_s3 *s3, const char *key, uint64_t off, size_t len, struct dv_buf *out,
+			  struct dv_err *err) DV_WUR;
 int dv_s3_head_object(struct dv_s3 *s3, const char *key, uint64_t *size, struct dv_err *err) DV_WUR;
 /* fn(key, size, ctx) for every key under prefix, ListObjectsV2 pages. */
 typedef int (*dv_s3_list_fn)(const char *key, uint64_t size, void *ctx);

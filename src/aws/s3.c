@@ -655,8 +655,8 @@ int dv_s3_put_object(struct dv_s3 *s3, const char *key, const void *data, size_t
 	return r;
 }
 
-int dv_s3_get_object(struct dv_s3 *s3, const char *key, uint64_t off, size_t len, bool whole, size_t cap,
-		     struct dv_buf *out, struct dv_err *err)
+static int get_object(struct dv_s3 *s3, const char *key, uint64_t off, size_t len, bool whole, size_t cap,
+		      bool allow_short, struct dv_buf *out, struct dv_err *err)
 {
 	struct req rq;
 	req_init(&rq, "GET", key);
@@ -673,7 +673,7 @@ int dv_s3_get_object(struct dv_s3 *s3, const char *key, uint64_t off, size_t len
 	int r = perform(s3, &rq, err);
 	if (r == -DV_E_CORRUPT && rq.status == 416)
 		r = dv_error(err, DV_E_CORRUPT, "%s: truncated (no bytes at offset %llu)", key, (unsigned long long)off);
-	else if (r == 0 && !whole && out->len != len)
+	else if (r == 0 && !whole && (allow_short ? out->len == 0 || out->len > len : out->len != len))
 		r = dv_error(err, DV_E_CORRUPT, "%s: truncated (asked %zu bytes at offset %llu, got %zu)", key, len,
 			     (unsigned long long)off, out->len);
 	else if (r == 0 && !whole && rq.status != 206 && off != 0)
@@ -682,6 +682,18 @@ int dv_s3_get_object(struct dv_s3 *s3, const char *key, uint64_t off, size_t len
 		dv_buf_reset(out);
 	req_release(&rq);
 	return r;
+}
+
+int dv_s3_get_object(struct dv_s3 *s3, const char *key, uint64_t off, size_t len, bool whole, size_t cap,
+		     struct dv_buf *out, struct dv_err *err)
+{
+	return get_object(s3, key, off, len, whole, cap, false, out, err);
+}
+
+int dv_s3_get_object_upto(struct dv_s3 *s3, const char *key, uint64_t off, size_t len, struct dv_buf *out,
+			  struct dv_err *err)
+{
+	return get_object(s3, key, off, len, false, 0, true, out, err);
 }
 
 int dv_s3_head_object(struct dv_s3 *s3, const char *key, uint64_t *size, struct dv_err *err)

@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,28 @@
 #define S3_DEFAULT_THRESHOLD (16 * MIB)
 #define STATE_CAP (4u << 20)
 
+/* Read-ahead for ranged reads (restore, verify): chunks of a pack are read
+ * in order with small gaps (tar headers), so when a read starts at or just
+ * after the end of the previous one on the same object, the window grows
+ * (64 KiB doubling to 8 MiB) and later reads are served from memory. A
+ * random read fetches only what was asked, so partial restores do not
+ * download whole packs. */
+#define RA_SLOTS 4
+#define RA_MIN (64u << 10)
+#define RA_MAX (8u << 20)
+#define RA_GAP (64u << 10)
+
+struct ra_slot {
+	char *name;
+	uint64_t off;          /* buf holds [off, off + buf.len) */
+	struct dv_buf buf;
+	uint64_t next;         /* end of the last range served */
+	size_t window;
+	uint64_t used;         /* LRU stamp */
+	bool pending;          /* a thread is fetching [pend_off, pend_end) */
+	uint64_t pend_off, pend_end;
+};
+
 struct s3store {
 	struct dv_s3 *s3;
 	char *bucket;
@@ -51,6 +74,28 @@ struct s3store {
 	char *storage_class, *sse, *kms;
 	uint64_t threshold, part_size;
 	uint64_t parts_sent, parts_resumed;
+
+	/* Background publication of spool files (see put_file below). */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t *workers;
+	unsigned nworkers, max_queued;
+	struct job *queue, *queue_tail;
+	unsigned queued, running;
+	bool stop;
+	struct dv_err failed;  /* first background failure; sticky */
+
+	bool readahead;  /* DISKVAULT_S3_READAHEAD=0 turns it off */
+	pthread_mutex_t ra_lock;
+	pthread_cond_t ra_cond;
+	struct ra_slot ra[RA_SLOTS];
+	uint64_t ra_clock;
+};
+
+struct job {
+	struct job *next;
+	char *name;
+	char *spool_path;
 };
 
 static const char *env(const char *name)
@@ -86,9 +131,31 @@ static void put_opts(struct s3store *st, const char *name, struct dv_s3_put_opts
 	o->sse_kms_key_id = st->kms;
 }
 
-static int s3_put(struct dv_store *s, const char *name, const void *data, size_t len, struct dv_err *err)
+/*
+ * Ordering: every operation except lock files waits until the background
+ * uploads queued before it have finished, and fails with their error, so
+ * "packs, then index, then snapshot" holds exactly as with synchronous
+ * puts (a snapshot is never written after a pack upload failed).
+ */
+static int barrier(struct s3store *st, const char *name, struct dv_err *err)
 {
-	struct s3store *st = s->impl;
+	if (!st->nworkers || (name && !strncmp(name, "locks/", 6)))
+		return 0;
+	pthread_mutex_lock(&st->lock);
+	while (st->queued || st->running)
+		pthread_cond_wait(&st->cond, &st->lock);
+	int r = 0;
+	if (st->failed.code != DV_OK) {
+		if (err)
+			*err = st->failed;
+		r = -(int)st->failed.code;
+	}
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+static int put_object(struct s3store *st, const char *name, const void *data, size_t len, struct dv_err *err)
+{
 	struct dv_s3_put_opts o;
 	put_opts(st, name, &o);
 	char *key = key_of(st, name);
@@ -97,12 +164,131 @@ static int s3_put(struct dv_store *s, const char *name, const void *data, size_t
 	return r;
 }
 
+static int s3_put(struct dv_store *s, const char *name, const void *data, size_t len, struct dv_err *err)
+{
+	struct s3store *st = s->impl;
+	int r = barrier(st, name, err);
+	return r < 0 ? r : put_object(st, name, data, len, err);
+}
+
+/* Serves [off, off+len) from the read-ahead cache (waiting for a window
+ * another thread is fetching that covers it), or says how much to fetch
+ * (*fetch >= len) after looking at the access pattern; *slot_out is the
+ * slot that now owns a pending window when *fetch > len. */
+static bool ra_lookup(struct s3store *st, const char *name, uint64_t off, size_t len, struct dv_buf *out,
+		      size_t *fetch, struct ra_slot **slot_out)
+{
+	*fetch = len;
+	*slot_out = NULL;
+	pthread_mutex_lock(&st->ra_lock);
+	struct ra_slot *sl = NULL;
+	for (int i = 0; i < RA_SLOTS && !sl; i++)
+		if (st->ra[i].name && !strcmp(st->ra[i].name, name))
+			sl = &st->ra[i];
+	while (sl && sl->pending && off >= sl->pend_off && off + len <= sl->pend_end)
+		pthread_cond_wait(&st->ra_cond, &st->ra_lock);
+	if (sl && (!sl->name || strcmp(sl->name, name)))
+		sl = NULL; /* evicted while waiting */
+	bool hit = false;
+	if (sl && off >= sl->off && off + len <= sl->off + sl->buf.len) {
+		dv_buf_reset(out);
+		dv_buf_add(out, sl->buf.data + (off - sl->off), len);
+		sl->next = DV_MAX(sl->next, off + len);
+		sl->used = ++st->ra_clock;
+		hit = true;
+	} else if (sl && !sl->pending && off + RA_GAP >= sl->next && off <= sl->next + RA_GAP) {
+		sl->window = sl->window ? DV_MIN(sl->window * 2, (size_t)RA_MAX) : RA_MIN;
+		if (sl->window > len) {
+			*fetch = sl->window;
+			sl->pending = true;
+			sl->pend_off = off;
+			sl->pend_end = off + sl->window;
+			*slot_out = sl;
+		}
+	}
+	pthread_mutex_unlock(&st->ra_lock);
+	return hit;
+}
+
+/* After a fetch: a window fetch (slot != NULL) fills its slot; a plain read
+ * only records where the object's reader is. */
+static void ra_store(struct s3store *st, struct ra_slot *slot, const char *name, uint64_t off,
+		     const struct dv_buf *data, size_t served, bool ok)
+{
+	pthread_mutex_lock(&st->ra_lock);
+	if (slot) {
+		dv_buf_reset(&slot->buf);
+		if (ok) {
+			dv_buf_add(&slot->buf, data->data, data->len);
+			slot->off = off;
+			slot->next = DV_MAX(slot->next, off + served);
+		}
+		slot->pending = false;
+		slot->used = ++st->ra_clock;
+		pthread_cond_broadcast(&st->ra_cond);
+		pthread_mutex_unlock(&st->ra_lock);
+		return;
+	}
+	if (!ok) {
+		pthread_mutex_unlock(&st->ra_lock);
+		return;
+	}
+	struct ra_slot *pick = NULL;
+	for (int i = 0; i < RA_SLOTS && !pick; i++)
+		if (st->ra[i].name && !strcmp(st->ra[i].name, name))
+			pick = &st->ra[i];
+	for (int i = 0; i < RA_SLOTS && !pick; i++)
+		if (!st->ra[i].name)
+			pick = &st->ra[i];
+	for (int i = 0; i < RA_SLOTS && !pick; i++)
+		if (!st->ra[i].pending && (!pick || st->ra[i].used < pick->used))
+			pick = &st->ra[i];
+	if (pick && (!pick->name || strcmp(pick->name, name))) {
+		free(pick->name);
+		pick->name = dv_strdup(name);
+		pick->window = 0;
+		pick->next = 0;
+		pick->off = 0;
+		dv_buf_reset(&pick->buf);
+	}
+	if (pick) {
+		pick->next = DV_MAX(pick->next, off + served);
+		pick->used = ++st->ra_clock;
+	}
+	pthread_mutex_unlock(&st->ra_lock);
+}
+
 static int s3_get_range(struct dv_store *s, const char *name, uint64_t off, size_t len, bool whole, size_t cap,
 			struct dv_buf *out, struct dv_err *err)
 {
 	struct s3store *st = s->impl;
+	int r = barrier(st, name, err);
+	if (r < 0)
+		return r;
 	char *key = key_of(st, name);
-	int r = dv_s3_get_object(st->s3, key, off, len, whole, cap, out, err);
+	size_t fetch = len;
+	struct ra_slot *slot = NULL;
+	if (!whole && len && st->readahead && ra_lookup(st, name, off, len, out, &fetch, &slot)) {
+		free(key);
+		return 0;
+	}
+	if (slot) {
+		r = dv_s3_get_object_upto(st->s3, key, off, fetch, out, err);
+		if (r == 0 && out->len < len)
+			r = dv_error(err, DV_E_CORRUPT, "%s: truncated (asked %zu bytes at offset %llu, got %zu)", name,
+				     len, (unsigned long long)off, out->len);
+		ra_store(st, slot, name, off, out, len, r == 0);
+		if (r == 0) {
+			out->len = len;
+			out->data[len] = 0;
+		} else {
+			dv_buf_reset(out);
+		}
+	} else {
+		r = dv_s3_get_object(st->s3, key, off, len, whole, cap, out, err);
+		if (!whole && len && st->readahead)
+			ra_store(st, NULL, name, off, out, len, r == 0);
+	}
 	if (r == -DV_E_NOT_FOUND)
 		r = dv_error(err, DV_E_NOT_FOUND, "%s: object is missing", name);
 	free(key);
@@ -112,8 +298,11 @@ static int s3_get_range(struct dv_store *s, const char *name, uint64_t off, size
 static int s3_stat(struct dv_store *s, const char *name, uint64_t *size, struct dv_err *err)
 {
 	struct s3store *st = s->impl;
+	int r = barrier(st, name, err);
+	if (r < 0)
+		return r;
 	char *key = key_of(st, name);
-	int r = dv_s3_head_object(st->s3, key, size, err);
+	r = dv_s3_head_object(st->s3, key, size, err);
 	if (r == -DV_E_NOT_FOUND)
 		r = dv_error(err, DV_E_NOT_FOUND, "%s: object is missing", name);
 	free(key);
@@ -137,9 +326,12 @@ static int list_cb(const char *key, uint64_t size, void *ctx)
 static int s3_list(struct dv_store *s, const char *prefix, dv_store_list_fn fn, void *ctx, struct dv_err *err)
 {
 	struct s3store *st = s->impl;
+	int r = barrier(st, prefix, err);
+	if (r < 0)
+		return r;
 	char *p = key_of(st, prefix);
 	struct list_ctx c = {strlen(st->prefix), fn, ctx};
-	int r = dv_s3_list_objects(st->s3, p, list_cb, &c, err);
+	r = dv_s3_list_objects(st->s3, p, list_cb, &c, err);
 	free(p);
 	return r;
 }
@@ -147,8 +339,11 @@ static int s3_list(struct dv_store *s, const char *prefix, dv_store_list_fn fn, 
 static int s3_del(struct dv_store *s, const char *name, struct dv_err *err)
 {
 	struct s3store *st = s->impl;
+	int r = barrier(st, name, err);
+	if (r < 0)
+		return r;
 	char *key = key_of(st, name);
-	int r = dv_s3_delete_object(st->s3, key, err);
+	r = dv_s3_delete_object(st->s3, key, err);
 	free(key);
 	return r;
 }
@@ -455,9 +650,8 @@ out:
 	return r;
 }
 
-static int s3_put_file(struct dv_store *s, const char *name, const char *spool_path, struct dv_err *err)
+static int put_file_sync(struct s3store *st, const char *name, const char *spool_path, struct dv_err *err)
 {
-	struct s3store *st = s->impl;
 	int r = 0;
 	int fd = open(spool_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -473,7 +667,7 @@ static int s3_put_file(struct dv_store *s, const char *name, const char *spool_p
 		dv_buf_reserve(&b, (size_t)size);
 		r = dv_pread_all(fd, b.data, (size_t)size, 0, err, spool_path);
 		if (r == 0)
-			r = s3_put(s, name, b.data, (size_t)size, err);
+			r = put_object(st, name, b.data, (size_t)size, err);
 		dv_buf_release(&b);
 	} else {
 		r = multipart(st, name, fd, size, err);
@@ -486,11 +680,107 @@ out:
 	return r;
 }
 
+static void *worker(void *arg)
+{
+	struct s3store *st = arg;
+	pthread_mutex_lock(&st->lock);
+	for (;;) {
+		while (!st->queue && !st->stop)
+			pthread_cond_wait(&st->cond, &st->lock);
+		if (!st->queue)
+			break;
+		struct job *j = st->queue;
+		st->queue = j->next;
+		if (!st->queue)
+			st->queue_tail = NULL;
+		st->queued--;
+		st->running++;
+		bool skip = st->failed.code != DV_OK;
+		pthread_mutex_unlock(&st->lock);
+		struct dv_err e;
+		dv_err_clear(&e);
+		int r = 0;
+		if (skip)
+			unlink(j->spool_path); /* the run has failed already */
+		else
+			r = put_file_sync(st, j->name, j->spool_path, &e);
+		pthread_mutex_lock(&st->lock);
+		if (r < 0 && st->failed.code == DV_OK)
+			st->failed = e;
+		st->running--;
+		pthread_cond_broadcast(&st->cond);
+		free(j->name);
+		free(j->spool_path);
+		free(j);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return NULL;
+}
+
+/*
+ * Publishing a spool file returns once it is queued: one or two uploads run
+ * in the background (DISKVAULT_S3_UPLOADS, default 2; 0 = synchronous) so
+ * the backup pipeline keeps compressing the next pack meanwhile. At most
+ * max_queued files wait, which bounds the local spool. A failure is
+ * reported by the next call that passes the barrier (and by later
+ * put_file calls).
+ */
+static int s3_put_file(struct dv_store *s, const char *name, const char *spool_path, struct dv_err *err)
+{
+	struct s3store *st = s->impl;
+	if (!st->nworkers)
+		return put_file_sync(st, name, spool_path, err);
+	struct job *j = dv_calloc(1, sizeof *j);
+	j->name = dv_strdup(name);
+	j->spool_path = dv_strdup(spool_path);
+	pthread_mutex_lock(&st->lock);
+	while (st->queued >= st->max_queued && st->failed.code == DV_OK)
+		pthread_cond_wait(&st->cond, &st->lock);
+	if (st->failed.code != DV_OK) {
+		*err = st->failed;
+		int r = -(int)st->failed.code;
+		pthread_mutex_unlock(&st->lock);
+		unlink(spool_path);
+		free(j->name);
+		free(j->spool_path);
+		free(j);
+		return r;
+	}
+	if (st->queue_tail)
+		st->queue_tail->next = j;
+	else
+		st->queue = j;
+	st->queue_tail = j;
+	st->queued++;
+	pthread_cond_broadcast(&st->cond);
+	pthread_mutex_unlock(&st->lock);
+	return 0;
+}
+
 static void s3_free(struct dv_store *s)
 {
 	struct s3store *st = s->impl;
 	if (!st)
 		return;
+	if (st->nworkers) {
+		pthread_mutex_lock(&st->lock);
+		st->stop = true;
+		pthread_cond_broadcast(&st->cond);
+		pthread_mutex_unlock(&st->lock);
+		for (unsigned i = 0; i < st->nworkers; i++)
+			pthread_join(st->workers[i], NULL);
+		if (st->failed.code != DV_OK)
+			dv_debug("s3: a background upload failed: %s", st->failed.msg);
+	}
+	free(st->workers);
+	for (int i = 0; i < RA_SLOTS; i++) {
+		free(st->ra[i].name);
+		dv_buf_release(&st->ra[i].buf);
+	}
+	pthread_mutex_destroy(&st->ra_lock);
+	pthread_cond_destroy(&st->ra_cond);
+	pthread_mutex_destroy(&st->lock);
+	pthread_cond_destroy(&st->cond);
 	if (st->s3) {
 		struct dv_s3_stats t;
 		dv_s3_get_stats(st->s3, &t);
@@ -563,8 +853,13 @@ int dv_store_s3_open(const char *location, bool create, struct dv_store *s, stru
 		return dv_error(err, DV_E_USAGE, "%s: invalid prefix", location);
 
 	struct s3store *st = dv_calloc(1, sizeof *st);
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_cond_init(&st->cond, NULL);
+	pthread_mutex_init(&st->ra_lock, NULL);
+	pthread_cond_init(&st->ra_cond, NULL);
 	st->bucket = dv_asprintf("%.*s", (int)bl, b);
 	st->prefix = pl ? dv_asprintf("%.*s/", (int)pl, p) : dv_strdup("");
+	st->readahead = !(env("DISKVAULT_S3_READAHEAD") && !strcmp(env("DISKVAULT_S3_READAHEAD"), "0"));
 	st->storage_class = opt_dup("DISKVAULT_S3_STORAGE_CLASS");
 	st->sse = opt_dup("DISKVAULT_S3_SSE");
 	st->kms = opt_dup("DISKVAULT_S3_SSE_KMS_KEY_ID");
@@ -604,6 +899,17 @@ int dv_store_s3_open(const char *location, bool create, struct dv_store *s, stru
 	if ((r = dv_mkdir_p(st->state_dir, 0700, err)) < 0 || (r = dv_mkdir_p(s->spool_dir, 0700, err)) < 0)
 		goto fail;
 	r = dv_s3_check_bucket(st->s3, st->prefix, err);
+	if (r == 0) {
+		unsigned n = (unsigned)env_size("DISKVAULT_S3_UPLOADS", 2);
+		if (env("DISKVAULT_S3_UPLOADS") && !strcmp(env("DISKVAULT_S3_UPLOADS"), "0"))
+			n = 0;
+		n = DV_MIN(n, 8u);
+		st->workers = dv_calloc(n ? n : 1, sizeof *st->workers);
+		for (; st->nworkers < n; st->nworkers++)
+			if (pthread_create(&st->workers[st->nworkers], NULL, worker, st) != 0)
+				DV_BUG("pthread_create failed");
+		st->max_queued = st->nworkers;
+	}
 	if (r == -DV_E_NOT_FOUND) {
 		err->code = DV_E_NOT_REPO;
 		r = dv_error_prefix(err, "%s: ", location);

@@ -31,11 +31,12 @@ for _ in range(200):
 PY
 }
 
-# s3_up: starts or joins the server, loads its AWS_* environment, isolates
-# diskvault's state and cache dirs in $T, creates bucket $BUCKET.
+# s3_up [private]: starts or joins the server, loads its AWS_* environment,
+# isolates diskvault's state and cache dirs in $T, creates bucket $BUCKET.
+# "private": always a server of this test's own (for tests that kill it).
 s3_up() {
 	local rc=0
-	if [ -n "${DV_S3_SERVER_DIR:-}" ]; then
+	if [ -n "${DV_S3_SERVER_DIR:-}" ] && [ "${1:-}" != private ]; then
 		S3_DIR=$DV_S3_SERVER_DIR
 		S3_PORT=${DV_S3_PORT:-4571}
 		"$S3_SERVERS/swift-s3-start.sh" "$S3_DIR" "$S3_PORT" >/dev/null || rc=$?

@@ -6,7 +6,7 @@
 # succeeds within its retry bounds and the restored disk is bit-exact.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_s3.sh"
-s3_up
+s3_up private   # the server is killed below: never the shared one
 
 make_random_disk "$T/disk.img" 48 faults
 R=s3://$BUCKET/faults
@@ -30,6 +30,18 @@ AWS_ENDPOINT_URL=$PROXY_URL DISKVAULT_S3_STALL_SECONDS=2 restore_check "$R" late
 proxy_down
 grep -q ' stall ' "$PROXY_LOG" || fail "nothing stalled: $(cat "$PROXY_LOG")"
 [ $(($(date +%s) - START)) -lt 25 ] || fail "the stalled request was not abandoned after the stall timeout"
+
+# An upload that cannot succeed (403 on a part, uploaded in the background)
+# fails the backup: exit 6, no new snapshot, the error names the pack.
+make_random_disk "$T/disk3.img" 40 faults3
+proxy_up --fault deny:PUT:2:partNumber=
+expect_exit 6 env AWS_ENDPOINT_URL="$PROXY_URL" "$DISKVAULT" --progress=never --repo "$R" backup --all-blocks \
+	"$T/disk3.img" --name denied
+proxy_down
+assert_contains "$STDERR" "AccessDenied" "denied-upload message"
+assert_contains "$STDERR" "packs/" "denied-upload message"
+expect_ok dv --repo "$R" list
+assert_not_contains "$STDOUT" "denied" "list after a failed backup"
 
 # The S3 server's front end dies (SIGKILL) mid-backup and comes back.
 make_random_disk "$T/disk2.img" 64 faults2

@@ -25,6 +25,11 @@ assert_contains "$STDOUT" "${S1:0:8}" "list"
 expect_ok dv --repo "$R" --json show latest
 assert_json_ok "$STDOUT"
 restore_check "$R" latest "$T/disk.img"
+# Restore reads ranges of packs (with read-ahead): at most ~1.1x the stored bytes.
+PACK_BYTES=$(awscli s3api list-objects-v2 --bucket "$BUCKET" --prefix vault/one/packs/ --query 'sum(Contents[].Size)' --output text)
+GOT=$(last_stats 'j["bytes_received"]')
+note "restore downloaded $GOT bytes for $PACK_BYTES bytes of packs in $(last_stats 'j["requests"]') requests"
+[ "$GOT" -le $((PACK_BYTES * 11 / 10 + 1048576)) ] || fail "restore downloaded $GOT bytes, packs hold $PACK_BYTES"
 expect_ok dv --repo "$R" verify latest
 expect_ok dv --repo "$R" check
 

@@ -15,6 +15,8 @@ Rules (each counts requests of METHOD, 1-based, "*" = any method):
     slowdown:METHOD:FIRST:COUNT  answer 503 SlowDown to requests FIRST..FIRST+COUNT-1
     reset:METHOD:NTH             read half of the NTH request's body, then reset the connection
     stall:METHOD:NTH:SECONDS     hold the NTH request SECONDS before forwarding it
+    deny:METHOD:NTH[:TEXT]       answer 403 AccessDenied to the NTH request (whose path
+                                 contains TEXT, when given): a request that cannot succeed
 --rate throttles request bodies (all connections together) so a test can
 kill a client in the middle of an upload.
 """
@@ -44,16 +46,26 @@ class State:
         u = urllib.parse.urlsplit(args.upstream)
         self.up_host, self.up_port = u.hostname, u.port or 80
 
-    def count(self, method):
+    def count(self, method, path):
         with self.lock:
             self.seq += 1
             self.per_method[method] = self.per_method.get(method, 0) + 1
+            for i, r in enumerate(self.rules):
+                if len(r) > 3 and r[0] == "deny" and (r[1] in ("*", method)) and r[3] in path:
+                    self.per_method[("deny", i)] = self.per_method.get(("deny", i), 0) + 1
             return self.seq, self.per_method[method], self.seq
 
-    def fault_for(self, method, nth, seq):
-        for r in self.rules:
+    def text_count(self, i):
+        return self.per_method.get(("deny", i), 0)
+
+    def fault_for(self, method, nth, seq, path):
+        for i, r in enumerate(self.rules):
             kind, m = r[0], r[1]
             n = seq if m == "*" else nth
+            if kind == "deny" and len(r) > 3:
+                if r[3] not in path or (m != "*" and m != method):
+                    continue
+                n = self.text_count(i)
             if m != "*" and m != method:
                 continue
             if kind == "slowdown" and int(r[2]) <= n < int(r[2]) + int(r[3]):
@@ -62,6 +74,8 @@ class State:
                 return ("reset",)
             if kind == "stall" and n == int(r[2]):
                 return ("stall", float(r[3]))
+            if kind == "deny" and n == int(r[2]):
+                return ("deny",)
         return None
 
     def throttle(self, n):
@@ -107,8 +121,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _handle(self):
         st = self.state
-        seq, nth, _ = st.count(self.command)
-        fault = st.fault_for(self.command, nth, seq)
+        seq, nth, _ = st.count(self.command, self.path)
+        fault = st.fault_for(self.command, nth, seq, self.path)
         length = int(self.headers.get("Content-Length") or 0)
         if fault and fault[0] == "reset":
             body = self._read_body(length, length // 2)
@@ -116,16 +130,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._reset()
             return
         body = self._read_body(length)
-        if fault and fault[0] == "slowdown":
-            msg = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
-                   b"<Message>Please reduce your request rate.</Message><RequestId>fault-proxy</RequestId></Error>")
-            self.send_response(503)
+        if fault and fault[0] in ("slowdown", "deny"):
+            slow = fault[0] == "slowdown"
+            msg = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>%s</Code>'
+                   b"<Message>%s</Message><RequestId>fault-proxy</RequestId></Error>" %
+                   ((b"SlowDown", b"Please reduce your request rate.") if slow else (b"AccessDenied", b"Access Denied")))
+            self.send_response(503 if slow else 403)
             self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", str(len(msg)))
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(msg)
-            st.write_log("%d %s %s 503 %d" % (seq, self.command, self.path, len(body)))
+            st.write_log("%d %s %s %d %d" % (seq, self.command, self.path, 503 if slow else 403, len(body)))
             return
         if fault and fault[0] == "stall":
             st.write_log("%d %s %s stall %d" % (seq, self.command, self.path, len(body)))

@@ -43,6 +43,35 @@ if [ -f "$DIR/run/proxy.pid" ] && kill -0 "$(cat "$DIR/run/proxy.pid")" 2>/dev/n
 	exit 0
 fi
 
+# Swift binds with SO_REUSEPORT: a second server on the same ports would
+# silently share the traffic. Refuse ports someone else holds (ports of
+# this DIR's own servers that still run are fine: they are restarted below
+# only when dead).
+alive() { [ -f "$DIR/run/$1.pid" ] && kill -0 "$(cat "$DIR/run/$1.pid")" 2>/dev/null; }
+check=
+n=0
+for svc in proxy object container account; do
+	alive "$svc" || check="$check $((PORT + n))"
+	n=$((n + 1))
+done
+# shellcheck disable=SC2086
+if [ -n "$check" ] && ! $PY - $check <<'PYEOF'
+import socket, sys
+for p in map(int, sys.argv[1:]):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        sys.exit(1)
+    finally:
+        s.close()
+PYEOF
+then
+	echo "swift-s3-start: a port in $PORT..$((PORT + 3)) is in use by another process" >&2
+	exit 1
+fi
+
 cat > "$DIR/etc/swift.conf" <<CONF
 [swift-hash]
 swift_hash_path_prefix = diskvault-test
@@ -60,6 +89,13 @@ swift_dir = $DIR/etc
 user = $(id -un)
 log_udp_host = 127.0.0.1
 log_udp_port = 9"
+
+# The rings name the backend ports: rebuild them when PORT changed, or the
+# proxy would talk to whatever listens on the old ports.
+if [ "$(cat "$DIR/etc/port" 2>/dev/null)" != "$PORT" ]; then
+	rm -rf "$DIR/etc/"*.builder "$DIR/etc/"*.ring.gz "$DIR/etc/backups"
+	echo "$PORT" >"$DIR/etc/port"
+fi
 
 offset=1
 for svc in object container account; do
