@@ -21,6 +21,9 @@ struct dv_cli_globals {
 	int verbose;          /* -v count */
 	enum dv_progress_mode progress;
 	double lock_wait;     /* --lock-wait: seconds to wait for a lock */
+	const char *password_file;     /* --password-file */
+	const char *new_password_file; /* key add/passwd: --new-password-file */
+	bool adding_key;               /* the next new-key passphrase is a second one */
 };
 extern struct dv_cli_globals dv_cli;
 
@@ -34,6 +37,7 @@ enum dv_exit {
 	DV_EXIT_LOCKED = 5,
 	DV_EXIT_REMOTE = 6,
 	DV_EXIT_NO_REPO = 10,
+	DV_EXIT_AUTH = 12,
 	DV_EXIT_VERSION = 11,
 	DV_EXIT_TARGET = 13,
 	DV_EXIT_NOSPACE = 14,
@@ -84,6 +88,8 @@ struct dv_stats;
 void dv_cli_progress_cb(const struct dv_stats *s, bool final, void *ctx);
 /* Human size "1.23 GiB" (rotating static buffers: up to 8 per statement). */
 const char *dv_cli_size(uint64_t bytes);
+/* The dv_passphrase_fn of the CLI (password.c). */
+int dv_cli_passphrase(const char *location, bool new_key, char *buf, size_t cap, struct dv_err *err);
 /* Set by SIGINT/SIGTERM. */
 extern volatile int dv_cli_interrupted;
 
@@ -100,6 +106,7 @@ int cmd_forget(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_unlock(int argc, char **argv);
 int cmd_rebuild_index(int argc, char **argv);
+int cmd_key(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_rightsize(int argc, char **argv);
 int cmd_catalog(int argc, char **argv);

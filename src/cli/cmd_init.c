@@ -10,7 +10,11 @@ static const char help[] =
 	"Creates a repository in PATH (a new or empty directory).\n"
 	"  --chunk-size AVG_KIB     average chunk size, a power of two (default 64); min = avg/4, max = avg*4\n"
 	"  --compression-level N    zstd level 1..19 (default 3)\n"
-	"  --pack-size MIB          target pack file size (default 32)\n";
+	"  --pack-size MIB          target pack file size (default 32)\n"
+	"  --encrypt                encrypt everything stored (AES-256-GCM; key from a passphrase via scrypt):\n"
+	"                           the passphrase comes from --password-file, DISKVAULT_PASSWORD_FILE,\n"
+	"                           DISKVAULT_PASSWORD_COMMAND or a prompt (formats/encryption.md)\n"
+	"  --kdf-n N                scrypt cost N, a power of two (default: tuned to ~0.5 s here)\n";
 
 static int parse_u32(const char *arg, uint32_t lo, uint32_t hi, uint32_t *out)
 {
@@ -42,6 +46,14 @@ static int opt(int o, const char *arg, void *ctx)
 			return dv_cli_usage("init", "--compression-level must be between 1 and 19");
 		io->zstd_level = (int)v;
 		return 0;
+	case 'e':
+		io->encrypt = true;
+		return 0;
+	case 'k':
+		if (parse_u32(arg, 1024, 1u << 24, &v) < 0 || (v & (v - 1)))
+			return dv_cli_usage("init", "--kdf-n must be a power of two between 1024 and 16777216");
+		io->scrypt_n = v;
+		return 0;
 	case 'p':
 		if (parse_u32(arg, 1, 1024, &v) < 0)
 			return dv_cli_usage("init", "--pack-size must be between 1 and 1024 MiB");
@@ -57,6 +69,8 @@ int cmd_init(int argc, char **argv)
 		{"chunk-size", required_argument, NULL, 'c'},
 		{"compression-level", required_argument, NULL, 'l'},
 		{"pack-size", required_argument, NULL, 'p'},
+		{"encrypt", no_argument, NULL, 'e'},
+		{"kdf-n", required_argument, NULL, 'k'},
 		{NULL, 0, NULL, 0},
 	};
 	struct dv_repo_init_opts io;
@@ -74,8 +88,9 @@ int cmd_init(int argc, char **argv)
 	if (dv_repo_init(repo, &io, id, &err) < 0)
 		return dv_cli_fail("init", &err);
 	if (dv_cli.json)
-		dv_cli_print_json(json_pack("{s:s, s:b, s:s, s:s}", "command", "init", "ok", 1, "repository", repo, "id", id));
+		dv_cli_print_json(json_pack("{s:s, s:b, s:s, s:s, s:b}", "command", "init", "ok", 1, "repository", repo, "id",
+					    id, "encrypted", io.encrypt));
 	else if (!dv_cli.quiet)
-		printf("created repository %s at %s\n", id, repo);
+		printf("created %srepository %s at %s\n", io.encrypt ? "encrypted " : "", id, repo);
 	return 0;
 }

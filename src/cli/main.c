@@ -32,6 +32,7 @@ static const struct command commands[] = {
 	{"prune", cmd_prune, "delete data no snapshot uses"},
 	{"unlock", cmd_unlock, "remove stale locks"},
 	{"rebuild-index", cmd_rebuild_index, "rebuild the chunk index from the packs"},
+	{"key", cmd_key, "manage the passphrases of an encrypted repository"},
 	{"config", cmd_config, "show the effective settings and where they come from"},
 	{"rightsize", cmd_rightsize, "choose an EC2 instance type from measured use"},
 	{"catalog", cmd_catalog, "list or refresh the EC2 instance catalog"},
@@ -42,7 +43,7 @@ static const struct command commands[] = {
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: diskvault [--repo PATH] [--json] [-q] [-v] [--progress=auto|always|never] [--lock-wait DURATION]\n"
-		     "                 [--config FILE] COMMAND [ARGS]\n\n"
+		     "                 [--password-file FILE] [--config FILE] COMMAND [ARGS]\n\n"
 		     "commands:\n");
 	for (size_t i = 0; i < DV_ARRAY_SIZE(commands); i++)
 		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
@@ -69,6 +70,7 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	dv_interrupt_flag = &dv_cli_interrupted;
+	dv_repo_set_passphrase_source(dv_cli_passphrase);
 
 	/* Global options before the command; commands accept them too. */
 	int i = 1;
@@ -96,6 +98,8 @@ int main(int argc, char **argv)
 			i++; /* read by dv_cli_config_load() below */
 		else if (!strncmp(a, "--config=", 9))
 			continue;
+		else if (!strcmp(a, "--password-file") && i + 1 < argc)
+			dv_cli.password_file = argv[++i];
 		else if (!strcmp(a, "--lock-wait") && i + 1 < argc) {
 			dv_cli.lock_wait = dv_cli_parse_duration(argv[++i]);
 			if (dv_cli.lock_wait < 0)

@@ -36,6 +36,8 @@ int dv_cli_exit_code(enum dv_code code)
 		return DV_EXIT_SOURCE;
 	case DV_E_INTERRUPTED:
 		return DV_EXIT_INTERRUPTED;
+	case DV_E_AUTH:
+		return DV_EXIT_AUTH;
 	default:
 		return DV_EXIT_FAILURE;
 	}
@@ -91,7 +93,7 @@ double dv_cli_parse_duration(const char *s)
 	return v * unit;
 }
 
-enum { OPT_REPO = 0x1000, OPT_JSON, OPT_PROGRESS, OPT_LOCK_WAIT, OPT_CONFIG };
+enum { OPT_REPO = 0x1000, OPT_JSON, OPT_PROGRESS, OPT_LOCK_WAIT, OPT_CONFIG, OPT_PASSWORD_FILE };
 
 int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
 		 dv_cli_opt_fn handle, void *ctx, int *first_arg)
@@ -103,6 +105,7 @@ int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, 
 		{"verbose", no_argument, NULL, 'v'},
 		{"progress", required_argument, NULL, OPT_PROGRESS},
 		{"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
+		{"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
 		{"config", required_argument, NULL, OPT_CONFIG},
 		{"help", no_argument, NULL, 'h'},
 	};
@@ -141,6 +144,9 @@ int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, 
 				dv_cli.progress = DV_PROGRESS_NEVER;
 			else
 				rc = dv_cli_usage(cmd, "--progress must be auto, always or never");
+			break;
+		case OPT_PASSWORD_FILE:
+			dv_cli.password_file = optarg;
 			break;
 		case OPT_LOCK_WAIT:
 			dv_cli.lock_wait = dv_cli_parse_duration(optarg);

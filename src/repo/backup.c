@@ -137,7 +137,8 @@ struct job {
 	uint8_t *data; /* capacity: chunker max */
 	struct dv_id id;
 	bool known;
-	struct dv_buf comp;
+	struct dv_buf comp;   /* the blob to store: zstd frame, sealed when encrypted */
+	struct dv_buf tmp;
 	struct job *next_free;
 };
 
@@ -173,10 +174,19 @@ static void work(void *arg, void *ctx)
 	struct backup *b = ctx;
 	if (j->type != DV_EXTENT_DATA)
 		return;
-	dv_chunk_id(NULL, j->data, j->len, &j->id);
+	dv_repo_chunk_id(b->r, j->data, j->len, &j->id);
 	j->known = dv_chunk_index_lookup(b->ix, &j->id, NULL);
-	if (!j->known)
+	if (j->known)
+		return;
+	if (!b->r->encrypted) {
 		dv_compress(j->data, j->len, b->r->zstd_level, &j->comp);
+		return;
+	}
+	/* Sealed with the chunk id as associated data: a blob swapped for
+	 * another valid one fails to open. */
+	size_t n;
+	dv_compress(j->data, j->len, b->r->zstd_level, &j->tmp);
+	dv_repo_seal(b->r, j->id.b, DV_ID_LEN, j->tmp.data, j->tmp.len, &j->comp, &n);
 }
 
 static struct job *job_get(struct backup *b)
@@ -206,6 +216,7 @@ static void jobs_free(struct backup *b)
 		struct job *j = b->free_jobs;
 		b->free_jobs = j->next_free;
 		dv_buf_release(&j->comp);
+		dv_buf_release(&j->tmp);
 		free(j->data);
 		free(j);
 	}

@@ -278,13 +278,15 @@ static int check_tmp(struct checker *c, struct dv_err *err)
 	return 0;
 }
 
+static void bad_blob(const char *msg, void *ctx) { report(ctx, true, "%s", msg); }
+
 /* Reads a whole pack: its SHA-256 must be its name, and every blob its pack
  * index lists must decompress to its chunk id. */
 static void read_pack(struct checker *c, const struct packrec *p)
 {
 	char name[128];
 	dv_pack_name(name, sizeof name, &p->info.id);
-	struct dv_buf b = DV_BUF_INIT, raw = DV_BUF_INIT;
+	struct dv_buf b = DV_BUF_INIT;
 	struct dv_err e;
 	if (dv_store_get(c->r->store, name, DV_MAX_PACK_SIZE, &b, &e) < 0) {
 		report(c, true, "%s", e.msg);
@@ -300,30 +302,11 @@ static void read_pack(struct checker *c, const struct packrec *p)
 	}
 	struct dv_pack_entry *ents = NULL;
 	size_t n = 0;
-	if (dv_pack_index_decode(b.data + p->info.index_offset, p->info.index_len, &ents, &n, name, &e) < 0) {
+	if (dv_pack_verify(c->r, b.data, b.len, &p->info, name, &ents, &n, bad_blob, c, &e) < 0)
 		report(c, true, "%s", e.msg);
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		char hex[DV_ID_HEX_LEN + 1], what[256];
-		dv_id_hex(hex, &ents[i].id);
-		snprintf(what, sizeof what, "%s: chunk %.16s at offset %llu", name, hex, (unsigned long long)ents[i].offset);
-		if (ents[i].offset > p->info.index_offset || ents[i].stored_len > p->info.index_offset - ents[i].offset) {
-			report(c, true, "%s: outside the pack", what);
-			continue;
-		}
-		if (dv_decompress(b.data + ents[i].offset, ents[i].stored_len, ents[i].raw_len, &raw, what, &e) < 0) {
-			report(c, true, "%s", e.msg);
-			continue;
-		}
-		dv_chunk_id(NULL, raw.data, raw.len, &got);
-		if (!dv_id_eq(&got, &ents[i].id))
-			report(c, true, "%s: content does not match its id", what);
-	}
 	free(ents);
 out:
 	dv_buf_release(&b);
-	dv_buf_release(&raw);
 }
 
 static void read_data(struct checker *c, double fraction)

@@ -154,14 +154,19 @@ void dv_pack_writer_abort(struct dv_pack_writer *w)
 	writer_free(w);
 }
 
+#define PACK_INDEX_AAD "diskvault pack index"
+
 int dv_pack_writer_seal(struct dv_pack_writer *w, struct dv_pack_info *info, struct dv_err *err)
 {
-	struct dv_buf ix = DV_BUF_INIT;
+	struct dv_buf ix = DV_BUF_INIT, sealed = DV_BUF_INIT;
 	dv_pack_index_encode(w->e, w->n, &ix);
+	size_t n;
+	const uint8_t *p = dv_repo_seal(w->repo, PACK_INDEX_AAD, strlen(PACK_INDEX_AAD), ix.data, ix.len, &sealed, &n);
 	uint64_t ix_off = 0;
-	int rc = add_member(w, DV_PACK_INDEX_NAME, ix.data, ix.len, &ix_off, err);
-	uint32_t ix_len = (uint32_t)ix.len;
+	int rc = add_member(w, DV_PACK_INDEX_NAME, p, n, &ix_off, err);
+	uint32_t ix_len = (uint32_t)n;
 	dv_buf_release(&ix);
+	dv_buf_release(&sealed);
 	if (rc == 0 && archive_write_close(w->ar) != ARCHIVE_OK)
 		rc = archive_fail(w, "end of archive", err);
 	if (rc < 0) {
@@ -246,6 +251,19 @@ int dv_pack_index_decode(const uint8_t *p, size_t len, struct dv_pack_entry **ou
 	return 0;
 }
 
+int dv_pack_index_parse(const struct dv_repo *r, const uint8_t *p, size_t n, struct dv_pack_entry **out,
+			size_t *count, const char *what, struct dv_err *err)
+{
+	struct dv_buf plain = DV_BUF_INIT;
+	const uint8_t *q;
+	size_t qn;
+	int rc = dv_repo_unseal(r, PACK_INDEX_AAD, strlen(PACK_INDEX_AAD), p, n, &plain, &q, &qn, what, err);
+	if (rc == 0)
+		rc = dv_pack_index_decode(q, qn, out, count, what, err);
+	dv_buf_release(&plain);
+	return rc;
+}
+
 int dv_pack_read_index(struct dv_repo *r, const struct dv_pack_info *p, struct dv_pack_entry **out, size_t *n,
 		       struct dv_err *err)
 {
@@ -256,7 +274,7 @@ int dv_pack_read_index(struct dv_repo *r, const struct dv_pack_info *p, struct d
 	if (rc == -DV_E_NOT_FOUND)
 		rc = dv_error(err, DV_E_CORRUPT, "%s: pack is missing", name);
 	if (rc == 0)
-		rc = dv_pack_index_decode(b.data, b.len, out, n, name, err);
+		rc = dv_pack_index_parse(r, b.data, b.len, out, n, name, err);
 	for (size_t i = 0; rc == 0 && i < *n; i++) {
 		const struct dv_pack_entry *e = &(*out)[i];
 		if (e->offset > p->index_offset || e->stored_len > p->index_offset - e->offset ||
@@ -269,6 +287,39 @@ int dv_pack_read_index(struct dv_repo *r, const struct dv_pack_info *p, struct d
 	}
 	dv_buf_release(&b);
 	return rc;
+}
+
+int dv_pack_verify(const struct dv_repo *r, const uint8_t *pack, size_t len, const struct dv_pack_info *info,
+		   const char *name, struct dv_pack_entry **ents, size_t *n, void (*bad)(const char *msg, void *ctx),
+		   void *ctx, struct dv_err *err)
+{
+	*ents = NULL;
+	*n = 0;
+	if (info->index_offset > len || info->index_len > len - info->index_offset)
+		return dv_error(err, DV_E_CORRUPT, "%s: index member outside the pack", name);
+	int rc = dv_pack_index_parse(r, pack + info->index_offset, info->index_len, ents, n, name, err);
+	if (rc < 0)
+		return rc;
+	struct dv_buf scratch = DV_BUF_INIT, raw = DV_BUF_INIT;
+	int damaged = 0;
+	for (size_t i = 0; i < *n; i++) {
+		const struct dv_pack_entry *e = &(*ents)[i];
+		char hex[DV_ID_HEX_LEN + 1], what[256];
+		struct dv_err be;
+		dv_id_hex(hex, &e->id);
+		snprintf(what, sizeof what, "%s: chunk %.16s at offset %llu", name, hex, (unsigned long long)e->offset);
+		if (e->offset > info->index_offset || e->stored_len > info->index_offset - e->offset)
+			dv_error(&be, DV_E_CORRUPT, "%s: outside the pack's data", what);
+		else if (dv_repo_blob_to_chunk(r, &e->id, pack + e->offset, e->stored_len, e->raw_len, &scratch, &raw, what,
+					       &be) == 0)
+			continue;
+		damaged++;
+		if (bad)
+			bad(be.msg, ctx);
+	}
+	dv_buf_release(&scratch);
+	dv_buf_release(&raw);
+	return damaged;
 }
 
 int dv_chunk_read(struct dv_repo *r, struct dv_chunk_index *ix, const struct dv_id *id, struct dv_buf *scratch,
@@ -288,12 +339,8 @@ int dv_chunk_read(struct dv_repo *r, struct dv_chunk_index *ix, const struct dv_
 		return rc;
 	char what[256];
 	snprintf(what, sizeof what, "chunk %.16s in %s at offset %llu", hex, name, (unsigned long long)loc.offset);
-	rc = dv_decompress(scratch->data, scratch->len, loc.raw_len, out, what, err);
-	if (rc < 0)
-		return rc;
-	struct dv_id got;
-	dv_chunk_id(NULL, out->data, out->len, &got);
-	if (!dv_id_eq(&got, id))
-		return dv_error(err, DV_E_CORRUPT, "%s: content does not match its id", what);
-	return 0;
+	struct dv_buf plain = DV_BUF_INIT;
+	rc = dv_repo_blob_to_chunk(r, id, scratch->data, scratch->len, loc.raw_len, &plain, out, what, err);
+	dv_buf_release(&plain);
+	return rc;
 }

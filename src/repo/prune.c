@@ -400,7 +400,7 @@ struct repack_ctx {
 	struct repack_state *st;
 	size_t pack;      /* ppack being repacked */
 	int rc;
-	struct dv_buf blob, raw;
+	struct dv_buf blob, raw, scratch;
 };
 
 static int repack_chunk(const struct dv_id *id, const struct dv_chunk_loc *loc, void *arg)
@@ -418,14 +418,10 @@ static int repack_chunk(const struct dv_id *id, const struct dv_chunk_loc *loc, 
 		char hex[DV_ID_HEX_LEN + 1], what[256];
 		dv_id_hex(hex, id);
 		snprintf(what, sizeof what, "chunk %.16s in %s", hex, name);
-		rc = dv_decompress(c->blob.data, c->blob.len, loc->raw_len, &c->raw, what, p->err);
-		struct dv_id got;
-		if (rc == 0) {
-			dv_chunk_id(NULL, c->raw.data, c->raw.len, &got);
-			if (!dv_id_eq(&got, id))
-				rc = dv_error(p->err, DV_E_CORRUPT, "%s: content does not match its id; nothing was deleted",
-					      what);
-		}
+		rc = dv_repo_blob_to_chunk(p->r, id, c->blob.data, c->blob.len, loc->raw_len, &c->scratch, &c->raw, what,
+					   p->err);
+		if (rc < 0)
+			dv_error_prefix(p->err, "prune stopped before deleting anything: ");
 	}
 	if (rc == 0 && !st->w) {
 		rc = dv_pack_writer_new(p->r, &st->w, p->err);
@@ -520,6 +516,7 @@ int dv_prune(struct dv_repo *r, const struct dv_prune_opts *o, struct dv_prune_r
 			rc = repack_flush(&st);
 		dv_buf_release(&c.blob);
 		dv_buf_release(&c.raw);
+		dv_buf_release(&c.scratch);
 		for (size_t i = 0; i < out.npacks; i++)
 			dv_chunk_index_insert(live, &out.packs[i].id, &(struct dv_chunk_loc){0});
 		/* 4. One segment for every kept pack (all its entries: check

@@ -88,7 +88,7 @@ static void add_pack(struct rebuild *rb, const char *name, struct dv_index_segme
 	const char *base = strrchr(name, '/');
 	if (dv_id_parse(&id, base ? base + 1 : name) < 0)
 		return;
-	struct dv_buf b = DV_BUF_INIT, raw = DV_BUF_INIT;
+	struct dv_buf b = DV_BUF_INIT;
 	struct dv_err e;
 	struct dv_pack_entry *ents = NULL;
 	size_t n = 0;
@@ -107,21 +107,14 @@ static void add_pack(struct rebuild *rb, const char *name, struct dv_index_segme
 		problem(rb, "%s: no readable index member; its chunks are not indexed", name);
 		goto out;
 	}
-	if (dv_pack_index_decode(b.data + info.index_offset, info.index_len, &ents, &n, name, &e) < 0) {
+	int bad = dv_pack_verify(rb->r, b.data, b.len, &info, name, &ents, &n, NULL, NULL, &e);
+	if (bad < 0) {
 		problem(rb, "%s", e.msg);
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (ents[i].offset > info.index_offset || ents[i].stored_len > info.index_offset - ents[i].offset ||
-		    dv_decompress(b.data + ents[i].offset, ents[i].stored_len, ents[i].raw_len, &raw, name, &e) < 0) {
-			problem(rb, "%s: blob %zu is damaged; the pack is not indexed", name, i);
-			goto out;
-		}
-		dv_chunk_id(NULL, raw.data, raw.len, &got);
-		if (!dv_id_eq(&got, &ents[i].id)) {
-			problem(rb, "%s: blob %zu does not match its id; the pack is not indexed", name, i);
-			goto out;
-		}
+	if (bad > 0) {
+		problem(rb, "%s: %d damaged blob(s); the pack is not indexed", name, bad);
+		goto out;
 	}
 	seg->packs = dv_realloc(seg->packs, (seg->npacks + 1) * sizeof *seg->packs);
 	uint32_t pno = (uint32_t)seg->npacks;
@@ -141,7 +134,6 @@ static void add_pack(struct rebuild *rb, const char *name, struct dv_index_segme
 out:
 	free(ents);
 	dv_buf_release(&b);
-	dv_buf_release(&raw);
 }
 
 int dv_rebuild_index(struct dv_repo *r, dv_check_problem_fn fn, void *ctx, struct dv_rebuild_result *res,

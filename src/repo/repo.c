@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include "repo_internal.h"
 
+#include "crypt/crypt.h"
+
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,266 @@ void dv_repo_init_opts_default(struct dv_repo_init_opts *o)
 	dv_chunker_params_default(&o->chunker);
 	o->zstd_level = 3;
 	o->pack_size = 32u << 20;
+}
+
+/* ---- encryption: key slots ------------------------------------------------
+ * The master key (96 random bytes: AES key, HMAC key, chunker seed) is
+ * sealed once per passphrase ("key slot") under a key derived with scrypt;
+ * the associated data binds the slot to the repository id. */
+
+#define MASTER_LEN 96
+
+static dv_passphrase_fn pass_source;
+
+static const char *str_or(const json_t *o, const char *key, const char *def)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+	return v ? v : def;
+}
+
+void dv_repo_set_passphrase_source(dv_passphrase_fn fn) { pass_source = fn; }
+bool dv_repo_encrypted(const struct dv_repo *r) { return r->encrypted; }
+
+static int get_passphrase(const char *location, bool new_key, char *buf, size_t cap, struct dv_err *err)
+{
+	if (!pass_source)
+		return dv_error(err, DV_E_AUTH, "%s: repository is encrypted and no passphrase source is set", location);
+	return pass_source(location, new_key, buf, cap, err);
+}
+
+static json_t *make_slot(const char *pass, const char *repo_id, const uint8_t master[MASTER_LEN],
+			 const struct dv_scrypt_params *sp, struct dv_err *err)
+{
+	uint8_t salt[DV_CRYPT_SALT_LEN], kek[DV_CRYPT_KEY_LEN];
+	dv_random_bytes(salt, sizeof salt);
+	if (dv_crypt_scrypt(pass, strlen(pass), salt, sp, kek, err) < 0)
+		return NULL;
+	char aad[64], saltx[2 * DV_CRYPT_SALT_LEN + 1], idx[17], created[32], host[256];
+	snprintf(aad, sizeof aad, "diskvault key %s", repo_id);
+	struct dv_buf sealed = DV_BUF_INIT;
+	dv_crypt_seal(kek, aad, strlen(aad), master, MASTER_LEN, &sealed);
+	dv_crypt_wipe(kek, sizeof kek);
+	char *wrapped = dv_malloc(2 * sealed.len + 1);
+	dv_hex(wrapped, sealed.data, sealed.len);
+	dv_hex(saltx, salt, sizeof salt);
+	dv_random_hex(idx, 8);
+	dv_format_time(created, sizeof created, dv_unix_now());
+	if (gethostname(host, sizeof host) < 0)
+		snprintf(host, sizeof host, "unknown");
+	host[sizeof host - 1] = 0;
+	json_t *slot = json_pack("{s:s, s:s, s:s, s:I, s:i, s:i, s:s, s:s}", "id", idx, "created", created, "host", host,
+				 "n", (json_int_t)sp->n, "r", (int)sp->r, "p", (int)sp->p, "salt", saltx, "wrapped", wrapped);
+	free(wrapped);
+	dv_buf_release(&sealed);
+	return slot;
+}
+
+/* 0 when pass opens slot (master filled), -DV_E_AUTH when it does not. */
+static int open_slot(const char *pass, const char *repo_id, const json_t *slot, uint8_t master[MASTER_LEN],
+		     struct dv_err *err)
+{
+	const char *saltx = json_string_value(json_object_get(slot, "salt"));
+	const char *wrapped = json_string_value(json_object_get(slot, "wrapped"));
+	json_int_t n = json_integer_value(json_object_get(slot, "n"));
+	json_int_t r = json_integer_value(json_object_get(slot, "r")), p = json_integer_value(json_object_get(slot, "p"));
+	uint8_t salt[DV_CRYPT_SALT_LEN];
+	size_t wl = wrapped ? strlen(wrapped) : 0;
+	if (!saltx || strlen(saltx) != 2 * DV_CRYPT_SALT_LEN || dv_unhex(salt, saltx, DV_CRYPT_SALT_LEN) < 0 || !wl ||
+	    wl % 2 || wl / 2 != MASTER_LEN + DV_CRYPT_OVERHEAD || n < 1024 || n > (1 << 24) || (n & (n - 1)) ||
+	    r < 1 || r > 32 || p < 1 || p > 16)
+		return dv_error(err, DV_E_CORRUPT, "config: malformed key slot");
+	uint8_t blob[MASTER_LEN + DV_CRYPT_OVERHEAD], kek[DV_CRYPT_KEY_LEN];
+	if (dv_unhex(blob, wrapped, sizeof blob) < 0)
+		return dv_error(err, DV_E_CORRUPT, "config: malformed key slot");
+	struct dv_scrypt_params sp = {(uint64_t)n, (uint32_t)r, (uint32_t)p};
+	int rc = dv_crypt_scrypt(pass, strlen(pass), salt, &sp, kek, err);
+	if (rc < 0)
+		return rc;
+	char aad[64];
+	snprintf(aad, sizeof aad, "diskvault key %s", repo_id);
+	struct dv_buf out = DV_BUF_INIT;
+	struct dv_err ignore;
+	rc = dv_crypt_open(kek, aad, strlen(aad), blob, sizeof blob, &out, "key", &ignore);
+	dv_crypt_wipe(kek, sizeof kek);
+	if (rc == 0 && out.len == MASTER_LEN)
+		memcpy(master, out.data, MASTER_LEN);
+	else
+		rc = -DV_E_AUTH;
+	if (out.data)
+		dv_crypt_wipe(out.data, out.len);
+	dv_buf_release(&out);
+	return rc;
+}
+
+static void use_master(struct dv_repo *r, const uint8_t master[MASTER_LEN])
+{
+	memcpy(r->enc_key, master, 32);
+	memcpy(r->mac_key, master + 32, 32);
+	memcpy(r->chunker.seed, master + 64, 32);
+	r->encrypted = true;
+}
+
+static int unlock_keys(struct dv_repo *r, const json_t *enc, const char *loc, struct dv_err *err)
+{
+	const char *alg = json_string_value(json_object_get(enc, "algorithm"));
+	const char *kdf = json_string_value(json_object_get(enc, "kdf"));
+	const char *cid = json_string_value(json_object_get(enc, "chunk_id"));
+	json_t *slots = json_object_get(enc, "keys");
+	if (!alg || strcmp(alg, "aes-256-gcm") || !kdf || strcmp(kdf, "scrypt") || !cid || strcmp(cid, "hmac-sha256"))
+		return dv_error(err, DV_E_VERSION, "%s: unsupported encryption scheme", loc);
+	if (!json_is_array(slots) || json_array_size(slots) == 0 || json_array_size(slots) > 64)
+		return dv_error(err, DV_E_CORRUPT, "%s/config: no key slots", loc);
+	char pass[1024];
+	int rc = get_passphrase(loc, false, pass, sizeof pass, err);
+	if (rc < 0)
+		return rc;
+	uint8_t master[MASTER_LEN];
+	rc = -DV_E_AUTH;
+	for (size_t i = 0; i < json_array_size(slots) && rc == -DV_E_AUTH; i++) {
+		rc = open_slot(pass, r->id, json_array_get(slots, i), master, err);
+		if (rc == 0)
+			r->key_slot = (int)i;
+	}
+	dv_crypt_wipe(pass, sizeof pass);
+	if (rc == -DV_E_AUTH)
+		return dv_error(err, DV_E_AUTH, "%s: wrong passphrase (no key of this repository opens with it)", loc);
+	if (rc < 0)
+		return dv_error_prefix(err, "%s/", loc);
+	use_master(r, master);
+	dv_crypt_wipe(master, sizeof master);
+	return 0;
+}
+
+static int write_config(struct dv_store *s, const json_t *cfg, struct dv_err *err)
+{
+	char *text = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS);
+	int rc = dv_store_put(s, "config", text, strlen(text), err);
+	free(text);
+	return rc;
+}
+
+int dv_repo_keys(struct dv_repo *r, struct dv_key_info **out, size_t *n, struct dv_err *err)
+{
+	(void)err;
+	json_t *slots = json_object_get(json_object_get(r->config, "encryption"), "keys");
+	*n = json_array_size(slots);
+	*out = dv_calloc(*n ? *n : 1, sizeof **out);
+	for (size_t i = 0; i < *n; i++) {
+		json_t *s = json_array_get(slots, i);
+		struct dv_key_info *k = &(*out)[i];
+		snprintf(k->id, sizeof k->id, "%s", str_or(s, "id", "?"));
+		snprintf(k->created, sizeof k->created, "%s", str_or(s, "created", "?"));
+		snprintf(k->host, sizeof k->host, "%s", str_or(s, "host", "?"));
+		k->current = (int)i == r->key_slot;
+	}
+	return 0;
+}
+
+int dv_repo_key_add(struct dv_repo *r, char id_out[17], struct dv_err *err)
+{
+	if (!r->encrypted)
+		return dv_error(err, DV_E_USAGE, "%s: repository is not encrypted", dv_store_location(r->store));
+	char pass[1024];
+	int rc = get_passphrase(dv_store_location(r->store), true, pass, sizeof pass, err);
+	if (rc < 0)
+		return rc;
+	uint8_t master[MASTER_LEN];
+	memcpy(master, r->enc_key, 32);
+	memcpy(master + 32, r->mac_key, 32);
+	memcpy(master + 64, r->chunker.seed, 32);
+	json_t *enc = json_object_get(r->config, "encryption");
+	json_t *first = json_array_get(json_object_get(enc, "keys"), 0);
+	struct dv_scrypt_params sp = {(uint64_t)json_integer_value(json_object_get(first, "n")),
+				      (uint32_t)json_integer_value(json_object_get(first, "r")),
+				      (uint32_t)json_integer_value(json_object_get(first, "p"))};
+	json_t *slot = make_slot(pass, r->id, master, &sp, err);
+	dv_crypt_wipe(pass, sizeof pass);
+	dv_crypt_wipe(master, sizeof master);
+	if (!slot)
+		return -(int)err->code;
+	snprintf(id_out, 17, "%s", json_string_value(json_object_get(slot, "id")));
+	json_array_append_new(json_object_get(enc, "keys"), slot);
+	return write_config(r->store, r->config, err);
+}
+
+int dv_repo_key_remove(struct dv_repo *r, const char *id, struct dv_err *err)
+{
+	json_t *slots = json_object_get(json_object_get(r->config, "encryption"), "keys");
+	for (size_t i = 0; i < json_array_size(slots); i++) {
+		if (strcmp(json_string_value(json_object_get(json_array_get(slots, i), "id")) ?: "", id))
+			continue;
+		if (json_array_size(slots) == 1)
+			return dv_error(err, DV_E_USAGE, "key %s is the last key; removing it would lose the repository", id);
+		if ((int)i == r->key_slot)
+			return dv_error(err, DV_E_USAGE, "key %s is the one in use; open the repository with another key "
+					"to remove it", id);
+		json_array_remove(slots, i);
+		if (r->key_slot > (int)i)
+			r->key_slot--;
+		return write_config(r->store, r->config, err);
+	}
+	return dv_error(err, DV_E_NOT_FOUND, "no key %s in %s", id, dv_store_location(r->store));
+}
+
+int dv_repo_key_remove_current(struct dv_repo *r, struct dv_err *err)
+{
+	json_t *slots = json_object_get(json_object_get(r->config, "encryption"), "keys");
+	size_t n = json_array_size(slots);
+	if (r->key_slot < 0 || n < 2 || (size_t)r->key_slot == n - 1)
+		return dv_error(err, DV_E_USAGE, "no other key to switch to");
+	json_array_remove(slots, (size_t)r->key_slot);
+	r->key_slot = (int)n - 2; /* the newest slot, now one place lower */
+	return write_config(r->store, r->config, err);
+}
+
+/* ---- sealing hooks ---------------------------------------------------------- */
+
+void dv_repo_chunk_id(const struct dv_repo *r, const void *p, size_t n, struct dv_id *out)
+{
+	dv_chunk_id(r->encrypted ? r->mac_key : NULL, p, n, out);
+}
+
+const uint8_t *dv_repo_seal(const struct dv_repo *r, const void *aad, size_t aad_len, const void *in, size_t n,
+			    struct dv_buf *scratch, size_t *out_len)
+{
+	if (!r->encrypted) {
+		*out_len = n;
+		return in;
+	}
+	dv_crypt_seal(r->enc_key, aad, aad_len, in, n, scratch);
+	*out_len = scratch->len;
+	return scratch->data;
+}
+
+int dv_repo_unseal(const struct dv_repo *r, const void *aad, size_t aad_len, const void *in, size_t n,
+		   struct dv_buf *scratch, const uint8_t **out, size_t *out_len, const char *what, struct dv_err *err)
+{
+	if (!r->encrypted) {
+		*out = in;
+		*out_len = n;
+		return 0;
+	}
+	int rc = dv_crypt_open(r->enc_key, aad, aad_len, in, n, scratch, what, err);
+	*out = scratch->data;
+	*out_len = scratch->len;
+	return rc;
+}
+
+int dv_repo_blob_to_chunk(const struct dv_repo *r, const struct dv_id *id, const void *blob, size_t n, size_t raw_len,
+			  struct dv_buf *scratch, struct dv_buf *out, const char *what, struct dv_err *err)
+{
+	const uint8_t *z;
+	size_t zl;
+	int rc = dv_repo_unseal(r, id->b, DV_ID_LEN, blob, n, scratch, &z, &zl, what, err);
+	if (rc == 0)
+		rc = dv_decompress(z, zl, raw_len, out, what, err);
+	if (rc < 0)
+		return rc;
+	struct dv_id got;
+	dv_repo_chunk_id(r, out->data, out->len, &got);
+	if (!dv_id_eq(&got, id))
+		return dv_error(err, DV_E_CORRUPT, "%s: content does not match its id", what);
+	return 0;
 }
 
 static const char *const repo_dirs[] = {"snapshots", "index", "diskindex", "packs", "locks", "tmp"};
@@ -99,10 +361,32 @@ int dv_repo_init(const char *location, const struct dv_repo_init_opts *o, char i
 	char id[33];
 	dv_random_hex(id, 16);
 	json_t *cfg = config_new(o, id);
-	char *text = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS);
+	if (o->encrypt) {
+		char pass[1024];
+		r = get_passphrase(location, true, pass, sizeof pass, err);
+		if (r < 0) {
+			json_decref(cfg);
+			goto out;
+		}
+		struct dv_scrypt_params sp = {o->scrypt_n, 8, 1};
+		if (!sp.n)
+			dv_crypt_scrypt_tune(0.5, &sp);
+		uint8_t master[MASTER_LEN];
+		dv_random_bytes(master, sizeof master);
+		json_t *slot = make_slot(pass, id, master, &sp, err);
+		dv_crypt_wipe(pass, sizeof pass);
+		dv_crypt_wipe(master, sizeof master);
+		if (!slot) {
+			json_decref(cfg);
+			r = -(int)err->code;
+			goto out;
+		}
+		json_object_set_new(cfg, "encryption",
+				    json_pack("{s:s, s:s, s:s, s:[o]}", "algorithm", "aes-256-gcm", "chunk_id", "hmac-sha256",
+					      "kdf", "scrypt", "keys", slot));
+	}
+	r = write_config(s, cfg, err);
 	json_decref(cfg);
-	r = dv_store_put(s, "config", text, strlen(text), err);
-	free(text);
 	if (r == 0 && id_out)
 		memcpy(id_out, id, 33);
 out:
@@ -182,9 +466,9 @@ static int parse_config(struct dv_repo *r, const struct dv_buf *b, struct dv_err
 	json_t *enc = json_object_get(cfg, "encryption");
 	if (!enc)
 		return dv_error(err, DV_E_CORRUPT, "%s/config: field 'encryption' missing", loc);
+	r->key_slot = -1;
 	if (!json_is_null(enc))
-		return dv_error(err, DV_E_VERSION, "%s: repository is encrypted; this build does not support encryption",
-				loc);
+		return unlock_keys(r, enc, loc, err);
 	return 0;
 }
 
@@ -219,6 +503,8 @@ void dv_repo_free(struct dv_repo *r)
 {
 	if (!r)
 		return;
+	dv_crypt_wipe(r->enc_key, sizeof r->enc_key);
+	dv_crypt_wipe(r->mac_key, sizeof r->mac_key);
 	json_decref(r->config);
 	dv_store_free(r->store);
 	free(r);
@@ -233,12 +519,17 @@ const json_t *dv_repo_config(const struct dv_repo *r) { return r->config; }
 int dv_repo_put_content(struct dv_repo *r, const char *dir, const void *data, size_t len,
 			char id_hex[DV_ID_HEX_LEN + 1], struct dv_err *err)
 {
+	struct dv_buf sealed = DV_BUF_INIT;
+	size_t n;
+	const uint8_t *p = dv_repo_seal(r, dir, strlen(dir), data, len, &sealed, &n);
 	struct dv_id id;
-	dv_sha256(data, len, &id);
+	dv_sha256(p, n, &id);
 	dv_id_hex(id_hex, &id);
 	char name[256];
 	snprintf(name, sizeof name, "%s/%s", dir, id_hex);
-	return dv_store_put(r->store, name, data, len, err);
+	int rc = dv_store_put(r->store, name, p, n, err);
+	dv_buf_release(&sealed);
+	return rc;
 }
 
 int dv_repo_get_content(struct dv_repo *r, const char *dir, const char *id_hex, size_t cap, struct dv_buf *out,
@@ -257,7 +548,21 @@ int dv_repo_get_content(struct dv_repo *r, const char *dir, const char *id_hex, 
 	dv_sha256(out->data, out->len, &got);
 	if (!dv_id_eq(&want, &got))
 		return dv_error(err, DV_E_CORRUPT, "%s: content does not match its name (corrupt or truncated)", name);
-	return 0;
+	if (!r->encrypted)
+		return 0;
+	/* The name proves the stored bytes; the seal proves who wrote them and
+	 * that they belong in dir. */
+	struct dv_buf plain = DV_BUF_INIT;
+	const uint8_t *p;
+	size_t n;
+	rc = dv_repo_unseal(r, dir, strlen(dir), out->data, out->len, &plain, &p, &n, name, err);
+	if (rc == 0) {
+		dv_buf_release(out);
+		*out = plain;
+	} else {
+		dv_buf_release(&plain);
+	}
+	return rc;
 }
 
 /* ---- snapshots ---------------------------------------------------------- */

@@ -34,8 +34,19 @@ struct dv_repo_init_opts {
 	struct dv_chunker_params chunker;
 	int zstd_level;          /* 1..19; default 3 */
 	uint32_t pack_size;      /* target pack size in bytes; default 32 MiB */
+	bool encrypt;            /* client-side encryption (formats/encryption.md) */
+	uint64_t scrypt_n;       /* 0: tuned to ~0.5 s on this machine */
 };
 void dv_repo_init_opts_default(struct dv_repo_init_opts *o);
+
+/*
+ * Where passphrases come from (set once by the CLI): fills buf with a
+ * NUL-terminated passphrase for the repository at location; with new_key,
+ * one to protect a new key (asking twice when interactive). Returns 0 or a
+ * negative dv_code.
+ */
+typedef int (*dv_passphrase_fn)(const char *location, bool new_key, char *buf, size_t cap, struct dv_err *err);
+void dv_repo_set_passphrase_source(dv_passphrase_fn fn);
 
 /* Creates a repository at location (a directory that is missing or empty). */
 int dv_repo_init(const char *location, const struct dv_repo_init_opts *o, char id_out[33], struct dv_err *err) DV_WUR;
@@ -47,6 +58,26 @@ const char *dv_repo_id(const struct dv_repo *r);
 const char *dv_repo_location(const struct dv_repo *r);
 /* The parsed config object (borrowed). */
 const json_t *dv_repo_config(const struct dv_repo *r);
+
+/* ---- keys (encrypted repositories) ------------------------------------ */
+
+struct dv_key_info {
+	char id[17];
+	char created[32];
+	char host[256];
+	bool current; /* the key this process opened the repository with */
+};
+/* Key slots of the repository (none when unencrypted). */
+int dv_repo_keys(struct dv_repo *r, struct dv_key_info **out, size_t *n, struct dv_err *err) DV_WUR;
+/* Adds a key slot protected by a new passphrase (from the passphrase
+ * source); id_out receives its id. */
+int dv_repo_key_add(struct dv_repo *r, char id_out[17], struct dv_err *err) DV_WUR;
+/* Removes a key slot; the last one and the current one are refused. */
+int dv_repo_key_remove(struct dv_repo *r, const char *id, struct dv_err *err) DV_WUR;
+/* Removes the slot in use (key passwd, after adding its successor: the
+ * newest slot becomes the one in use). */
+int dv_repo_key_remove_current(struct dv_repo *r, struct dv_err *err) DV_WUR;
+bool dv_repo_encrypted(const struct dv_repo *r);
 
 /* ---- snapshots ------------------------------------------------------- */
 

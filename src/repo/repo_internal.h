@@ -16,7 +16,36 @@ struct dv_repo {
 	int zstd_level;
 	uint32_t pack_size;
 	double lock_wait;
+	bool encrypted;
+	uint8_t enc_key[32]; /* AES-256-GCM key for every sealed object */
+	uint8_t mac_key[32]; /* HMAC-SHA256 key for chunk ids */
+	int key_slot;        /* the key slot the passphrase opened, or -1 */
 };
+
+/* ---- encryption hooks (repo.c) ------------------------------------------
+ * With an unencrypted repository these are the identity (seal/open return
+ * their input) and plain SHA-256; with an encrypted one every stored
+ * object is an AES-256-GCM blob whose associated data names its role. */
+
+struct dv_pack_entry;
+
+/* Chunk id of data: SHA-256, or HMAC-SHA256 under the MAC key. */
+void dv_repo_chunk_id(const struct dv_repo *r, const void *p, size_t n, struct dv_id *out);
+/* Returns the bytes to store for in[0..n) (in itself, or scratch's data)
+ * and their length in *out_len. */
+const uint8_t *dv_repo_seal(const struct dv_repo *r, const void *aad, size_t aad_len, const void *in, size_t n,
+			    struct dv_buf *scratch, size_t *out_len);
+/* The inverse: the plaintext of a stored blob, or DV_E_CORRUPT naming what. */
+int dv_repo_unseal(const struct dv_repo *r, const void *aad, size_t aad_len, const void *in, size_t n,
+		   struct dv_buf *scratch, const uint8_t **out, size_t *out_len, const char *what,
+		   struct dv_err *err) DV_WUR;
+/* A stored chunk blob (sealed or not) to raw bytes in out, checked against
+ * id and raw_len. scratch is reused between calls. */
+int dv_repo_blob_to_chunk(const struct dv_repo *r, const struct dv_id *id, const void *blob, size_t n, size_t raw_len,
+			  struct dv_buf *scratch, struct dv_buf *out, const char *what, struct dv_err *err) DV_WUR;
+/* The bytes of a pack's index member to entries (unsealing first). */
+int dv_pack_index_parse(const struct dv_repo *r, const uint8_t *p, size_t n, struct dv_pack_entry **out,
+			size_t *count, const char *what, struct dv_err *err) DV_WUR;
 
 /* ---- compression (compress.c) ---------------------------------------- */
 
@@ -127,6 +156,15 @@ int dv_pack_index_decode(const uint8_t *p, size_t len, struct dv_pack_entry **ou
 			 struct dv_err *err) DV_WUR;
 int dv_pack_read_index(struct dv_repo *r, const struct dv_pack_info *p, struct dv_pack_entry **out, size_t *n,
 		       struct dv_err *err) DV_WUR;
+
+/* Checks a whole pack held in memory (pack[0..len)): its index member at
+ * info's position and every blob it lists (unseal, decompress, id). bad()
+ * is called once per damaged blob with a message naming it. Returns the
+ * number of damaged blobs, or a negative code when the index member cannot
+ * be read; *ents and *n receive the entries (caller frees *ents). */
+int dv_pack_verify(const struct dv_repo *r, const uint8_t *pack, size_t len, const struct dv_pack_info *info,
+		   const char *name, struct dv_pack_entry **ents, size_t *n, void (*bad)(const char *msg, void *ctx),
+		   void *ctx, struct dv_err *err) DV_WUR;
 
 /* Reads, decompresses and verifies one chunk; out receives raw bytes. */
 int dv_chunk_read(struct dv_repo *r, struct dv_chunk_index *ix, const struct dv_id *id, struct dv_buf *scratch,

@@ -23,6 +23,7 @@ static const char *const code_names[DV_E_CODE_MAX] = {
 	[DV_E_SOURCE] = "source-unreadable",
 	[DV_E_REMOTE] = "remote",
 	[DV_E_INTERRUPTED] = "interrupted",
+	[DV_E_AUTH] = "wrong-passphrase",
 };
 
 const char *dv_code_name(enum dv_code code)

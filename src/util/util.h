@@ -48,6 +48,7 @@ enum dv_code {
 	DV_E_SOURCE,      /* a source disk could not be read */
 	DV_E_REMOTE,      /* network or remote service failure */
 	DV_E_INTERRUPTED, /* SIGINT/SIGTERM */
+	DV_E_AUTH,        /* wrong passphrase / no key opens the repository */
 	DV_E_CODE_MAX
 };
 
@@ -112,7 +113,7 @@ static inline uint16_t dv_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1]
 
 /* Writes 2n lowercase hex digits and a NUL into out (size >= 2n+1). */
 void dv_hex(char *out, const uint8_t *in, size_t n);
-/* Parses exactly 2n hex digits; returns 0 or -1. */
+/* Parses exactly 2n lowercase hex digits; returns 0 or -1. */
 int dv_unhex(uint8_t *out, const char *in, size_t n);
 
 /* ---- logging (CLI sets the level; library code uses only dv_debug) ---- */
