@@ -217,12 +217,23 @@ struct dv_s3_settings {
 	long connect_timeout;        /* seconds, default 10 */
 	long stall_timeout;          /* seconds below 1 KiB/s, default 60 */
 	unsigned connections;        /* parallel requests for multipart, default 4 */
+	uint64_t limit_upload;       /* bytes/s over all transfers, 0 = none (DISKVAULT_S3_LIMIT_UPLOAD) */
+	uint64_t limit_download;     /* bytes/s over all transfers, 0 = none (DISKVAULT_S3_LIMIT_DOWNLOAD) */
 };
 
 /* cfg and creds are copied. Caller frees with dv_s3_free(). */
 int dv_s3_new(const struct dv_aws_config *cfg, const struct dv_aws_creds *creds, const char *bucket,
 	      const struct dv_s3_settings *settings, struct dv_s3 **out, struct dv_err *err) DV_WUR;
 void dv_s3_free(struct dv_s3 *s3);
+/*
+ * Opens the bucket of url ("s3://bucket[/prefix]") the way the S3 store
+ * does: explicit settings DISKVAULT_S3_ENDPOINT/PROFILE/REGION, then the
+ * AWS_* environment and files (dv_aws_config_load), credentials by
+ * dv_aws_creds_load. *prefix is malloc'ed: "" or "prefix/". For commands
+ * that work on the bucket itself (listing or aborting multipart uploads).
+ */
+int dv_s3_open_url(const char *url, const struct dv_s3_settings *settings, struct dv_s3 **out, char **prefix,
+		   struct dv_err *err) DV_WUR;
 /* "endpoint/bucket" for messages and state keys. Borrowed. */
 const char *dv_s3_describe(const struct dv_s3 *s3);
 

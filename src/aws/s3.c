@@ -41,6 +41,7 @@ struct dv_s3 {
 	CURL *pool[S3_POOL_MAX];
 	size_t npool;
 	struct dv_s3_stats stats;
+	unsigned inflight;  /* transfers running now (rate limits are shared) */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -115,6 +116,20 @@ static char *settings_env(const char *name)
 	return v && *v ? (char *)v : NULL;
 }
 
+/* "10M", "512K", "1000000" (bytes per second). */
+static uint64_t parse_rate(const char *v)
+{
+	char *end;
+	unsigned long long x = strtoull(v, &end, 10);
+	if (*end == 'K' || *end == 'k')
+		x *= 1024;
+	else if (*end == 'M' || *end == 'm')
+		x *= 1024 * 1024;
+	else if (*end == 'G' || *end == 'g')
+		x *= 1024ull * 1024 * 1024;
+	return x;
+}
+
 int dv_s3_new(const struct dv_aws_config *cfg, const struct dv_aws_creds *creds, const char *bucket,
 	      const struct dv_s3_settings *settings, struct dv_s3 **out, struct dv_err *err)
 {
@@ -152,6 +167,10 @@ int dv_s3_new(const struct dv_aws_config *cfg, const struct dv_aws_creds *creds,
 		s3->set.connections = settings_env("DISKVAULT_S3_CONNECTIONS")
 					      ? (unsigned)atoi(settings_env("DISKVAULT_S3_CONNECTIONS"))
 					      : 4;
+	if (!s3->set.limit_upload && settings_env("DISKVAULT_S3_LIMIT_UPLOAD"))
+		s3->set.limit_upload = parse_rate(settings_env("DISKVAULT_S3_LIMIT_UPLOAD"));
+	if (!s3->set.limit_download && settings_env("DISKVAULT_S3_LIMIT_DOWNLOAD"))
+		s3->set.limit_download = parse_rate(settings_env("DISKVAULT_S3_LIMIT_DOWNLOAD"));
 	if (s3->set.connections < 1)
 		s3->set.connections = 1;
 	if (s3->set.connections > 32)
@@ -440,6 +459,15 @@ static int setup(struct dv_s3 *s3, CURL *c, struct req *rq, struct curl_slist **
 	if (rq->cap > S3_XML_CAP)
 		total = 300 + (long)(rq->cap / (256 * 1024));
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, total);
+	/* a shared limit, split between the transfers running when this one
+	 * starts (libcurl limits each handle on its own) */
+	unsigned share = DV_MAX(1u, __atomic_load_n(&s3->inflight, __ATOMIC_RELAXED) + 1);
+	if (s3->set.limit_upload && rq->has_body)
+		curl_easy_setopt(c, CURLOPT_MAX_SEND_SPEED_LARGE,
+				 (curl_off_t)DV_MAX(s3->set.limit_upload / share, (uint64_t)1024));
+	if (s3->set.limit_download)
+		curl_easy_setopt(c, CURLOPT_MAX_RECV_SPEED_LARGE,
+				 (curl_off_t)DV_MAX(s3->set.limit_download / share, (uint64_t)1024));
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, rq);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
@@ -572,7 +600,9 @@ static int perform(struct dv_s3 *s3, struct req *rq, struct dv_err *err)
 		if (r < 0)
 			break;
 		stat_add(&s3->stats.requests, 1);
+		__atomic_add_fetch(&s3->inflight, 1, __ATOMIC_RELAXED);
 		CURLcode cc = curl_easy_perform(c);
+		__atomic_sub_fetch(&s3->inflight, 1, __ATOMIC_RELAXED);
 		curl_slist_free_all(h);
 		enum verdict v = classify(s3, c, rq, cc, err);
 		if (v == V_OK) {
@@ -976,6 +1006,7 @@ int dv_s3_upload_parts(struct dv_s3 *s3, const char *key, const char *upload_id,
 				break;
 			curl_easy_setopt(sl->c, CURLOPT_PRIVATE, sl);
 			stat_add(&s3->stats.requests, 1);
+			__atomic_add_fetch(&s3->inflight, 1, __ATOMIC_RELAXED);
 			curl_multi_add_handle(m, sl->c);
 			sl->active = true;
 		}
@@ -992,6 +1023,7 @@ int dv_s3_upload_parts(struct dv_s3 *s3, const char *key, const char *upload_id,
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
 			CURLcode cc = msg->data.result;
 			curl_multi_remove_handle(m, sl->c);
+			__atomic_sub_fetch(&s3->inflight, 1, __ATOMIC_RELAXED);
 			curl_slist_free_all(sl->h);
 			sl->h = NULL;
 			sl->active = false;
@@ -1046,6 +1078,7 @@ int dv_s3_upload_parts(struct dv_s3 *s3, const char *key, const char *upload_id,
 	for (size_t i = 0; i < nslots; i++) {
 		if (slots[i].active) {
 			curl_multi_remove_handle(m, slots[i].c);
+			__atomic_sub_fetch(&s3->inflight, 1, __ATOMIC_RELAXED);
 			curl_slist_free_all(slots[i].h);
 		}
 		if (slots[i].job)
@@ -1054,5 +1087,44 @@ int dv_s3_upload_parts(struct dv_s3 *s3, const char *key, const char *upload_id,
 	}
 	free(slots);
 	curl_multi_cleanup(m);
+	return r;
+}
+
+int dv_s3_open_url(const char *url, const struct dv_s3_settings *settings, struct dv_s3 **out, char **prefix,
+		   struct dv_err *err)
+{
+	if (strncmp(url, "s3://", 5))
+		return dv_error(err, DV_E_USAGE, "%s: expected s3://bucket[/prefix]", url);
+	const char *b = url + 5;
+	size_t bl = strcspn(b, "/");
+	if (bl == 0)
+		return dv_error(err, DV_E_USAGE, "%s: expected s3://bucket[/prefix]", url);
+	const char *p = b + bl;
+	while (*p == '/')
+		p++;
+	size_t pl = strlen(p);
+	while (pl && p[pl - 1] == '/')
+		pl--;
+	if (memmem(p, pl, "//", 2) || memmem(p, pl, "..", 2))
+		return dv_error(err, DV_E_USAGE, "%s: invalid prefix", url);
+	struct dv_aws_options ao = {
+		.profile = settings_env("DISKVAULT_S3_PROFILE"),
+		.region = settings_env("DISKVAULT_S3_REGION"),
+		.endpoint = settings_env("DISKVAULT_S3_ENDPOINT"),
+	};
+	struct dv_aws_config cfg;
+	struct dv_aws_creds creds = {0};
+	int r = dv_aws_config_load(&ao, &cfg, err);
+	if (r < 0)
+		return r;
+	r = dv_aws_creds_load(&ao, &cfg, &creds, err);
+	char *bucket = dv_asprintf("%.*s", (int)bl, b);
+	if (r == 0)
+		r = dv_s3_new(&cfg, &creds, bucket, settings, out, err);
+	free(bucket);
+	dv_aws_creds_release(&creds);
+	dv_aws_config_release(&cfg);
+	if (r == 0)
+		*prefix = pl ? dv_asprintf("%.*s/", (int)pl, p) : dv_strdup("");
 	return r;
 }

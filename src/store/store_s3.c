@@ -839,26 +839,12 @@ int dv_store_s3_open(const char *location, bool create, struct dv_store *s, stru
 {
 	(void)create; /* buckets are not created implicitly: region, policy and
 			 lifecycle rules are the owner's choice */
-	const char *b = location + 5;
-	size_t bl = strcspn(b, "/");
-	if (bl == 0)
-		return dv_error(err, DV_E_USAGE, "%s: expected s3://bucket[/prefix]", location);
-	const char *p = b + bl;
-	while (*p == '/')
-		p++;
-	size_t pl = strlen(p);
-	while (pl && p[pl - 1] == '/')
-		pl--;
-	if (memmem(p, pl, "//", 2) || memmem(p, pl, "..", 2))
-		return dv_error(err, DV_E_USAGE, "%s: invalid prefix", location);
-
 	struct s3store *st = dv_calloc(1, sizeof *st);
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_cond_init(&st->cond, NULL);
 	pthread_mutex_init(&st->ra_lock, NULL);
 	pthread_cond_init(&st->ra_cond, NULL);
-	st->bucket = dv_asprintf("%.*s", (int)bl, b);
-	st->prefix = pl ? dv_asprintf("%.*s/", (int)pl, p) : dv_strdup("");
+
 	st->readahead = !(env("DISKVAULT_S3_READAHEAD") && !strcmp(env("DISKVAULT_S3_READAHEAD"), "0"));
 	st->storage_class = opt_dup("DISKVAULT_S3_STORAGE_CLASS");
 	st->sse = opt_dup("DISKVAULT_S3_SSE");
@@ -873,24 +859,12 @@ int dv_store_s3_open(const char *location, bool create, struct dv_store *s, stru
 	s->ops = &s3_ops;
 	s->local = false;
 
-	/* explicit settings (the CLI's --endpoint/--profile/--region set these) */
-	struct dv_aws_options ao = {
-		.profile = env("DISKVAULT_S3_PROFILE"),
-		.region = env("DISKVAULT_S3_REGION"),
-		.endpoint = env("DISKVAULT_S3_ENDPOINT"),
-	};
-	struct dv_aws_config cfg;
-	struct dv_aws_creds creds = {0};
-	int r = dv_aws_config_load(&ao, &cfg, err);
+	/* explicit settings DISKVAULT_S3_ENDPOINT/PROFILE/REGION (what the
+	 * CLI's --endpoint/--profile/--region set), then AWS_* */
+	int r = dv_s3_open_url(location, NULL, &st->s3, &st->prefix, err);
 	if (r < 0)
 		goto fail;
-	r = dv_aws_creds_load(&ao, &cfg, &creds, err);
-	if (r == 0)
-		r = dv_s3_new(&cfg, &creds, st->bucket, NULL, &st->s3, err);
-	dv_aws_creds_release(&creds);
-	dv_aws_config_release(&cfg);
-	if (r < 0)
-		goto fail;
+	st->bucket = dv_asprintf("%.*s", (int)strcspn(location + 5, "/"), location + 5);
 
 	st->state_dir = env("DISKVAULT_STATE_DIR") ? dv_strdup(env("DISKVAULT_STATE_DIR"))
 						   : xdg_dir("XDG_STATE_HOME", ".local/state", "");

@@ -66,3 +66,11 @@ expect_ok dv --repo "s3://$BUCKET/copied" list
 assert_contains "$STDOUT" "${SNAP:0:8}" "list of the copied repository"
 restore_check "s3://$BUCKET/copied" latest "$T/disk.img"
 expect_ok dv --repo "s3://$BUCKET/copied" check
+
+# --limit-upload (DISKVAULT_S3_LIMIT_UPLOAD) holds the rate over all connections.
+seeded_bytes limit $((12 * MiB)) >"$T/limited"
+START=$(date +%s.%N)
+DISKVAULT_S3_LIMIT_UPLOAD=4M expect_ok "$DV_BUILD_DIR/tests/test_store_s3" put-file "s3://$BUCKET/limit" obj "$T/limited"
+ELAPSED=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$START" "$(date +%s.%N)")
+note "12 MiB at a 4 MiB/s limit took $ELAPSED s"
+python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) >= 2.5 else 1)" "$ELAPSED" || fail "upload limit not applied ($ELAPSED s)"
