@@ -18,6 +18,8 @@ static const char help[] =
 	"  --all-blocks    read and store every block (bit-exact whole disk); default: only the\n"
 	"                  blocks ext2/3/4 filesystems use, free space restored as zeros\n"
 	"  --allow-mounted image a mounted or unclean filesystem anyway (read whole, with a warning)\n"
+	"  --skip-bad-sectors  record sectors that cannot be read as unreadable (restored as zeros)\n"
+	"                  instead of failing; the backup then exits with 3 (partial)\n"
 	"  --sha256        also record the plain SHA-256 of each disk as restore will write it\n"
 	"  --host HOST     record HOST instead of this machine's hostname\n"
 	"  --time TIME     record TIME (2026-11-25T03:00:00Z) instead of now\n"
@@ -57,6 +59,9 @@ static int opt(int o, const char *arg, void *ctx)
 	case 'M':
 		x->b.allow_mounted = true;
 		return 0;
+	case 'B':
+		x->b.skip_bad_sectors = true;
+		return 0;
 	case 'H':
 		x->b.host = arg;
 		return 0;
@@ -90,6 +95,7 @@ int cmd_backup(int argc, char **argv)
 		{"sha256", no_argument, NULL, 's'},
 		{"all-blocks", no_argument, NULL, 'A'},
 		{"allow-mounted", no_argument, NULL, 'M'},
+		{"skip-bad-sectors", no_argument, NULL, 'B'},
 		{"host", required_argument, NULL, 'H'},
 		{"time", required_argument, NULL, 'W'},
 		{"inventory", required_argument, NULL, 'I'},
@@ -150,6 +156,12 @@ int cmd_backup(int argc, char **argv)
 		goto out;
 	}
 	dv_cli_progress_done();
+	if (st.bytes_unreadable) {
+		/* Complete but not whole: visible to cron and monitoring. */
+		rc = DV_EXIT_PARTIAL;
+		fprintf(stderr, "diskvault backup: warning: %llu bytes could not be read and were recorded as unreadable "
+			"(see 'diskvault show %.8s')\n", (unsigned long long)st.bytes_unreadable, id);
+	}
 	if (dv_cli.json) {
 		json_t *j = dv_stats_json(&st);
 		json_object_set_new(j, "command", json_string("backup"));

@@ -73,6 +73,13 @@ int cmd_show(int argc, char **argv)
 			       json_string_value(json_object_get(d, "digest")));
 			if (sha)
 				printf("  sha256       %s\n", sha);
+			size_t k;
+			json_t *bad;
+			json_array_foreach(json_object_get(d, "unreadable"), k, bad)
+				printf("  unreadable   bytes %llu..%llu (%llu bytes, restored as zeros)\n",
+				       (unsigned long long)u(bad, "offset"),
+				       (unsigned long long)(u(bad, "offset") + u(bad, "length") - 1),
+				       (unsigned long long)u(bad, "length"));
 			json_t *layout = json_object_get(d, "layout");
 			if (json_is_object(layout))
 				dv_cli_print_layout(stdout, layout);

@@ -447,6 +447,56 @@ static void hash_zeros(struct dv_sha256_ctx *c, uint64_t n)
 	}
 }
 
+/*
+ * --skip-bad-sectors: [off, off+n) failed to read as a whole. Read it
+ * sector by sector; good runs go through the pipeline as usual, bad runs
+ * become unreadable extents (restored as zeros) and are listed in the
+ * manifest, as ddrescue users expect.
+ */
+static int salvage(struct backup *b, const struct dv_source *src, uint64_t off, uint8_t *buf, size_t n,
+		   json_t *unreadable)
+{
+	size_t ss = src->sector_size ? src->sector_size : 512;
+	size_t i = 0;
+	while (i < n) {
+		struct dv_err e;
+		size_t good = i, len = DV_MIN(ss, n - i);
+		while (i < n && dv_source_read(src, off + i, buf + i, len, &e) == 0) {
+			i += len;
+			len = DV_MIN(ss, n - i);
+		}
+		if (i > good) {
+			b->st->bytes_read += i - good;
+			if (b->disk_sha)
+				dv_sha256_update(b->disk_sha, buf + good, i - good);
+			scan_buffer(b, buf + good, i - good);
+		}
+		size_t bad = i;
+		while (i < n && dv_source_read(src, off + i, buf + i, DV_MIN(ss, n - i), &e) < 0)
+			i += DV_MIN(ss, n - i);
+		if (i > bad) {
+			end_zero_run(b);
+			cut_chunk(b);
+			add_marker(b, DV_EXTENT_UNREADABLE, i - bad);
+			b->st->bytes_unreadable += i - bad;
+			if (b->disk_sha)
+				hash_zeros(b->disk_sha, i - bad);
+			/* Adjacent bad runs (across read buffers) merge in the list. */
+			json_t *last = json_array_get(unreadable, json_array_size(unreadable) - 1);
+			uint64_t lo = (uint64_t)json_integer_value(json_object_get(last, "offset"));
+			uint64_t ll = (uint64_t)json_integer_value(json_object_get(last, "length"));
+			if (last && lo + ll == off + bad)
+				json_object_set_new(last, "length", json_integer((json_int_t)(ll + i - bad)));
+			else
+				json_array_append_new(unreadable, json_pack("{s:I, s:I}", "offset", (json_int_t)(off + bad),
+									    "length", (json_int_t)(i - bad)));
+		}
+		if (dv_repo_interrupted())
+			return dv_error(b->err, DV_E_INTERRUPTED, "backup of %s interrupted", src->path);
+	}
+	return 0;
+}
+
 /* Images one source; fills disk (the manifest entry) on success. */
 static int backup_source(struct backup *b, const struct dv_backup_source *bs, uint8_t *buf, json_t **disk)
 {
@@ -464,6 +514,7 @@ static int backup_source(struct backup *b, const struct dv_backup_source *bs, ui
 		return rc;
 	}
 	const struct dv_region_map *map = &regions;
+	json_t *unreadable = json_array();
 	memset(&b->disk, 0, sizeof b->disk);
 	b->disk.disk_size = src.size;
 	b->disk_sha = b->o->sha256 ? dv_sha256_new() : NULL;
@@ -496,6 +547,13 @@ static int backup_source(struct backup *b, const struct dv_backup_source *bs, ui
 			}
 			size_t n = (size_t)DV_MIN((uint64_t)DV_READ_SIZE, reg->off + reg->len - off);
 			rc = dv_source_read(&src, off, buf, n, b->err);
+			if (rc == -DV_E_SOURCE && b->o->skip_bad_sectors) {
+				rc = salvage(b, &src, off, buf, n, unreadable);
+				if (rc < 0)
+					break;
+				off += n;
+				continue;
+			}
 			if (rc < 0)
 				break;
 			b->st->bytes_read += n;
@@ -559,19 +617,22 @@ static int backup_source(struct backup *b, const struct dv_backup_source *bs, ui
 				  (json_int_t)bytes[DV_EXTENT_DATA], "zero", (json_int_t)bytes[DV_EXTENT_ZERO], "unused",
 				  (json_int_t)bytes[DV_EXTENT_UNUSED], "unreadable",
 				  (json_int_t)bytes[DV_EXTENT_UNREADABLE], "layout", layout);
+		json_object_set(*disk, "unreadable", unreadable);
 		if (!*disk)
 			DV_BUG("json_pack of disk failed");
 	}
 	dv_disk_index_release(&b->disk);
 	dv_region_map_release(&regions);
 	json_decref(layout);
+	json_decref(unreadable);
 	dv_source_close(&src);
 	return rc;
 }
 
 json_t *dv_stats_json(const struct dv_stats *s)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "bytes_total",
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "bytes_unreadable",
+			 (json_int_t)s->bytes_unreadable, "bytes_total",
 			 (json_int_t)s->bytes_total, "bytes_read", (json_int_t)s->bytes_read, "bytes_data",
 			 (json_int_t)s->bytes_data, "bytes_zero", (json_int_t)s->bytes_zero, "bytes_unused",
 			 (json_int_t)s->bytes_unused, "bytes_dedup", (json_int_t)s->bytes_dedup, "bytes_new_raw",

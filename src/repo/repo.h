@@ -108,6 +108,7 @@ struct dv_stats {
 	uint64_t bytes_read;       /* bytes read from sources */
 	uint64_t bytes_zero;       /* in zero extents */
 	uint64_t bytes_unused;     /* in unused extents */
+	uint64_t bytes_unreadable; /* source sectors that could not be read (--skip-bad-sectors) */
 	uint64_t bytes_data;       /* in data extents */
 	uint64_t bytes_dedup;      /* data bytes found already stored */
 	uint64_t bytes_new_raw;    /* new chunk bytes before compression */
@@ -144,6 +145,7 @@ struct dv_backup_opts {
 	int64_t time;               /* snapshot time (seconds); 0: now */
 	bool all_blocks;            /* read every block (else only what filesystems use) */
 	bool allow_mounted;         /* image mounted/unclean filesystems whole, with a warning */
+	bool skip_bad_sectors;      /* record unreadable sectors as unreadable extents instead of failing */
 	bool sha256;                /* also record the plain SHA-256 of each disk */
 	unsigned threads;           /* 0: number of CPUs */
 	json_t *inventory;          /* recorded as-is, or NULL (borrowed) */
