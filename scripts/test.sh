@@ -41,4 +41,9 @@ if [ "${DV_SKIP_SANITIZE:-0}" != 1 ]; then
 	(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest -j"$jobs" --output-on-failure --timeout 900)
 fi
+echo "== fuzz targets: a short run of each on its seed corpus (clang libFuzzer)"
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DDV_SANITIZE=ON -DDV_FUZZ=ON >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz_index_segment fuzz_disk_index fuzz_pack_index fuzz_manifest \
+	fuzz_config fuzz_sealed
+tests/fuzz/run.sh build-fuzz "${DV_FUZZ_RUNS:-100000}"
 echo "all tests passed"

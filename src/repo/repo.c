@@ -405,6 +405,14 @@ static int get_uint(const json_t *obj, const char *key, uint64_t lo, uint64_t hi
 	return 0;
 }
 
+static int parse_config(struct dv_repo *r, const struct dv_buf *b, struct dv_err *err);
+
+int dv_repo_parse_config(struct dv_repo *r, const uint8_t *p, size_t n, struct dv_err *err)
+{
+	struct dv_buf b = {(uint8_t *)p, n, n + 1};
+	return parse_config(r, &b, err);
+}
+
 static int parse_config(struct dv_repo *r, const struct dv_buf *b, struct dv_err *err)
 {
 	const char *loc = dv_store_location(r->store);
@@ -604,30 +612,33 @@ static int validate_manifest(const json_t *m, const char *what, struct dv_err *e
 	return 0;
 }
 
-int dv_snapshot_load(struct dv_repo *r, const char *id, json_t **out, struct dv_err *err)
+int dv_manifest_parse(const uint8_t *p, size_t n, json_t **out, const char *what, struct dv_err *err)
 {
-	struct dv_buf b = DV_BUF_INIT;
-	char what[128];
-	snprintf(what, sizeof what, "snapshot %.16s", id);
-	int rc = dv_repo_get_content(r, "snapshots", id, DV_MAX_MANIFEST, &b, err);
-	if (rc < 0) {
-		dv_buf_release(&b);
-		return rc;
-	}
 	json_error_t je;
-	json_t *m = json_loadb((const char *)b.data, b.len, JSON_REJECT_DUPLICATES, &je);
-	dv_buf_release(&b);
+	json_t *m = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, &je);
 	if (!json_is_object(m)) {
 		json_decref(m);
 		return dv_error(err, DV_E_CORRUPT, "%s: manifest is not valid JSON: %s", what, je.text);
 	}
-	rc = validate_manifest(m, what, err);
+	int rc = validate_manifest(m, what, err);
 	if (rc < 0) {
 		json_decref(m);
 		return rc;
 	}
 	*out = m;
 	return 0;
+}
+
+int dv_snapshot_load(struct dv_repo *r, const char *id, json_t **out, struct dv_err *err)
+{
+	struct dv_buf b = DV_BUF_INIT;
+	char what[128];
+	snprintf(what, sizeof what, "snapshot %.16s", id);
+	int rc = dv_repo_get_content(r, "snapshots", id, DV_MAX_MANIFEST, &b, err);
+	if (rc == 0)
+		rc = dv_manifest_parse(b.data, b.len, out, what, err);
+	dv_buf_release(&b);
+	return rc;
 }
 
 struct name_list {

@@ -192,6 +192,12 @@ int dv_disk_index_decode(const uint8_t *p, size_t n, struct dv_disk_index *d, co
 /* Reads diskindex/<name>, verifies content hash and the sum of lengths. */
 int dv_disk_index_read(struct dv_repo *r, const char *name, struct dv_disk_index *d, struct dv_err *err) DV_WUR;
 
+/* Parses and validates a manifest (plaintext); what names it in errors. */
+int dv_manifest_parse(const uint8_t *p, size_t n, json_t **out, const char *what, struct dv_err *err) DV_WUR;
+/* Parses a config object's bytes for the repository r (whose store names
+ * it in messages); exposed for the fuzz target. */
+int dv_repo_parse_config(struct dv_repo *r, const uint8_t *p, size_t n, struct dv_err *err) DV_WUR;
+
 /* Loads the disk index a manifest's disk entry names and checks it against
  * the entry's digest and size. */
 int dv_repo_load_disk(struct dv_repo *r, const json_t *disk, struct dv_disk_index *d, struct dv_err *err) DV_WUR;
