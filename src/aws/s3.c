@@ -42,7 +42,47 @@ struct dv_s3 {
 	size_t npool;
 	struct dv_s3_stats stats;
 	unsigned inflight;  /* transfers running now (rate limits are shared) */
+	/* Temporary credentials (instance metadata, session tokens) expire:
+	 * they are reloaded from the same sources shortly before, or when the
+	 * server says ExpiredToken. creds is guarded by creds_lock. */
+	pthread_mutex_t creds_lock;
+	struct dv_aws_config cfg;   /* copy, for reloading */
+	bool explicit_profile;
+	bool refresh_now;
 };
+
+static void copy_creds(struct dv_aws_creds *dst, const struct dv_aws_creds *src)
+{
+	dst->access_key_id = dv_strdup(src->access_key_id);
+	dst->secret_access_key = dv_strdup(src->secret_access_key);
+	dst->session_token = src->session_token ? dv_strdup(src->session_token) : NULL;
+	dst->expiration = src->expiration;
+	memcpy(dst->source, src->source, sizeof dst->source);
+}
+
+/* A private copy of the current credentials, refreshed first when they
+ * expire within 5 minutes (or the server rejected them as expired). */
+static void current_creds(struct dv_s3 *s3, struct dv_aws_creds *out)
+{
+	pthread_mutex_lock(&s3->creds_lock);
+	if (s3->refresh_now || (s3->creds.expiration && dv_unix_now() > s3->creds.expiration - 300)) {
+		struct dv_aws_options o = {.profile = s3->explicit_profile ? s3->cfg.profile : NULL};
+		struct dv_aws_creds fresh;
+		struct dv_err e;
+		if (dv_aws_creds_load(&o, &s3->cfg, &fresh, &e) == 0) {
+			dv_aws_creds_release(&s3->creds);
+	dv_aws_config_release(&s3->cfg);
+	pthread_mutex_destroy(&s3->creds_lock);
+			s3->creds = fresh;
+			dv_debug("s3: credentials reloaded from %s", fresh.source);
+		} else {
+			dv_debug("s3: reloading credentials failed: %s", e.msg);
+		}
+		s3->refresh_now = false;
+	}
+	copy_creds(out, &s3->creds);
+	pthread_mutex_unlock(&s3->creds_lock);
+}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
@@ -137,11 +177,14 @@ int dv_s3_new(const struct dv_aws_config *cfg, const struct dv_aws_creds *creds,
 	if (!bucket || !*bucket || strchr(bucket, '/'))
 		return dv_error(err, DV_E_USAGE, "invalid S3 bucket name '%s'", bucket ? bucket : "");
 	struct dv_s3 *s3 = dv_calloc(1, sizeof *s3);
-	s3->creds.access_key_id = dv_strdup(creds->access_key_id);
-	s3->creds.secret_access_key = dv_strdup(creds->secret_access_key);
-	s3->creds.session_token = creds->session_token ? dv_strdup(creds->session_token) : NULL;
-	s3->creds.expiration = creds->expiration;
-	memcpy(s3->creds.source, creds->source, sizeof s3->creds.source);
+	copy_creds(&s3->creds, creds);
+	pthread_mutex_init(&s3->creds_lock, NULL);
+	s3->cfg.profile = dv_strdup(cfg->profile ? cfg->profile : "default");
+	s3->cfg.region = dv_strdup(cfg->region ? cfg->region : "us-east-1");
+	s3->cfg.endpoint = cfg->endpoint ? dv_strdup(cfg->endpoint) : NULL;
+	s3->cfg.path_style = cfg->path_style;
+	s3->cfg.config_path = dv_strdup(cfg->config_path ? cfg->config_path : "");
+	s3->cfg.credentials_path = dv_strdup(cfg->credentials_path ? cfg->credentials_path : "");
 	s3->region = dv_strdup(cfg->region ? cfg->region : "us-east-1");
 	s3->bucket = dv_strdup(bucket);
 	pthread_mutex_init(&s3->lock, NULL);
@@ -376,6 +419,7 @@ static int setup(struct dv_s3 *s3, CURL *c, struct req *rq, struct curl_slist **
 {
 	struct dv_buf path = DV_BUF_INIT, url = DV_BUF_INIT, line = DV_BUF_INIT;
 	struct dv_sigv4_result sig = {0};
+	struct dv_aws_creds creds = {0};
 	int r = 0;
 
 	rq->pos = 0;
@@ -406,7 +450,8 @@ static int setup(struct dv_s3 *s3, CURL *c, struct req *rq, struct curl_slist **
 	};
 	struct dv_sigv4_params sp = {
 		.region = s3->region, .service = "s3", .time = dv_unix_now(), .add_content_sha256 = true};
-	r = dv_sigv4_sign(&sr, &s3->creds, &sp, &sig, err);
+	current_creds(s3, &creds);
+	r = dv_sigv4_sign(&sr, &creds, &sp, &sig, err);
 	if (r < 0)
 		goto out;
 
@@ -433,8 +478,8 @@ static int setup(struct dv_s3 *s3, CURL *c, struct req *rq, struct curl_slist **
 		ADDH("%s: %s", rq->hdr[i].key, rq->hdr[i].value);
 	ADDH("X-Amz-Date: %s", sig.amz_date);
 	ADDH("X-Amz-Content-SHA256: %s", rq->payload_hash);
-	if (s3->creds.session_token)
-		ADDH("X-Amz-Security-Token: %s", s3->creds.session_token);
+	if (creds.session_token)
+		ADDH("X-Amz-Security-Token: %s", creds.session_token);
 	ADDH("Authorization: %s", (char *)sig.authorization.data);
 	if (!rq->has_body || rq->body_len < (1u << 20))
 		h = curl_slist_append(h, "Expect:");
@@ -489,6 +534,7 @@ static int setup(struct dv_s3 *s3, CURL *c, struct req *rq, struct curl_slist **
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
 	}
 out:
+	dv_aws_creds_release(&creds);
 	dv_sigv4_result_release(&sig);
 	dv_buf_release(&path);
 	dv_buf_release(&url);
@@ -562,7 +608,23 @@ static enum verdict classify(struct dv_s3 *s3, CURL *c, struct req *rq, CURLcode
 	dv_error(err, dc, "S3 %s %s: HTTP %ld%s%s%s%s%s%s%s", rq->method, what_key(s3, rq, wk, sizeof wk), rq->status,
 		 parsed ? " " : "", code, parsed && e.message ? ": " : "", parsed && e.message ? e.message : "",
 		 *rid ? " (request id " : "", rid, *rid ? ")" : "");
-	bool retry = rq->status >= 500 || rq->status == 429 || !strcmp(code, "SlowDown") ||
+	bool renewed = false;
+	if (!strcmp(code, "ExpiredToken") || !strcmp(code, "TokenRefreshRequired")) {
+		/* worth another attempt only if the sources now give other
+		 * credentials (a refreshed instance role); static keys fail now */
+		struct dv_aws_creds before, after;
+		pthread_mutex_lock(&s3->creds_lock);
+		copy_creds(&before, &s3->creds);
+		s3->refresh_now = true;
+		pthread_mutex_unlock(&s3->creds_lock);
+		current_creds(s3, &after);
+		renewed = strcmp(before.access_key_id, after.access_key_id) ||
+			  strcmp(before.session_token ? before.session_token : "",
+				 after.session_token ? after.session_token : "");
+		dv_aws_creds_release(&before);
+		dv_aws_creds_release(&after);
+	}
+	bool retry = rq->status >= 500 || rq->status == 429 || !strcmp(code, "SlowDown") || renewed ||
 		     !strcmp(code, "RequestTimeout") || !strcmp(code, "InternalError");
 	if (rq->status == 501)
 		retry = false;
@@ -1121,6 +1183,8 @@ int dv_s3_open_url(const char *url, const struct dv_s3_settings *settings, struc
 	char *bucket = dv_asprintf("%.*s", (int)bl, b);
 	if (r == 0)
 		r = dv_s3_new(&cfg, &creds, bucket, settings, out, err);
+	if (r == 0)
+		(*out)->explicit_profile = ao.profile != NULL;
 	free(bucket);
 	dv_aws_creds_release(&creds);
 	dv_aws_config_release(&cfg);

@@ -11,7 +11,7 @@ R=s3://$BUCKET/imds
 init_repo "$R"
 
 cat >"$T/imds.py" <<'PY'
-import http.server, json, os, sys
+import http.server, json, os, sys, time
 TOKEN = "tok-123"
 class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
@@ -30,7 +30,8 @@ class H(http.server.BaseHTTPRequestHandler):
             return self.reply(200, "diskvault-role\n")
         if self.path == "/latest/meta-data/iam/security-credentials/diskvault-role":
             return self.reply(200, json.dumps({"Code": "Success", "AccessKeyId": os.environ["K"],
-                "SecretAccessKey": os.environ["S"], "Expiration": "2099-01-01T00:00:00Z"}))
+                "SecretAccessKey": os.environ["S"], "Expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                time.gmtime(time.time() + int(os.environ.get("EXP", "86400"))))}))
         self.reply(404, "")
 s = http.server.HTTPServer(("127.0.0.1", 0), H)
 open(sys.argv[1] + ".tmp", "w").write(str(s.server_address[1])); os.rename(sys.argv[1] + ".tmp", sys.argv[1])
@@ -48,6 +49,24 @@ expect_ok env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN
 	"$DISKVAULT" --repo "$R" list
 assert_contains "$(cat "$T/imds.log")" "PUT /latest/api/token" "IMDS log"
 assert_contains "$(cat "$T/imds.log")" "GET /latest/meta-data/iam/security-credentials/diskvault-role" "IMDS log"
+
+# Credentials about to expire are fetched again before requests (the
+# metadata service is asked once per request here: they expire in 60 s,
+# inside the 5 minute margin).
+: >"$T/imds.log"
+kill $IPID
+wait $IPID 2>/dev/null || true
+rm -f "$T/imds.port"
+EXP=60 K=$AWS_ACCESS_KEY_ID S=$AWS_SECRET_ACCESS_KEY python3 "$T/imds.py" "$T/imds.port" "$T/imds.log" &
+IPID=$!
+CLEANUP+=("kill $IPID 2>/dev/null")
+for _ in $(seq 1 100); do [ -s "$T/imds.port" ] && break; sleep 0.1; done
+expect_ok env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_EC2_METADATA_DISABLED \
+	HOME="$T/home" AWS_EC2_METADATA_SERVICE_ENDPOINT="http://127.0.0.1:$(cat "$T/imds.port")" \
+	"$DISKVAULT" --repo "$R" list
+N=$(grep -c "GET /latest/meta-data/iam/security-credentials/diskvault-role" "$T/imds.log")
+[ "$N" -ge 2 ] || fail "expiring credentials were not reloaded (fetched $N times)"
+note "expiring credentials fetched $N times"
 
 # Without any source of credentials: one usage error naming where it looked.
 expect_exit 2 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY HOME="$T/home" AWS_EC2_METADATA_DISABLED=true \
