@@ -74,49 +74,45 @@ void dv_chunker_reset(struct dv_chunker *c)
 	c->h = 0;
 }
 
+/* Hashes p[*i..end) under mask; returns the cut position (index + 1) or 0. */
+static inline size_t scan_phase(struct dv_chunker *c, const uint8_t *p, size_t *i, size_t end, uint64_t mask)
+{
+	uint64_t h = c->h;
+	size_t start = *i;
+	for (size_t k = start; k < end; k++) {
+		h = (h << 1) + c->gear[p[k]];
+		if (!(h & mask)) {
+			dv_chunker_reset(c);
+			return k + 1;
+		}
+	}
+	c->h = h;
+	c->len += (uint32_t)(end - start);
+	*i = end;
+	return 0;
+}
+
 size_t dv_chunker_scan(struct dv_chunker *c, const uint8_t *p, size_t n)
 {
-	size_t i = 0;
+	size_t i = 0, cut;
 	/* Below min nothing is tested; the hash starts fresh at min. */
 	if (c->len < c->min) {
 		size_t skip = DV_MIN((size_t)(c->min - c->len), n);
 		c->len += (uint32_t)skip;
 		i = skip;
 	}
-	const uint64_t *gear = c->gear;
-	uint64_t h = c->h;
 	/* Phase 1: min <= len < avg, strict mask. */
-	if (i < n && c->len < c->avg) {
-		size_t end = DV_MIN(n, i + (size_t)(c->avg - c->len));
-		const uint64_t m = c->mask_small;
-		size_t start = i;
-		for (; i < end; i++) {
-			h = (h << 1) + gear[p[i]];
-			if (!(h & m)) {
-				dv_chunker_reset(c);
-				return i + 1;
-			}
-		}
-		c->len += (uint32_t)(end - start);
-	}
+	if (i < n && c->len < c->avg &&
+	    (cut = scan_phase(c, p, &i, DV_MIN(n, i + (size_t)(c->avg - c->len)), c->mask_small)))
+		return cut;
 	/* Phase 2: avg <= len < max, loose mask; cut at max. */
 	if (i < n) {
-		size_t end = DV_MIN(n, i + (size_t)(c->max - c->len));
-		const uint64_t m = c->mask_large;
-		size_t start = i;
-		for (; i < end; i++) {
-			h = (h << 1) + gear[p[i]];
-			if (!(h & m)) {
-				dv_chunker_reset(c);
-				return i + 1;
-			}
-		}
-		c->len += (uint32_t)(end - start);
+		if ((cut = scan_phase(c, p, &i, DV_MIN(n, i + (size_t)(c->max - c->len)), c->mask_large)))
+			return cut;
 		if (c->len >= c->max) {
 			dv_chunker_reset(c);
-			return end;
+			return i;
 		}
 	}
-	c->h = h;
 	return 0;
 }

@@ -63,6 +63,9 @@ int dv_cli_usage(const char *cmd, const char *fmt, ...) DV_PRINTF(2, 3);
  * code.
  */
 typedef int (*dv_cli_opt_fn)(int opt, const char *arg, void *ctx);
+/* The dv_cli_opt_fn of a command whose only own option is --help; ctx is
+ * its help text. */
+int dv_cli_help_opt(int opt, const char *arg, void *ctx);
 int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
 		 dv_cli_opt_fn handle, void *ctx, int *first_arg);
 

@@ -7,17 +7,6 @@
 static const char help[] = "usage: diskvault --repo PATH list\n"
 			   "Lists snapshots, oldest first: id, time, host, name, disks, logical size, new data.\n";
 
-static int opt(int o, const char *arg, void *ctx)
-{
-	(void)arg;
-	(void)ctx;
-	if (o == 'h') {
-		fputs(help, stdout);
-		return 0;
-	}
-	return DV_EXIT_USAGE;
-}
-
 /* Total logical size of a manifest's disks. */
 static uint64_t logical_size(const json_t *m)
 {
@@ -32,7 +21,7 @@ static uint64_t logical_size(const json_t *m)
 int cmd_list(int argc, char **argv)
 {
 	static const struct option longopts[] = {{NULL, 0, NULL, 0}};
-	int first, rc = dv_cli_parse("list", argc, argv, "", longopts, opt, NULL, &first);
+	int first, rc = dv_cli_parse("list", argc, argv, "", longopts, dv_cli_help_opt, (void *)help, &first);
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	if (first < argc)

@@ -10,17 +10,6 @@ static const char help[] =
 	"and verifies every pack, then replaces the old index. Use it when check or backup report a\n"
 	"damaged or missing index segment. Damaged packs are named and left out.\n";
 
-static int opt(int o, const char *arg, void *ctx)
-{
-	(void)arg;
-	(void)ctx;
-	if (o == 'h') {
-		fputs(help, stdout);
-		return 0;
-	}
-	return DV_EXIT_USAGE;
-}
-
 static void problem(const char *msg, bool is_error, void *ctx)
 {
 	(void)is_error;
@@ -34,7 +23,7 @@ static void problem(const char *msg, bool is_error, void *ctx)
 int cmd_rebuild_index(int argc, char **argv)
 {
 	static const struct option longopts[] = {{NULL, 0, NULL, 0}};
-	int first, rc = dv_cli_parse("rebuild-index", argc, argv, "", longopts, opt, NULL, &first);
+	int first, rc = dv_cli_parse("rebuild-index", argc, argv, "", longopts, dv_cli_help_opt, (void *)help, &first);
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	if (first < argc)

@@ -9,23 +9,12 @@ static const char help[] = "usage: diskvault --repo PATH show SNAPSHOT\n"
 			   "Shows a snapshot (an id prefix or 'latest'): disks, sizes, extents, stored and\n"
 			   "deduplicated bytes. --json prints the whole manifest.\n";
 
-static int opt(int o, const char *arg, void *ctx)
-{
-	(void)arg;
-	(void)ctx;
-	if (o == 'h') {
-		fputs(help, stdout);
-		return 0;
-	}
-	return DV_EXIT_USAGE;
-}
-
 static uint64_t u(const json_t *o, const char *k) { return (uint64_t)json_integer_value(json_object_get(o, k)); }
 
 int cmd_show(int argc, char **argv)
 {
 	static const struct option longopts[] = {{NULL, 0, NULL, 0}};
-	int first, rc = dv_cli_parse("show", argc, argv, "", longopts, opt, NULL, &first);
+	int first, rc = dv_cli_parse("show", argc, argv, "", longopts, dv_cli_help_opt, (void *)help, &first);
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	if (argc - first != 1)

@@ -67,6 +67,15 @@ int dv_cli_usage(const char *cmd, const char *fmt, ...)
 	return DV_EXIT_USAGE;
 }
 
+int dv_cli_help_opt(int opt, const char *arg, void *ctx)
+{
+	(void)arg;
+	if (opt != 'h')
+		return DV_EXIT_USAGE;
+	fputs(ctx, stdout);
+	return 0;
+}
+
 int dv_cli_open_repo(const char *location, struct dv_repo **out, struct dv_err *err)
 {
 	int rc = dv_repo_open(location, out, err);

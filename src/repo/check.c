@@ -31,8 +31,7 @@ struct checker {
 	struct packrec *packs;
 	size_t npacks, cap;
 	struct dv_chunk_index *referenced;
-	char **names;
-	size_t nnames, namecap;
+	struct dv_strlist names;
 };
 
 static void report(struct checker *c, bool is_error, const char *fmt, ...) DV_PRINTF(3, 4);
@@ -73,25 +72,6 @@ static size_t pack_rec(struct checker *c, const struct dv_pack_info *p)
 	return c->npacks++;
 }
 
-static int collect(const char *name, uint64_t size, void *ctx)
-{
-	(void)size;
-	struct checker *c = ctx;
-	if (c->nnames == c->namecap) {
-		c->namecap = c->namecap ? 2 * c->namecap : 64;
-		c->names = dv_realloc(c->names, c->namecap * sizeof *c->names);
-	}
-	c->names[c->nnames++] = dv_strdup(name);
-	return 0;
-}
-
-static void names_clear(struct checker *c)
-{
-	for (size_t i = 0; i < c->nnames; i++)
-		free(c->names[i]);
-	c->nnames = 0;
-}
-
 static const char *base_of(const char *name)
 {
 	const char *s = strrchr(name, '/');
@@ -100,20 +80,19 @@ static const char *base_of(const char *name)
 
 static int check_segments(struct checker *c, struct dv_err *err)
 {
-	names_clear(c);
-	int rc = dv_store_list(c->r->store, "index/", collect, c, err);
+	int rc = dv_store_list_names(c->r->store, "index/", &c->names, err);
 	if (rc < 0)
 		return rc;
-	for (size_t i = 0; i < c->nnames; i++) {
+	for (size_t i = 0; i < c->names.n; i++) {
 		struct dv_id x;
-		if (dv_id_parse(&x, base_of(c->names[i])) < 0) {
-			report(c, false, "%s: unexpected object in index/", c->names[i]);
+		if (dv_id_parse(&x, base_of(c->names.v[i])) < 0) {
+			report(c, false, "%s: unexpected object in index/", c->names.v[i]);
 			c->rep->stray_objects++;
 			continue;
 		}
 		struct dv_index_segment s;
 		struct dv_err e;
-		if (dv_index_segment_read(c->r, base_of(c->names[i]), &s, &e) < 0) {
+		if (dv_index_segment_read(c->r, base_of(c->names.v[i]), &s, &e) < 0) {
 			report(c, true, "%s", e.msg);
 			continue;
 		}
@@ -139,27 +118,26 @@ static int check_segments(struct checker *c, struct dv_err *err)
 
 static int check_packs(struct checker *c, struct dv_err *err)
 {
-	names_clear(c);
-	int rc = dv_store_list(c->r->store, "packs/", collect, c, err);
+	int rc = dv_store_list_names(c->r->store, "packs/", &c->names, err);
 	if (rc < 0)
 		return rc;
-	for (size_t i = 0; i < c->nnames; i++) {
+	for (size_t i = 0; i < c->names.n; i++) {
 		struct dv_id id;
 		struct dv_chunk_loc loc;
 		uint64_t size;
-		if (dv_id_parse(&id, base_of(c->names[i])) < 0) {
-			report(c, false, "%s: unexpected object in packs/", c->names[i]);
+		if (dv_id_parse(&id, base_of(c->names.v[i])) < 0) {
+			report(c, false, "%s: unexpected object in packs/", c->names.v[i]);
 			c->rep->stray_objects++;
 			continue;
 		}
 		if (!dv_chunk_index_lookup(c->packmap, &id, &loc)) {
 			report(c, false, "%s: pack is not in any index (left by an interrupted backup; prune removes it)",
-			       c->names[i]);
+			       c->names.v[i]);
 			c->rep->unindexed_packs++;
 			continue;
 		}
 		struct dv_err e;
-		if (dv_store_stat(c->r->store, c->names[i], &size, &e) < 0) {
+		if (dv_store_stat(c->r->store, c->names.v[i], &size, &e) < 0) {
 			report(c, true, "%s", e.msg);
 			continue;
 		}
@@ -206,15 +184,14 @@ static int check_packs(struct checker *c, struct dv_err *err)
 
 static int check_snapshots(struct checker *c, struct dv_err *err)
 {
-	names_clear(c);
-	int rc = dv_store_list(c->r->store, "snapshots/", collect, c, err);
+	int rc = dv_store_list_names(c->r->store, "snapshots/", &c->names, err);
 	if (rc < 0)
 		return rc;
-	for (size_t i = 0; i < c->nnames; i++) {
-		const char *id = base_of(c->names[i]);
+	for (size_t i = 0; i < c->names.n; i++) {
+		const char *id = base_of(c->names.v[i]);
 		struct dv_id x;
 		if (dv_id_parse(&x, id) < 0) {
-			report(c, false, "%s: unexpected object in snapshots/", c->names[i]);
+			report(c, false, "%s: unexpected object in snapshots/", c->names.v[i]);
 			c->rep->stray_objects++;
 			continue;
 		}
@@ -267,12 +244,11 @@ static int count_garbage(const struct dv_id *id, const struct dv_chunk_loc *loc,
 
 static int check_tmp(struct checker *c, struct dv_err *err)
 {
-	names_clear(c);
-	int rc = dv_store_list(c->r->store, "tmp/", collect, c, err);
+	int rc = dv_store_list_names(c->r->store, "tmp/", &c->names, err);
 	if (rc < 0)
 		return rc;
-	for (size_t i = 0; i < c->nnames; i++) {
-		report(c, false, "%s: temporary file (from a running or interrupted backup)", c->names[i]);
+	for (size_t i = 0; i < c->names.n; i++) {
+		report(c, false, "%s: temporary file (from a running or interrupted backup)", c->names.v[i]);
 		c->rep->stray_objects++;
 	}
 	return 0;
@@ -366,8 +342,7 @@ int dv_check(struct dv_repo *r, const struct dv_check_opts *o, dv_check_problem_
 	if (rc == 0 && rep->errors)
 		rc = dv_error(err, DV_E_CORRUPT, "repository %s: check found %llu error(s)", dv_store_location(r->store),
 			      (unsigned long long)rep->errors);
-	names_clear(&c);
-	free(c.names);
+	dv_strlist_release(&c.names);
 	free(c.packs);
 	dv_chunk_index_free(c.chunks);
 	dv_chunk_index_free(c.packmap);

@@ -18,8 +18,7 @@ struct dv_chunk_index {
 	size_t nslots;   /* power of two, kept >= 2 * n */
 	struct dv_pack_info *packs;
 	uint32_t npacks, packcap;
-	char **segs;
-	size_t nsegs;
+	struct dv_strlist segs; /* names of the segments loaded */
 };
 
 struct dv_chunk_index *dv_chunk_index_new(void)
@@ -36,9 +35,7 @@ void dv_chunk_index_free(struct dv_chunk_index *ix)
 	if (!ix)
 		return;
 	pthread_rwlock_destroy(&ix->lock);
-	for (size_t i = 0; i < ix->nsegs; i++)
-		free(ix->segs[i]);
-	free(ix->segs);
+	dv_strlist_release(&ix->segs);
 	free(ix->e);
 	free(ix->slots);
 	free(ix->packs);
@@ -258,37 +255,11 @@ int dv_index_segment_read(struct dv_repo *r, const char *name, struct dv_index_s
 	return rc;
 }
 
-struct seg_names {
-	char **v;
-	size_t n, cap;
-};
-
-static int collect_seg(const char *name, uint64_t size, void *ctx)
-{
-	(void)size;
-	struct seg_names *l = ctx;
-	const char *base = strrchr(name, '/');
-	base = base ? base + 1 : name;
-	struct dv_id x;
-	if (dv_id_parse(&x, base) < 0)
-		return 0;
-	if (l->n == l->cap) {
-		l->cap = l->cap ? 2 * l->cap : 16;
-		l->v = dv_realloc(l->v, l->cap * sizeof *l->v);
-	}
-	l->v[l->n++] = dv_strdup(base);
-	return 0;
-}
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
 int dv_chunk_index_load(struct dv_chunk_index *ix, struct dv_repo *r, struct dv_err *err)
 {
-	struct seg_names names = {0};
-	int rc = dv_store_list(r->store, "index/", collect_seg, &names, err);
 	/* Sorted, so every run resolves duplicates the same way. */
-	if (names.n)
-		qsort(names.v, names.n, sizeof *names.v, cmp_str);
+	struct dv_strlist names = {0};
+	int rc = dv_repo_list_ids(r, "index", &names, err);
 	for (size_t i = 0; rc == 0 && i < names.n; i++) {
 		struct dv_index_segment s;
 		rc = dv_index_segment_read(r, names.v[i], &s, err);
@@ -311,16 +282,13 @@ int dv_chunk_index_load(struct dv_chunk_index *ix, struct dv_repo *r, struct dv_
 		free(map);
 		dv_index_segment_release(&s);
 	}
-	for (size_t i = 0; i < ix->nsegs; i++)
-		free(ix->segs[i]);
-	free(ix->segs);
-	ix->segs = names.v;
-	ix->nsegs = names.n;
+	dv_strlist_release(&ix->segs);
+	ix->segs = names;
 	return rc;
 }
 
 const char *const *dv_chunk_index_segments(const struct dv_chunk_index *ix, size_t *n)
 {
-	*n = ix->nsegs;
-	return (const char *const *)ix->segs;
+	*n = ix->segs.n;
+	return (const char *const *)ix->segs.v;
 }

@@ -212,34 +212,8 @@ struct pruner {
 	struct dv_chunk_index *chosen;  /* chunk id -> (ppack number, location) of the copy kept */
 	struct dv_chunk_index *referenced;
 	struct dv_chunk_index *diskixs; /* referenced disk index ids */
-	char **names;
-	size_t nnames, namecap;
+	struct dv_strlist names;
 };
-
-static int collect_name(const char *name, uint64_t size, void *ctx)
-{
-	(void)size;
-	struct pruner *p = ctx;
-	if (p->nnames == p->namecap) {
-		p->namecap = p->namecap ? 2 * p->namecap : 64;
-		p->names = dv_realloc(p->names, p->namecap * sizeof *p->names);
-	}
-	p->names[p->nnames++] = dv_strdup(name);
-	return 0;
-}
-
-static void names_clear(struct pruner *p)
-{
-	for (size_t i = 0; i < p->nnames; i++)
-		free(p->names[i]);
-	p->nnames = 0;
-}
-
-static int list_names(struct pruner *p, const char *prefix)
-{
-	names_clear(p);
-	return dv_store_list(p->r->store, prefix, collect_name, p, p->err);
-}
 
 static const char *base_of(const char *name)
 {
@@ -247,7 +221,6 @@ static const char *base_of(const char *name)
 	return s ? s + 1 : name;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static size_t pack_no(struct pruner *p, const struct dv_pack_info *info)
 {
@@ -267,20 +240,20 @@ static size_t pack_no(struct pruner *p, const struct dv_pack_info *info)
 
 static int load_segments(struct pruner *p)
 {
-	int rc = list_names(p, "index/");
+	int rc = dv_store_list_names(p->r->store, "index/", &p->names, p->err);
 	if (rc < 0)
 		return rc;
-	qsort(p->names, p->nnames, sizeof *p->names, cmp_str);
-	p->segs = dv_calloc(p->nnames ? p->nnames : 1, sizeof *p->segs);
-	p->seg_names = dv_calloc(p->nnames ? p->nnames : 1, sizeof *p->seg_names);
-	for (size_t i = 0; i < p->nnames; i++) {
+	dv_strlist_sort(&p->names);
+	p->segs = dv_calloc(p->names.n ? p->names.n : 1, sizeof *p->segs);
+	p->seg_names = dv_calloc(p->names.n ? p->names.n : 1, sizeof *p->seg_names);
+	for (size_t i = 0; i < p->names.n; i++) {
 		struct dv_id x;
-		if (dv_id_parse(&x, base_of(p->names[i])) < 0)
+		if (dv_id_parse(&x, base_of(p->names.v[i])) < 0)
 			continue;
-		rc = dv_index_segment_read(p->r, base_of(p->names[i]), &p->segs[p->nsegs], p->err);
+		rc = dv_index_segment_read(p->r, base_of(p->names.v[i]), &p->segs[p->nsegs], p->err);
 		if (rc < 0)
 			return dv_error_prefix(p->err, "prune: cannot read the index (run check): ");
-		p->seg_names[p->nsegs++] = dv_strdup(p->names[i]);
+		p->seg_names[p->nsegs++] = dv_strdup(p->names.v[i]);
 	}
 	return 0;
 }
@@ -447,19 +420,19 @@ static int repack_chunk(const struct dv_id *id, const struct dv_chunk_loc *loc, 
 static int delete_unlisted(struct pruner *p, const char *prefix, struct dv_chunk_index *keep, uint64_t *count,
 			   uint64_t *bytes)
 {
-	int rc = list_names(p, prefix);
-	for (size_t i = 0; rc == 0 && i < p->nnames; i++) {
+	int rc = dv_store_list_names(p->r->store, prefix, &p->names, p->err);
+	for (size_t i = 0; rc == 0 && i < p->names.n; i++) {
 		struct dv_id id;
-		if (dv_id_parse(&id, base_of(p->names[i])) < 0)
+		if (dv_id_parse(&id, base_of(p->names.v[i])) < 0)
 			continue; /* not ours: leave it */
 		if (keep && dv_chunk_index_lookup(keep, &id, NULL))
 			continue;
 		uint64_t size = 0;
 		struct dv_err ignore;
-		if (bytes && dv_store_stat(p->r->store, p->names[i], &size, &ignore) == 0)
+		if (bytes && dv_store_stat(p->r->store, p->names.v[i], &size, &ignore) == 0)
 			*bytes += size;
 		if (!p->o->dry_run)
-			rc = dv_store_delete(p->r->store, p->names[i], p->err);
+			rc = dv_store_delete(p->r->store, p->names.v[i], p->err);
 		(*count)++;
 	}
 	return rc;
@@ -580,9 +553,9 @@ int dv_prune(struct dv_repo *r, const struct dv_prune_opts *o, struct dv_prune_r
 	if (rc == 0 && dv_store_is_local(r->store)) {
 		/* Temporary files older than an hour: younger ones may belong to
 		 * a process that is just writing its lock to wait for ours. */
-		rc = list_names(&p, "tmp/");
-		for (size_t i = 0; rc == 0 && i < p.nnames; i++) {
-			char *path = dv_asprintf("%s/%s", dv_store_spool_dir(r->store), base_of(p.names[i]));
+		rc = dv_store_list_names(p.r->store, "tmp/", &p.names, p.err);
+		for (size_t i = 0; rc == 0 && i < p.names.n; i++) {
+			char *path = dv_asprintf("%s/%s", dv_store_spool_dir(r->store), base_of(p.names.v[i]));
 			struct stat fst;
 			bool old = stat(path, &fst) == 0 && dv_unix_now() - (int64_t)fst.st_mtime > 3600;
 			free(path);
@@ -590,7 +563,7 @@ int dv_prune(struct dv_repo *r, const struct dv_prune_opts *o, struct dv_prune_r
 				continue;
 			res->tmp_deleted++;
 			if (!o->dry_run)
-				rc = dv_store_delete(r->store, p.names[i], err);
+				rc = dv_store_delete(r->store, p.names.v[i], err);
 		}
 	}
 	res->bytes_after = res->bytes_before - res->bytes_freed + res->bytes_written;
@@ -604,8 +577,7 @@ int dv_prune(struct dv_repo *r, const struct dv_prune_opts *o, struct dv_prune_r
 	}
 	free(p.segs);
 	free(p.seg_names);
-	names_clear(&p);
-	free(p.names);
+	dv_strlist_release(&p.names);
 	free(p.packs);
 	dv_chunk_index_free(live);
 	dv_chunk_index_free(p.packmap);

@@ -19,28 +19,8 @@ struct rebuild {
 	dv_check_problem_fn problem;
 	void *ctx;
 	struct dv_rebuild_result *res;
-	char **names;
-	size_t n, cap;
+	struct dv_strlist names;
 };
-
-static int collect(const char *name, uint64_t size, void *ctx)
-{
-	(void)size;
-	struct rebuild *rb = ctx;
-	if (rb->n == rb->cap) {
-		rb->cap = rb->cap ? 2 * rb->cap : 64;
-		rb->names = dv_realloc(rb->names, rb->cap * sizeof *rb->names);
-	}
-	rb->names[rb->n++] = dv_strdup(name);
-	return 0;
-}
-
-static void names_clear(struct rebuild *rb)
-{
-	for (size_t i = 0; i < rb->n; i++)
-		free(rb->names[i]);
-	rb->n = 0;
-}
 
 static void problem(struct rebuild *rb, const char *fmt, ...) DV_PRINTF(2, 3);
 static void problem(struct rebuild *rb, const char *fmt, ...)
@@ -146,9 +126,9 @@ int dv_rebuild_index(struct dv_repo *r, dv_check_problem_fn fn, void *ctx, struc
 		return rc;
 	struct rebuild rb = {.r = r, .problem = fn, .ctx = ctx, .res = res};
 	struct dv_index_segment seg = {0};
-	rc = dv_store_list(r->store, "packs/", collect, &rb, err);
-	for (size_t i = 0; rc == 0 && i < rb.n; i++) {
-		add_pack(&rb, rb.names[i], &seg);
+	rc = dv_store_list_names(r->store, "packs/", &rb.names, err);
+	for (size_t i = 0; rc == 0 && i < rb.names.n; i++) {
+		add_pack(&rb, rb.names.v[i], &seg);
 		if (dv_repo_interrupted())
 			rc = dv_error(err, DV_E_INTERRUPTED, "rebuild-index interrupted; the old index is untouched");
 		if (rc == 0)
@@ -162,18 +142,16 @@ int dv_rebuild_index(struct dv_repo *r, dv_check_problem_fn fn, void *ctx, struc
 		dv_buf_release(&enc);
 	}
 	if (rc == 0) {
-		names_clear(&rb);
-		rc = dv_store_list(r->store, "index/", collect, &rb, err);
-		for (size_t i = 0; rc == 0 && i < rb.n; i++) {
-			const char *base = strrchr(rb.names[i], '/');
-			if (strcmp(base ? base + 1 : rb.names[i], id)) {
-				rc = dv_store_delete(r->store, rb.names[i], err);
+		rc = dv_store_list_names(r->store, "index/", &rb.names, err);
+		for (size_t i = 0; rc == 0 && i < rb.names.n; i++) {
+			const char *base = strrchr(rb.names.v[i], '/');
+			if (strcmp(base ? base + 1 : rb.names.v[i], id)) {
+				rc = dv_store_delete(r->store, rb.names.v[i], err);
 				res->segments_replaced++;
 			}
 		}
 	}
-	names_clear(&rb);
-	free(rb.names);
+	dv_strlist_release(&rb.names);
 	dv_index_segment_release(&seg);
 	dv_lock_release(lock);
 	return rc;

@@ -641,33 +641,23 @@ int dv_snapshot_load(struct dv_repo *r, const char *id, json_t **out, struct dv_
 	return rc;
 }
 
-struct name_list {
-	char **v;
-	size_t n, cap;
-};
-
-static int collect_name(const char *name, uint64_t size, void *ctx)
+int dv_repo_list_ids(struct dv_repo *r, const char *dir, struct dv_strlist *out, struct dv_err *err)
 {
-	(void)size;
-	struct name_list *l = ctx;
-	const char *base = strrchr(name, '/');
-	base = base ? base + 1 : name;
-	struct dv_id x;
-	if (dv_id_parse(&x, base) < 0)
-		return 0; /* not ours (temporary or foreign file): check reports it */
-	if (l->n == l->cap) {
-		l->cap = l->cap ? 2 * l->cap : 16;
-		l->v = dv_realloc(l->v, l->cap * sizeof *l->v);
+	struct dv_strlist all = {0};
+	char *prefix = dv_asprintf("%s/", dir);
+	int rc = dv_store_list_names(r->store, prefix, &all, err);
+	free(prefix);
+	dv_strlist_clear(out);
+	for (size_t i = 0; rc == 0 && i < all.n; i++) {
+		const char *base = strrchr(all.v[i], '/');
+		base = base ? base + 1 : all.v[i];
+		struct dv_id x;
+		if (dv_id_parse(&x, base) == 0) /* else not ours: check reports it */
+			dv_strlist_add(out, base);
 	}
-	l->v[l->n++] = dv_strdup(base);
-	return 0;
-}
-
-static void name_list_release(struct name_list *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
+	dv_strlist_release(&all);
+	dv_strlist_sort(out);
+	return rc;
 }
 
 static int cmp_snap(const void *a, const void *b)
@@ -680,9 +670,9 @@ static int cmp_snap(const void *a, const void *b)
 
 int dv_snapshot_list_load(struct dv_repo *r, struct dv_snapshot_list *out, struct dv_err *err)
 {
-	struct name_list names = {0};
+	struct dv_strlist names = {0};
 	memset(out, 0, sizeof *out);
-	int rc = dv_store_list(r->store, "snapshots/", collect_name, &names, err);
+	int rc = dv_repo_list_ids(r, "snapshots", &names, err);
 	if (rc < 0)
 		goto out;
 	out->v = dv_calloc(names.n, sizeof *out->v);
@@ -703,7 +693,7 @@ int dv_snapshot_list_load(struct dv_repo *r, struct dv_snapshot_list *out, struc
 	}
 	qsort(out->v, out->n, sizeof *out->v, cmp_snap);
 out:
-	name_list_release(&names);
+	dv_strlist_release(&names);
 	return rc;
 }
 
@@ -718,8 +708,8 @@ void dv_snapshot_list_release(struct dv_snapshot_list *l)
 
 int dv_snapshot_resolve(struct dv_repo *r, const char *spec, char id[DV_ID_HEX_LEN + 1], struct dv_err *err)
 {
-	struct name_list names = {0};
-	int rc = dv_store_list(r->store, "snapshots/", collect_name, &names, err);
+	struct dv_strlist names = {0};
+	int rc = dv_repo_list_ids(r, "snapshots", &names, err);
 	if (rc < 0)
 		goto out;
 	if (!strcmp(spec, "latest")) {
@@ -750,6 +740,6 @@ int dv_snapshot_resolve(struct dv_repo *r, const char *spec, char id[DV_ID_HEX_L
 	else if (found > 1)
 		rc = dv_error(err, DV_E_USAGE, "snapshot prefix %s is ambiguous", spec);
 out:
-	name_list_release(&names);
+	dv_strlist_release(&names);
 	return rc;
 }

@@ -192,6 +192,10 @@ int dv_disk_index_decode(const uint8_t *p, size_t n, struct dv_disk_index *d, co
 /* Reads diskindex/<name>, verifies content hash and the sum of lengths. */
 int dv_disk_index_read(struct dv_repo *r, const char *name, struct dv_disk_index *d, struct dv_err *err) DV_WUR;
 
+/* The object ids (64 lowercase hex) under dir ("snapshots", "index", ...),
+ * sorted, replacing out's content; other names are skipped. */
+int dv_repo_list_ids(struct dv_repo *r, const char *dir, struct dv_strlist *out, struct dv_err *err) DV_WUR;
+
 /* Parses and validates a manifest (plaintext); what names it in errors. */
 int dv_manifest_parse(const uint8_t *p, size_t n, json_t **out, const char *what, struct dv_err *err) DV_WUR;
 /* Parses a config object's bytes for the repository r (whose store names

@@ -76,6 +76,19 @@ int dv_store_list(struct dv_store *s, const char *prefix, dv_store_list_fn fn, v
 	return s->ops->list(s, prefix, fn, ctx, err);
 }
 
+static int add_name(const char *name, uint64_t size, void *ctx)
+{
+	(void)size;
+	dv_strlist_add(ctx, name);
+	return 0;
+}
+
+int dv_store_list_names(struct dv_store *s, const char *prefix, struct dv_strlist *out, struct dv_err *err)
+{
+	dv_strlist_clear(out);
+	return dv_store_list(s, prefix, add_name, out, err);
+}
+
 int dv_store_delete(struct dv_store *s, const char *name, struct dv_err *err)
 {
 	int r = check_name(name, err);

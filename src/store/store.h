@@ -42,6 +42,8 @@ int dv_store_stat(struct dv_store *s, const char *name, uint64_t *size, struct d
  * fn stops the listing and is returned. */
 typedef int (*dv_store_list_fn)(const char *name, uint64_t size, void *ctx);
 int dv_store_list(struct dv_store *s, const char *prefix, dv_store_list_fn fn, void *ctx, struct dv_err *err) DV_WUR;
+/* The names under prefix, replacing the content of out (unsorted). */
+int dv_store_list_names(struct dv_store *s, const char *prefix, struct dv_strlist *out, struct dv_err *err) DV_WUR;
 /* Deletes name; deleting a missing object is not an error. */
 int dv_store_delete(struct dv_store *s, const char *name, struct dv_err *err) DV_WUR;
 /* A local directory for building large objects before dv_store_put_file

@@ -77,3 +77,35 @@ void dv_buf_add_le64(struct dv_buf *b, uint64_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 	dv_buf_add(b, p, 8);
 }
+
+void dv_strlist_add(struct dv_strlist *l, const char *s)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 64;
+		l->v = dv_realloc(l->v, l->cap * sizeof *l->v);
+	}
+	l->v[l->n++] = dv_strdup(s);
+}
+
+void dv_strlist_clear(struct dv_strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	l->n = 0;
+}
+
+void dv_strlist_release(struct dv_strlist *l)
+{
+	dv_strlist_clear(l);
+	free(l->v);
+	l->v = NULL;
+	l->cap = 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+void dv_strlist_sort(struct dv_strlist *l)
+{
+	if (l->n)
+		qsort(l->v, l->n, sizeof *l->v, cmp_str);
+}

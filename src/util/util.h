@@ -109,6 +109,17 @@ static inline uint64_t dv_le64(const uint8_t *p)
 }
 static inline uint16_t dv_le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
+/* ---- string lists ---------------------------------------------------- */
+
+struct dv_strlist {
+	char **v; /* owned strings */
+	size_t n, cap;
+};
+void dv_strlist_add(struct dv_strlist *l, const char *s);   /* copies s */
+void dv_strlist_clear(struct dv_strlist *l);                /* n = 0, keeps the array */
+void dv_strlist_release(struct dv_strlist *l);
+void dv_strlist_sort(struct dv_strlist *l);
+
 /* ---- hex ------------------------------------------------------------- */
 
 /* Writes 2n lowercase hex digits and a NUL into out (size >= 2n+1). */
