@@ -641,18 +641,6 @@ json_t *dv_stats_json(const struct dv_stats *s)
 			 (json_int_t)s->packs, "seconds", s->seconds);
 }
 
-static int seg_present(const char *name, uint64_t size, void *ctx)
-{
-	(void)size;
-	struct dv_chunk_index *now = ctx;
-	const char *base = strrchr(name, '/');
-	struct dv_id id;
-	/* The segment's own name, hashed, is a set key like any id. */
-	dv_sha256(base ? base + 1 : name, strlen(base ? base + 1 : name), &id);
-	dv_chunk_index_insert(now, &id, &(struct dv_chunk_loc){0});
-	return 0;
-}
-
 /*
  * The safety net behind the locks: prune replaces every index segment it
  * rewrites. If a segment this backup loaded at its start is gone, a prune
@@ -665,15 +653,16 @@ static int verify_after_concurrent_prune(struct backup *b, json_t *disks)
 {
 	size_t n;
 	const char *const *segs = dv_chunk_index_segments(b->ix, &n);
-	struct dv_chunk_index *now = dv_chunk_index_new();
-	int rc = dv_store_list(b->r->store, "index/", seg_present, now, b->err);
+	struct dv_strlist now = {0};
+	int rc = dv_repo_list_ids(b->r, "index", &now, b->err);
+	/* Both lists are sorted: one merge pass finds a vanished segment. */
 	bool replaced = false;
-	for (size_t i = 0; rc == 0 && i < n && !replaced; i++) {
-		struct dv_id id;
-		dv_sha256(segs[i], strlen(segs[i]), &id);
-		replaced = !dv_chunk_index_lookup(now, &id, NULL);
+	for (size_t i = 0, k = 0; rc == 0 && i < n && !replaced; i++) {
+		while (k < now.n && strcmp(now.v[k], segs[i]) < 0)
+			k++;
+		replaced = k == now.n || strcmp(now.v[k], segs[i]) != 0;
 	}
-	dv_chunk_index_free(now);
+	dv_strlist_release(&now);
 	if (rc < 0 || !replaced)
 		return rc;
 	struct dv_chunk_index *fresh = dv_chunk_index_new();
