@@ -58,6 +58,9 @@ static const struct keydef keys[] = {
 	KEY("repository", "lock_wait", K_DURATION, "how long to wait for a conflicting lock (--lock-wait), e.g. 15m"),
 	KEY("repository", "password_file", K_SECRET_FILE, "file holding the repository password (mode 0600/0400)",
 	    .env = "DISKVAULT_PASSWORD_FILE", .export_env = true),
+	KEY("repository", "password_command", K_STRING,
+	    "command whose first output line is the repository password (run by /bin/sh)",
+	    .env = "DISKVAULT_PASSWORD_COMMAND", .export_env = true),
 	KEY("backup", "sources", K_PATH_LIST, "disks or image files to back up when none are given on the command line"),
 	KEY("backup", "name", K_STRING, "snapshot name (--name)"),
 	KEY("backup", "tags", K_LIST, "snapshot tags (--tag)"),
@@ -358,8 +361,8 @@ static const char *const secret_words[] = {"password", "passwd", "passphrase", "
 static bool secret_name(const char *key)
 {
 	size_t n = strlen(key);
-	if (n > 5 && !strcmp(key + n - 5, "_file"))
-		return false;
+	if ((n > 5 && !strcmp(key + n - 5, "_file")) || (n > 8 && !strcmp(key + n - 8, "_command")))
+		return false; /* names where a secret is, not the secret */
 	for (size_t i = 0; i < DV_ARRAY_SIZE(secret_words); i++)
 		if (strstr(key, secret_words[i]))
 			return true;

@@ -23,6 +23,7 @@
  * Keys other commands read (values are the normalised text; NULL = unset):
  *   repository.path            repository location (--repo, DISKVAULT_REPO)
  *   repository.password_file   path of the repository password (secret file)
+ *   repository.password_command  command printing the password (first line)
  *   repository.lock_wait       duration (90s, 15m, 2h, 1d) as --lock-wait
  *   backup.sources             SOURCE list (dv_config_get_list)
  *   backup.name, backup.host   strings; backup.tags a list

@@ -120,6 +120,25 @@ expect_ok dv --config "$S" config check
 assert_contains "$STDOUT" "$S: ok"
 expect_ok dv config check "$C"
 
+# an encrypted repository whose passphrase file and command come from the
+# config: the file wins over the command, the command works alone
+E=$T/enc
+printf 'correct horse battery staple\n' >"$T/pw2"
+chmod 600 "$T/pw2"
+printf '[repository]\npath = %s\npassword_file = %s\n[backup]\nsources = %s\nall_blocks = yes\n' "$E" "$T/pw2" "$T/a.img" >"$T/enc.conf"
+chmod 600 "$T/enc.conf"
+expect_ok dv --config "$T/enc.conf" init --encrypt --kdf-n 1024
+expect_ok dv --config "$T/enc.conf" backup
+expect_ok dv --config "$T/enc.conf" restore latest "$T/enc-restored.img"
+[ "$(sha "$T/enc-restored.img")" = "$(sha "$T/a.img")" ] || fail "encrypted restore differs"
+printf '[repository]\npath = %s\npassword_command = cat %s\n' "$E" "$T/pw2" >"$T/enc2.conf"
+expect_ok dv --config "$T/enc2.conf" list </dev/null
+printf 'wrong\n' >"$T/pw3"
+chmod 600 "$T/pw3"
+expect_exit_nonzero() { local rc=0; "$@" >"$OUT_FILE" 2>"$ERR_FILE" </dev/null || rc=$?; [ "$rc" -ne 0 ] || fail "expected failure: $*"; STDERR=$(cat "$ERR_FILE"); }
+expect_exit_nonzero env DISKVAULT_PASSWORD_FILE="$T/pw3" "$DISKVAULT" --config "$T/enc.conf" list
+note "wrong passphrase from the environment (outranks the file): $STDERR"
+
 # 5. retention from the file (keep_last = 2 per host and sources), unless
 #    --keep-* is given: 3 snapshots of a+b, 1 of a alone
 expect_ok dv --config "$C" backup -q

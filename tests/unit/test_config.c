@@ -196,6 +196,8 @@ static void test_secrets_refused(void **state)
 	struct dv_err err;
 	assert_int_equal(parse("[repository]\npassword_file = /etc/diskvault/pw\n", NULL, &err), 0);
 	assert_int_equal(parse("[s3]\ncredentials_file = /root/.aws/credentials\n", NULL, &err), 0);
+	assert_int_equal(parse("[repository]\npassword_command = systemd-creds cat dv-pass\n", NULL, &err), 0);
+	expect_fail("[repository]\npassword_cmd = x\n", "secrets are not allowed");
 	expect_fail("[s3]\nsecret_file = /x\n", "unknown key 'secret_file'");
 	/* credentials inside the endpoint URL */
 	expect_fail("[s3]\nendpoint = https://AKIA:hunter2@minio:9000\n", "must not carry user or password");
