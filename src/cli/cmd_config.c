@@ -139,7 +139,7 @@ static void origin_of(const struct dv_config_setting *s, char *origin, size_t n)
 		snprintf(origin, n, "%s", s->env_used);
 		break;
 	case DV_CONFIG_SRC_FLAG:
-		snprintf(origin, n, "--repo");
+		snprintf(origin, n, "--%s", !strcmp(s->key, "path") ? "repo" : "password-file");
 		break;
 	default:
 		snprintf(origin, n, "%s", s->value ? "built-in" : "not set");
@@ -159,6 +159,10 @@ static int show(void)
 		dv_config_setting_at(i, &s);
 		if (!strcmp(s.section, "repository") && !strcmp(s.key, "path"))
 			resolve_repo(&s);
+		if (!strcmp(s.section, "repository") && !strcmp(s.key, "password_file") && dv_cli.password_file) {
+			s.source = DV_CONFIG_SRC_FLAG; /* --password-file outranks all */
+			s.value = dv_cli.password_file;
+		}
 		origin_of(&s, origin, sizeof origin);
 		char *value = s.value ? mask_value(s.value) : NULL;
 		if (dv_cli.json) {
