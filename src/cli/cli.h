@@ -111,6 +111,7 @@ int cmd_unlock(int argc, char **argv);
 int cmd_rebuild_index(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_ebs_import(int argc, char **argv);
 int cmd_rightsize(int argc, char **argv);
 int cmd_catalog(int argc, char **argv);
 int cmd_launch(int argc, char **argv);

@@ -34,6 +34,7 @@ static const struct command commands[] = {
 	{"rebuild-index", cmd_rebuild_index, "rebuild the chunk index from the packs"},
 	{"key", cmd_key, "manage the passphrases of an encrypted repository"},
 	{"config", cmd_config, "show the effective settings and where they come from"},
+	{"ebs-import", cmd_ebs_import, "write a snapshot's disk into a new EBS snapshot (EBS direct APIs)"},
 	{"rightsize", cmd_rightsize, "choose an EC2 instance type from measured use"},
 	{"catalog", cmd_catalog, "list or refresh the EC2 instance catalog"},
 	{"launch", cmd_launch, "run an EC2 instance from a snapshot's EBS snapshot"},
