@@ -587,17 +587,19 @@ static int backup_source(struct backup *b, const struct dv_backup_source *bs, ui
 		dv_sha256_final(b->disk_sha, &sum);
 		b->disk_sha = NULL;
 	}
+	char ixid[DV_ID_HEX_LEN + 1], digest[DV_ID_HEX_LEN + 1];
 	if (rc == 0) {
 		/* The disk index may be written now: it is garbage until the
 		 * manifest names it, and writing it early bounds memory. */
 		struct dv_buf enc = DV_BUF_INIT;
 		dv_disk_index_encode(&b->disk, &enc);
-		char ixid[DV_ID_HEX_LEN + 1], digest[DV_ID_HEX_LEN + 1];
 		struct dv_id dg;
 		dv_sha256(enc.data, enc.len, &dg);
 		dv_id_hex(digest, &dg);
 		rc = dv_repo_put_content(b->r, "diskindex", enc.data, enc.len, ixid, b->err);
 		dv_buf_release(&enc);
+	}
+	if (rc == 0) {
 		uint64_t counts[5] = {0}, bytes[5] = {0};
 		for (size_t i = 0; i < b->disk.n; i++) {
 			counts[b->disk.v[i].type]++;

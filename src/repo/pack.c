@@ -30,15 +30,22 @@ struct dv_pack_writer {
 	struct dv_id id;     /* once sealed */
 };
 
+/*
+ * A failed write is recorded and then reported by the caller, while
+ * libarchive is told the bytes went out: a libarchive handle that saw a
+ * write fail is left FATAL and leaks its client state when freed, and the
+ * spool file is discarded anyway.
+ */
 static la_ssize_t pack_write_cb(struct archive *a, void *ctx, const void *buf, size_t n)
 {
 	(void)a;
 	struct dv_pack_writer *w = ctx;
 	struct dv_err err;
+	if (w->write_errno)
+		return (la_ssize_t)n;
 	if (dv_write_all(w->fd, buf, n, &err, w->path) < 0) {
 		w->write_errno = err.code == DV_E_NOSPACE ? ENOSPC : EIO;
-		archive_set_error(a, w->write_errno, "%s", err.msg);
-		return -1;
+		return (la_ssize_t)n;
 	}
 	dv_sha256_update(w->sha, buf, n);
 	w->pos += n;
@@ -96,13 +103,13 @@ static int add_member(struct dv_pack_writer *w, const char *name, const void *da
 	archive_entry_set_uname(e, "diskvault");
 	archive_entry_set_gname(e, "diskvault");
 	int rc = 0;
-	if (archive_write_header(w->ar, e) != ARCHIVE_OK)
+	if (archive_write_header(w->ar, e) != ARCHIVE_OK || w->write_errno)
 		rc = archive_fail(w, name, err);
 	archive_entry_free(e);
 	if (rc < 0)
 		return rc;
 	*offset = w->pos;
-	if (len && archive_write_data(w->ar, data, len) != (la_ssize_t)len)
+	if ((len && archive_write_data(w->ar, data, len) != (la_ssize_t)len) || w->write_errno)
 		return archive_fail(w, name, err);
 	return 0;
 }
@@ -146,10 +153,10 @@ void dv_pack_writer_abort(struct dv_pack_writer *w)
 {
 	if (!w)
 		return;
-	if (w->ar) {
-		/* Closing would write the end marker; we discard instead. */
-		archive_write_fail(w->ar);
-	}
+	/* Closing writes the end marker into a file about to be removed; it
+	 * lets libarchive free everything (archive_write_fail would not). */
+	if (w->ar && w->fd >= 0)
+		archive_write_close(w->ar);
 	unlink(w->path);
 	writer_free(w);
 }
@@ -167,7 +174,7 @@ int dv_pack_writer_seal(struct dv_pack_writer *w, struct dv_pack_info *info, str
 	uint32_t ix_len = (uint32_t)n;
 	dv_buf_release(&ix);
 	dv_buf_release(&sealed);
-	if (rc == 0 && archive_write_close(w->ar) != ARCHIVE_OK)
+	if (rc == 0 && (archive_write_close(w->ar) != ARCHIVE_OK || w->write_errno))
 		rc = archive_fail(w, "end of archive", err);
 	if (rc < 0) {
 		dv_pack_writer_abort(w);
