@@ -1,9 +1,10 @@
 #!/bin/bash
 # t_s3_faults.sh - backup and restore through a fault-injecting proxy
 # (tests/servers/s3-fault-proxy.py): 503 SlowDown for a stretch, a connection
-# reset in the middle of a part, a stalled response, and the S3 server's
-# proxy process killed (SIGKILL) and restarted during a backup. Every run
-# succeeds within its retry bounds and the restored disk is bit-exact.
+# reset in the middle of a part, a stalled response, a part upload that
+# cannot succeed (403), and the S3 server killed (SIGKILL) and restarted
+# during a backup. Every run that can succeed does so within its retry
+# bounds and the restored disk is bit-exact; the 403 fails the backup.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_s3.sh"
 s3_up private   # the server is killed below: never the shared one
@@ -43,9 +44,9 @@ assert_contains "$STDERR" "packs/" "denied-upload message"
 expect_ok dv --repo "$R" list
 assert_not_contains "$STDOUT" "denied" "list after a failed backup"
 
-# The S3 server's front end dies (SIGKILL) mid-backup and comes back.
+# The whole S3 server dies (SIGKILL) mid-backup and comes back with the
+# parts it had stored.
 make_random_disk "$T/disk2.img" 64 faults2
-PPID_FILE=$S3_DIR/run/proxy.pid
 proxy_up --rate $((8 * MiB))
 AWS_ENDPOINT_URL=$PROXY_URL dv --repo "$R" --json backup --all-blocks "$T/disk2.img" >"$T/b2.json" 2>"$T/b2.err" &
 BPID=$!
@@ -53,7 +54,7 @@ for _ in $(seq 1 400); do
 	grep -q "PUT .*partNumber=2" "$PROXY_LOG" && break
 	sleep 0.05
 done
-kill -9 "$(cat "$PPID_FILE")"
+for f in "$S3_DIR"/run/*.pid; do kill -9 "$(cat "$f")"; done   # the whole server
 sleep 2
 "$S3_SERVERS/swift-s3-start.sh" "$S3_DIR" "$S3_PORT" >/dev/null || fail "swift did not restart"
 rc=0
