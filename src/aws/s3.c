@@ -71,8 +71,6 @@ static void current_creds(struct dv_s3 *s3, struct dv_aws_creds *out)
 		struct dv_err e;
 		if (dv_aws_creds_load(&o, &s3->cfg, &fresh, &e) == 0) {
 			dv_aws_creds_release(&s3->creds);
-	dv_aws_config_release(&s3->cfg);
-	pthread_mutex_destroy(&s3->creds_lock);
 			s3->creds = fresh;
 			dv_debug("s3: credentials reloaded from %s", fresh.source);
 		} else {
@@ -262,7 +260,9 @@ void dv_s3_free(struct dv_s3 *s3)
 	for (size_t i = 0; i < s3->npool; i++)
 		curl_easy_cleanup(s3->pool[i]);
 	pthread_mutex_destroy(&s3->lock);
+	pthread_mutex_destroy(&s3->creds_lock);
 	dv_aws_creds_release(&s3->creds);
+	dv_aws_config_release(&s3->cfg);
 	free(s3->region);
 	free(s3->bucket);
 	free(s3->origin);
