@@ -1,15 +1,15 @@
 /*
  * ec2.c - EC2 query API: forms, response parsing and a small signed,
- * retrying client. The S3 client keeps its HTTP layer private to s3.c and
- * its XML walker private to xml.c, so the few lines of curl and expat glue
- * EC2 needs live here; signing, credentials, configuration, INI parsing and
- * URI encoding are aws.h's.
+ * retrying client. Responses are walked by the module's one expat walker
+ * (xml.h); signing, credentials, configuration, INI parsing and URI
+ * encoding are aws.h's. The S3 client keeps its HTTP layer private to
+ * s3.c, so the few lines of curl glue EC2 needs live here.
  */
 #include "ec2.h"
+#include "xml.h"
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <expat.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,9 +17,6 @@
 #include <string.h>
 #include <time.h>
 
-#define XML_MAX_DEPTH 32
-#define XML_MAX_TEXT (64 * 1024)
-#define XML_MAX_PATH 768
 #define XML_MAX_ITEMS 100000
 #define CONTENT_TYPE "application/x-www-form-urlencoded; charset=utf-8"
 
@@ -175,109 +172,12 @@ void dv_ec2_form_create_tags(struct dv_ec2_form *f, const char *const *resources
 
 /* ---- XML ------------------------------------------------------------------- */
 
-/* fn(ctx, path, text) for every closed element; path like
- * "DescribeInstancesResponse/reservationSet/item/instancesSet/item/instanceId". */
-typedef void (*end_fn)(void *ctx, const char *path, const char *text);
-
-struct walker {
-	XML_Parser p;
-	char path[XML_MAX_PATH];
-	size_t plen[XML_MAX_DEPTH + 1];
-	int depth;
-	struct dv_buf text;
-	const char *fail;
-	end_fn fn;
-	void *ctx;
-};
-
-static void stop(struct walker *w, const char *why)
-{
-	if (!w->fail)
-		w->fail = why;
-	XML_StopParser(w->p, XML_FALSE);
-}
-
-static void XMLCALL x_start(void *ud, const XML_Char *name, const XML_Char **attrs)
-{
-	(void)attrs;
-	struct walker *w = ud;
-	if (w->fail)
-		return;
-	if (w->depth >= XML_MAX_DEPTH)
-		return stop(w, "nesting too deep");
-	size_t cur = strlen(w->path), n = strlen(name);
-	if (cur + n + 2 >= XML_MAX_PATH)
-		return stop(w, "element names too long");
-	w->plen[w->depth++] = cur;
-	if (cur)
-		w->path[cur++] = '/';
-	memcpy(w->path + cur, name, n + 1);
-	dv_buf_reset(&w->text);
-}
-
-static void XMLCALL x_end(void *ud, const XML_Char *name)
-{
-	(void)name;
-	struct walker *w = ud;
-	if (w->fail || w->depth <= 0)
-		return;
-	w->fn(w->ctx, w->path, w->text.data ? (char *)w->text.data : "");
-	dv_buf_reset(&w->text);
-	w->path[w->plen[--w->depth]] = 0;
-}
-
-static void XMLCALL x_text(void *ud, const XML_Char *s, int len)
-{
-	struct walker *w = ud;
-	if (w->fail)
-		return;
-	if (w->text.len + (size_t)len > XML_MAX_TEXT)
-		return stop(w, "text too long");
-	dv_buf_add(&w->text, s, (size_t)len);
-}
-
-static void XMLCALL x_doctype(void *ud, const XML_Char *name, const XML_Char *sysid, const XML_Char *pubid,
-			      int has_internal)
-{
-	(void)name, (void)sysid, (void)pubid, (void)has_internal;
-	stop(ud, "DOCTYPE not allowed");
-}
-
-static void XMLCALL x_entity(void *ud, const XML_Char *name, int is_param, const XML_Char *value, int vlen,
-			     const XML_Char *base, const XML_Char *sysid, const XML_Char *pubid,
-			     const XML_Char *notation)
-{
-	(void)name, (void)is_param, (void)value, (void)vlen, (void)base, (void)sysid, (void)pubid, (void)notation;
-	stop(ud, "entity declarations not allowed");
-}
-
-static int walk(const char *xml, size_t len, const char *what, end_fn fn, void *ctx, struct dv_err *err)
+/* Bounds the body, then walks it with the module's one expat walker. */
+static int walk(const char *xml, size_t len, const char *what, dv_xml_end_fn fn, void *ctx, struct dv_err *err)
 {
 	if (len > DV_EC2_MAX_RESPONSE)
 		return dv_error(err, DV_E_REMOTE, "%s: response larger than %u bytes", what, DV_EC2_MAX_RESPONSE);
-	struct walker w;
-	memset(&w, 0, sizeof w);
-	w.fn = fn;
-	w.ctx = ctx;
-	w.p = XML_ParserCreate("UTF-8");
-	if (!w.p)
-		DV_BUG("XML_ParserCreate failed");
-	XML_SetUserData(w.p, &w);
-	XML_SetElementHandler(w.p, x_start, x_end);
-	XML_SetCharacterDataHandler(w.p, x_text);
-	XML_SetStartDoctypeDeclHandler(w.p, x_doctype);
-	XML_SetEntityDeclHandler(w.p, x_entity);
-	XML_SetParamEntityParsing(w.p, XML_PARAM_ENTITY_PARSING_NEVER);
-	enum XML_Status st = XML_Parse(w.p, xml, (int)len, XML_TRUE);
-	int r = 0;
-	if (w.fail)
-		r = dv_error(err, DV_E_REMOTE, "%s: malformed response: %s", what, w.fail);
-	else if (st != XML_STATUS_OK)
-		r = dv_error(err, DV_E_REMOTE, "%s: malformed response: %s at line %lu", what,
-			     XML_ErrorString(XML_GetErrorCode(w.p)), (unsigned long)XML_GetCurrentLineNumber(w.p));
-	XML_ParserFree(w.p);
-	dv_buf_release(&w.text);
-	return r;
+	return dv_xml_walk(xml, len, what, fn, ctx, err);
 }
 
 static void set_str(char **dst, const char *v)

@@ -6,17 +6,17 @@
  * text length caps; the caller caps the body size before parsing.
  */
 #include "aws.h"
+#include "xml.h"
 
 #include <expat.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define XML_MAX_DEPTH 16
+/* EC2 answers nest deeper than S3's (instances, interfaces, addresses). */
+#define XML_MAX_DEPTH 32
 #define XML_MAX_TEXT (64 * 1024)
-#define XML_MAX_PATH 512
+#define XML_MAX_PATH 768
 #define XML_MAX_ITEMS 1000000
-
-typedef void (*xml_end_fn)(void *ctx, const char *path, const char *text);
 
 struct walker {
 	XML_Parser p;
@@ -25,7 +25,7 @@ struct walker {
 	int depth;
 	struct dv_buf text;
 	const char *fail;
-	xml_end_fn fn;
+	dv_xml_end_fn fn;
 	void *ctx;
 };
 
@@ -90,7 +90,7 @@ static void XMLCALL on_entity(void *ud, const XML_Char *name, int is_param, cons
 	stop(ud, "entity declarations not allowed");
 }
 
-static int walk(const char *xml, size_t len, const char *what, xml_end_fn fn, void *ctx, struct dv_err *err)
+int dv_xml_walk(const char *xml, size_t len, const char *what, dv_xml_end_fn fn, void *ctx, struct dv_err *err)
 {
 	if (len > INT32_MAX)
 		return dv_error(err, DV_E_REMOTE, "%s: response too large", what);
@@ -154,7 +154,7 @@ static void error_end(void *ctx, const char *path, const char *text)
 int dv_s3_parse_error(const char *xml, size_t len, struct dv_s3_error *out, struct dv_err *err)
 {
 	memset(out, 0, sizeof *out);
-	int r = walk(xml, len, "S3 error", error_end, out, err);
+	int r = dv_xml_walk(xml, len, "S3 error", error_end, out, err);
 	if (r == 0 && !out->code)
 		r = dv_error(err, DV_E_REMOTE, "S3 error: response has no <Error><Code>");
 	if (r < 0)
@@ -217,7 +217,7 @@ int dv_s3_parse_list_objects(const char *xml, size_t len, struct dv_s3_list *out
 {
 	memset(out, 0, sizeof *out);
 	struct list_ctx c = {.l = out};
-	int r = walk(xml, len, "ListObjectsV2", list_end, &c, err);
+	int r = dv_xml_walk(xml, len, "ListObjectsV2", list_end, &c, err);
 	free(c.cur.key);
 	free(c.cur.etag);
 	if (r == 0 && (c.bad || !c.root_ok))
@@ -251,7 +251,7 @@ static void init_end(void *ctx, const char *path, const char *text)
 int dv_s3_parse_initiate(const char *xml, size_t len, char **upload_id, struct dv_err *err)
 {
 	*upload_id = NULL;
-	int r = walk(xml, len, "CreateMultipartUpload", init_end, upload_id, err);
+	int r = dv_xml_walk(xml, len, "CreateMultipartUpload", init_end, upload_id, err);
 	if (r == 0 && (!*upload_id || !**upload_id))
 		r = dv_error(err, DV_E_REMOTE, "CreateMultipartUpload: response has no UploadId");
 	if (r < 0) {
@@ -319,7 +319,7 @@ int dv_s3_parse_list_parts(const char *xml, size_t len, struct dv_s3_parts *out,
 {
 	memset(out, 0, sizeof *out);
 	struct parts_ctx c = {.p = out};
-	int r = walk(xml, len, "ListParts", parts_end, &c, err);
+	int r = dv_xml_walk(xml, len, "ListParts", parts_end, &c, err);
 	free(c.cur.etag);
 	if (r == 0 && (c.bad || !c.root_ok))
 		r = dv_error(err, DV_E_REMOTE, "ListParts: malformed response (bad part entry)");
@@ -385,7 +385,7 @@ int dv_s3_parse_list_uploads(const char *xml, size_t len, struct dv_s3_uploads *
 {
 	memset(out, 0, sizeof *out);
 	struct uploads_ctx c = {.u = out};
-	int r = walk(xml, len, "ListMultipartUploads", uploads_end, &c, err);
+	int r = dv_xml_walk(xml, len, "ListMultipartUploads", uploads_end, &c, err);
 	free(c.cur.key);
 	free(c.cur.upload_id);
 	free(c.cur.initiated);
@@ -438,7 +438,7 @@ int dv_s3_parse_complete(const char *xml, size_t len, char **etag, bool *is_erro
 	*etag = NULL;
 	*is_error = false;
 	memset(e, 0, sizeof *e);
-	int r = walk(xml, len, "CompleteMultipartUpload", complete_end, &c, err);
+	int r = dv_xml_walk(xml, len, "CompleteMultipartUpload", complete_end, &c, err);
 	if (r == 0 && c.is_error) {
 		*is_error = true;
 		*e = c.e;
