@@ -49,6 +49,10 @@ struct dv_s3 {
 	struct dv_aws_config cfg;   /* copy, for reloading */
 	bool explicit_profile;
 	bool refresh_now;
+	/* Seconds to add to our clock when signing, learnt from the Date of a
+	 * RequestTimeTooSkewed answer (a machine with a wrong clock still works). */
+	int64_t clock_offset;
+	int64_t test_skew;  /* DISKVAULT_S3_TEST_CLOCK_SKEW: tests only */
 };
 
 static void copy_creds(struct dv_aws_creds *dst, const struct dv_aws_creds *src)
@@ -112,6 +116,7 @@ struct req {
 	char request_id[128];
 	uint64_t content_length;
 	bool have_cl;
+	int64_t server_date;  /* Date header, 0 if none */
 	char range_hdr[64];
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -212,6 +217,8 @@ int dv_s3_new(const struct dv_aws_config *cfg, const struct dv_aws_creds *creds,
 		s3->set.limit_upload = parse_rate(settings_env("DISKVAULT_S3_LIMIT_UPLOAD"));
 	if (!s3->set.limit_download && settings_env("DISKVAULT_S3_LIMIT_DOWNLOAD"))
 		s3->set.limit_download = parse_rate(settings_env("DISKVAULT_S3_LIMIT_DOWNLOAD"));
+	if (settings_env("DISKVAULT_S3_TEST_CLOCK_SKEW"))
+		s3->test_skew = atoll(settings_env("DISKVAULT_S3_TEST_CLOCK_SKEW"));
 	if (s3->set.connections < 1)
 		s3->set.connections = 1;
 	if (s3->set.connections > 32)
@@ -391,6 +398,11 @@ static size_t header_cb(char *p, size_t sz, size_t n, void *ud)
 		copy_hval(rq->etag, sizeof rq->etag, v, vl);
 	} else if (kl == 16 && !strncasecmp(p, "x-amz-request-id", 16)) {
 		copy_hval(rq->request_id, sizeof rq->request_id, v, vl);
+	} else if (kl == 4 && !strncasecmp(p, "date", 4)) {
+		char d[128];
+		copy_hval(d, sizeof d, v, vl);
+		time_t t = curl_getdate(d, NULL);
+		rq->server_date = t > 0 ? (int64_t)t : 0;
 	} else if (kl == 14 && !strncasecmp(p, "content-length", 14)) {
 		copy_hval(tmp, sizeof tmp, v, vl);
 		char *end;
@@ -428,6 +440,7 @@ static int setup(struct dv_s3 *s3, CURL *c, struct req *rq, struct curl_slist **
 	rq->hdr_status = 0;
 	rq->etag[0] = rq->request_id[0] = rq->errbuf[0] = 0;
 	rq->have_cl = false;
+	rq->server_date = 0;
 	dv_buf_reset(rq->resp);
 	if (!rq->payload_hash) {
 		dv_aws_sha256_hex(rq->body_hash, rq->body ? (const void *)rq->body : "", rq->body ? rq->body_len : 0);
@@ -449,7 +462,10 @@ static int setup(struct dv_s3 *s3, CURL *c, struct req *rq, struct curl_slist **
 		.payload_hash = rq->payload_hash,
 	};
 	struct dv_sigv4_params sp = {
-		.region = s3->region, .service = "s3", .time = dv_unix_now(), .add_content_sha256 = true};
+		.region = s3->region,
+		.service = "s3",
+		.time = dv_unix_now() + __atomic_load_n(&s3->clock_offset, __ATOMIC_RELAXED) + s3->test_skew,
+		.add_content_sha256 = true};
 	current_creds(s3, &creds);
 	r = dv_sigv4_sign(&sr, &creds, &sp, &sig, err);
 	if (r < 0)
@@ -624,7 +640,14 @@ static enum verdict classify(struct dv_s3 *s3, CURL *c, struct req *rq, CURLcode
 		dv_aws_creds_release(&before);
 		dv_aws_creds_release(&after);
 	}
-	bool retry = rq->status >= 500 || rq->status == 429 || !strcmp(code, "SlowDown") || renewed ||
+	bool skewed = false;
+	if (!strcmp(code, "RequestTimeTooSkewed") && rq->server_date) {
+		int64_t off = rq->server_date - (dv_unix_now() + s3->test_skew);
+		skewed = off != __atomic_load_n(&s3->clock_offset, __ATOMIC_RELAXED);
+		__atomic_store_n(&s3->clock_offset, off, __ATOMIC_RELAXED);
+		dv_debug("s3: clock differs from the server's by %lld s; correcting", (long long)off);
+	}
+	bool retry = rq->status >= 500 || rq->status == 429 || !strcmp(code, "SlowDown") || renewed || skewed ||
 		     !strcmp(code, "RequestTimeout") || !strcmp(code, "InternalError");
 	if (rq->status == 501)
 		retry = false;

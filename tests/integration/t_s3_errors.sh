@@ -47,3 +47,9 @@ dv --repo "$R" restore 0123456789abcdef "$T/out.img" 2>"$T/err" || rc=$?
 
 # DISKVAULT_S3_ENDPOINT (what a global --endpoint option sets) outranks AWS_ENDPOINT_URL.
 expect_ok env AWS_ENDPOINT_URL="http://127.0.0.1:$PORT" DISKVAULT_S3_ENDPOINT="$S3_ENDPOINT" "$DISKVAULT" --repo "$R" list
+
+# A clock two hours off: the first request is refused as RequestTimeTooSkewed,
+# diskvault adopts the server's Date and carries on (one retry).
+rm -f "$DISKVAULT_S3_STATS_FILE"
+DISKVAULT_S3_TEST_CLOCK_SKEW=-7200 expect_ok dv --repo "$R" list
+[ "$(last_stats 'j["retries"]')" -eq 1 ] || fail "expected one retry for the skewed clock: $(cat "$DISKVAULT_S3_STATS_FILE")"
