@@ -26,6 +26,7 @@
 
 #include "aws/aws.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -820,6 +821,27 @@ static const struct dv_store_ops s3_ops = {
 	.free = s3_free,
 };
 
+/* Spool files of killed runs stay behind (the local store reports its own
+ * in check). Here the spool is outside the repository, so remove files
+ * untouched for a day: no live writer keeps one that long. */
+static void sweep_spool(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	int64_t now = dv_unix_now();
+	while ((e = readdir(d))) {
+		struct stat sb;
+		if (e->d_name[0] == '.' || fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISREG(sb.st_mode) && now - (int64_t)sb.st_mtime > 24 * 3600 &&
+		    unlinkat(dirfd(d), e->d_name, 0) == 0)
+			dv_debug("s3: removed stale spool file %s/%s", dir, e->d_name);
+	}
+	closedir(d);
+}
+
 static char *xdg_dir(const char *var, const char *fallback, const char *leaf)
 {
 	const char *x = env(var);
@@ -872,6 +894,7 @@ int dv_store_s3_open(const char *location, bool create, struct dv_store *s, stru
 						  : xdg_dir("XDG_CACHE_HOME", ".cache", "/spool");
 	if ((r = dv_mkdir_p(st->state_dir, 0700, err)) < 0 || (r = dv_mkdir_p(s->spool_dir, 0700, err)) < 0)
 		goto fail;
+	sweep_spool(s->spool_dir);
 	r = dv_s3_check_bucket(st->s3, st->prefix, err);
 	if (r == 0) {
 		unsigned n = (unsigned)env_size("DISKVAULT_S3_UPLOADS", 2);
