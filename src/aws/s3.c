@@ -676,6 +676,9 @@ static void sleep_s(double s)
 
 static int perform(struct dv_s3 *s3, struct req *rq, struct dv_err *err)
 {
+	struct dv_err scratch;
+	if (!err)
+		err = &scratch;
 	CURL *c = pool_get(s3);
 	double start = dv_now();
 	int r = 0;
@@ -1055,6 +1058,10 @@ static void part_req(struct slot *sl, const char *key, const char *upload_id, in
 int dv_s3_upload_parts(struct dv_s3 *s3, const char *key, const char *upload_id, int fd, struct dv_s3_part_job *jobs,
 		       size_t n, dv_s3_part_done_fn done, void *ctx, struct dv_err *err)
 {
+	struct dv_err scratch;
+	if (!err)
+		err = &scratch;
+	dv_err_clear(err);
 	CURLM *m = curl_multi_init();
 	if (!m)
 		DV_BUG("curl_multi_init failed");

@@ -729,6 +729,9 @@ static void *worker(void *arg)
 static int s3_put_file(struct dv_store *s, const char *name, const char *spool_path, struct dv_err *err)
 {
 	struct s3store *st = s->impl;
+	struct dv_err scratch;
+	if (!err)
+		err = &scratch;
 	if (!st->nworkers)
 		return put_file_sync(st, name, spool_path, err);
 	struct job *j = dv_calloc(1, sizeof *j);
