@@ -91,6 +91,10 @@ struct dv_stats;
 void dv_cli_progress_cb(const struct dv_stats *s, bool final, void *ctx);
 /* Human size "1.23 GiB" (rotating static buffers: up to 8 per statement). */
 const char *dv_cli_size(uint64_t bytes);
+/* Applies an S3 option (--endpoint, --profile, --region, --connections,
+ * --storage-class, --sse, --sse-kms-key-id, --limit-upload,
+ * --limit-download) given without its dashes; false if name is none. */
+bool dv_cli_s3_option(const char *name, const char *value);
 /* The dv_passphrase_fn of the CLI (password.c). */
 int dv_cli_passphrase(const char *location, bool new_key, char *buf, size_t cap, struct dv_err *err);
 /* Set by SIGINT/SIGTERM. */
@@ -110,6 +114,7 @@ int cmd_prune(int argc, char **argv);
 int cmd_unlock(int argc, char **argv);
 int cmd_rebuild_index(int argc, char **argv);
 int cmd_key(int argc, char **argv);
+int cmd_s3(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_ebs_import(int argc, char **argv);
 int cmd_rightsize(int argc, char **argv);

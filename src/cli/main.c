@@ -33,6 +33,7 @@ static const struct command commands[] = {
 	{"unlock", cmd_unlock, "remove stale locks"},
 	{"rebuild-index", cmd_rebuild_index, "rebuild the chunk index from the packs"},
 	{"key", cmd_key, "manage the passphrases of an encrypted repository"},
+	{"s3", cmd_s3, "list or abort multipart uploads interrupted runs left on S3"},
 	{"config", cmd_config, "show the effective settings and where they come from"},
 	{"ebs-import", cmd_ebs_import, "write a snapshot's disk into a new EBS snapshot (EBS direct APIs)"},
 	{"rightsize", cmd_rightsize, "choose an EC2 instance type from measured use"},
@@ -99,6 +100,8 @@ int main(int argc, char **argv)
 			i++; /* read by dv_cli_config_load() below */
 		else if (!strncmp(a, "--config=", 9))
 			continue;
+		else if (!strncmp(a, "--", 2) && i + 1 < argc && dv_cli_s3_option(a + 2, argv[i + 1]))
+			i++;
 		else if (!strcmp(a, "--password-file") && i + 1 < argc)
 			dv_cli.password_file = argv[++i];
 		else if (!strcmp(a, "--lock-wait") && i + 1 < argc) {

@@ -67,6 +67,32 @@ int dv_cli_usage(const char *cmd, const char *fmt, ...)
 	return DV_EXIT_USAGE;
 }
 
+/* S3 settings given as options: each sets the environment variable the
+ * S3 store reads (docs/s3.md), which outranks the AWS_* ones. */
+static const struct {
+	const char *name, *env;
+} s3_options[] = {
+	{"endpoint", "DISKVAULT_S3_ENDPOINT"},
+	{"profile", "DISKVAULT_S3_PROFILE"},
+	{"region", "DISKVAULT_S3_REGION"},
+	{"connections", "DISKVAULT_S3_CONNECTIONS"},
+	{"storage-class", "DISKVAULT_S3_STORAGE_CLASS"},
+	{"sse", "DISKVAULT_S3_SSE"},
+	{"sse-kms-key-id", "DISKVAULT_S3_SSE_KMS_KEY_ID"},
+	{"limit-upload", "DISKVAULT_S3_LIMIT_UPLOAD"},
+	{"limit-download", "DISKVAULT_S3_LIMIT_DOWNLOAD"},
+};
+
+bool dv_cli_s3_option(const char *name, const char *value)
+{
+	for (size_t i = 0; i < DV_ARRAY_SIZE(s3_options); i++)
+		if (!strcmp(name, s3_options[i].name)) {
+			setenv(s3_options[i].env, value, 1);
+			return true;
+		}
+	return false;
+}
+
 int dv_cli_help_opt(int opt, const char *arg, void *ctx)
 {
 	(void)arg;
@@ -102,7 +128,7 @@ double dv_cli_parse_duration(const char *s)
 	return v * unit;
 }
 
-enum { OPT_REPO = 0x1000, OPT_JSON, OPT_PROGRESS, OPT_LOCK_WAIT, OPT_CONFIG, OPT_PASSWORD_FILE };
+enum { OPT_REPO = 0x1000, OPT_JSON, OPT_PROGRESS, OPT_LOCK_WAIT, OPT_CONFIG, OPT_PASSWORD_FILE, OPT_S3 = 0x1100 };
 
 int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
 		 dv_cli_opt_fn handle, void *ctx, int *first_arg)
@@ -121,9 +147,15 @@ int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, 
 	size_t n = 0;
 	while (longopts && longopts[n].name)
 		n++;
-	struct option *all = dv_calloc(n + DV_ARRAY_SIZE(globals) + 1, sizeof *all);
+	/* The command's own options come first: getopt_long takes the first
+	 * match, so a command's --region is its own, not the S3 one. */
+	size_t ns3 = DV_ARRAY_SIZE(s3_options);
+	struct option *all = dv_calloc(n + DV_ARRAY_SIZE(globals) + ns3 + 1, sizeof *all);
 	memcpy(all, longopts, n * sizeof *all);
 	memcpy(all + n, globals, sizeof globals);
+	for (size_t i = 0; i < ns3; i++)
+		all[n + DV_ARRAY_SIZE(globals) + i] =
+			(struct option){s3_options[i].name, required_argument, NULL, OPT_S3 + (int)i};
 	/* GNU getopt permutes argv, so options may follow operands
 	 * ("backup IMG --json"); operands end up at optind..argc. */
 	char *shorts = dv_asprintf(":qvh%s", shortopts ? shortopts : "");
@@ -176,7 +208,10 @@ int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, 
 			rc = dv_cli_usage(cmd, "option '%s' needs a value", argv[optind - 1]);
 			break;
 		default:
-			rc = handle(opt, optarg, ctx);
+			if (opt >= OPT_S3 && opt < OPT_S3 + (int)ns3)
+				dv_cli_s3_option(s3_options[opt - OPT_S3].name, optarg);
+			else
+				rc = handle(opt, optarg, ctx);
 		}
 	}
 	free(all);

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include "repo_internal.h"
 
+#define DV_PACK_MTIME 1767225600 /* 2026-01-01T00:00:00Z */
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
@@ -74,7 +76,10 @@ int dv_pack_writer_new(struct dv_repo *r, struct dv_pack_writer **out, struct dv
 		return rc;
 	}
 	w->sha = dv_sha256_new();
-	w->mtime = dv_unix_now();
+	/* A fixed member time makes a pack a function of its chunks alone: a
+	 * rerun after an interrupted upload builds the same pack, with the same
+	 * name, and the S3 backend resumes its multipart upload. */
+	w->mtime = DV_PACK_MTIME;
 	w->ar = archive_write_new();
 	if (!w->ar)
 		DV_BUG("archive_write_new failed");
