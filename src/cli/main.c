@@ -48,7 +48,7 @@ static void usage(FILE *out)
 		     "                 [--password-file FILE] [--config FILE] COMMAND [ARGS]\n\n"
 		     "commands:\n");
 	for (size_t i = 0; i < DV_ARRAY_SIZE(commands); i++)
-		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\nThe repository may also be given as DISKVAULT_REPO. 'diskvault COMMAND --help' shows a command's "
 		     "options.\nSettings may also come from a config file: see 'diskvault config --help'.\n"
 		     "Exit codes: docs/exit-codes.md.\n");
