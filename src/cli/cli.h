@@ -115,6 +115,7 @@ int cmd_unlock(int argc, char **argv);
 int cmd_rebuild_index(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_s3(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_ebs_import(int argc, char **argv);
 int cmd_rightsize(int argc, char **argv);

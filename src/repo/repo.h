@@ -274,6 +274,15 @@ struct dv_rebuild_result {
 int dv_rebuild_index(struct dv_repo *r, dv_check_problem_fn fn, void *ctx, struct dv_rebuild_result *res,
 		     struct dv_err *err) DV_WUR;
 
+struct dv_copy_result {
+	uint64_t objects_copied, objects_skipped, bytes_copied;
+};
+/* Copies the repository r to location `to` (local or S3), objects the
+ * destination lacks only, data before manifests and config last, so it is
+ * resumable and a snapshot visible there is complete. A destination that
+ * holds another repository is refused (DV_E_EXISTS). */
+int dv_copy(struct dv_repo *r, const char *to, struct dv_copy_result *res, struct dv_err *err) DV_WUR;
+
 /* ---- locks ----------------------------------------------------------- */
 
 #define DV_LOCK_REFRESH 300 /* seconds between refreshes of a held lock */
