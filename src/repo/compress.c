@@ -71,3 +71,19 @@ int dv_decompress(const void *src, size_t n, size_t raw_len, struct dv_buf *out,
 	out->len = r;
 	return 0;
 }
+
+bool dv_is_zstd_frame(const void *p, size_t n)
+{
+	return n >= 4 && dv_le32(p) == ZSTD_MAGICNUMBER;
+}
+
+int dv_decompress_frame(const void *src, size_t n, size_t cap, struct dv_buf *out, const char *what,
+			struct dv_err *err)
+{
+	unsigned long long size = ZSTD_getFrameContentSize(src, n);
+	if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN)
+		return dv_error(err, DV_E_CORRUPT, "%s: not a complete zstd frame", what);
+	if (size > cap)
+		return dv_error(err, DV_E_CORRUPT, "%s: expands to %llu bytes, more than the limit of %zu", what, size, cap);
+	return dv_decompress(src, n, (size_t)size, out, what, err);
+}

@@ -524,10 +524,21 @@ const json_t *dv_repo_config(const struct dv_repo *r) { return r->config; }
 
 /* ---- content-addressed objects ---------------------------------------- */
 
+/* Binary metadata (index segments, disk indexes) is stored as one zstd
+ * frame: their lengths, offsets and types compress to a fraction, which
+ * matters for the disk index each snapshot writes. Manifests stay plain
+ * JSON. Readers tell the two apart by the zstd magic number. */
+static bool compressed_dir(const char *dir) { return !strcmp(dir, "index") || !strcmp(dir, "diskindex"); }
+
 int dv_repo_put_content(struct dv_repo *r, const char *dir, const void *data, size_t len,
 			char id_hex[DV_ID_HEX_LEN + 1], struct dv_err *err)
 {
-	struct dv_buf sealed = DV_BUF_INIT;
+	struct dv_buf sealed = DV_BUF_INIT, packed = DV_BUF_INIT;
+	if (compressed_dir(dir)) {
+		dv_compress(data, len, r->zstd_level, &packed);
+		data = packed.data;
+		len = packed.len;
+	}
 	size_t n;
 	const uint8_t *p = dv_repo_seal(r, dir, strlen(dir), data, len, &sealed, &n);
 	struct dv_id id;
@@ -537,6 +548,19 @@ int dv_repo_put_content(struct dv_repo *r, const char *dir, const void *data, si
 	snprintf(name, sizeof name, "%s/%s", dir, id_hex);
 	int rc = dv_store_put(r->store, name, p, n, err);
 	dv_buf_release(&sealed);
+	dv_buf_release(&packed);
+	return rc;
+}
+
+/* Replaces a zstd frame in out by its content (at most cap bytes). */
+static int unpack(struct dv_buf *out, size_t cap, const char *name, struct dv_err *err)
+{
+	if (!dv_is_zstd_frame(out->data, out->len))
+		return 0;
+	struct dv_buf plain = DV_BUF_INIT;
+	int rc = dv_decompress_frame(out->data, out->len, cap, &plain, name, err);
+	dv_buf_release(out);
+	*out = plain;
 	return rc;
 }
 
@@ -557,7 +581,7 @@ int dv_repo_get_content(struct dv_repo *r, const char *dir, const char *id_hex, 
 	if (!dv_id_eq(&want, &got))
 		return dv_error(err, DV_E_CORRUPT, "%s: content does not match its name (corrupt or truncated)", name);
 	if (!r->encrypted)
-		return 0;
+		return unpack(out, cap, name, err);
 	/* The name proves the stored bytes; the seal proves who wrote them and
 	 * that they belong in dir. */
 	struct dv_buf plain = DV_BUF_INIT;
@@ -567,6 +591,7 @@ int dv_repo_get_content(struct dv_repo *r, const char *dir, const char *id_hex, 
 	if (rc == 0) {
 		dv_buf_release(out);
 		*out = plain;
+		rc = unpack(out, cap, name, err);
 	} else {
 		dv_buf_release(&plain);
 	}

@@ -52,6 +52,12 @@ int dv_pack_index_parse(const struct dv_repo *r, const uint8_t *p, size_t n, str
 /* Compresses src into out (replacing its content) at level; thread safe
  * (one context per thread). */
 void dv_compress(const void *src, size_t n, int level, struct dv_buf *out);
+/* true when p starts with a zstd frame's magic number. */
+bool dv_is_zstd_frame(const void *p, size_t n);
+/* Decompresses one zstd frame that records its content size (at most
+ * cap bytes) into out. */
+int dv_decompress_frame(const void *src, size_t n, size_t cap, struct dv_buf *out, const char *what,
+			struct dv_err *err) DV_WUR;
 /* Decompresses a blob that must expand to exactly raw_len bytes. */
 int dv_decompress(const void *src, size_t n, size_t raw_len, struct dv_buf *out, const char *what,
 		  struct dv_err *err) DV_WUR;
