@@ -32,28 +32,37 @@ A() { "$AWS" --endpoint-url "http://127.0.0.1:$PORT" "$@"; }
 puts() { /usr/bin/python3 "$SRC/tests/servers/ebs_ec2_server.py" --count "$SRV" PutSnapshotBlock 201; }
 
 # readback SNAP OUT SIZE: assembles the EBS snapshot into OUT (SIZE bytes,
-# absent blocks zero) through the official CLI, checking every block's
-# checksum header against its data.
+# absent blocks zero) through ListSnapshotBlocks/GetSnapshotBlock of
+# botocore, the engine of the official CLI (one process instead of one CLI
+# start per block), checking every block's checksum header against its data.
 readback() {
-	local snap=$1 out=$2 size=$3
-	A ebs list-snapshot-blocks --snapshot-id "$snap" --output json >"$T/blocks.json" ||
-		fail "list-snapshot-blocks $snap"
-	rm -f "$out"
-	truncate -s "$size" "$out"
-	python3 - "$T/blocks.json" >"$T/blocks.txt" <<-'EOF'
-		import json, sys
-		for b in json.load(open(sys.argv[1]))["Blocks"]:
-		    print(b["BlockIndex"], b["BlockToken"])
+	/usr/bin/python3 - "$1" "$2" "$3" "http://127.0.0.1:$PORT" <<-'EOF' || fail "reading back $1 failed"
+		import base64, hashlib, os, sys
+		import botocore.session
+		snap, out, size, url = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+		c = botocore.session.get_session().create_client(
+		    "ebs", region_name=os.environ.get("AWS_REGION", "us-east-1"), endpoint_url=url)
+		blocks, token = [], None
+		while True:
+		    kw = {"SnapshotId": snap}
+		    if token:
+		        kw["NextToken"] = token
+		    r = c.list_snapshot_blocks(**kw)
+		    blocks += r.get("Blocks", [])
+		    token = r.get("NextToken")
+		    if not token:
+		        break
+		with open(out, "wb") as f:
+		    f.truncate(size)
+		    for b in blocks:
+		        r = c.get_snapshot_block(SnapshotId=snap, BlockIndex=b["BlockIndex"], BlockToken=b["BlockToken"])
+		        data = r["BlockData"].read()
+		        if r["Checksum"] != base64.b64encode(hashlib.sha256(data).digest()).decode():
+		            sys.exit("block %d: checksum header mismatch" % b["BlockIndex"])
+		        f.seek(b["BlockIndex"] * 524288)
+		        f.write(data)
+		    f.truncate(size)
 	EOF
-	local idx tok ck
-	while read -r idx tok; do
-		A ebs get-snapshot-block --snapshot-id "$snap" --block-index "$idx" --block-token "$tok" \
-			"$T/blk" --output json >"$T/blk.json" || fail "get-snapshot-block $snap $idx"
-		ck=$(json_get "$(cat "$T/blk.json")" 'j["Checksum"]')
-		[ "$ck" = "$(openssl dgst -sha256 -binary "$T/blk" | base64)" ] || fail "block $idx: checksum header mismatch"
-		dd if="$T/blk" of="$out" bs=524288 seek="$idx" conv=notrunc status=none
-	done <"$T/blocks.txt"
-	truncate -s "$size" "$out"
 }
 
 # diff_blocks A B: how many 512 KiB blocks differ between two images.
