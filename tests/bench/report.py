@@ -378,7 +378,7 @@ def main():
         w("")
         w("```sh")
         for k in ("init", "first", "incr", "restore"):
-            w(f"{c[k]:<100} # {k}")
+            w(f"{c[k]}    # {k}")
         w("```")
         w("")
     w("**used blocks comparison**")
@@ -393,10 +393,8 @@ def main():
     if samples:
         w("diskvault `--json` summaries (run 1):")
         w("")
-        w("```json")
         for t, ph, d in samples:
-            w(f"{json.dumps(d)}")
-        w("```")
+            w(f"- {LABEL.get(t, t)}, {'first backup' if ph == 'first' else 'incremental'}: `{json.dumps(d)}`")
         w("")
     if notes:
         w("## Analysis")
