@@ -167,6 +167,7 @@ int cmd_backup(int argc, char **argv)
 		json_object_set_new(j, "command", json_string("backup"));
 		json_object_set_new(j, "ok", json_true());
 		json_object_set_new(j, "snapshot", json_string(id));
+		json_object_set_new(j, "mode", json_string(x.b.all_blocks ? "all-blocks" : "used-blocks"));
 		dv_cli_print_json(j);
 	} else if (!dv_cli.quiet) {
 		printf("snapshot %.8s saved (%s): %zu disk(s), %s, %s read, %s new data stored (%s before compression), "
