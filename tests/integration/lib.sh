@@ -22,7 +22,13 @@ _dv_cleanup() {
 	set +e
 	for c in "${CLEANUP[@]+"${CLEANUP[@]}"}"; do eval "$c"; done
 	rm -rf "$T"
-	if [ "$rc" -eq 0 ]; then echo "PASS: $(basename "$0")"; else echo "FAIL: $(basename "$0") (exit $rc)" >&2; fi
+	if [ "$rc" -eq 0 ]; then
+		echo "PASS: $(basename "$0")"
+	elif [ "$rc" -eq 77 ]; then
+		echo "SKIP: $(basename "$0")"
+	else
+		echo "FAIL: $(basename "$0") (exit $rc)" >&2
+	fi
 	exit "$rc"
 }
 trap _dv_cleanup EXIT
