@@ -1,6 +1,8 @@
 /* ebs_state.c - EBS import records in the repository (ebs_state.h). */
 #include "ebs_state.h"
 
+#include "crypt/crypt.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +20,38 @@ static bool valid_snapshot(const char *s)
 	return true;
 }
 
+/* Records are sealed like every other object of an encrypted repository
+ * (their block signatures and snapshot ids are metadata too), with their
+ * name as associated data; plain otherwise. */
+static int put_sealed(struct dv_repo *r, const char *name, const void *p, size_t n, struct dv_err *err)
+{
+	struct dv_buf sealed = DV_BUF_INIT;
+	size_t len;
+	const uint8_t *q = dv_repo_seal(r, name, strlen(name), p, n, &sealed, &len);
+	int rc = dv_store_put(r->store, name, q, len, err);
+	dv_buf_release(&sealed);
+	return rc;
+}
+
+/* Reads name (at most cap plaintext bytes) into out, unsealing it. */
+static int get_sealed(struct dv_repo *r, const char *name, size_t cap, struct dv_buf *out, struct dv_err *err)
+{
+	struct dv_buf raw = DV_BUF_INIT;
+	int rc = dv_store_get(r->store, name, cap + (r->encrypted ? DV_CRYPT_OVERHEAD : 0), &raw, err);
+	if (rc == 0 && r->encrypted) {
+		const uint8_t *p;
+		size_t n;
+		rc = dv_repo_unseal(r, name, strlen(name), raw.data, raw.len, out, &p, &n, name, err);
+		dv_buf_release(&raw);
+	} else if (rc == 0) {
+		dv_buf_release(out);
+		*out = raw;
+	} else {
+		dv_buf_release(&raw);
+	}
+	return rc;
+}
+
 int dv_ebs_state_put(struct dv_repo *r, const json_t *record, const uint8_t *sig, size_t sig_len, struct dv_err *err)
 {
 	const char *snap = json_string_value(json_object_get(record, "snapshot"));
@@ -26,14 +60,14 @@ int dv_ebs_state_put(struct dv_repo *r, const json_t *record, const uint8_t *sig
 		DV_BUG("EBS record without snapshot or disk");
 	char name[128];
 	snprintf(name, sizeof name, "ebs/%s-%lld.sig", snap, (long long)json_integer_value(disk));
-	int rc = dv_store_put(r->store, name, sig, sig_len, err);
+	int rc = put_sealed(r, name, sig, sig_len, err);
 	if (rc < 0)
 		return rc;
 	char *text = json_dumps(record, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!text)
 		DV_BUG("json_dumps failed");
 	snprintf(name, sizeof name, "ebs/%s-%lld", snap, (long long)json_integer_value(disk));
-	rc = dv_store_put(r->store, name, text, strlen(text), err);
+	rc = put_sealed(r, name, text, strlen(text), err);
 	free(text);
 	return rc;
 }
@@ -51,7 +85,7 @@ static int collect_one(const char *name, uint64_t size, void *ctx)
 		return 0;
 	struct dv_buf b = DV_BUF_INIT;
 	struct dv_err e;
-	if (dv_store_get(c->r->store, name, EBS_RECORD_CAP, &b, &e) == 0 && b.data) {
+	if (get_sealed(c->r, name, EBS_RECORD_CAP, &b, &e) == 0 && b.data) {
 		json_t *j = json_loadb((char *)b.data, b.len, 0, NULL);
 		if (json_is_object(j) && valid_snapshot(json_string_value(json_object_get(j, "snapshot"))) &&
 		    json_is_integer(json_object_get(j, "disk")) &&
@@ -103,7 +137,7 @@ int dv_ebs_state_get_sig(struct dv_repo *r, const char *snapshot, unsigned disk,
 	if (want > (1ull << 34))
 		return dv_error(err, DV_E_CORRUPT, "%s: too many blocks", name);
 	dv_buf_reset(out);
-	int rc = dv_store_get(r->store, name, (size_t)want, out, err);
+	int rc = get_sealed(r, name, (size_t)want, out, err);
 	if (rc < 0)
 		return rc;
 	if (out->len != want)

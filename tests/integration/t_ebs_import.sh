@@ -231,3 +231,22 @@ assert_contains "$STDERR" "ebs:PutSnapshotBlock"
 rm -f "$SRV/policy.json"
 expect_exit 2 dv --repo "$T/repo2" ebs-import "$R1" --parent snap-00000000000000000
 assert_contains "$STDERR" "no record"
+
+# ---- encrypted repository ---------------------------------------------------
+note "encrypted repository: records sealed, --parent auto still works"
+printf 'ebs test passphrase\n' >"$T/pw"
+chmod 600 "$T/pw"
+export DISKVAULT_PASSWORD_FILE=$T/pw
+expect_ok dv --repo "$T/enc" init --encrypt --kdf-n 1024
+expect_ok dv --repo "$T/enc" backup "$T/rand0.img" --all-blocks -q
+import_json "$T/enc" latest --parent none
+enc_snap=$EBS_SNAP
+for f in "$T"/enc/ebs/*; do
+	if grep -aq "$enc_snap" "$f"; then fail "$f holds the EBS snapshot id in plaintext"; fi
+done
+readback "$enc_snap" "$T/eback.img" "$RSIZE"
+assert_same_file "$T/rand0.img" "$T/eback.img"
+expect_ok dv --repo "$T/enc" backup "$T/rand0.img" --all-blocks -q
+import_json "$T/enc" latest --parent auto
+[ "$(json_get "$IMP" 'j["blocks_sent"]')" = 0 ] || fail "unchanged disk sent blocks with --parent auto: $IMP"
+unset DISKVAULT_PASSWORD_FILE
