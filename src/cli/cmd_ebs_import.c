@@ -311,18 +311,6 @@ struct state {
 	bool completing;
 };
 
-static char *state_dir(void)
-{
-	const char *v = getenv("DISKVAULT_STATE_DIR");
-	if (v && *v)
-		return dv_strdup(v);
-	v = getenv("XDG_STATE_HOME");
-	if (v && *v)
-		return dv_asprintf("%s/diskvault", v);
-	v = getenv("HOME");
-	return dv_asprintf("%s/.local/state/diskvault", v && *v ? v : "/tmp");
-}
-
 /* Reads the state file: header, then "B index digest" lines, "C". */
 static bool state_load(struct state *s, const char *snap, unsigned disk, struct imp *im)
 {
@@ -537,7 +525,7 @@ int cmd_ebs_import(int argc, char **argv)
 	im.todo = dv_calloc(im.n ? im.n : 1, sizeof *im.todo);
 
 	/* resume state */
-	sdir = state_dir();
+	sdir = dv_state_dir();
 	if ((r = dv_mkdir_p(sdir, 0700, &err)) < 0)
 		goto fail;
 	snprintf(st.path, sizeof st.path, "%s/ebs-import-%s-%.16s-%u.state", sdir, dv_repo_id(repo), id, x.disk);

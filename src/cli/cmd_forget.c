@@ -131,6 +131,16 @@ static void print_prune(const struct dv_prune_result *p, bool dry_run)
 	       dv_cli_size(p->bytes_repacked), dv_cli_size(p->bytes_before), dv_cli_size(p->bytes_after), p->seconds);
 }
 
+/* A forgotten snapshot that came back is a sign of tampering: always said. */
+static void report_replayed(const char *cmd, uint64_t n)
+{
+	if (n)
+		fprintf(stderr,
+			"diskvault %s: warning: removed %llu snapshot manifest(s) that were forgotten earlier and had "
+			"reappeared (replayed objects; see formats/encryption.md)\n",
+			cmd, (unsigned long long)n);
+}
+
 static int run(const char *cmd, int argc, char **argv)
 {
 	static const struct option forget_opts[] = {
@@ -185,6 +195,7 @@ static int run(const char *cmd, int argc, char **argv)
 			rc = dv_cli_fail(cmd, &err);
 			goto out;
 		}
+		report_replayed(cmd, fr.replayed);
 		if (!dv_cli.json && !dv_cli.quiet)
 			printf("%llu snapshot(s) kept, %llu %sforgotten\n", (unsigned long long)fr.kept,
 			       (unsigned long long)fr.removed, x.dry_run ? "would be " : "");
@@ -195,6 +206,7 @@ static int run(const char *cmd, int argc, char **argv)
 			goto out;
 		}
 		pruned = true;
+		report_replayed(cmd, pr.replayed);
 		if (!dv_cli.json && !dv_cli.quiet)
 			print_prune(&pr, x.dry_run);
 	}
@@ -205,6 +217,7 @@ static int run(const char *cmd, int argc, char **argv)
 			json_object_set_new(j, "kept", json_integer((json_int_t)fr.kept));
 			json_object_set_new(j, "removed", json_integer((json_int_t)fr.removed));
 		}
+		json_object_set_new(j, "replayed_removed", json_integer((json_int_t)(fr.replayed + (pruned ? pr.replayed : 0))));
 		if (pruned)
 			json_object_set_new(j, "prune", prune_json(&pr));
 		dv_cli_print_json(j);

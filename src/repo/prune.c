@@ -104,6 +104,10 @@ int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run,
 	int rc = dry_run ? 0 : dv_lock_acquire(r, true, &lock, err);
 	if (rc < 0)
 		return rc;
+	if (!dry_run && (rc = dv_forgotten_purge(r, &res->replayed, err)) < 0) {
+		dv_lock_release(lock);
+		return rc;
+	}
 	struct dv_snapshot_list l;
 	rc = dv_snapshot_list_load(r, &l, err);
 	if (rc < 0) {
@@ -172,7 +176,11 @@ int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run,
 			if (!keep && !dry_run) {
 				char name[128];
 				snprintf(name, sizeof name, "snapshots/%s", l.v[j].id);
+				/* Recorded once gone: a forget killed in between
+				 * leaves the snapshot unrecorded, never a false alarm. */
 				rc = dv_store_delete(r->store, name, err);
+				if (rc == 0)
+					rc = dv_forgotten_record(r, l.v[j].id, err);
 				if (rc < 0)
 					goto out;
 			}
@@ -454,7 +462,10 @@ int dv_prune(struct dv_repo *r, const struct dv_prune_opts *o, struct dv_prune_r
 	struct dv_index_segment out = {0};
 	struct repack_state st = {.p = &p, .out = &out};
 	struct dv_chunk_index *live = dv_chunk_index_new(); /* pack ids to keep */
-	rc = load_segments(&p);
+	if (!o->dry_run)
+		rc = dv_forgotten_purge(r, &res->replayed, err);
+	if (rc == 0)
+		rc = load_segments(&p);
 	if (rc == 0)
 		rc = load_references(&p);
 	if (rc == 0)

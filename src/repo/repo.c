@@ -495,6 +495,8 @@ int dv_repo_open(const char *location, struct dv_repo **out, struct dv_err *err)
 	if (rc == 0)
 		rc = parse_config(r, &b, err);
 	dv_buf_release(&b);
+	if (rc == 0)
+		rc = dv_forgotten_load(r, err);
 	if (rc == 0 && dv_store_is_local(r->store)) {
 		/* Writers need the spool directory (it may have been removed). */
 		rc = dv_mkdir_p(dv_store_spool_dir(r->store), 0700, err);
@@ -515,6 +517,8 @@ void dv_repo_free(struct dv_repo *r)
 	dv_crypt_wipe(r->mac_key, sizeof r->mac_key);
 	json_decref(r->config);
 	dv_store_free(r->store);
+	dv_strlist_release(&r->forgotten);
+	free(r->ledger_path);
 	free(r);
 }
 
@@ -659,6 +663,12 @@ int dv_snapshot_load(struct dv_repo *r, const char *id, json_t **out, struct dv_
 	struct dv_buf b = DV_BUF_INIT;
 	char what[128];
 	snprintf(what, sizeof what, "snapshot %.16s", id);
+	const char *when = dv_forgotten_when(r, id);
+	if (when)
+		return dv_error(err, DV_E_CORRUPT,
+				"%s: forgotten on %s, yet back in the repository (a replayed object); forget or prune "
+				"removes it again",
+				what, when);
 	int rc = dv_repo_get_content(r, "snapshots", id, DV_MAX_MANIFEST, &b, err);
 	if (rc == 0)
 		rc = dv_manifest_parse(b.data, b.len, out, what, err);

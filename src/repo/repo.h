@@ -195,6 +195,7 @@ struct dv_forget_policy {
 bool dv_forget_policy_empty(const struct dv_forget_policy *p);
 struct dv_forget_result {
 	uint64_t kept, removed;
+	uint64_t replayed; /* forgotten earlier, back again, removed (forgotten.c) */
 };
 /* Told about every snapshot, newest first per group; reasons is "" when
  * the snapshot is forgotten. */
@@ -211,6 +212,7 @@ struct dv_prune_opts {
 struct dv_prune_result {
 	uint64_t snapshots, packs, packs_deleted, packs_repacked, packs_written, packs_unindexed_deleted;
 	uint64_t disk_indexes_deleted, tmp_deleted;
+	uint64_t replayed; /* manifests of forgotten snapshots that were back, removed */
 	uint64_t bytes_before, bytes_after, bytes_freed, bytes_written, bytes_repacked;
 	double seconds;
 };

@@ -20,7 +20,26 @@ struct dv_repo {
 	uint8_t enc_key[32]; /* AES-256-GCM key for every sealed object */
 	uint8_t mac_key[32]; /* HMAC-SHA256 key for chunk ids */
 	int key_slot;        /* the key slot the passphrase opened, or -1 */
+	struct dv_strlist forgotten; /* ledger lines "<id> <time>", sorted (forgotten.c) */
+	char *ledger_path;
 };
+
+/* ---- forgotten-snapshot ledger (forgotten.c) ----------------------------
+ * Snapshots that forget removed from this repository (this id at this
+ * location), remembered on this machine so that a manifest that comes
+ * back is reported as replayed. */
+
+/* Reads the ledger (missing = empty); dv_repo_open calls it. */
+int dv_forgotten_load(struct dv_repo *r, struct dv_err *err) DV_WUR;
+/* When id was forgotten (RFC 3339), or NULL when it was not. */
+const char *dv_forgotten_when(const struct dv_repo *r, const char *id);
+/* Appends id to the ledger (fsync'ed), once its manifest is deleted. */
+int dv_forgotten_record(struct dv_repo *r, const char *id, struct dv_err *err) DV_WUR;
+/* Drops id from the ledger (copy re-adding a snapshot on purpose). */
+int dv_forgotten_unrecord(struct dv_repo *r, const char *id, struct dv_err *err) DV_WUR;
+/* Deletes the manifests of forgotten snapshots that are back; *removed
+ * counts them. Callers hold the exclusive lock. */
+int dv_forgotten_purge(struct dv_repo *r, uint64_t *removed, struct dv_err *err) DV_WUR;
 
 /* ---- encryption hooks (repo.c) ------------------------------------------
  * With an unencrypted repository these are the identity (seal/open return

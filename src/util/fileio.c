@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -144,4 +145,47 @@ void dv_random_hex(char *out, size_t n)
 		DV_BUG("random name too long");
 	dv_random_bytes(raw, n);
 	dv_hex(out, raw, n);
+}
+
+char *dv_state_dir(void)
+{
+	const char *v = getenv("DISKVAULT_STATE_DIR");
+	if (v && *v)
+		return dv_strdup(v);
+	v = getenv("XDG_STATE_HOME");
+	if (v && *v)
+		return dv_asprintf("%s/diskvault", v);
+	v = getenv("HOME");
+	return dv_asprintf("%s/.local/state/diskvault", v && *v ? v : "/tmp");
+}
+
+int dv_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, struct dv_err *err)
+{
+	char rnd[17];
+	dv_random_hex(rnd, 8);
+	char *tmp = dv_asprintf("%s.%s.tmp", path, rnd);
+	int r = 0;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0) {
+		r = dv_error_errno(err, errno, "creating %s", tmp);
+		goto out;
+	}
+	r = dv_write_all(fd, data, len, err, tmp);
+	if (r == 0 && fsync(fd) < 0)
+		r = dv_error_errno(err, errno, "fsync of %s", tmp);
+	if (close(fd) < 0 && r == 0)
+		r = dv_error_errno(err, errno, "closing %s", tmp);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = dv_error_errno(err, errno, "renaming %s to %s", tmp, path);
+	if (r == 0) {
+		const char *slash = strrchr(path, '/');
+		char *dir = slash ? dv_asprintf("%.*s", (int)(slash - path), path) : dv_strdup(".");
+		r = dv_fsync_dir(*dir ? dir : "/", err);
+		free(dir);
+	}
+	if (r < 0)
+		unlink(tmp);
+out:
+	free(tmp);
+	return r;
 }

@@ -145,8 +145,15 @@ int dv_pread_all(int fd, void *p, size_t n, off_t off, struct dv_err *err, const
 int dv_read_file(const char *path, size_t cap, struct dv_buf *out, struct dv_err *err) DV_WUR;
 /* fsync(2) of the directory that holds path (or of dir itself). */
 int dv_fsync_dir(const char *dir, struct dv_err *err) DV_WUR;
+/* Replaces path with data atomically: a temp file beside it (created with
+ * mode), fsync, rename, fsync of the directory. */
+int dv_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, struct dv_err *err) DV_WUR;
 /* mkdir -p; mode for created directories. */
 int dv_mkdir_p(const char *path, mode_t mode, struct dv_err *err) DV_WUR;
+/* diskvault's local state directory (resume files, the forgotten-snapshot
+ * ledger): DISKVAULT_STATE_DIR, else $XDG_STATE_HOME/diskvault, else
+ * ~/.local/state/diskvault. Not created here. Caller frees. */
+char *dv_state_dir(void);
 /* A fresh random lowercase-hex name of 2n characters (n random bytes). */
 void dv_random_hex(char *out, size_t n);
 /* Fills p with n cryptographically random bytes (getrandom). */
