@@ -464,6 +464,8 @@ static int repack_pack(struct repack_ctx *c, const struct rblob *v, size_t n)
 		rc = dv_store_get_range(p->r->store, name, start, (size_t)(end - start), &c->range, p->err);
 		if (rc < 0)
 			return dv_error_prefix(p->err, "prune stopped before deleting anything: ");
+		dv_debug("prune: %s: blobs %zu..%zu of %zu, bytes [%llu, %llu)", name, i, j, n, (unsigned long long)start,
+			 (unsigned long long)end);
 		p->res->bytes_read += end - start;
 		p->res->range_reads++;
 		for (; rc == 0 && i < j; i++)
