@@ -9,13 +9,17 @@
  *   1. find the chunks the remaining snapshots use (their disk indexes);
  *   2. classify every indexed pack: all used (keep), some garbage above the
  *      threshold (repack), nothing used (delete);
- *   3. copy the used blobs of repacked packs into new packs (ranged reads,
- *      each blob verified), publish them;
+ *   3. copy the used blobs of repacked packs into new packs (ranged reads
+ *      of just those blobs, in offset order; each blob verified), publish
+ *      them;
  *   4. write one new index segment for every kept and new pack;
  *   5. delete the old index segments - from here the new segment alone
  *      describes the repository;
  *   6. delete the packs no index names (repacked, dead, or left by an
  *      interrupted backup), unreferenced disk indexes and temporary files.
+ * Each deleting step is one dv_store_delete_many call (S3: DeleteObjects
+ * batches; local: unlinks, then one fsync per directory), finished and
+ * durable before the next step starts: batching stays within a step.
  * A crash before 5 leaves old and new segments side by side (both valid:
  * nothing was deleted yet); after 5 only unindexed objects remain, which
  * the next prune deletes and check reports as garbage.

@@ -19,6 +19,7 @@
  *   stays STANDARD), DISKVAULT_S3_SSE (AES256 | aws:kms),
  *   DISKVAULT_S3_SSE_KMS_KEY_ID, DISKVAULT_S3_CONNECTIONS,
  *   DISKVAULT_S3_MULTIPART_THRESHOLD, DISKVAULT_S3_PART_SIZE (bytes),
+ *   DISKVAULT_S3_DELETE_BATCH (keys per DeleteObjects, aws.h),
  *   DISKVAULT_STATE_DIR, DISKVAULT_CACHE_DIR, DISKVAULT_S3_STATS_FILE
  *   (a JSON line of request/byte counters is appended at close).
  */
