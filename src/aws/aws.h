@@ -201,6 +201,31 @@ void dv_s3_uploads_release(struct dv_s3_uploads *u);
 int dv_s3_parse_complete(const char *xml, size_t len, char **etag, bool *is_error, struct dv_s3_error *e,
 			 struct dv_err *err) DV_WUR;
 
+/* DeleteObjects (POST /?delete). With <Quiet>true</Quiet> the answer lists
+ * only the keys that could not be deleted. A 200 whose body is an <Error>
+ * document sets is_error and e (as for CompleteMultipartUpload). */
+struct dv_s3_delete_failure {
+	char *key;
+	char *code;
+	char *message;  /* may be NULL */
+};
+struct dv_s3_delete_result {
+	struct dv_s3_delete_failure *failures;
+	size_t n_failures;
+	size_t n_deleted;  /* <Deleted> entries (none in quiet mode) */
+	bool is_error;
+	struct dv_s3_error e;
+};
+int dv_s3_parse_delete_result(const char *xml, size_t len, struct dv_s3_delete_result *out,
+			      struct dv_err *err) DV_WUR;
+void dv_s3_delete_result_release(struct dv_s3_delete_result *d);
+/* Appends the quiet DeleteObjects request body for keys[0..n) to out, each
+ * key XML-escaped (& < > " ' and CR, LF, tab as character references).
+ * Returns false, leaving out as it was, when a key holds a character XML
+ * 1.0 cannot carry (other control characters): such a key needs a plain
+ * DELETE. */
+bool dv_s3_delete_body(struct dv_buf *out, char *const *keys, size_t n);
+
 /* ---- S3 client -------------------------------------------------------- */
 
 /*
@@ -264,6 +289,20 @@ typedef int (*dv_s3_list_fn)(const char *key, uint64_t size, void *ctx);
 int dv_s3_list_objects(struct dv_s3 *s3, const char *prefix, dv_s3_list_fn fn, void *ctx, struct dv_err *err) DV_WUR;
 /* Deleting a missing key is not an error. */
 int dv_s3_delete_object(struct dv_s3 *s3, const char *key, struct dv_err *err) DV_WUR;
+/*
+ * Deletes keys[0..n) (borrowed) with DeleteObjects requests of at most
+ * DV_S3_DELETE_BATCH keys (DISKVAULT_S3_DELETE_BATCH may lower it, for
+ * tests), each with Content-MD5 and the payload's SHA-256, in quiet mode.
+ * A key the answer lists with NoSuchKey counts as deleted; keys refused
+ * with InternalError or SlowDown are sent again (same backoff and bounds
+ * as other requests); any other refusal fails with DV_E_REMOTE naming the
+ * first such key, its code and message (the other keys of the batch are
+ * gone). An endpoint without multi-object delete (HTTP 501 or
+ * NotImplemented) gets one DELETE per key from then on, as do keys that
+ * XML cannot carry. On failure some keys may have been deleted.
+ */
+#define DV_S3_DELETE_BATCH 1000
+int dv_s3_delete_objects(struct dv_s3 *s3, char *const *keys, size_t n, struct dv_err *err) DV_WUR;
 
 /* Multipart. *upload_id is malloc'ed. */
 int dv_s3_create_multipart(struct dv_s3 *s3, const char *key, const struct dv_s3_put_opts *opts, char **upload_id,
@@ -303,6 +342,9 @@ struct dv_s3_stats {
 	uint64_t retries;
 	uint64_t bytes_sent;
 	uint64_t bytes_received;
+	uint64_t delete_requests;        /* DeleteObject (DELETE /key), with retries */
+	uint64_t delete_objects_requests; /* DeleteObjects (POST /?delete), with retries */
+	uint64_t keys_deleted;           /* keys the server confirmed deleted by either */
 };
 void dv_s3_get_stats(struct dv_s3 *s3, struct dv_s3_stats *out);
 

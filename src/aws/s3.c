@@ -53,6 +53,7 @@ struct dv_s3 {
 	 * RequestTimeTooSkewed answer (a machine with a wrong clock still works). */
 	int64_t clock_offset;
 	int64_t test_skew;  /* DISKVAULT_S3_TEST_CLOCK_SKEW: tests only */
+	bool no_multi_delete;  /* the endpoint answered DeleteObjects with 501 */
 };
 
 static void copy_creds(struct dv_aws_creds *dst, const struct dv_aws_creds *src)
@@ -103,6 +104,7 @@ struct req {
 	uint64_t body_off, body_len, pos;
 	bool has_body;
 	const char *payload_hash;  /* hex; NULL = hash of memory body */
+	uint64_t *op_counter;      /* per-operation counter in stats, or NULL */
 	char body_hash[65];
 	/* response */
 	struct dv_buf *resp;  /* where the body goes (own buffer unless set) */
@@ -287,6 +289,9 @@ void dv_s3_get_stats(struct dv_s3 *s3, struct dv_s3_stats *out)
 	out->retries = __atomic_load_n(&s3->stats.retries, __ATOMIC_RELAXED);
 	out->bytes_sent = __atomic_load_n(&s3->stats.bytes_sent, __ATOMIC_RELAXED);
 	out->bytes_received = __atomic_load_n(&s3->stats.bytes_received, __ATOMIC_RELAXED);
+	out->delete_requests = __atomic_load_n(&s3->stats.delete_requests, __ATOMIC_RELAXED);
+	out->delete_objects_requests = __atomic_load_n(&s3->stats.delete_objects_requests, __ATOMIC_RELAXED);
+	out->keys_deleted = __atomic_load_n(&s3->stats.keys_deleted, __ATOMIC_RELAXED);
 }
 
 static CURL *pool_get(struct dv_s3 *s3)
@@ -688,6 +693,8 @@ static int perform(struct dv_s3 *s3, struct req *rq, struct dv_err *err)
 		if (r < 0)
 			break;
 		stat_add(&s3->stats.requests, 1);
+		if (rq->op_counter)
+			stat_add(rq->op_counter, 1);
 		__atomic_add_fetch(&s3->inflight, 1, __ATOMIC_RELAXED);
 		CURLcode cc = curl_easy_perform(c);
 		__atomic_sub_fetch(&s3->inflight, 1, __ATOMIC_RELAXED);
@@ -867,10 +874,165 @@ int dv_s3_delete_object(struct dv_s3 *s3, const char *key, struct dv_err *err)
 {
 	struct req rq;
 	req_init(&rq, "DELETE", key);
+	rq.op_counter = &s3->stats.delete_requests;
 	int r = perform(s3, &rq, err);
 	req_release(&rq);
 	if (r == -DV_E_NOT_FOUND)
 		r = 0;
+	if (r == 0)
+		stat_add(&s3->stats.keys_deleted, 1);
+	return r;
+}
+
+static int delete_singly(struct dv_s3 *s3, char *const *keys, size_t n, struct dv_err *err)
+{
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = dv_s3_delete_object(s3, keys[i], err);
+	return r;
+}
+
+static bool delete_retryable(const char *code)
+{
+	return !strcmp(code, "InternalError") || !strcmp(code, "SlowDown") || !strcmp(code, "ServiceUnavailable");
+}
+
+/*
+ * One DeleteObjects batch. Keys refused with a passing error are sent again
+ * (alone) after a backoff; *unsupported is set when the endpoint has no
+ * multi-object delete (nothing was deleted then).
+ */
+static int delete_batch(struct dv_s3 *s3, char *const *keys, size_t n, bool *unsupported, struct dv_err *err)
+{
+	char **todo = dv_malloc(n * sizeof *todo);
+	memcpy(todo, keys, n * sizeof *todo);
+	struct dv_buf body = DV_BUF_INIT;
+	double start = dv_now();
+	int r = 0;
+	for (unsigned attempt = 1;; attempt++) {
+		dv_buf_reset(&body);
+		if (!dv_s3_delete_body(&body, todo, n))
+			DV_BUG("caller passed a key XML cannot carry");
+		char md5[25];
+		md5_b64(md5, body.data, body.len);
+		struct req rq;
+		req_init(&rq, "POST", NULL);
+		add_q(&rq, "delete", NULL);
+		add_h(&rq, "Content-MD5", md5);
+		add_h(&rq, "Content-Type", "application/xml");
+		rq.has_body = true;
+		rq.body = body.data;
+		rq.body_len = body.len;
+		rq.op_counter = &s3->stats.delete_objects_requests;
+		r = perform(s3, &rq, err);
+		if (r < 0) {
+			struct dv_s3_error e;
+			struct dv_err ignore;
+			bool code_ni = rq.status >= 400 && rq.own.len &&
+				       dv_s3_parse_error((char *)rq.own.data, rq.own.len, &e, &ignore) == 0;
+			if (code_ni) {
+				code_ni = !strcmp(e.code, "NotImplemented");
+				dv_s3_error_release(&e);
+			}
+			*unsupported = rq.status == 501 || code_ni;
+			req_release(&rq);
+			break;
+		}
+		struct dv_s3_delete_result d;
+		r = dv_s3_parse_delete_result((char *)rq.own.data, rq.own.len, &d, err);
+		req_release(&rq);
+		if (r < 0)
+			break;
+		if (d.is_error) {
+			/* a 200 carrying an <Error> document: nothing is known deleted */
+			r = dv_error(err, DV_E_REMOTE, "S3 DeleteObjects s3://%s (%zu keys from %s): %s: %s", s3->bucket, n,
+				     todo[0], d.e.code, d.e.message ? d.e.message : "");
+			bool again = delete_retryable(d.e.code);
+			dv_s3_delete_result_release(&d);
+			if (!again || attempt >= s3->set.max_attempts || dv_now() - start > s3->set.max_retry_seconds)
+				break;
+			stat_add(&s3->stats.retries, 1);
+			sleep_s(backoff(attempt));
+			continue;
+		}
+		/* Keys refused for good, and keys worth another request. */
+		size_t fatal = 0, again = 0, missing = 0;
+		const struct dv_s3_delete_failure *first = NULL;
+		for (size_t i = 0; i < d.n_failures; i++) {
+			const struct dv_s3_delete_failure *f = &d.failures[i];
+			if (!strcmp(f->code, "NoSuchKey")) {
+				missing++;
+			} else if (delete_retryable(f->code)) {
+				/* f->key is one we sent: resend our own pointer */
+				for (size_t k = again; k < n; k++)
+					if (!strcmp(todo[k], f->key)) {
+						char *t = todo[again];
+						todo[again++] = todo[k];
+						todo[k] = t;
+						break;
+					}
+			} else if (!fatal++) {
+				first = f;
+			}
+		}
+		stat_add(&s3->stats.keys_deleted, n - DV_MIN(n, d.n_failures - missing));
+		if (fatal) {
+			char more[64] = "";
+			if (fatal > 1)
+				snprintf(more, sizeof more, " (%zu keys refused in all)", fatal);
+			r = dv_error(err, DV_E_REMOTE, "S3 DeleteObjects s3://%s/%s: %s%s%s%s", s3->bucket, first->key,
+				     first->code, first->message ? ": " : "", first->message ? first->message : "", more);
+		}
+		bool retry_left = attempt < s3->set.max_attempts && dv_now() - start <= s3->set.max_retry_seconds;
+		if (!fatal && again && !retry_left)
+			r = dv_error(err, DV_E_REMOTE, "S3 DeleteObjects s3://%s/%s: giving up after %u attempts: %s",
+				     s3->bucket, todo[0], attempt, "the server kept refusing it as busy");
+		dv_s3_delete_result_release(&d);
+		if (r < 0 || !again)
+			break;
+		n = again;
+		stat_add(&s3->stats.retries, 1);
+		sleep_s(backoff(attempt));
+	}
+	dv_buf_release(&body);
+	free(todo);
+	return r;
+}
+
+int dv_s3_delete_objects(struct dv_s3 *s3, char *const *keys, size_t n, struct dv_err *err)
+{
+	size_t batch = DV_S3_DELETE_BATCH;
+	const char *b = settings_env("DISKVAULT_S3_DELETE_BATCH");
+	if (b && atoi(b) > 0 && atoi(b) < DV_S3_DELETE_BATCH)
+		batch = (size_t)atoi(b);
+	/* keys XML cannot carry go one by one; the rest in batches */
+	char **ok = dv_malloc((n ? n : 1) * sizeof *ok);
+	size_t nok = 0;
+	struct dv_buf probe = DV_BUF_INIT;
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		dv_buf_reset(&probe);
+		if (dv_s3_delete_body(&probe, &keys[i], 1))
+			ok[nok++] = keys[i];
+		else
+			r = dv_s3_delete_object(s3, keys[i], err);
+	}
+	dv_buf_release(&probe);
+	for (size_t i = 0; r == 0 && i < nok; i += batch) {
+		size_t k = DV_MIN(batch, nok - i);
+		if (__atomic_load_n(&s3->no_multi_delete, __ATOMIC_RELAXED)) {
+			r = delete_singly(s3, ok + i, k, err);
+			continue;
+		}
+		bool unsupported = false;
+		r = delete_batch(s3, ok + i, k, &unsupported, err);
+		if (r < 0 && unsupported) {
+			dv_debug("s3: %s has no DeleteObjects (%s); deleting one key per request", s3->desc, err->msg);
+			__atomic_store_n(&s3->no_multi_delete, true, __ATOMIC_RELAXED);
+			r = delete_singly(s3, ok + i, k, err);
+		}
+	}
+	free(ok);
 	return r;
 }
 

@@ -455,3 +455,117 @@ int dv_s3_parse_complete(const char *xml, size_t len, char **etag, bool *is_erro
 	dv_s3_error_release(&c.e);
 	return r;
 }
+
+/* ---- DeleteObjects ------------------------------------------------------- */
+
+struct delete_ctx {
+	struct dv_s3_delete_result *d;
+	size_t cap;
+	struct dv_s3_delete_failure cur;
+	bool root_ok, bad;
+};
+
+static void delete_end(void *ctx, const char *path, const char *text)
+{
+	struct delete_ctx *c = ctx;
+	if (!strcmp(path, "DeleteResult")) {
+		c->root_ok = true;
+	} else if (!strcmp(path, "DeleteResult/Deleted")) {
+		c->d->n_deleted++;
+	} else if (!strcmp(path, "DeleteResult/Error/Key")) {
+		set_str(&c->cur.key, text);
+	} else if (!strcmp(path, "DeleteResult/Error/Code")) {
+		set_str(&c->cur.code, text);
+	} else if (!strcmp(path, "DeleteResult/Error/Message")) {
+		set_str(&c->cur.message, text);
+	} else if (!strcmp(path, "DeleteResult/Error")) {
+		if (!c->cur.key || !c->cur.code || c->d->n_failures >= XML_MAX_ITEMS) {
+			c->bad = true;
+			free(c->cur.key);
+			free(c->cur.code);
+			free(c->cur.message);
+		} else {
+			if (c->d->n_failures == c->cap) {
+				c->cap = c->cap ? 2 * c->cap : 16;
+				c->d->failures = dv_realloc(c->d->failures, c->cap * sizeof *c->d->failures);
+			}
+			c->d->failures[c->d->n_failures++] = c->cur;
+		}
+		memset(&c->cur, 0, sizeof c->cur);
+	} else if (!strncmp(path, "Error", 5) && (path[5] == 0 || path[5] == '/')) {
+		c->d->is_error = true;
+		error_end(&c->d->e, path, text);
+	}
+}
+
+int dv_s3_parse_delete_result(const char *xml, size_t len, struct dv_s3_delete_result *out, struct dv_err *err)
+{
+	memset(out, 0, sizeof *out);
+	struct delete_ctx c = {.d = out};
+	int r = dv_xml_walk(xml, len, "DeleteObjects", delete_end, &c, err);
+	free(c.cur.key);
+	free(c.cur.code);
+	free(c.cur.message);
+	if (r == 0 && out->is_error) {
+		if (!out->e.code)
+			out->e.code = dv_strdup("InternalError");
+	} else if (r == 0 && (c.bad || !c.root_ok)) {
+		r = dv_error(err, DV_E_REMOTE, "DeleteObjects: malformed response (%s)",
+			     c.root_ok ? "an <Error> entry without Key or Code" : "no <DeleteResult>");
+	}
+	if (r < 0)
+		dv_s3_delete_result_release(out);
+	return r;
+}
+
+void dv_s3_delete_result_release(struct dv_s3_delete_result *d)
+{
+	for (size_t i = 0; i < d->n_failures; i++) {
+		free(d->failures[i].key);
+		free(d->failures[i].code);
+		free(d->failures[i].message);
+	}
+	free(d->failures);
+	dv_s3_error_release(&d->e);
+	memset(d, 0, sizeof *d);
+}
+
+/* Appends s with the five XML special characters and CR, LF, tab as
+ * references (a literal CR or LF would be normalised by the server's
+ * parser). false for other control characters, which XML 1.0 forbids. */
+static bool xml_escape(struct dv_buf *out, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		switch (*p) {
+		case '&': dv_buf_add(out, "&amp;", 5); break;
+		case '<': dv_buf_add(out, "&lt;", 4); break;
+		case '>': dv_buf_add(out, "&gt;", 4); break;
+		case '"': dv_buf_add(out, "&quot;", 6); break;
+		case '\'': dv_buf_add(out, "&apos;", 6); break;
+		case '\t': case '\n': case '\r': dv_buf_addf(out, "&#%d;", *p); break;
+		default:
+			if (*p < 0x20)
+				return false;
+			dv_buf_add(out, p, 1);
+		}
+	}
+	return true;
+}
+
+bool dv_s3_delete_body(struct dv_buf *out, char *const *keys, size_t n)
+{
+	size_t start = out->len;
+	dv_buf_addf(out, "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>");
+	for (size_t i = 0; i < n; i++) {
+		dv_buf_addf(out, "<Object><Key>");
+		if (!xml_escape(out, keys[i])) {
+			out->len = start;
+			if (out->data)
+				out->data[start] = 0;
+			return false;
+		}
+		dv_buf_addf(out, "</Key></Object>");
+	}
+	dv_buf_addf(out, "</Delete>");
+	return true;
+}

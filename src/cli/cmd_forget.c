@@ -110,14 +110,16 @@ static void print_decision(const char *id, const json_t *m, bool keep, const cha
 
 static json_t *prune_json(const struct dv_prune_result *p)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "packs", (json_int_t)p->packs,
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "packs",
+			 (json_int_t)p->packs,
 			 "packs_deleted", (json_int_t)p->packs_deleted, "packs_repacked", (json_int_t)p->packs_repacked,
 			 "packs_written", (json_int_t)p->packs_written, "packs_unindexed_deleted",
 			 (json_int_t)p->packs_unindexed_deleted, "disk_indexes_deleted",
 			 (json_int_t)p->disk_indexes_deleted, "tmp_deleted", (json_int_t)p->tmp_deleted, "bytes_before",
 			 (json_int_t)p->bytes_before, "bytes_after", (json_int_t)p->bytes_after, "bytes_freed",
 			 (json_int_t)p->bytes_freed, "bytes_written", (json_int_t)p->bytes_written, "bytes_repacked",
-			 (json_int_t)p->bytes_repacked, "seconds", p->seconds);
+			 (json_int_t)p->bytes_repacked, "bytes_read", (json_int_t)p->bytes_read, "range_reads",
+			 (json_int_t)p->range_reads, "seconds", p->seconds);
 }
 
 static void print_prune(const struct dv_prune_result *p, bool dry_run)

@@ -165,17 +165,19 @@ int dv_forgotten_purge(struct dv_repo *r, uint64_t *removed, struct dv_err *err)
 	*removed = 0;
 	if (r->forgotten.n == 0)
 		return 0;
-	struct dv_strlist ids = {0};
+	struct dv_strlist ids = {0}, back = {0};
 	int rc = dv_repo_list_ids(r, "snapshots", &ids, err);
-	for (size_t i = 0; rc == 0 && i < ids.n; i++) {
-		if (!dv_forgotten_when(r, ids.v[i]))
-			continue;
-		char name[128];
-		snprintf(name, sizeof name, "snapshots/%s", ids.v[i]);
-		rc = dv_store_delete(r->store, name, err);
-		if (rc == 0)
-			(*removed)++;
-	}
+	for (size_t i = 0; rc == 0 && i < ids.n; i++)
+		if (dv_forgotten_when(r, ids.v[i])) {
+			char name[128];
+			snprintf(name, sizeof name, "snapshots/%s", ids.v[i]);
+			dv_strlist_add(&back, name);
+		}
+	if (rc == 0 && back.n)
+		rc = dv_store_delete_many(r->store, back.v, back.n, err);
+	if (rc == 0)
+		*removed = back.n;
+	dv_strlist_release(&back);
 	dv_strlist_release(&ids);
 	return rc;
 }

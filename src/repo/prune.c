@@ -9,13 +9,17 @@
  *   1. find the chunks the remaining snapshots use (their disk indexes);
  *   2. classify every indexed pack: all used (keep), some garbage above the
  *      threshold (repack), nothing used (delete);
- *   3. copy the used blobs of repacked packs into new packs (ranged reads,
- *      each blob verified), publish them;
+ *   3. copy the used blobs of repacked packs into new packs (ranged reads
+ *      of just those blobs, in offset order; each blob verified), publish
+ *      them;
  *   4. write one new index segment for every kept and new pack;
  *   5. delete the old index segments - from here the new segment alone
  *      describes the repository;
  *   6. delete the packs no index names (repacked, dead, or left by an
  *      interrupted backup), unreferenced disk indexes and temporary files.
+ * Each deleting step is one dv_store_delete_many call (S3: DeleteObjects
+ * batches; local: unlinks, then one fsync per directory), finished and
+ * durable before the next step starts: batching stays within a step.
  * A crash before 5 leaves old and new segments side by side (both valid:
  * nothing was deleted yet); after 5 only unindexed objects remain, which
  * the next prune deletes and check reports as garbage.
@@ -114,6 +118,7 @@ int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run,
 		dv_lock_release(lock);
 		return rc;
 	}
+	struct dv_strlist forgotten = {0};
 	char **groups = dv_calloc(l.n ? l.n : 1, sizeof *groups);
 	bool *done = dv_calloc(l.n ? l.n : 1, sizeof *done);
 	for (size_t i = 0; i < l.n; i++)
@@ -176,17 +181,18 @@ int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run,
 			if (!keep && !dry_run) {
 				char name[128];
 				snprintf(name, sizeof name, "snapshots/%s", l.v[j].id);
-				/* Recorded once gone: a forget killed in between
-				 * leaves the snapshot unrecorded, never a false alarm. */
-				rc = dv_store_delete(r->store, name, err);
-				if (rc == 0)
-					rc = dv_forgotten_record(r, l.v[j].id, err);
-				if (rc < 0)
-					goto out;
+				dv_strlist_add(&forgotten, name);
 			}
 		}
 	}
-out:
+	/* One batch (DeleteObjects on S3): each snapshot object stands alone,
+	 * so the order among them does not matter. */
+	rc = dv_store_delete_many(r->store, forgotten.v, forgotten.n, err);
+	/* Recorded once gone: a forget killed in between leaves those
+	 * snapshots unrecorded (a missed detection, never a false alarm). */
+	for (size_t i = 0; rc == 0 && i < forgotten.n; i++)
+		rc = dv_forgotten_record(r, forgotten.v[i] + strlen("snapshots/"), err);
+	dv_strlist_release(&forgotten);
 	for (size_t i = 0; i < l.n; i++)
 		free(groups[i]);
 	free(groups);
@@ -377,72 +383,142 @@ static void add_seg_entry(struct dv_index_segment *s, const struct dv_id *id, co
 	s->n++;
 }
 
-struct repack_ctx {
-	struct repack_state *st;
-	size_t pack;      /* ppack being repacked */
-	int rc;
-	struct dv_buf blob, raw, scratch;
+/* A kept chunk of a pack being repacked. */
+struct rblob {
+	struct dv_id id;
+	struct dv_chunk_loc loc;  /* loc.pack: ppack number */
 };
 
-static int repack_chunk(const struct dv_id *id, const struct dv_chunk_loc *loc, void *arg)
+struct repack_ctx {
+	struct repack_state *st;
+	struct rblob *v;
+	size_t n, cap;
+	struct dv_buf range, raw, scratch;
+};
+
+static int gather_blob(const struct dv_id *id, const struct dv_chunk_loc *loc, void *arg)
 {
 	struct repack_ctx *c = arg;
-	if (loc->pack != c->pack)
+	if (c->st->p->packs[loc->pack].action != P_REPACK)
 		return 0;
-	struct repack_state *st = c->st;
-	struct pruner *p = st->p;
-	char name[128];
-	dv_pack_name(name, sizeof name, &p->packs[c->pack].info.id);
-	int rc = dv_store_get_range(p->r->store, name, loc->offset, loc->stored_len, &c->blob, p->err);
-	if (rc == 0) {
-		/* Verify before copying: prune must not spread a damaged blob. */
-		char hex[DV_ID_HEX_LEN + 1], what[256];
-		dv_id_hex(hex, id);
-		snprintf(what, sizeof what, "chunk %.16s in %s", hex, name);
-		rc = dv_repo_blob_to_chunk(p->r, id, c->blob.data, c->blob.len, loc->raw_len, &c->scratch, &c->raw, what,
-					   p->err);
-		if (rc < 0)
-			dv_error_prefix(p->err, "prune stopped before deleting anything: ");
+	if (c->n == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 1024;
+		c->v = dv_realloc(c->v, c->cap * sizeof *c->v);
 	}
-	if (rc == 0 && !st->w) {
-		rc = dv_pack_writer_new(p->r, &st->w, p->err);
-		if (rc == 0) {
-			struct dv_pack_info pending = {0};
-			st->w_no = add_seg_pack(st->out, &pending);
-		}
-	}
-	uint64_t off = 0;
-	if (rc == 0)
-		rc = dv_pack_writer_add(st->w, id, c->blob.data, loc->stored_len, loc->raw_len, &off, p->err);
-	if (rc == 0) {
-		struct dv_chunk_loc nl = {st->w_no, loc->stored_len, loc->raw_len, off};
-		add_seg_entry(st->out, id, &nl);
-		p->res->bytes_repacked += loc->stored_len;
-		if (dv_pack_writer_size(st->w) >= p->r->pack_size)
-			rc = repack_flush(st);
-	}
-	c->rc = rc;
-	return rc < 0 ? 1 : 0;
+	c->v[c->n++] = (struct rblob){*id, *loc};
+	return 0;
 }
 
+static int cmp_rblob(const void *a, const void *b)
+{
+	const struct dv_chunk_loc *x = &((const struct rblob *)a)->loc, *y = &((const struct rblob *)b)->loc;
+	if (x->pack != y->pack)
+		return x->pack < y->pack ? -1 : 1;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Copies one blob (verified first: prune must not spread a damaged blob)
+ * into the open new pack. */
+static int repack_blob(struct repack_ctx *c, const struct rblob *b, const uint8_t *blob, const char *pack_name)
+{
+	struct repack_state *st = c->st;
+	struct pruner *p = st->p;
+	char hex[DV_ID_HEX_LEN + 1], what[256];
+	dv_id_hex(hex, &b->id);
+	snprintf(what, sizeof what, "chunk %.16s in %s", hex, pack_name);
+	int rc = dv_repo_blob_to_chunk(p->r, &b->id, blob, b->loc.stored_len, b->loc.raw_len, &c->scratch, &c->raw,
+				       what, p->err);
+	if (rc < 0)
+		return dv_error_prefix(p->err, "prune stopped before deleting anything: ");
+	if (!st->w) {
+		rc = dv_pack_writer_new(p->r, &st->w, p->err);
+		if (rc < 0)
+			return rc;
+		struct dv_pack_info pending = {0};
+		st->w_no = add_seg_pack(st->out, &pending);
+	}
+	uint64_t off = 0;
+	rc = dv_pack_writer_add(st->w, &b->id, blob, b->loc.stored_len, b->loc.raw_len, &off, p->err);
+	if (rc < 0)
+		return rc;
+	struct dv_chunk_loc nl = {st->w_no, b->loc.stored_len, b->loc.raw_len, off};
+	add_seg_entry(st->out, &b->id, &nl);
+	p->res->bytes_repacked += b->loc.stored_len;
+	if (dv_pack_writer_size(st->w) >= p->r->pack_size)
+		rc = repack_flush(st);
+	return rc;
+}
+
+/*
+ * The kept blobs of one pack (v sorted by offset), read with ranged reads
+ * of just what is needed: neighbours less than REPACK_GAP apart (pack
+ * member headers, a small dead blob) share one read of at most
+ * REPACK_MAX_READ bytes; a larger dead stretch is skipped. Never the whole
+ * pack unless everything in it is kept.
+ */
+#define REPACK_GAP (16u << 10)
+#define REPACK_MAX_READ (8u << 20)
+
+static int repack_pack(struct repack_ctx *c, const struct rblob *v, size_t n)
+{
+	struct pruner *p = c->st->p;
+	char name[128];
+	dv_pack_name(name, sizeof name, &p->packs[v[0].loc.pack].info.id);
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < n;) {
+		uint64_t start = v[i].loc.offset, end = start + v[i].loc.stored_len;
+		size_t j = i + 1;
+		while (j < n && v[j].loc.offset <= end + REPACK_GAP &&
+		       v[j].loc.offset + v[j].loc.stored_len - start <= REPACK_MAX_READ) {
+			end = DV_MAX(end, v[j].loc.offset + v[j].loc.stored_len);
+			j++;
+		}
+		rc = dv_store_get_range(p->r->store, name, start, (size_t)(end - start), &c->range, p->err);
+		if (rc < 0)
+			return dv_error_prefix(p->err, "prune stopped before deleting anything: ");
+		dv_debug("prune: %s: blobs %zu..%zu of %zu, bytes [%llu, %llu)", name, i, j, n, (unsigned long long)start,
+			 (unsigned long long)end);
+		p->res->bytes_read += end - start;
+		p->res->range_reads++;
+		for (; rc == 0 && i < j; i++)
+			rc = repack_blob(c, &v[i], c->range.data + (v[i].loc.offset - start), name);
+	}
+	return rc;
+}
+
+struct unlisted_ctx {
+	struct dv_chunk_index *keep;
+	struct dv_strlist *out;
+	uint64_t *bytes;
+};
+
+static int unlisted_cb(const char *name, uint64_t size, void *arg)
+{
+	struct unlisted_ctx *u = arg;
+	struct dv_id id;
+	if (dv_id_parse(&id, base_of(name)) < 0)
+		return 0; /* not ours: leave it */
+	if (u->keep && dv_chunk_index_lookup(u->keep, &id, NULL))
+		return 0;
+	if (u->bytes)
+		*u->bytes += size;
+	dv_strlist_add(u->out, name);
+	return 0;
+}
+
+/* Deletes every object under prefix whose id is not in keep, in one batch
+ * (the listing carries the sizes: no request per object). */
 static int delete_unlisted(struct pruner *p, const char *prefix, struct dv_chunk_index *keep, uint64_t *count,
 			   uint64_t *bytes)
 {
-	int rc = dv_store_list_names(p->r->store, prefix, &p->names, p->err);
-	for (size_t i = 0; rc == 0 && i < p->names.n; i++) {
-		struct dv_id id;
-		if (dv_id_parse(&id, base_of(p->names.v[i])) < 0)
-			continue; /* not ours: leave it */
-		if (keep && dv_chunk_index_lookup(keep, &id, NULL))
-			continue;
-		uint64_t size = 0;
-		struct dv_err ignore;
-		if (bytes && dv_store_stat(p->r->store, p->names.v[i], &size, &ignore) == 0)
-			*bytes += size;
-		if (!p->o->dry_run)
-			rc = dv_store_delete(p->r->store, p->names.v[i], p->err);
-		(*count)++;
-	}
+	dv_strlist_clear(&p->names);
+	struct unlisted_ctx u = {keep, &p->names, bytes};
+	int rc = dv_store_list(p->r->store, prefix, unlisted_cb, &u, p->err);
+	if (rc < 0)
+		return rc;
+	*count += p->names.n;
+	if (!p->o->dry_run)
+		rc = dv_store_delete_many(p->r->store, p->names.v, p->names.n, p->err);
 	return rc;
 }
 
@@ -485,20 +561,28 @@ int dv_prune(struct dv_repo *r, const struct dv_prune_opts *o, struct dv_prune_r
 		}
 	}
 	if (rc == 0 && !o->dry_run) {
-		/* 3. Repack. */
+		/* 3. Repack: the kept blobs of every repacked pack, gathered in
+		 * one pass over the chosen copies, pack by pack in offset order. */
 		struct repack_ctx c = {.st = &st};
-		for (size_t i = 0; rc == 0 && i < p.npacks; i++) {
-			if (p.packs[i].action != P_REPACK)
-				continue;
-			c.pack = i;
-			dv_chunk_index_each(p.chosen, repack_chunk, &c);
-			rc = c.rc;
+		dv_chunk_index_each(p.chosen, gather_blob, &c);
+		if (c.n)
+			qsort(c.v, c.n, sizeof *c.v, cmp_rblob);
+		/* exactly the merged ranges: no read-ahead window on top */
+		dv_store_set_readahead(r->store, false);
+		for (size_t i = 0; rc == 0 && i < c.n;) {
+			size_t j = i + 1;
+			while (j < c.n && c.v[j].loc.pack == c.v[i].loc.pack)
+				j++;
+			rc = repack_pack(&c, c.v + i, j - i);
 			if (rc == 0)
 				rc = dv_lock_refresh(lock, err);
+			i = j;
 		}
+		dv_store_set_readahead(r->store, true);
 		if (rc == 0)
 			rc = repack_flush(&st);
-		dv_buf_release(&c.blob);
+		free(c.v);
+		dv_buf_release(&c.range);
 		dv_buf_release(&c.raw);
 		dv_buf_release(&c.scratch);
 		for (size_t i = 0; i < out.npacks; i++)
@@ -543,13 +627,16 @@ int dv_prune(struct dv_repo *r, const struct dv_prune_opts *o, struct dv_prune_r
 			char name[128];
 			snprintf(name, sizeof name, "index/%s", id);
 			/* 5. The old segments go (not the one just written, should
-			 * it have the same content as an old one). */
+			 * it have the same content as an old one), in one batch that
+			 * completes before step 6 starts. */
+			dv_strlist_clear(&p.names);
 			for (size_t s = 0; rc == 0 && s < p.nsegs; s++)
 				if (strcmp(p.seg_names[s], name))
-					rc = dv_store_delete(r->store, p.seg_names[s], err);
+					dv_strlist_add(&p.names, p.seg_names[s]);
+			if (rc == 0)
+				rc = dv_store_delete_many(r->store, p.names.v, p.names.n, err);
 		} else if (rc == 0) {
-			for (size_t s = 0; rc == 0 && s < p.nsegs; s++)
-				rc = dv_store_delete(r->store, p.seg_names[s], err);
+			rc = dv_store_delete_many(r->store, p.seg_names, p.nsegs, err);
 		}
 	}
 	/* 6. Everything no index names any more. */
@@ -565,17 +652,19 @@ int dv_prune(struct dv_repo *r, const struct dv_prune_opts *o, struct dv_prune_r
 		/* Temporary files older than an hour: younger ones may belong to
 		 * a process that is just writing its lock to wait for ours. */
 		rc = dv_store_list_names(p.r->store, "tmp/", &p.names, p.err);
+		struct dv_strlist old_tmp = {0};
 		for (size_t i = 0; rc == 0 && i < p.names.n; i++) {
 			char *path = dv_asprintf("%s/%s", dv_store_spool_dir(r->store), base_of(p.names.v[i]));
 			struct stat fst;
 			bool old = stat(path, &fst) == 0 && dv_unix_now() - (int64_t)fst.st_mtime > 3600;
 			free(path);
-			if (!old)
-				continue;
-			res->tmp_deleted++;
-			if (!o->dry_run)
-				rc = dv_store_delete(r->store, p.names.v[i], err);
+			if (old)
+				dv_strlist_add(&old_tmp, p.names.v[i]);
 		}
+		res->tmp_deleted += old_tmp.n;
+		if (rc == 0 && !o->dry_run)
+			rc = dv_store_delete_many(r->store, old_tmp.v, old_tmp.n, err);
+		dv_strlist_release(&old_tmp);
 	}
 	res->bytes_after = res->bytes_before - res->bytes_freed + res->bytes_written;
 	res->seconds = dv_now() - t0;

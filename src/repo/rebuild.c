@@ -143,13 +143,17 @@ int dv_rebuild_index(struct dv_repo *r, dv_check_problem_fn fn, void *ctx, struc
 	}
 	if (rc == 0) {
 		rc = dv_store_list_names(r->store, "index/", &rb.names, err);
+		struct dv_strlist old = {0};
 		for (size_t i = 0; rc == 0 && i < rb.names.n; i++) {
 			const char *base = strrchr(rb.names.v[i], '/');
-			if (strcmp(base ? base + 1 : rb.names.v[i], id)) {
-				rc = dv_store_delete(r->store, rb.names.v[i], err);
-				res->segments_replaced++;
-			}
+			if (strcmp(base ? base + 1 : rb.names.v[i], id))
+				dv_strlist_add(&old, rb.names.v[i]);
 		}
+		if (rc == 0)
+			rc = dv_store_delete_many(r->store, old.v, old.n, err);
+		if (rc == 0)
+			res->segments_replaced += old.n;
+		dv_strlist_release(&old);
 	}
 	dv_strlist_release(&rb.names);
 	dv_index_segment_release(&seg);

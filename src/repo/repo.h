@@ -214,6 +214,7 @@ struct dv_prune_result {
 	uint64_t disk_indexes_deleted, tmp_deleted;
 	uint64_t replayed; /* manifests of forgotten snapshots that were back, removed */
 	uint64_t bytes_before, bytes_after, bytes_freed, bytes_written, bytes_repacked;
+	uint64_t bytes_read, range_reads;  /* fetched from old packs to repack, and in how many reads */
 	double seconds;
 };
 /* Removes data no snapshot uses (exclusive lock); crash-safe at every step

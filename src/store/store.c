@@ -94,3 +94,19 @@ int dv_store_delete(struct dv_store *s, const char *name, struct dv_err *err)
 	int r = check_name(name, err);
 	return r < 0 ? r : s->ops->del(s, name, err);
 }
+
+int dv_store_delete_many(struct dv_store *s, char *const *names, size_t n, struct dv_err *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r = check_name(names[i], err);
+		if (r < 0)
+			return r;
+	}
+	return n ? s->ops->del_many(s, names, n, err) : 0;
+}
+
+void dv_store_set_readahead(struct dv_store *s, bool on)
+{
+	if (s->ops->set_readahead)
+		s->ops->set_readahead(s, on);
+}

@@ -46,10 +46,24 @@ int dv_store_list(struct dv_store *s, const char *prefix, dv_store_list_fn fn, v
 int dv_store_list_names(struct dv_store *s, const char *prefix, struct dv_strlist *out, struct dv_err *err) DV_WUR;
 /* Deletes name; deleting a missing object is not an error. */
 int dv_store_delete(struct dv_store *s, const char *name, struct dv_err *err) DV_WUR;
+/*
+ * Deletes names[0..n) (borrowed); missing objects are not an error. Every
+ * name is checked before anything is deleted. Local: unlinks each, then
+ * fsyncs each directory touched once, so the deletions are durable when
+ * it returns. S3: DeleteObjects requests of up to 1000 keys (aws.h,
+ * dv_s3_delete_objects). On failure some of the objects may be gone; the
+ * message names the first one that could not be deleted. Callers that
+ * depend on an order between deletions make one call per step.
+ */
+int dv_store_delete_many(struct dv_store *s, char *const *names, size_t n, struct dv_err *err) DV_WUR;
 /* A local directory for building large objects before dv_store_put_file
  * (inside the repository for a local store, so publishing is a rename).
  * Borrowed. */
 const char *dv_store_spool_dir(const struct dv_store *s);
+/* Turns the S3 store's read-ahead for ranged reads on or off (a no-op on a
+ * local store). Prune turns it off while it reads exactly the ranges it
+ * merged itself. Not to be called while other threads read. */
+void dv_store_set_readahead(struct dv_store *s, bool on);
 /* true when the location is on this machine's filesystem. */
 bool dv_store_is_local(const struct dv_store *s);
 

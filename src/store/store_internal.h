@@ -12,6 +12,8 @@ struct dv_store_ops {
 	int (*stat)(struct dv_store *s, const char *name, uint64_t *size, struct dv_err *err);
 	int (*list)(struct dv_store *s, const char *prefix, dv_store_list_fn fn, void *ctx, struct dv_err *err);
 	int (*del)(struct dv_store *s, const char *name, struct dv_err *err);
+	int (*del_many)(struct dv_store *s, char *const *names, size_t n, struct dv_err *err);
+	void (*set_readahead)(struct dv_store *s, bool on);  /* NULL: nothing to set */
 	void (*free)(struct dv_store *s);
 };
 

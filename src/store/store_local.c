@@ -195,6 +195,37 @@ static int local_del(struct dv_store *s, const char *name, struct dv_err *err)
 	return r;
 }
 
+/* Unlinks every name, then syncs each parent directory once: one fsync per
+ * directory instead of one per object, and the step is durable before the
+ * caller starts the next one (prune's ordering, prune.c). */
+static int local_del_many(struct dv_store *s, char *const *names, size_t n, struct dv_err *err)
+{
+	struct dv_strlist dirs = {0};
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		char *path = path_of(s, names[i]);
+		char *dir = dirname_of(path);
+		if (unlink(path) < 0 && errno != ENOENT)
+			r = dv_error_errno(err, errno, "deleting %s", names[i]);
+		else
+			dv_strlist_add(&dirs, dir);
+		free(dir);
+		free(path);
+	}
+	/* after a failure the deletions made so far are still synced */
+	dv_strlist_sort(&dirs);
+	for (size_t i = 0; i < dirs.n; i++) {
+		if ((i && !strcmp(dirs.v[i], dirs.v[i - 1])) || (access(dirs.v[i], F_OK) < 0 && errno == ENOENT))
+			continue;
+		struct dv_err ignore;
+		int fr = dv_fsync_dir(dirs.v[i], r == 0 ? err : &ignore);
+		if (r == 0)
+			r = fr;
+	}
+	dv_strlist_release(&dirs);
+	return r;
+}
+
 static void local_free(struct dv_store *s)
 {
 	struct local *l = s->impl;
@@ -210,6 +241,7 @@ static const struct dv_store_ops local_ops = {
 	.stat = local_stat,
 	.list = local_list,
 	.del = local_del,
+	.del_many = local_del_many,
 	.free = local_free,
 };
 

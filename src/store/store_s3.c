@@ -19,6 +19,7 @@
  *   stays STANDARD), DISKVAULT_S3_SSE (AES256 | aws:kms),
  *   DISKVAULT_S3_SSE_KMS_KEY_ID, DISKVAULT_S3_CONNECTIONS,
  *   DISKVAULT_S3_MULTIPART_THRESHOLD, DISKVAULT_S3_PART_SIZE (bytes),
+ *   DISKVAULT_S3_DELETE_BATCH (keys per DeleteObjects, aws.h),
  *   DISKVAULT_STATE_DIR, DISKVAULT_CACHE_DIR, DISKVAULT_S3_STATS_FILE
  *   (a JSON line of request/byte counters is appended at close).
  */
@@ -86,7 +87,8 @@ struct s3store {
 	bool stop;
 	struct dv_err failed;  /* first background failure; sticky */
 
-	bool readahead;  /* DISKVAULT_S3_READAHEAD=0 turns it off */
+	bool readahead;  /* now; dv_store_set_readahead */
+	bool readahead_allowed;  /* DISKVAULT_S3_READAHEAD=0 turns it off for good */
 	pthread_mutex_t ra_lock;
 	pthread_cond_t ra_cond;
 	struct ra_slot ra[RA_SLOTS];
@@ -347,6 +349,28 @@ static int s3_del(struct dv_store *s, const char *name, struct dv_err *err)
 	r = dv_s3_delete_object(st->s3, key, err);
 	free(key);
 	return r;
+}
+
+static int s3_del_many(struct dv_store *s, char *const *names, size_t n, struct dv_err *err)
+{
+	struct s3store *st = s->impl;
+	int r = barrier(st, NULL, err);
+	if (r < 0)
+		return r;
+	char **keys = dv_malloc(n * sizeof *keys);
+	for (size_t i = 0; i < n; i++)
+		keys[i] = key_of(st, names[i]);
+	r = dv_s3_delete_objects(st->s3, keys, n, err);
+	for (size_t i = 0; i < n; i++)
+		free(keys[i]);
+	free(keys);
+	return r;
+}
+
+static void s3_set_readahead(struct dv_store *s, bool on)
+{
+	struct s3store *st = s->impl;
+	st->readahead = on && st->readahead_allowed;
 }
 
 /* ---- multipart state ---------------------------------------------------- */
@@ -788,19 +812,25 @@ static void s3_free(struct dv_store *s)
 	if (st->s3) {
 		struct dv_s3_stats t;
 		dv_s3_get_stats(st->s3, &t);
-		dv_debug("s3: %llu requests (%llu retries), %llu bytes sent, %llu received, %llu parts sent, %llu resumed",
+		dv_debug("s3: %llu requests (%llu retries), %llu bytes sent, %llu received, %llu parts sent, %llu resumed, "
+			 "%llu keys deleted by %llu DeleteObjects and %llu DeleteObject requests",
 			 (unsigned long long)t.requests, (unsigned long long)t.retries,
 			 (unsigned long long)t.bytes_sent, (unsigned long long)t.bytes_received,
-			 (unsigned long long)st->parts_sent, (unsigned long long)st->parts_resumed);
+			 (unsigned long long)st->parts_sent, (unsigned long long)st->parts_resumed,
+			 (unsigned long long)t.keys_deleted, (unsigned long long)t.delete_objects_requests,
+			 (unsigned long long)t.delete_requests);
 		const char *sf = env("DISKVAULT_S3_STATS_FILE");
 		FILE *f = sf ? fopen(sf, "a") : NULL;
 		if (f) {
 			fprintf(f,
 				"{\"requests\": %llu, \"retries\": %llu, \"bytes_sent\": %llu, \"bytes_received\": %llu, "
-				"\"parts_sent\": %llu, \"parts_resumed\": %llu}\n",
+				"\"parts_sent\": %llu, \"parts_resumed\": %llu, \"delete_requests\": %llu, "
+				"\"delete_objects_requests\": %llu, \"keys_deleted\": %llu}\n",
 				(unsigned long long)t.requests, (unsigned long long)t.retries,
 				(unsigned long long)t.bytes_sent, (unsigned long long)t.bytes_received,
-				(unsigned long long)st->parts_sent, (unsigned long long)st->parts_resumed);
+				(unsigned long long)st->parts_sent, (unsigned long long)st->parts_resumed,
+				(unsigned long long)t.delete_requests, (unsigned long long)t.delete_objects_requests,
+				(unsigned long long)t.keys_deleted);
 			fclose(f);
 		}
 	}
@@ -821,6 +851,8 @@ static const struct dv_store_ops s3_ops = {
 	.stat = s3_stat,
 	.list = s3_list,
 	.del = s3_del,
+	.del_many = s3_del_many,
+	.set_readahead = s3_set_readahead,
 	.free = s3_free,
 };
 
@@ -870,7 +902,8 @@ int dv_store_s3_open(const char *location, bool create, struct dv_store *s, stru
 	pthread_mutex_init(&st->ra_lock, NULL);
 	pthread_cond_init(&st->ra_cond, NULL);
 
-	st->readahead = !(env("DISKVAULT_S3_READAHEAD") && !strcmp(env("DISKVAULT_S3_READAHEAD"), "0"));
+	st->readahead_allowed = !(env("DISKVAULT_S3_READAHEAD") && !strcmp(env("DISKVAULT_S3_READAHEAD"), "0"));
+	st->readahead = st->readahead_allowed;
 	st->storage_class = opt_dup("DISKVAULT_S3_STORAGE_CLASS");
 	st->sse = opt_dup("DISKVAULT_S3_SSE");
 	st->kms = opt_dup("DISKVAULT_S3_SSE_KMS_KEY_ID");

@@ -17,6 +17,11 @@ Rules (each counts requests of METHOD, 1-based, "*" = any method):
     stall:METHOD:NTH:SECONDS     hold the NTH request SECONDS before forwarding it
     deny:METHOD:NTH[:TEXT]       answer 403 AccessDenied to the NTH request (whose path
                                  contains TEXT, when given): a request that cannot succeed
+    delerr:NTH:CODE              answer the NTH DeleteObjects request (POST ?delete) with
+                                 200 and a DeleteResult that lists every key of its body
+                                 as an <Error> with CODE; nothing is forwarded or deleted
+    noimpl:METHOD:TEXT           answer 501 NotImplemented to every METHOD request whose
+                                 path contains TEXT (an endpoint without that call)
 --rate throttles request bodies (all connections together) so a test can
 kill a client in the middle of an upload.
 """
@@ -30,6 +35,8 @@ import sys
 import threading
 import time
 import urllib.parse
+import xml.etree.ElementTree as ET
+import xml.sax.saxutils
 
 HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "expect"}
 
@@ -76,6 +83,15 @@ class State:
                 return ("stall", float(r[3]))
             if kind == "deny" and n == int(r[2]):
                 return ("deny",)
+            if kind == "noimpl" and r[2] in path:
+                return ("noimpl",)
+        if method == "POST" and "?delete" in path:
+            with self.lock:
+                self.per_method["delete"] = self.per_method.get("delete", 0) + 1
+                nth_delete = self.per_method["delete"]
+            for r in self.rules:
+                if r[0] == "delerr" and int(r[1]) == nth_delete:
+                    return ("delerr", r[2])
         return None
 
     def throttle(self, n):
@@ -142,6 +158,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if self.command != "HEAD":
                 self.wfile.write(msg)
             st.write_log("%d %s %s %d %d" % (seq, self.command, self.path, 503 if slow else 403, len(body)))
+            return
+        if fault and fault[0] in ("noimpl", "delerr"):
+            if fault[0] == "noimpl":
+                status = 501
+                msg = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NotImplemented</Code>'
+                       b"<Message>A header you provided implies functionality that is not implemented."
+                       b"</Message><RequestId>fault-proxy</RequestId></Error>")
+            else:
+                status = 200
+                keys = [e.text or "" for e in ET.fromstring(body).iter()
+                        if e.tag.rsplit("}", 1)[-1] == "Key"]
+                msg = b'<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult>' + b"".join(
+                    b"<Error><Key>%s</Key><Code>%s</Code><Message>injected by the fault proxy</Message></Error>" %
+                    (xml.sax.saxutils.escape(k).encode(), fault[1].encode()) for k in keys) + b"</DeleteResult>"
+            self.send_response(status)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(msg)))
+            self.end_headers()
+            self.wfile.write(msg)
+            st.write_log("%d %s %s %s %d" % (seq, self.command, self.path,
+                                             "501" if status == 501 else "delerr", len(body)))
             return
         if fault and fault[0] == "stall":
             st.write_log("%d %s %s stall %d" % (seq, self.command, self.path, len(body)))

@@ -396,6 +396,47 @@ static void wq_work(void *job, void *ctx)
 	j->result = j->n * 2 + 1;
 }
 
+static int count_names(const char *name, uint64_t size, void *ctx)
+{
+	(void)name, (void)size;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* dv_store_delete_many on a local store: objects in several directories
+ * go, missing ones (even in a missing directory) are fine, and a bad name
+ * is refused before anything is deleted. */
+static void test_store_delete_many(void **state)
+{
+	(void)state;
+	char *loc = dv_asprintf("%s/store", tmpdir);
+	struct dv_store *s;
+	struct dv_err err;
+	assert_int_equal(dv_store_open(loc, true, &s, &err), 0);
+	assert_int_equal(dv_mkdir_p(dv_store_spool_dir(s), 0700, &err), 0); /* init makes it in a repository */
+	const char *put[] = {"packs/aa/1", "packs/aa/2", "packs/bb/3", "index/4", "snapshots/5"};
+	for (size_t i = 0; i < DV_ARRAY_SIZE(put); i++)
+		assert_int_equal(dv_store_put(s, put[i], "x", 1, &err), 0);
+	char a[] = "packs/aa/1", b[] = "packs/bb/3", c[] = "index/4", missing[] = "packs/cc/none", bad[] = "../x";
+	char *with_bad[] = {a, bad};
+	assert_int_equal(dv_store_delete_many(s, with_bad, 2, &err), -DV_E_USAGE);
+	int n = 0;
+	assert_int_equal(dv_store_list(s, "packs/", count_names, &n, &err), 0);
+	assert_int_equal(n, 3); /* nothing deleted */
+	char *names[] = {a, b, c, missing};
+	assert_int_equal(dv_store_delete_many(s, names, 4, &err), 0);
+	assert_int_equal(dv_store_delete_many(s, names, 0, &err), 0);
+	uint64_t size;
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(dv_store_stat(s, names[i], &size, &err), -DV_E_NOT_FOUND);
+	assert_int_equal(dv_store_stat(s, "packs/aa/2", &size, &err), 0);
+	assert_int_equal(dv_store_stat(s, "snapshots/5", &size, &err), 0);
+	/* again: all missing now */
+	assert_int_equal(dv_store_delete_many(s, names, 4, &err), 0);
+	dv_store_free(s);
+	free(loc);
+}
+
 static void test_workq_order(void **state)
 {
 	(void)state;
@@ -431,6 +472,7 @@ int main(void)
 		cmocka_unit_test(test_pack_roundtrip),
 		cmocka_unit_test(test_hostile_manifests),
 		cmocka_unit_test(test_repo_open_errors),
+		cmocka_unit_test(test_store_delete_many),
 		cmocka_unit_test(test_workq_order),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

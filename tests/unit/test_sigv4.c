@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "aws/aws.h"
+#include "aws/xml.h"
 
 #define VEC DV_SOURCE_DIR "/tests/vectors"
 
@@ -528,6 +529,83 @@ static void test_xml_multipart(void **state)
 	assert_int_equal(dv_s3_parse_complete(XML_S("<Other/>"), &etag, &is_err, &e, &err), -DV_E_REMOTE);
 }
 
+static void collect_key(void *ctx, const char *path, const char *text)
+{
+	if (!strcmp(path, "Delete/Object/Key"))
+		dv_strlist_add(ctx, text);
+}
+
+/* DeleteObjects: the request body (escaping, what XML cannot carry) and the
+ * answer (quiet: only failures; verbose; an <Error> document; malformed). */
+static void test_xml_delete(void **state)
+{
+	(void)state;
+	struct dv_err err;
+	struct dv_buf b = DV_BUF_INIT;
+	char k1[] = "p/packs/ab/cd", k2[] = "a&b<c>\"d'e\tf\ng\rh \xc3\xa9", bad[] = "x\001y";
+	char *keys[] = {k1, k2};
+	assert_true(dv_s3_delete_body(&b, keys, 2));
+	assert_string_equal((char *)b.data,
+			    "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>"
+			    "<Object><Key>p/packs/ab/cd</Key></Object>"
+			    "<Object><Key>a&amp;b&lt;c&gt;&quot;d&apos;e&#9;f&#10;g&#13;h \xc3\xa9</Key></Object></Delete>");
+	/* an XML parser reads back exactly the keys (CR and LF survive) */
+	struct dv_strlist got = {0};
+	assert_int_equal(dv_xml_walk((char *)b.data, b.len, "body", collect_key, &got, &err), 0);
+	assert_int_equal(got.n, 2);
+	assert_string_equal(got.v[0], k1);
+	assert_string_equal(got.v[1], k2);
+	dv_strlist_release(&got);
+	struct dv_s3_delete_result d;
+	size_t len = b.len;
+	assert_true(dv_s3_delete_body(&b, keys, 0)); /* appends an empty request */
+	assert_true(b.len > len);
+	char *badk[] = {k1, bad};
+	len = b.len;
+	assert_false(dv_s3_delete_body(&b, badk, 2));
+	assert_int_equal(b.len, len); /* left as it was */
+	dv_buf_release(&b);
+
+	const char *quiet = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+			    "<DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+			    "<Error><Key>a&amp;b</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+			    "<Error><Key>gone</Key><Code>NoSuchKey</Code></Error></DeleteResult>";
+	assert_int_equal(dv_s3_parse_delete_result(XML_S(quiet), &d, &err), 0);
+	assert_false(d.is_error);
+	assert_int_equal(d.n_failures, 2);
+	assert_int_equal(d.n_deleted, 0);
+	assert_string_equal(d.failures[0].key, "a&b");
+	assert_string_equal(d.failures[0].code, "AccessDenied");
+	assert_string_equal(d.failures[0].message, "Access Denied");
+	assert_string_equal(d.failures[1].code, "NoSuchKey");
+	assert_null(d.failures[1].message);
+	dv_s3_delete_result_release(&d);
+
+	assert_int_equal(dv_s3_parse_delete_result(XML_S("<DeleteResult/>"), &d, &err), 0);
+	assert_int_equal(d.n_failures, 0);
+	dv_s3_delete_result_release(&d);
+	assert_int_equal(dv_s3_parse_delete_result(XML_S("<DeleteResult><Deleted><Key>a</Key></Deleted>"
+							 "<Deleted><Key>b</Key></Deleted></DeleteResult>"),
+						   &d, &err),
+			 0);
+	assert_int_equal(d.n_deleted, 2);
+	dv_s3_delete_result_release(&d);
+	/* 200 with an <Error> document */
+	assert_int_equal(dv_s3_parse_delete_result(XML_S("<Error><Code>SlowDown</Code><Message>m</Message></Error>"),
+						   &d, &err),
+			 0);
+	assert_true(d.is_error);
+	assert_string_equal(d.e.code, "SlowDown");
+	dv_s3_delete_result_release(&d);
+	/* an error entry without a key, another root, broken XML */
+	assert_int_equal(dv_s3_parse_delete_result(XML_S("<DeleteResult><Error><Code>X</Code></Error></DeleteResult>"),
+						   &d, &err),
+			 -DV_E_REMOTE);
+	assert_int_equal(dv_s3_parse_delete_result(XML_S("<ListBucketResult/>"), &d, &err), -DV_E_REMOTE);
+	assert_int_equal(dv_s3_parse_delete_result(XML_S("<DeleteResult><Error>"), &d, &err), -DV_E_REMOTE);
+	assert_int_equal(dv_s3_parse_delete_result(XML_S(""), &d, &err), -DV_E_REMOTE);
+}
+
 /* ---- INI ---------------------------------------------------------------- */
 
 static void test_ini(void **state)
@@ -658,7 +736,8 @@ int main(void)
 		cmocka_unit_test(test_suite),        cmocka_unit_test(test_wire),
 		cmocka_unit_test(test_s3_rules),     cmocka_unit_test(test_xml_error),
 		cmocka_unit_test(test_xml_hostile),  cmocka_unit_test(test_xml_list),
-		cmocka_unit_test(test_xml_multipart), cmocka_unit_test(test_ini),
+		cmocka_unit_test(test_xml_multipart), cmocka_unit_test(test_xml_delete),
+		cmocka_unit_test(test_ini),
 		cmocka_unit_test(test_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -100,6 +100,19 @@ static void test_contract(void **state)
 	int n = 0;
 	assert_int_equal(dv_store_list(s, "t/", count_cb, &n, &err), 0);
 	assert_int_equal(n, 4);
+	/* DeleteObjects in batches of 3 (keys that need XML escaping, and a
+	 * missing one), then single deletes of what is already gone */
+	setenv("DISKVAULT_S3_DELETE_BATCH", "3", 1);
+	char *many[5];
+	for (size_t i = 0; i < 4; i++)
+		many[i] = (char *)names[i];
+	many[4] = (char *)"t/missing";
+	int dr = dv_store_delete_many(s, many, 5, &err);
+	if (dr < 0)
+		print_error("delete_many: %s\n", err.msg);
+	assert_int_equal(dr, 0);
+	unsetenv("DISKVAULT_S3_DELETE_BATCH");
+	assert_int_equal(dv_store_stat(s, names[1], &size, &err), -DV_E_NOT_FOUND);
 	for (size_t i = 0; i < 4; i++)
 		assert_int_equal(dv_store_delete(s, names[i], &err), 0);
 	n = 0;
