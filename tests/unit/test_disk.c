@@ -642,7 +642,8 @@ static void test_hostile_superblock(void **state)
 			    "truncate -s 8M big.img"),
 			 0);
 	assert_int_equal(probe("big.img", false, false, &layout, &m, &err), 0);
-	assert_true(warning_mentions(layout, "the filesystem (16777216 bytes) is larger than its partition (8388608 bytes)"));
+	assert_true(warning_mentions(layout, "the filesystem (16777216 bytes) is larger than its partition "
+					     "(8388608 bytes)"));
 	assert_int_equal(dv_region_map_bytes(&m, DV_REGION_UNUSED), 0);
 	json_decref(layout);
 	dv_region_map_release(&m);

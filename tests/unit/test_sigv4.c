@@ -660,7 +660,8 @@ static void test_imds_creds(void **state)
 	struct dv_err e;
 	memset(&c, 0, sizeof c);
 	const char *doc = "{\n  \"Code\" : \"Success\",\n  \"Type\" : \"AWS-HMAC\",\n"
-			  "  \"AccessKeyId\" : \"ASIAIOSFODNN7EXAMPLE\",\n  \"SecretAccessKey\" : \"wJalr/EXAMPLEKEY\",\n"
+			  "  \"AccessKeyId\" : \"ASIAIOSFODNN7EXAMPLE\",\n"
+			  "  \"SecretAccessKey\" : \"wJalr/EXAMPLEKEY\",\n"
 			  "  \"Token\" : \"tok\",\n  \"Expiration\" : \"2026-11-26T00:00:00Z\"\n}";
 	assert_int_equal(dv_aws_parse_imds_creds(doc, strlen(doc), &c, &e), 0);
 	assert_string_equal(c.access_key_id, "ASIAIOSFODNN7EXAMPLE");
@@ -670,7 +671,11 @@ static void test_imds_creds(void **state)
 	assert_int_equal(c.expiration, 1795651200); /* 2026-11-26T00:00:00Z */
 	dv_aws_creds_release(&c);
 
-	const char *bad[] = {"", "not json", "[]", "{\"AccessKeyId\": \"A\"}", "{\"AccessKeyId\": \"A\", \"SecretAccessKey\": 1}",
+	const char *bad[] = {"",
+			     "not json",
+			     "[]",
+			     "{\"AccessKeyId\": \"A\"}",
+			     "{\"AccessKeyId\": \"A\", \"SecretAccessKey\": 1}",
 			     "{\"AccessKeyId\": \"\", \"SecretAccessKey\": \"s\"}"};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		memset(&c, 0, sizeof c);
