@@ -13,9 +13,10 @@
 #
 # Inputs are capped at 64 KiB, except disk_image (256 KiB: its seeds are the
 # first sectors of real small images). scripts/test.sh runs 100000
-# executions of each target; measured on 2 cores that takes 3-40 s per
-# target (ec2_xml, which tries 8 parsers per input, and disk_image, which
-# probes a memfd image with libblkid and libext2fs, are the slowest).
+# executions of each target; measured on 2 shared cores that takes 0-46 s
+# per target and about 140 s for all eleven (ec2_xml, which tries 8 parsers
+# per input, and disk_image, which probes a memfd image with libblkid and
+# libext2fs, are the slowest at about 45 s).
 # Usage: tests/fuzz/run.sh BUILD_DIR [RUNS]
 set -euo pipefail
 build=$(cd "${1:?usage: run.sh BUILD_DIR [RUNS]}" && pwd)
