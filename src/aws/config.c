@@ -4,6 +4,7 @@
  * copied into struct dv_aws_creds, never into messages.
  */
 #include "aws.h"
+#include "aws_internal.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -179,6 +180,26 @@ static int from_file(const char *path, const char *section, struct dv_aws_creds 
 	return 0;
 }
 
+int dv_aws_parse_imds_creds(const char *json, size_t len, struct dv_aws_creds *out, struct dv_err *err)
+{
+	json_t *j = json_loadb(json, len, 0, NULL);
+	const char *id = json_string_value(json_object_get(j, "AccessKeyId"));
+	const char *secret = json_string_value(json_object_get(j, "SecretAccessKey"));
+	const char *token = json_string_value(json_object_get(j, "Token"));
+	const char *exp = json_string_value(json_object_get(j, "Expiration"));
+	int r = 0;
+	if (!id || !secret || !*id || !*secret) {
+		r = dv_error(err, DV_E_REMOTE, "instance metadata: malformed credentials document");
+	} else {
+		set_creds(out, id, secret, token, "imds");
+		int64_t t;
+		if (exp && dv_parse_time(exp, &t) == 0)
+			out->expiration = t;
+	}
+	json_decref(j);
+	return r;
+}
+
 struct membuf {
 	struct dv_buf b;
 	size_t cap;
@@ -256,22 +277,9 @@ static int from_imds(struct dv_aws_creds *out, bool *found, struct dv_err *err)
 		r = dv_error(err, DV_E_REMOTE, "instance metadata: credentials request answered HTTP %ld", code);
 		goto out;
 	}
-	json_error_t je;
-	json_t *j = json_loadb((char *)m.b.data, m.b.len, 0, &je);
-	const char *id = json_string_value(json_object_get(j, "AccessKeyId"));
-	const char *secret = json_string_value(json_object_get(j, "SecretAccessKey"));
-	const char *token = json_string_value(json_object_get(j, "Token"));
-	const char *exp = json_string_value(json_object_get(j, "Expiration"));
-	if (!id || !secret) {
-		r = dv_error(err, DV_E_REMOTE, "instance metadata: malformed credentials document");
-	} else {
-		set_creds(out, id, secret, token, "imds");
-		int64_t t;
-		if (exp && dv_parse_time(exp, &t) == 0)
-			out->expiration = t;
+	r = dv_aws_parse_imds_creds((char *)m.b.data, m.b.len, out, err);
+	if (r == 0)
 		*found = true;
-	}
-	json_decref(j);
 	explicit_bzero(m.b.data, m.b.len);
 out:
 	curl_slist_free_all(h);

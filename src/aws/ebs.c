@@ -10,10 +10,10 @@
  * encoding.
  */
 #include "ebs.h"
+#include "ec2.h"
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <expat.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -80,6 +80,14 @@ static void copy_str(char *dst, size_t cap, const char *s)
 	snprintf(dst, cap, "%s", s ? s : "");
 }
 
+/* Control characters from a hostile body never reach a terminal. */
+static void scrub(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20)
+			*s = ' ';
+}
+
 int dv_ebs_parse_snapshot(const char *json, size_t len, struct dv_ebs_snapshot_info *out, struct dv_err *err)
 {
 	memset(out, 0, sizeof *out);
@@ -142,10 +150,7 @@ void dv_ebs_parse_error(const char *type_header, const char *json, size_t len, s
 		copy_str(out->message, sizeof out->message, m);
 		copy_str(out->reason, sizeof out->reason, json_string_value(json_object_get(j, "Reason")));
 	}
-	/* control characters from a hostile body never reach a terminal */
-	for (char *p = out->message; *p; p++)
-		if ((unsigned char)*p < 0x20)
-			*p = ' ';
+	scrub(out->message);
 	json_decref(j);
 }
 
@@ -209,111 +214,33 @@ int dv_ebs_parse_block_list(const char *json, size_t len, dv_ebs_block_fn fn, vo
 	return r;
 }
 
-/* ---- EC2 XML: the status of one snapshot -------------------------------- */
+/* ---- CompleteSnapshot and the EC2 snapshot status ---------------------- */
 
-struct xml_status {
-	const char *want;
-	int depth;
-	int item_depth;     /* depth of the current snapshotSet/item, 0 = none */
-	bool in_set;
-	int set_depth;
-	char cur_id[80];
-	char cur_status[16];
-	char *found;        /* out */
-	size_t cap;
-	bool hit;
-	struct dv_buf text;
-	bool capture;
-	bool too_deep;
-	XML_Parser parser;
-};
-
-static void xs_start(void *ud, const XML_Char *name, const XML_Char **attrs)
+void dv_ebs_parse_complete(const char *json, size_t len, char *status, size_t cap)
 {
-	(void)attrs;
-	struct xml_status *x = ud;
-	x->depth++;
-	if (x->depth > 16)
-		x->too_deep = true;
-	const char *local = strrchr(name, ' ');
-	local = local ? local + 1 : name;
-	if (!x->in_set && !strcmp(local, "snapshotSet")) {
-		x->in_set = true;
-		x->set_depth = x->depth;
-	} else if (x->in_set && x->depth == x->set_depth + 1 && !strcmp(local, "item")) {
-		x->item_depth = x->depth;
-		x->cur_id[0] = x->cur_status[0] = 0;
-	}
-	x->capture = x->item_depth && x->depth == x->item_depth + 1 &&
-		     (!strcmp(local, "snapshotId") || !strcmp(local, "status"));
-	dv_buf_reset(&x->text);
-}
-
-static void xs_text(void *ud, const XML_Char *s, int len)
-{
-	struct xml_status *x = ud;
-	if (x->capture && x->text.len + (size_t)len < 256)
-		dv_buf_add(&x->text, s, (size_t)len);
-}
-
-static void xs_end(void *ud, const XML_Char *name)
-{
-	struct xml_status *x = ud;
-	const char *local = strrchr(name, ' ');
-	local = local ? local + 1 : name;
-	if (x->capture) {
-		const char *t = x->text.data ? (char *)x->text.data : "";
-		if (!strcmp(local, "snapshotId"))
-			copy_str(x->cur_id, sizeof x->cur_id, t);
-		else
-			copy_str(x->cur_status, sizeof x->cur_status, t);
-		x->capture = false;
-	}
-	if (x->item_depth && x->depth == x->item_depth) {
-		if (!strcmp(x->cur_id, x->want) && !x->hit) {
-			copy_str(x->found, x->cap, x->cur_status);
-			x->hit = true;
-		}
-		x->item_depth = 0;
-	}
-	if (x->in_set && x->depth == x->set_depth)
-		x->in_set = false;
-	x->depth--;
-}
-
-static void xs_entity(void *ud, const XML_Char *name, int pe, const XML_Char *v, int vl, const XML_Char *base,
-		      const XML_Char *sid, const XML_Char *pid, const XML_Char *nn)
-{
-	(void)name, (void)pe, (void)v, (void)vl, (void)base, (void)sid, (void)pid, (void)nn;
-	struct xml_status *x = ud;
-	x->too_deep = true; /* entity declarations are refused outright */
-	XML_StopParser(x->parser, XML_FALSE);
+	json_t *j = json && len ? json_loadb(json, len, 0, NULL) : NULL;
+	const char *st = json_string_value(json_object_get(j, "Status"));
+	copy_str(status, cap, st && *st ? st : "pending");
+	json_decref(j);
 }
 
 int dv_ec2_parse_snapshot_status(const char *xml, size_t len, const char *id, char *status, size_t cap,
 				 struct dv_err *err)
 {
-	struct xml_status x;
-	memset(&x, 0, sizeof x);
-	x.want = id;
-	x.found = status;
-	x.cap = cap;
-	XML_Parser p = XML_ParserCreateNS(NULL, ' ');
-	if (!p)
-		DV_BUG("XML_ParserCreateNS failed");
-	x.parser = p;
-	XML_SetUserData(p, &x);
-	XML_SetElementHandler(p, xs_start, xs_end);
-	XML_SetCharacterDataHandler(p, xs_text);
-	XML_SetEntityDeclHandler(p, xs_entity);
-	int ok = XML_Parse(p, xml, (int)DV_MIN(len, (size_t)EBS_JSON_CAP), XML_TRUE) == XML_STATUS_OK;
-	XML_ParserFree(p);
-	dv_buf_release(&x.text);
-	if (!ok || x.too_deep)
-		return dv_error(err, DV_E_REMOTE, "EC2 DescribeSnapshots: malformed answer");
-	if (!x.hit)
-		return dv_error(err, DV_E_NOT_FOUND, "EC2 DescribeSnapshots: snapshot %s not listed", id);
-	return 0;
+	struct dv_ec2_snapshots l;
+	int r = dv_ec2_parse_snapshots(xml, len, &l, err);
+	if (r < 0)
+		return r;
+	r = dv_error(err, DV_E_NOT_FOUND, "EC2 DescribeSnapshots: snapshot %s not listed", id);
+	for (size_t i = 0; i < l.n; i++) {
+		if (!strcmp(l.v[i].id, id)) {
+			copy_str(status, cap, l.v[i].state);
+			r = 0;
+			break;
+		}
+	}
+	dv_ec2_snapshots_release(&l);
+	return r;
 }
 
 /* ---- endpoints and setup ---------------------------------------------- */
@@ -796,22 +723,16 @@ static enum verdict classify(struct dv_ebs *e, CURL *c, struct req *rq, CURLcode
 	if (rq->status >= 200 && rq->status < 300)
 		return V_OK;
 	struct dv_ebs_error ee;
-	char type[96] = "", msg[384] = "";
 	if (!strcmp(rq->service, "ec2")) {
-		/* <Response><Errors><Error><Code>..</Code><Message>.. */
-		const char *b = rq->resp.data ? (char *)rq->resp.data : "";
-		const char *cs = strstr(b, "<Code>"), *ms = strstr(b, "<Message>");
-		if (cs) {
-			cs += 6;
-			copy_hval(type, sizeof type, cs, strcspn(cs, "<"));
-		}
-		if (ms) {
-			ms += 9;
-			copy_hval(msg, sizeof msg, ms, strcspn(ms, "<"));
-		}
+		struct dv_ec2_error x;
+		struct dv_err e2;
 		memset(&ee, 0, sizeof ee);
-		copy_str(ee.type, sizeof ee.type, type);
-		copy_str(ee.message, sizeof ee.message, msg);
+		if (rq->resp.len && dv_ec2_parse_error((char *)rq->resp.data, rq->resp.len, &x, &e2) == 0) {
+			copy_str(ee.type, sizeof ee.type, x.code);
+			copy_str(ee.message, sizeof ee.message, x.message);
+			scrub(ee.message);
+			dv_ec2_error_release(&x);
+		}
 	} else {
 		dv_ebs_parse_error(rq->err_type, (char *)rq->resp.data, rq->resp.len, &ee);
 	}
@@ -937,11 +858,7 @@ int dv_ebs_complete_snapshot(struct dv_ebs *e, const char *snapshot_id, uint64_t
 	}
 	int r = perform(e, &rq, err);
 	if (r == 0) {
-		json_t *j = json_loadb(rq.resp.data ? (char *)rq.resp.data : "{}", rq.resp.len ? rq.resp.len : 2, 0, NULL);
-		copy_str(status, 16, json_string_value(json_object_get(j, "Status")));
-		json_decref(j);
-		if (!status[0])
-			copy_str(status, 16, "pending");
+		dv_ebs_parse_complete((char *)rq.resp.data, rq.resp.len, status, 16);
 	}
 	req_release(&rq);
 	return r;

@@ -79,8 +79,14 @@ typedef int (*dv_ebs_block_fn)(uint64_t index, const char *token, void *ctx);
 int dv_ebs_parse_block_list(const char *json, size_t len, dv_ebs_block_fn fn, void *ctx, char **next,
 			    struct dv_err *err) DV_WUR;
 
-/* The <status> of snapshot id in a DescribeSnapshots answer (EC2 XML) into
- * status (cap bytes); DV_E_NOT_FOUND when the answer does not list it. */
+/* The Status of a CompleteSnapshot answer into status (cap bytes,
+ * truncated); "pending" when the body is empty, not JSON or has none. */
+void dv_ebs_parse_complete(const char *json, size_t len, char *status, size_t cap);
+
+/* The <status> of snapshot id in a DescribeSnapshots answer (EC2 XML, parsed
+ * by dv_ec2_parse_snapshots) into status (cap bytes, truncated);
+ * DV_E_NOT_FOUND when the answer does not list it, DV_E_REMOTE when it is
+ * malformed. */
 int dv_ec2_parse_snapshot_status(const char *xml, size_t len, const char *id, char *status, size_t cap,
 				 struct dv_err *err) DV_WUR;
 

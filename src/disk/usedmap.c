@@ -10,9 +10,11 @@
 #include "probe_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <et/com_err.h>
 #include <ext2fs/ext2_fs.h>
@@ -130,12 +132,60 @@ static bool all_set(ext2fs_block_bitmap bm, blk64_t blk, blk64_t n, blk64_t last
 	return ext2fs_find_first_zero_block_bitmap2(bm, blk, blk + n - 1, &z) == ENOENT;
 }
 
+/*
+ * Superblock values libext2fs (1.47) does not guard against, checked before
+ * it sees them (the superblock is read into libext2fs's own struct; on-disk
+ * little-endian, as the host):
+ *  - ext2fs_open2 allocates and reads the group descriptors of whatever size
+ *    the superblock claims before it returns: a filesystem claiming to be
+ *    larger than its partition could make it allocate gigabytes;
+ *  - a first data block other than the one mke2fs writes (1 for 1 KiB
+ *    blocks without bigalloc, else 0) makes ext2fs_read_block_bitmap write
+ *    past a buffer (found by tests/fuzz, regression seed
+ *    corpus/disk_image/regress-heap-overflow-first-data-block); e2fsck
+ *    refuses such a filesystem too (PR_0_FIRST_DATA_BLOCK).
+ * Anything else wrong with the superblock is left for ext2fs_open2 to say.
+ */
+static int check_super(const char *path, uint64_t part_off, uint64_t part_len, struct dv_ext_info *info, char **why)
+{
+	struct ext2_super_block sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		*why = dv_asprintf("cannot open it (%s)", strerror(errno));
+		return -1;
+	}
+	ssize_t n = pread(fd, &sb, sizeof sb, (off_t)(part_off + SUPERBLOCK_OFFSET));
+	close(fd);
+	if (n != (ssize_t)sizeof sb || sb.s_magic != EXT2_SUPER_MAGIC ||
+	    sb.s_log_block_size > EXT2_MAX_BLOCK_LOG_SIZE - EXT2_MIN_BLOCK_LOG_SIZE)
+		return 0;
+	uint64_t bs = EXT2_BLOCK_SIZE(&sb);
+	blk64_t nblocks = ext2fs_blocks_count(&sb);
+	info->needs_recovery = ext2fs_has_feature_journal_needs_recovery(&sb);
+	if (nblocks == 0 || nblocks > UINT64_MAX / bs || nblocks * bs > part_len) {
+		info->fs_bytes = nblocks <= UINT64_MAX / bs ? nblocks * bs : UINT64_MAX;
+		*why = dv_asprintf("the filesystem (%llu bytes) is larger than its partition (%llu bytes)",
+				   (unsigned long long)info->fs_bytes, (unsigned long long)part_len);
+		return -1;
+	}
+	bool clusters = ext2fs_has_feature_bigalloc(&sb) && sb.s_log_cluster_size != sb.s_log_block_size;
+	uint32_t first = sb.s_log_block_size == 0 && !clusters ? 1 : 0;
+	if (sb.s_first_data_block != first) {
+		*why = dv_asprintf("its superblock gives block %u as the first data block instead of %u (run e2fsck)",
+				   (unsigned)sb.s_first_data_block, (unsigned)first);
+		return -1;
+	}
+	return 0;
+}
+
 int dv_usedmap_ext(const char *path, uint64_t part_off, uint64_t part_len, struct dv_ext_info *info,
 		   struct dv_ivl_list *unused, char **why)
 {
 	memset(info, 0, sizeof *info);
 	*why = NULL;
 	pthread_once(&ext2_err_once, ext2_err_init);
+	if (check_super(path, part_off, part_len, info, why) < 0)
+		return -1;
 
 	char opts[64];
 	snprintf(opts, sizeof opts, "offset=%llu", (unsigned long long)part_off);

@@ -1,9 +1,22 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target of a -DDV_FUZZ=ON build on its committed seed
-# corpus for a fixed number of executions (default 20000; e.g. 2000000 or
-# -max_total_time=3600 for a long on-demand run). A crash fails the run and
-# leaves the reproducer (crash-*) in the work directory: fix the bug and
-# commit the input to tests/fuzz/corpus/<target>/ as a regression seed.
+# corpus for a fixed number of executions (default 20000; e.g. 2000000 for
+# a long on-demand run, or run one binary by hand with -max_total_time=3600
+# on a copy of its corpus directory). A crash fails the run and copies the
+# reproducer (crash-*, leak-*, timeout-*, oom-*) to tests/fuzz/: fix the bug
+# and commit the input to tests/fuzz/corpus/<target>/ as a regression seed.
+#
+# Targets: fuzz_formats.c (repository formats: index_segment, disk_index,
+# pack_index, manifest, config, sealed), fuzz_aws.c (s3_xml, ec2_xml,
+# ebs_json - which also covers the instance-metadata credentials - and
+# aws_ini), fuzz_disk.c (disk_image: libblkid + libext2fs on a 4 MiB image).
+#
+# Inputs are capped at 64 KiB, except disk_image (256 KiB: its seeds are the
+# first sectors of real small images). scripts/test.sh runs 100000
+# executions of each target; measured on 2 shared cores that takes 0-46 s
+# per target and about 140 s for all eleven (ec2_xml, which tries 8 parsers
+# per input, and disk_image, which probes a memfd image with libblkid and
+# libext2fs, are the slowest at about 45 s).
 # Usage: tests/fuzz/run.sh BUILD_DIR [RUNS]
 set -euo pipefail
 build=$(cd "${1:?usage: run.sh BUILD_DIR [RUNS]}" && pwd)
@@ -14,14 +27,19 @@ trap 'rm -rf "$work"' EXIT
 status=0
 for bin in "$build"/tests/fuzz_*; do
 	t=${bin##*/fuzz_}
+	case $t in
+	disk_image) max_len=262144 ;;
+	*) max_len=65536 ;;
+	esac
 	mkdir -p "$work/$t"
 	cp "$here/corpus/$t"/* "$work/$t/" 2>/dev/null || true
-	if (cd "$work" && "$bin" -runs="$runs" -max_len=65536 -timeout=10 "$work/$t" >"$work/$t.log" 2>&1); then
-		echo "fuzz $t: $runs runs, no crash"
+	start=$SECONDS
+	if (cd "$work" && "$bin" -runs="$runs" -max_len="$max_len" -timeout=10 "$work/$t" >"$work/$t.log" 2>&1); then
+		echo "fuzz $t: $runs runs, no crash ($((SECONDS - start)) s)"
 	else
 		echo "fuzz $t: FAILED"
 		tail -40 "$work/$t.log"
-		cp "$work"/crash-* "$here/" 2>/dev/null || true
+		cp "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-* "$here/" 2>/dev/null || true
 		status=1
 	fi
 done

@@ -620,6 +620,35 @@ static void test_needs_recovery(void **state)
 	dv_region_map_release(&m);
 }
 
+/* Superblock values libext2fs does not guard against (found by
+ * tests/fuzz/fuzz_disk.c) are refused before it reads the bitmaps. */
+static void test_hostile_superblock(void **state)
+{
+	(void)state;
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	assert_int_equal(sh("rm -f fdb.img && truncate -s 8M fdb.img && mkfs.ext2 -q -F -b 1024 fdb.img && "
+			    "debugfs -w -R 'ssv first_data_block 17' fdb.img >/dev/null 2>&1"),
+			 0);
+	assert_int_equal(probe("fdb.img", false, false, &layout, &m, &err), 0);
+	assert_true(warning_mentions(layout, "first data block instead of 1"));
+	assert_string_equal(jstr(json_object_get(layout, "filesystem"), "imaged"), "whole");
+	assert_int_equal(dv_region_map_bytes(&m, DV_REGION_UNUSED), 0);
+	json_decref(layout);
+
+	/* claims 16 MiB in an 8 MiB partition: refused before libext2fs sizes its tables by it */
+	assert_int_equal(sh("rm -f big.img && truncate -s 16M big.img && mkfs.ext2 -q -F -b 1024 big.img && "
+			    "truncate -s 8M big.img"),
+			 0);
+	assert_int_equal(probe("big.img", false, false, &layout, &m, &err), 0);
+	assert_true(warning_mentions(layout, "the filesystem (16777216 bytes) is larger than its partition "
+					     "(8388608 bytes)"));
+	assert_int_equal(dv_region_map_bytes(&m, DV_REGION_UNUSED), 0);
+	json_decref(layout);
+	dv_region_map_release(&m);
+}
+
 /* Needs root and loop devices: skipped elsewhere. A loop device over the
  * ext4 partition of an image, mounted read-write, makes the image busy; the
  * loop device itself (a block device source) too; read-only is fine. */
@@ -837,6 +866,7 @@ int main(void)
 		cmocka_unit_test(test_table_and_whole_fs),
 		cmocka_unit_test(test_corrupt_bitmap),
 		cmocka_unit_test(test_needs_recovery),
+		cmocka_unit_test(test_hostile_superblock),
 		cmocka_unit_test(test_mounted),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_inventory_fake_root),

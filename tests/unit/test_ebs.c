@@ -1,6 +1,7 @@
 /* test_ebs.c - EBS direct helpers: block and LINEAR checksums (values
  * recomputed with Python's hashlib), answer and error parsing on good and
- * hostile input, the EC2 DescribeSnapshots status parser. */
+ * hostile input, the EC2 DescribeSnapshots status parser, the
+ * CompleteSnapshot answer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -162,12 +163,35 @@ static void test_ec2_status(void **state)
 	assert_int_equal(dv_ec2_parse_snapshot_status("<a>", 3, "snap-a", st, sizeof st, &e), -DV_E_REMOTE);
 }
 
+static void test_parse_complete(void **state)
+{
+	(void)state;
+	char st[16];
+	static const char ok[] = "{\"Status\":\"completed\"}"; /* no NUL within len */
+	dv_ebs_parse_complete(ok, sizeof ok - 1, st, sizeof st);
+	assert_string_equal(st, "completed");
+	dv_ebs_parse_complete("{\"Status\": \"pending\"}", 21, st, sizeof st);
+	assert_string_equal(st, "pending");
+	/* nothing usable: the service's documented initial state */
+	const char *bad[] = {"", "{}", "[\"completed\"]", "{\"Status\": 3}", "{\"Status\": \"\"}", "not json"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		memset(st, 'x', sizeof st);
+		dv_ebs_parse_complete(bad[i], strlen(bad[i]), st, sizeof st);
+		assert_string_equal(st, "pending");
+	}
+	dv_ebs_parse_complete(NULL, 0, st, sizeof st);
+	assert_string_equal(st, "pending");
+	const char *longer = "{\"Status\": \"completed-and-then-some-more\"}";
+	dv_ebs_parse_complete(longer, strlen(longer), st, sizeof st);
+	assert_string_equal(st, "completed-and-t"); /* truncated to fit */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_block_checksum), cmocka_unit_test(test_parse_snapshot),
 		cmocka_unit_test(test_parse_error),    cmocka_unit_test(test_parse_block_list),
-		cmocka_unit_test(test_ec2_status),
+		cmocka_unit_test(test_ec2_status),    cmocka_unit_test(test_parse_complete),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

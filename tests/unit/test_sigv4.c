@@ -1,7 +1,7 @@
 /*
  * SigV4 against AWS's published suite and the official CLI's captured S3
  * requests (tests/vectors/), plus the S3 XML parsers on valid and hostile
- * input and the AWS INI parser.
+ * input, the AWS INI parser and the instance-metadata credentials document.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "aws/aws.h"
+#include "aws/aws_internal.h"
 #include "aws/xml.h"
 
 #define VEC DV_SOURCE_DIR "/tests/vectors"
@@ -730,6 +731,46 @@ static void test_config(void **state)
 	free(credp);
 }
 
+static void test_imds_creds(void **state)
+{
+	(void)state;
+	struct dv_aws_creds c;
+	struct dv_err e;
+	memset(&c, 0, sizeof c);
+	const char *doc = "{\n  \"Code\" : \"Success\",\n  \"Type\" : \"AWS-HMAC\",\n"
+			  "  \"AccessKeyId\" : \"ASIAIOSFODNN7EXAMPLE\",\n"
+			  "  \"SecretAccessKey\" : \"wJalr/EXAMPLEKEY\",\n"
+			  "  \"Token\" : \"tok\",\n  \"Expiration\" : \"2026-11-26T00:00:00Z\"\n}";
+	assert_int_equal(dv_aws_parse_imds_creds(doc, strlen(doc), &c, &e), 0);
+	assert_string_equal(c.access_key_id, "ASIAIOSFODNN7EXAMPLE");
+	assert_string_equal(c.secret_access_key, "wJalr/EXAMPLEKEY");
+	assert_string_equal(c.session_token, "tok");
+	assert_string_equal(c.source, "imds");
+	assert_int_equal(c.expiration, 1795651200); /* 2026-11-26T00:00:00Z */
+	dv_aws_creds_release(&c);
+
+	const char *bad[] = {"",
+			     "not json",
+			     "[]",
+			     "{\"AccessKeyId\": \"A\"}",
+			     "{\"AccessKeyId\": \"A\", \"SecretAccessKey\": 1}",
+			     "{\"AccessKeyId\": \"\", \"SecretAccessKey\": \"s\"}"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		memset(&c, 0, sizeof c);
+		assert_int_equal(dv_aws_parse_imds_creds(bad[i], strlen(bad[i]), &c, &e), -DV_E_REMOTE);
+		assert_string_equal(e.msg, "instance metadata: malformed credentials document");
+		assert_null(c.access_key_id);
+		assert_null(c.secret_access_key);
+	}
+	/* no Token, unparseable Expiration: static keys that do not expire */
+	const char *plain = "{\"AccessKeyId\": \"A\", \"SecretAccessKey\": \"s\", \"Expiration\": \"soon\"}";
+	memset(&c, 0, sizeof c);
+	assert_int_equal(dv_aws_parse_imds_creds(plain, strlen(plain), &c, &e), 0);
+	assert_null(c.session_token);
+	assert_int_equal(c.expiration, 0);
+	dv_aws_creds_release(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -737,8 +778,8 @@ int main(void)
 		cmocka_unit_test(test_s3_rules),     cmocka_unit_test(test_xml_error),
 		cmocka_unit_test(test_xml_hostile),  cmocka_unit_test(test_xml_list),
 		cmocka_unit_test(test_xml_multipart), cmocka_unit_test(test_xml_delete),
-		cmocka_unit_test(test_ini),
-		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_ini),           cmocka_unit_test(test_config),
+		cmocka_unit_test(test_imds_creds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
