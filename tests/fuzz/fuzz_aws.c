@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK(cond) ((cond) ? (void)0 : abort())
 
 #if DV_FUZZ_TARGET == 1
-/* S3 XML answers: ListObjectsV2, InitiateMultipartUpload, ListParts,
+/* S3 XML answers: ListObjectsV2, InitiateMultipartUpload, ListParts, DeleteObjects,
  * ListMultipartUploads, CompleteMultipartUpload, Error. */
 static void fuzz(const char *x, size_t n)
 {
@@ -72,6 +72,15 @@ static void fuzz(const char *x, size_t n)
 		CHECK(is_error ? !etag && e.code : etag && !e.code);
 		free(etag);
 		dv_s3_error_release(&e);
+	}
+
+	struct dv_s3_delete_result d;
+	if (dv_s3_parse_delete_result(x, n, &d, &err) == 0) {
+		/* every refused key is named with its code */
+		for (size_t i = 0; i < d.n_failures; i++)
+			CHECK(d.failures[i].key && d.failures[i].code);
+		CHECK(!d.is_error || d.e.code);
+		dv_s3_delete_result_release(&d);
 	}
 }
 
