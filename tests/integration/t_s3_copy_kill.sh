@@ -107,3 +107,25 @@ done <"$T/snaps"
 # Killed multipart uploads were resumed, not left behind.
 expect_ok dv --repo "$S" --json s3 uploads
 [ "$(json_get "$STDOUT" 'j["uploads"]')" -eq 0 ] || fail "multipart uploads left behind: $STDOUT"
+
+# The narrowest window: killed after CreateMultipartUpload, before the upload
+# id was recorded. The state file then says "creating" (upload_id ""); the
+# next run finds the upload with ListMultipartUploads, keeps its parts and
+# completes it instead of leaving it behind. Simulated exactly: the upload
+# and its first part made with the official CLI, the state file by hand.
+S2=adopted
+pack=$(find "$L/packs" -type f -size +16M | head -1)
+[ -n "$pack" ] || fail "no pack of 16 MiB or more to upload in parts"
+key=$S2/packs/$(basename "$(dirname "$pack")")/$(basename "$pack")
+uid=$(awscli s3api create-multipart-upload --bucket "$BUCKET" --key "$key" --query UploadId --output text)
+head -c $((8 * MiB)) "$pack" >"$T/part1"
+awscli s3api upload-part --bucket "$BUCKET" --key "$key" --upload-id "$uid" --part-number 1 --body "$T/part1" >/dev/null
+h=$(printf '%s\n%s' "$BUCKET" "$key" | sha256sum | cut -c1-32)
+printf '{"version": 1, "key": "%s", "upload_id": "", "size": %d, "part_size": %d, "parts": []}\n' \
+	"$key" "$(stat -c %s "$pack")" $((8 * MiB)) >"$DISKVAULT_STATE_DIR/s3-upload-$h.json"
+expect_ok dv copy --from "$L" --to "s3://$BUCKET/$S2" --json
+[ "$(last_stats 'j["parts_resumed"]')" -ge 1 ] || fail "the orphaned upload's part was not reused: $(tail -3 "$DISKVAULT_S3_STATS_FILE")"
+expect_ok dv --repo "s3://$BUCKET/$S2" --json s3 uploads
+[ "$(json_get "$STDOUT" 'j["uploads"]')" -eq 0 ] || fail "the upload of a killed run was left behind: $STDOUT"
+awscli s3api get-object --bucket "$BUCKET" --key "$key" "$T/got" >/dev/null
+cmp -s "$T/got" "$pack" || fail "the adopted upload did not complete to the pack's bytes"
