@@ -91,8 +91,11 @@ static int list(struct dv_catalog *cat, const char *region)
 	return 0;
 }
 
-/* DescribeInstanceTypes for every type in the catalog, 100 per request
- * (the API's limit for InstanceType.N), following NextToken. */
+/* DescribeInstanceTypes for every type in the catalog, 100 per request,
+ * following NextToken. The types go in an instance-type filter, not as
+ * InstanceType.N: EC2 refuses the whole request (InvalidInstanceType) when
+ * one type so named is not offered in the region, while a filter value
+ * that matches nothing is just absent from the answer (reported missing). */
 static int refresh(struct dv_catalog *cat, const char *region, const char *output, struct dv_err *err)
 {
 	struct dv_ec2 *ec2 = NULL;
@@ -107,8 +110,10 @@ static int refresh(struct dv_catalog *cat, const char *region, const char *outpu
 		do {
 			struct dv_ec2_form f;
 			dv_ec2_form_init(&f, "DescribeInstanceTypes");
+			dv_ec2_form_add(&f, "Filter.1.Name", "instance-type");
 			for (size_t i = start; i < n && i < start + 100; i++)
-				dv_ec2_form_addf(&f, dv_catalog_at(cat, i)->name, "InstanceType.%zu", i - start + 1);
+				dv_ec2_form_addf(&f, dv_catalog_at(cat, i)->name, "Filter.1.Value.%zu", i - start + 1);
+			dv_ec2_form_add(&f, "MaxResults", "100");
 			if (token)
 				dv_ec2_form_add(&f, "NextToken", token);
 			free(token);

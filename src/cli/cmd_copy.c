@@ -5,11 +5,14 @@
 #include "repo/repo.h"
 
 static const char help[] =
-	"usage: diskvault copy --from REPO --to REPO\n"
-	"Copies a whole repository (e.g. a local directory to s3://bucket/prefix) object by object:\n"
+	"usage: diskvault copy --from REPO --to REPO [SNAPSHOT...]\n"
+	"Copies a repository (e.g. a local directory to s3://bucket/prefix) object by object:\n"
 	"only objects the destination lacks, packs first and snapshot manifests and config last, so\n"
 	"an interrupted copy continues where it stopped when run again. The copy is the same\n"
-	"repository (same id, same keys): it can be used directly, and copied to again later.\n";
+	"repository (same id, same keys): it can be used directly, and copied to again later.\n"
+	"With SNAPSHOT arguments (ids, unique prefixes or 'latest') only those snapshots and the\n"
+	"packs, disk indexes and EBS records they need are copied, with a new index segment for\n"
+	"the copied packs; without, the whole repository.\n";
 
 struct opts {
 	const char *from, *to;
@@ -43,8 +46,6 @@ int cmd_copy(int argc, char **argv)
 	int first, rc = dv_cli_parse("copy", argc, argv, "", longopts, opt, &x, &first);
 	if (rc)
 		return rc < 0 ? 0 : rc;
-	if (first < argc)
-		return dv_cli_usage("copy", "copy takes the whole repository; unexpected argument '%s'", argv[first]);
 	if (!x.from)
 		x.from = dv_cli.repo;
 	if (!x.from || !x.to)
@@ -54,7 +55,7 @@ int cmd_copy(int argc, char **argv)
 	struct dv_err err;
 	struct dv_repo *repo = NULL;
 	struct dv_copy_result res;
-	if (dv_cli_open_repo(x.from, &repo, &err) < 0 || dv_copy(repo, x.to, &res, &err) < 0) {
+	if (dv_cli_open_repo(x.from, &repo, &err) < 0 || dv_copy(repo, x.to, (const char *const *)argv + first, (size_t)(argc - first), &res, &err) < 0) {
 		rc = dv_cli_fail("copy", &err);
 	} else if (dv_cli.json) {
 		dv_cli_print_json(json_pack("{s:s, s:b, s:s, s:s, s:I, s:I, s:I}", "command", "copy", "ok", 1, "from", x.from,

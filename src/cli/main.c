@@ -33,7 +33,7 @@ static const struct command commands[] = {
 	{"unlock", cmd_unlock, "remove stale locks"},
 	{"rebuild-index", cmd_rebuild_index, "rebuild the chunk index from the packs"},
 	{"key", cmd_key, "manage the passphrases of an encrypted repository"},
-	{"copy", cmd_copy, "copy a repository to another place (e.g. local to S3), resumable"},
+	{"copy", cmd_copy, "copy a repository or some snapshots elsewhere (e.g. local to S3), resumable"},
 	{"s3", cmd_s3, "list or abort multipart uploads interrupted runs left on S3"},
 	{"config", cmd_config, "show the effective settings and where they come from"},
 	{"ebs-import", cmd_ebs_import, "write a snapshot's disk into a new EBS snapshot (EBS direct APIs)"},

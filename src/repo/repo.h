@@ -282,9 +282,14 @@ struct dv_copy_result {
 };
 /* Copies the repository r to location `to` (local or S3), objects the
  * destination lacks only, data before manifests and config last, so it is
- * resumable and a snapshot visible there is complete. A destination that
- * holds another repository is refused (DV_E_EXISTS). */
-int dv_copy(struct dv_repo *r, const char *to, struct dv_copy_result *res, struct dv_err *err) DV_WUR;
+ * resumable and a snapshot visible there is complete. With nsnaps > 0 only
+ * the snapshots snaps (borrowed; ids, unique prefixes or "latest") and the
+ * packs, disk indexes and EBS records they need are copied, plus one new
+ * index segment for copied packs the destination does not index yet
+ * (formats/repository.md, section 11). A destination that holds another
+ * repository is refused (DV_E_EXISTS). */
+int dv_copy(struct dv_repo *r, const char *to, const char *const *snaps, size_t nsnaps, struct dv_copy_result *res,
+	    struct dv_err *err) DV_WUR;
 
 /* ---- locks ----------------------------------------------------------- */
 

@@ -476,6 +476,32 @@ static void state_read(struct upload *u, bool *found, json_t **rec)
 	json_decref(j);
 }
 
+/* true when the state file records that an upload of this key was being
+ * created (upload_id "") by a run that never learnt its id. */
+static bool state_creating(struct upload *u)
+{
+	struct dv_buf b = DV_BUF_INIT;
+	struct dv_err e;
+	bool creating = false;
+	if (dv_read_file(u->state_path, STATE_CAP, &b, &e) == 0 && b.data) {
+		json_t *j = json_loadb((char *)b.data, b.len, 0, NULL);
+		const char *id = json_string_value(json_object_get(j, "upload_id"));
+		const char *key = json_string_value(json_object_get(j, "key"));
+		creating = id && !*id && key && !strcmp(key, u->key);
+		json_decref(j);
+	}
+	dv_buf_release(&b);
+	return creating;
+}
+
+static int adopt_upload(const struct dv_s3_upload *up, void *ctx)
+{
+	struct upload *u = ctx;
+	if (!u->upload_id && !strcmp(up->key, u->key))
+		u->upload_id = dv_strdup(up->upload_id);
+	return 0;
+}
+
 static bool etag_is(const char *etag, const char *hex)
 {
 	size_t n = strlen(etag);
@@ -619,7 +645,30 @@ static int multipart(struct s3store *st, const char *name, int fd, uint64_t size
 		if (r < 0)
 			goto out;
 	}
+	if (!found && state_creating(&u)) {
+		/* a run was killed between CreateMultipartUpload and recording the
+		 * id: find that upload and continue it rather than leave it behind */
+		r = dv_s3_list_uploads(st->s3, u.key, adopt_upload, &u, err);
+		if (r == 0 && u.upload_id) {
+			r = reconcile(&u, NULL, err);
+			found = r == 0;
+			if (r == -DV_E_NOT_FOUND) {
+				free(u.upload_id);
+				u.upload_id = NULL;
+				r = 0;
+			}
+		}
+		if (r < 0)
+			goto out;
+	}
 	if (!found) {
+		/* record the intent first (upload_id ""), for the case above */
+		u.upload_id = dv_strdup("");
+		r = state_write(&u, err);
+		free(u.upload_id);
+		u.upload_id = NULL;
+		if (r < 0)
+			goto out;
 		struct dv_s3_put_opts o;
 		put_opts(st, name, &o);
 		r = dv_s3_create_multipart(st->s3, u.key, &o, &u.upload_id, err);

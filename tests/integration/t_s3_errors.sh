@@ -1,8 +1,9 @@
 #!/bin/bash
 # t_s3_errors.sh - remote failures are one clear line, the remote exit code
 # (6) or "no repository" (10), no retry storm, and no secret in any output:
-# wrong secret key, unknown access key, a bucket that does not exist, an
-# endpoint nobody listens on (bounded retries), a missing object.
+# wrong secret key, unknown access key, an expired session token, a bucket
+# that does not exist, an endpoint nobody listens on (bounded retries), a
+# missing object.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_s3.sh"
 s3_up
@@ -24,8 +25,33 @@ assert_lines "$STDERR" 1 "wrong-secret stderr"
 expect_exit 6 env AWS_ACCESS_KEY_ID=nobody:none "$DISKVAULT" --repo "$R" list
 assert_lines "$STDERR" 1 "unknown-key stderr"
 
-# (An expired session token cannot be tested here: Swift's s3api ignores
-# X-Amz-Security-Token.)
+# An expired session token (Swift's s3api ignores X-Amz-Security-Token, so
+# the fault proxy answers S3's 400 ExpiredToken for requests carrying it):
+# one line naming ExpiredToken, exit 6, exactly one request (static
+# credentials cannot renew, so no retry), and the token (S3 echoes it in the
+# error document) is not printed.
+TOKEN=FQoGZXIvYXdzEXPIRED-session-token-$RANDOM
+proxy_up --expired-token "$TOKEN"
+rm -f "$DISKVAULT_S3_STATS_FILE"
+for cmd in list "backup $T/small.img"; do
+	[ -f "$T/small.img" ] || head -c $((2 * MiB)) /dev/urandom >"$T/small.img"
+	: >"$PROXY_LOG"
+	# shellcheck disable=SC2086
+	expect_exit 6 env AWS_SESSION_TOKEN="$TOKEN" AWS_ENDPOINT_URL="$PROXY_URL" "$DISKVAULT" --repo "$R" $cmd
+	assert_lines "$STDERR" 1 "expired-token stderr ($cmd)"
+	assert_contains "$STDERR" "ExpiredToken" "expired-token message ($cmd)"
+	assert_contains "$STDERR" "The provided token has expired" "expired-token message ($cmd)"
+	assert_not_contains "$STDERR$STDOUT" "$TOKEN" "expired-token output ($cmd)"
+	assert_not_contains "$STDERR$STDOUT" "EXPIRED-session" "expired-token output ($cmd)"
+	[ "$(wc -l <"$PROXY_LOG")" -eq 1 ] || fail "expired token ($cmd): $(wc -l <"$PROXY_LOG") requests, expected 1: $(cat "$PROXY_LOG")"
+	assert_contains "$(cat "$PROXY_LOG")" " 400 " "proxy log ($cmd)"
+	note "expired token ($cmd): $STDERR"
+	[ "$(last_stats 'j["requests"]') $(last_stats 'j["retries"]')" = "1 0" ] ||
+		fail "expired token ($cmd) was retried: $(tail -1 "$DISKVAULT_S3_STATS_FILE")"
+done
+# Through the same proxy another token is forwarded (and ignored by Swift).
+expect_ok env AWS_SESSION_TOKEN="other-$TOKEN" AWS_ENDPOINT_URL="$PROXY_URL" "$DISKVAULT" --progress=never --repo "$R" list
+proxy_down
 
 # No such bucket: "no repository".
 expect_exit 10 dv --repo "s3://no-such-bucket-$RANDOM/x" list

@@ -4,6 +4,7 @@ endpoint that injects faults, for diskvault's S3 tests.
 
 usage: s3-fault-proxy.py --upstream http://127.0.0.1:PORT --port-file FILE
                          [--log FILE] [--rate BYTES_PER_SECOND] [--fault RULE]...
+                         [--expired-token TOKEN]
 
 It listens on a free loopback port (written to --port-file once ready),
 forwards every request unchanged (the Host header too, so SigV4 signatures
@@ -22,6 +23,12 @@ Rules (each counts requests of METHOD, 1-based, "*" = any method):
                                  as an <Error> with CODE; nothing is forwarded or deleted
     noimpl:METHOD:TEXT           answer 501 NotImplemented to every METHOD request whose
                                  path contains TEXT (an endpoint without that call)
+
+--expired-token TOKEN answers every request whose X-Amz-Security-Token is TOKEN
+as S3 answers a request signed with an expired session token: 400 with the
+error document <Error><Code>ExpiredToken</Code><Message>The provided token has
+expired.</Message><Token-0>TOKEN</Token-0><RequestId/><HostId/></Error> (no body
+for HEAD); the request is not forwarded. Other requests pass.
 --rate throttles request bodies (all connections together) so a test can
 kill a client in the middle of an upload.
 """
@@ -48,6 +55,7 @@ class State:
         self.per_method = {}
         self.rules = [r.split(":") for r in args.fault]
         self.rate = args.rate
+        self.expired_token = args.expired_token
         self.rate_next = time.monotonic()
         self.log = open(args.log, "a", buffering=1) if args.log else None
         u = urllib.parse.urlsplit(args.upstream)
@@ -146,6 +154,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._reset()
             return
         body = self._read_body(length)
+        if st.expired_token and self.headers.get("X-Amz-Security-Token") == st.expired_token:
+            # S3 echoes the token it refuses in Token-0.
+            esc = st.expired_token.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            msg = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ExpiredToken</Code>'
+                   "<Message>The provided token has expired.</Message><Token-0>%s</Token-0>"
+                   "<RequestId>FP%08X</RequestId><HostId>fault-proxy-host</HostId></Error>" % (esc, seq)).encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("x-amz-request-id", "FP%08X" % seq)
+            self.send_header("x-amz-id-2", "fault-proxy-host")
+            self.send_header("Content-Length", str(len(msg)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(msg)
+            st.write_log("%d %s %s 400 %d" % (seq, self.command, self.path, len(body)))
+            return
         if fault and fault[0] in ("slowdown", "deny"):
             slow = fault[0] == "slowdown"
             msg = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>%s</Code>'
@@ -219,6 +243,7 @@ def main():
     ap.add_argument("--log")
     ap.add_argument("--rate", type=float, default=0)
     ap.add_argument("--fault", action="append", default=[])
+    ap.add_argument("--expired-token")
     args = ap.parse_args()
     Handler.state = State(args)
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
