@@ -275,6 +275,21 @@ static int copy_names(struct dv_repo *r, struct dv_store *dst, const struct dv_s
 	return rc;
 }
 
+/* Snapshots copied on purpose are no replay: drops them from the
+ * destination's forgotten-snapshot ledger (forgotten.c) before their
+ * manifests land. names are "snapshots/<id>". */
+static int unforget(const struct dv_repo *r, struct dv_store *dst, const struct dv_strlist *names, struct dv_err *err)
+{
+	struct dv_repo d = {.store = dst};
+	memcpy(d.id, r->id, sizeof d.id);
+	int rc = dv_forgotten_load(&d, err);
+	for (size_t i = 0; rc == 0 && i < names->n; i++)
+		rc = dv_forgotten_unrecord(&d, names->v[i] + strlen("snapshots/"), err);
+	dv_strlist_release(&d.forgotten);
+	free(d.ledger_path);
+	return rc;
+}
+
 static int copy_selected(struct dv_repo *r, struct dv_store *dst, const char *const *snaps, size_t nsnaps,
 			 struct dv_lock *lock, struct dv_copy_result *res, struct dv_err *err)
 {
@@ -298,6 +313,8 @@ static int copy_selected(struct dv_repo *r, struct dv_store *dst, const char *co
 		rc = copy_names(r, dst, &sel.diskixs, lock, res, err);
 	if (rc == 0)
 		rc = copy_names(r, dst, &sel.records, lock, res, err);
+	if (rc == 0)
+		rc = unforget(r, dst, &sel.manifests, err);
 	if (rc == 0)
 		rc = copy_names(r, dst, &sel.manifests, lock, res, err);
 	selection_release(&sel);
@@ -336,6 +353,8 @@ int dv_copy(struct dv_repo *r, const char *to, const char *const *snaps, size_t 
 	for (size_t d = 0; !nsnaps && rc == 0 && d < DV_ARRAY_SIZE(copy_order); d++) {
 		dv_strlist_clear(&c.names);
 		rc = dv_store_list(r->store, copy_order[d], collect, &c, err);
+		if (rc == 0 && !strcmp(copy_order[d], "snapshots/"))
+			rc = unforget(r, dst, &c.names, err);
 		for (size_t i = 0; rc == 0 && i < c.names.n; i++) {
 			rc = copy_object(r->store, dst, c.names.v[i], c.sizes[i], res, err);
 			if (rc == 0 && dv_repo_interrupted())

@@ -79,3 +79,13 @@ expect_ok e forget --keep-last 5
 assert_contains "$STDERR" "removed 1 snapshot manifest"
 [ ! -e "$repo/snapshots/$old" ] || fail "forget left the replayed manifest"
 expect_ok e check
+
+# Copying a forgotten snapshot back on purpose is no replay: copy drops it
+# from the destination's ledger first ($T/copy still holds it and its data).
+expect_ok dv --password-file "$pw" copy --from "$T/copy" --to "$repo" "${old:0:12}"
+grep -q "^$old " "$ledger" && fail "copy left $old in the destination's ledger"
+expect_ok e list --json
+[ "$(python3 -c 'import json,sys; print(len(json.load(sys.stdin)["snapshots"]))' <"$OUT_FILE")" = 3 ] ||
+	fail "expected 3 snapshots after copying the old one back"
+expect_ok e restore "$old" "$T/old.img" -q
+expect_ok e check --read-data
