@@ -748,28 +748,9 @@ int dv_catalog_save(const struct dv_catalog *c, const char *path, struct dv_err 
 {
 	struct dv_buf b = DV_BUF_INIT;
 	dv_catalog_format(c, &b);
-	char *tmp = dv_asprintf("%s.tmp.%ld", path, (long)getpid());
-	char *dir = dv_strdup(path);
-	int r = 0;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		r = dv_error_errno(err, errno, "catalog %s", tmp);
-		goto out;
-	}
-	r = dv_write_all(fd, b.data, b.len, err, tmp);
-	if (r == 0 && fsync(fd) < 0)
-		r = dv_error_errno(err, errno, "catalog %s: fsync", tmp);
-	if (close(fd) < 0 && r == 0)
-		r = dv_error_errno(err, errno, "catalog %s: close", tmp);
-	if (r == 0 && rename(tmp, path) < 0)
-		r = dv_error_errno(err, errno, "catalog %s: rename", path);
-	if (r == 0)
-		r = dv_fsync_dir(dirname(dir), err);
+	int r = dv_write_file_atomic(path, b.data, b.len, 0644, err);
 	if (r < 0)
-		unlink(tmp);
-out:
-	free(dir);
-	free(tmp);
+		dv_error_prefix(err, "catalog: ");
 	dv_buf_release(&b);
 	return r;
 }

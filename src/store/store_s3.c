@@ -422,28 +422,9 @@ static int state_write(struct upload *u, struct dv_err *err)
 			      (json_int_t)u->part_size, "parts", parts);
 	char *text = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
 	json_decref(j);
-	char rnd[17];
-	dv_random_hex(rnd, 8);
-	char *tmp = dv_asprintf("%s.%s.tmp", u->state_path, rnd);
-	int r = 0;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = dv_error_errno(err, errno, "creating upload state %s", tmp);
-		goto out;
-	}
-	r = dv_write_all(fd, text, strlen(text), err, tmp);
-	if (r == 0 && fsync(fd) < 0)
-		r = dv_error_errno(err, errno, "fsync of %s", tmp);
-	if (close(fd) < 0 && r == 0)
-		r = dv_error_errno(err, errno, "closing %s", tmp);
-	if (r == 0 && rename(tmp, u->state_path) < 0)
-		r = dv_error_errno(err, errno, "publishing upload state %s", u->state_path);
-	if (r == 0)
-		r = dv_fsync_dir(u->st->state_dir, err);
+	int r = dv_write_file_atomic(u->state_path, text, strlen(text), 0600, err);
 	if (r < 0)
-		unlink(tmp);
-out:
-	free(tmp);
+		dv_error_prefix(err, "upload state: ");
 	free(text);
 	return r;
 }
