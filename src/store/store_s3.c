@@ -954,8 +954,7 @@ int dv_store_s3_open(const char *location, bool create, struct dv_store *s, stru
 		goto fail;
 	st->bucket = dv_asprintf("%.*s", (int)strcspn(location + 5, "/"), location + 5);
 
-	st->state_dir = env("DISKVAULT_STATE_DIR") ? dv_strdup(env("DISKVAULT_STATE_DIR"))
-						   : xdg_dir("XDG_STATE_HOME", ".local/state", "");
+	st->state_dir = dv_state_dir();
 	s->spool_dir = env("DISKVAULT_CACHE_DIR") ? dv_asprintf("%s/spool", env("DISKVAULT_CACHE_DIR"))
 						  : xdg_dir("XDG_CACHE_HOME", ".cache", "/spool");
 	if ((r = dv_mkdir_p(st->state_dir, 0700, err)) < 0 || (r = dv_mkdir_p(s->spool_dir, 0700, err)) < 0)
