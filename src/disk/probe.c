@@ -328,6 +328,7 @@ static int analyse(const struct dv_source *src, const char *what, json_t *fs, ui
 		}
 		if (r < 0 && !inconsistent && !whole)
 			warn(warnings, "%s (%s): %s; it was read whole", what, type, why);
+		dv_osinfo_ext(src->path, start, fs);
 		if (r == 0 && !whole && !inconsistent && !all_blocks) {
 			for (size_t i = 0; i < runs.n; i++)
 				dv_ivl_add(unused, runs.v[i].off, runs.v[i].len);
@@ -582,6 +583,7 @@ int dv_disk_probe(const struct dv_source *src, bool all_blocks, bool allow_mount
 									: "unknown"));
 	json_object_set_new(lay, "partitions", parts_j);
 	parts_j = NULL;
+	dv_osinfo_disk(lay);
 
 	if (all_blocks)
 		dv_region_map_whole(regions, src->size);

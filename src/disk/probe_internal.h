@@ -50,4 +50,56 @@ struct dv_ext_info {
 int dv_usedmap_ext(const char *path, uint64_t part_off, uint64_t part_len, struct dv_ext_info *info,
 		   struct dv_ivl_list *unused, char **why);
 
+/* ---- what is installed (osinfo.c, initramfs.c) ------------------------- */
+
+/*
+ * Looks inside the ext2/3/4 filesystem at byte part_off of path (read-only,
+ * libext2fs) and adds to fs (its layout object) what is installed there:
+ *   "os":        {"id","version_id","pretty_name","architecture","from"}
+ *                when a probed program (/usr/bin/env, /bin/sh, ...) or an
+ *                os-release file exists; architecture "unknown" when no ELF
+ *                header could be read
+ *   "kernels":   [{"version","nvme","ena"}] from /lib/modules, newest first;
+ *                drivers "builtin", "module", "missing" or null
+ *   "initramfs": [{"path","version","nvme","ena","complete"}] for
+ *                /boot/initrd.img-V, /boot/initramfs-V.img (and the same in
+ *                the root directory, for a separate /boot filesystem)
+ * Members that would be empty are left out. Never fails: what cannot be
+ * read is unknown.
+ */
+void dv_osinfo_ext(const char *path, uint64_t part_off, json_t *fs);
+
+/* Sets layout["os"] from the filesystems' "os" members: the root's OS (the
+ * first filesystem with a known architecture, else the first with an OS)
+ * plus "nitro_drivers" {"kernel","nvme","ena","initramfs"} for its newest
+ * kernel, or null. */
+void dv_osinfo_disk(json_t *layout);
+
+/* The architecture (x86_64, arm64, i386, ...) an ELF header of n bytes
+ * names, or NULL when b is not a complete ELF header of a known machine. */
+const char *dv_elf_arch(const uint8_t *b, size_t n);
+
+/* {"id","version_id","pretty_name"} from os-release text (null members
+ * where absent). Caller json_decref's it. */
+json_t *dv_os_release_parse(const char *text);
+
+/* Reads up to n bytes at off of an initramfs; returns the count, 0 at the
+ * end, < 0 on error. */
+typedef ssize_t (*dv_initramfs_read_fn)(void *ctx, uint64_t off, void *buf, size_t n);
+
+struct dv_initramfs_result {
+	int nvme, ena;     /* 1 the module file is in it, 0 not (complete scan), -1 unknown */
+	unsigned archives; /* cpio archives read */
+	bool complete;     /* every archive read to its end */
+};
+
+/*
+ * Lists the cpio archives (any compression libarchive knows; several laid
+ * end to end, zero padding between) of an initramfs of size bytes read
+ * through rd, and records whether nvme.ko / ena.ko (plain, .xz, .zst, .gz)
+ * are in them. Returns 0 when every archive was read, -1 otherwise (then
+ * modules not found are -1, unknown).
+ */
+int dv_initramfs_scan(dv_initramfs_read_fn rd, void *ctx, uint64_t size, struct dv_initramfs_result *res);
+
 #endif
