@@ -359,6 +359,11 @@ void dv_osinfo_ext(const char *path, uint64_t part_off, json_t *fs_j)
 	const char *arch = NULL, *from = NULL;
 	bool any = false;
 	for (size_t i = 0; i < DV_ARRAY_SIZE(arch_probes) && !arch; i++) {
+		/* a name that exists but leads nowhere (a symlink loop, a
+		 * directory, a cut file) still says an OS is installed here */
+		ext2_ino_t ino;
+		if (ext2fs_namei(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, arch_probes[i], &ino) == 0 && ino)
+			any = true;
 		size_t len = 0;
 		char *head = read_text(fs, arch_probes[i], sizeof(Elf64_Ehdr), &len);
 		if (!head)

@@ -26,6 +26,8 @@
 #include "disk/probe_internal.h"
 
 #define MiB (1024ULL * 1024)
+#define NVME "drivers/nvme/host/nvme.ko"
+#define ENA "drivers/net/ethernet/amazon/ena/ena.ko"
 
 static char tmpdir[] = "/tmp/dv-test-disk-XXXXXX";
 
@@ -453,6 +455,234 @@ static void test_whole_disk_fs(void **state)
 	dv_region_map_release(&m);
 }
 
+
+/* ---- the installed OS --------------------------------------------------------- */
+
+
+static const json_t *find_initramfs(const json_t *fs, const char *path)
+{
+	const json_t *a = json_object_get(fs, "initramfs");
+	for (size_t i = 0; i < json_array_size(a); i++)
+		if (!strcmp(jstr(json_array_get(a, i), "path"), path))
+			return json_array_get(a, i);
+	return NULL;
+}
+
+static const json_t *find_kernel(const json_t *fs, const char *version)
+{
+	const json_t *a = json_object_get(fs, "kernels");
+	for (size_t i = 0; i < json_array_size(a); i++)
+		if (!strcmp(jstr(json_array_get(a, i), "version"), version))
+			return json_array_get(a, i);
+	return NULL;
+}
+
+static void test_elf_arch(void **state)
+{
+	(void)state;
+	uint8_t h[64] = {0x7f, 'E', 'L', 'F', 2, 1, 1};
+	h[18] = 62;
+	assert_string_equal(dv_elf_arch(h, 64), "x86_64");
+	assert_null(dv_elf_arch(h, 63)); /* a cut header */
+	h[18] = 183;
+	assert_string_equal(dv_elf_arch(h, 64), "arm64");
+	h[18] = 21; /* ppc64, little-endian */
+	assert_string_equal(dv_elf_arch(h, 64), "ppc64le");
+	h[18] = 0x99; /* a machine we do not name */
+	assert_null(dv_elf_arch(h, 64));
+	h[5] = 2; /* big-endian: e_machine 0x0016 is s390 */
+	h[18] = 0;
+	h[19] = 22;
+	assert_string_equal(dv_elf_arch(h, 64), "s390x");
+	uint8_t h32[52] = {0x7f, 'E', 'L', 'F', 1, 1, 1};
+	h32[18] = 3;
+	assert_string_equal(dv_elf_arch(h32, 52), "i386");
+	h32[18] = 40;
+	assert_string_equal(dv_elf_arch(h32, 52), "arm");
+	h32[6] = 2; /* EI_VERSION must be 1 */
+	assert_null(dv_elf_arch(h32, 52));
+	h32[6] = 1;
+	h32[4] = 3; /* no such class */
+	assert_null(dv_elf_arch(h32, 52));
+	h32[4] = 1;
+	h32[0] = 0x7e;
+	assert_null(dv_elf_arch(h32, 52));
+}
+
+/*
+ * A GPT disk with an ESP and an ext4 root holding an arm64 Debian 12 with two
+ * kernels: 6.1.0-10 (newest: nvme built in, ena a module, initramfs with the
+ * microcode archive and a zstd archive holding ena.ko.zst) and 6.1.0-9 (nvme
+ * a module, a gzip initramfs without it).
+ */
+static void test_osinfo(void **state)
+{
+	(void)state;
+	assert_int_equal(sh("t=ostree && rm -rf $t os.img && dv_mk_os_tree $t 183 && "
+			    "dv_mk_kernel $t 6.1.0-10-arm64 " NVME " " ENA ".xz && "
+			    "dv_mk_kernel $t 6.1.0-9-arm64 '' " NVME " " ENA " && "
+			    "dv_mk_initramfs $t/boot/initrd.img-6.1.0-10-arm64 zstd 6.1.0-10-arm64 " ENA ".zst && "
+			    "dv_mk_initramfs $t/boot/initrd.img-6.1.0-9-arm64 gzip 6.1.0-9-arm64 " ENA " && "
+			    "truncate -s 128M os.img && printf 'label: gpt\\nstart=1MiB, size=16MiB, "
+			    "type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\\nstart=17MiB, "
+			    "type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\\n' | sfdisk -q os.img && "
+			    "mkfs.vfat --offset 2048 os.img 16384 >/dev/null 2>&1 && "
+			    "dv_mk_ext4 os.img $((17 * MiB)) $((110 * MiB)) root $t"),
+			 0);
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	assert_int_equal(probe("os.img", false, false, &layout, &m, &err), 0);
+	const json_t *root = json_object_get(part_by_number(layout, 2), "fs");
+	const json_t *os = json_object_get(root, "os");
+	assert_string_equal(jstr(os, "architecture"), "arm64");
+	assert_string_equal(jstr(os, "from"), "/bin/sh"); /* /usr/bin/env is absent; /bin/sh -> /usr/bin/dash */
+	assert_string_equal(jstr(os, "id"), "debian");
+	assert_string_equal(jstr(os, "version_id"), "12");
+	assert_string_equal(jstr(os, "pretty_name"), "Debian GNU/Linux 12 (bookworm)");
+	assert_null(json_object_get(json_object_get(part_by_number(layout, 1), "fs"), "os")); /* vfat */
+
+	/* kernels, newest first, through the /lib -> usr/lib symlink */
+	const json_t *ks = json_object_get(root, "kernels");
+	assert_int_equal(json_array_size(ks), 2);
+	assert_string_equal(jstr(json_array_get(ks, 0), "version"), "6.1.0-10-arm64");
+	const json_t *k10 = find_kernel(root, "6.1.0-10-arm64"), *k9 = find_kernel(root, "6.1.0-9-arm64");
+	assert_string_equal(jstr(k10, "nvme"), "builtin");
+	assert_string_equal(jstr(k10, "ena"), "module");
+	assert_string_equal(jstr(k9, "nvme"), "module");
+	assert_string_equal(jstr(k9, "ena"), "module");
+	const json_t *i10 = find_initramfs(root, "/boot/initrd.img-6.1.0-10-arm64");
+	const json_t *i9 = find_initramfs(root, "/boot/initrd.img-6.1.0-9-arm64");
+	assert_non_null(i10);
+	assert_non_null(i9);
+	assert_int_equal(json_array_size(json_object_get(root, "initramfs")), 2);
+	assert_string_equal(jstr(i10, "version"), "6.1.0-10-arm64");
+	assert_true(json_is_false(json_object_get(i10, "nvme")));
+	assert_true(json_is_true(json_object_get(i10, "ena"))); /* in the zstd archive after the microcode */
+	assert_true(json_is_true(json_object_get(i10, "complete")));
+	assert_true(json_is_false(json_object_get(i9, "nvme")));
+	assert_true(json_is_true(json_object_get(i9, "ena")));
+
+	/* the disk: the root's OS and its newest kernel's readiness */
+	const json_t *dos = json_object_get(layout, "os");
+	assert_string_equal(jstr(dos, "architecture"), "arm64");
+	assert_string_equal(jstr(dos, "id"), "debian");
+	const json_t *n = json_object_get(dos, "nitro_drivers");
+	assert_string_equal(jstr(n, "kernel"), "6.1.0-10-arm64");
+	assert_true(json_is_true(json_object_get(n, "nvme")));
+	assert_true(json_is_true(json_object_get(n, "ena")));
+	assert_string_equal(jstr(n, "initramfs"), "/boot/initrd.img-6.1.0-10-arm64");
+	assert_int_equal(nwarnings(layout), 0);
+	json_decref(layout);
+
+	/* the newest kernel with nvme only as a module, and an initramfs (plain
+	 * cpio archives, the second after the first's padding) without it: not
+	 * ready; then with it: ready */
+	assert_int_equal(sh("t=ostree && dv_mk_kernel $t 6.1.0-11-arm64 '' " NVME ".xz " ENA ".xz && "
+			    "dv_mk_initramfs $t/boot/initrd.img-6.1.0-11-arm64 none 6.1.0-11-arm64 " ENA ".xz && "
+			    "dv_mk_ext4 os.img $((17 * MiB)) $((110 * MiB)) root $t"),
+			 0);
+	assert_int_equal(probe("os.img", false, false, &layout, &m, &err), 0);
+	n = json_object_get(json_object_get(layout, "os"), "nitro_drivers");
+	assert_string_equal(jstr(n, "kernel"), "6.1.0-11-arm64");
+	assert_true(json_is_false(json_object_get(n, "nvme")));
+	assert_true(json_is_true(json_object_get(n, "ena")));
+	json_decref(layout);
+	assert_int_equal(sh("t=ostree && dv_mk_initramfs $t/boot/initrd.img-6.1.0-11-arm64 none 6.1.0-11-arm64 " NVME
+			    ".xz && dv_mk_ext4 os.img $((17 * MiB)) $((110 * MiB)) root $t"),
+			 0);
+	assert_int_equal(probe("os.img", false, false, &layout, &m, &err), 0);
+	n = json_object_get(json_object_get(layout, "os"), "nitro_drivers");
+	assert_true(json_is_true(json_object_get(n, "nvme")));
+	assert_true(json_is_true(json_object_get(n, "ena"))); /* a module on the root filesystem */
+	json_decref(layout);
+
+	/* the host's own binary: the host's architecture; x86_64 by e_machine 62 */
+	char *uname = capture("uname -m");
+	uname[strcspn(uname, "\n")] = 0;
+	const char *host = !strcmp(uname, "aarch64") ? "arm64" : uname;
+	assert_int_equal(sh("rm -rf h && mkdir -p h/usr/bin && dv_elf h/usr/bin/env && "
+			    "rm -f h.img && truncate -s 16M h.img && dv_mk_ext4 h.img 0 $((16 * MiB)) h h"),
+			 0);
+	assert_int_equal(probe("h.img", false, false, &layout, &m, &err), 0);
+	os = json_object_get(layout, "os");
+	assert_string_equal(jstr(os, "architecture"), host);
+	assert_string_equal(jstr(os, "from"), "/usr/bin/env");
+	assert_true(json_is_null(json_object_get(os, "id"))); /* no os-release */
+	assert_true(json_is_null(json_object_get(os, "nitro_drivers"))); /* no kernel */
+	json_decref(layout);
+	free(uname);
+	assert_int_equal(sh("dv_elf h/usr/bin/env 62 && dv_mk_ext4 h.img 0 $((16 * MiB)) h h"), 0);
+	assert_int_equal(probe("h.img", false, false, &layout, &m, &err), 0);
+	assert_string_equal(jstr(json_object_get(layout, "os"), "architecture"), "x86_64");
+	json_decref(layout);
+
+	/* a data filesystem: no OS at all */
+	assert_int_equal(sh("dv_mk_wholefs whole.img"), 0);
+	assert_int_equal(probe("whole.img", false, false, &layout, &m, &err), 0);
+	assert_null(json_object_get(json_object_get(layout, "filesystem"), "os"));
+	assert_true(json_is_null(json_object_get(layout, "os")));
+	json_decref(layout);
+	dv_region_map_release(&m);
+}
+
+/* Hostile installed systems: a cut ELF header, a symlink loop, a directory,
+ * random bytes where programs should be; random bytes and a cut zstd
+ * archive as initramfs. Nothing crashes; what cannot be read is unknown. */
+static void test_osinfo_hostile(void **state)
+{
+	(void)state;
+	assert_int_equal(sh("t=bad && rm -rf $t bad.img && mkdir -p $t/usr/bin $t/bin $t/sbin $t/boot && "
+			    "dv_elf $t/x 183 && head -c 40 $t/x >$t/usr/bin/env && rm $t/x && "
+			    "ln -s /bin/sh2 $t/bin/sh && ln -s /bin/sh $t/bin/sh2 && mkdir $t/sbin/init && "
+			    "head -c 100 /dev/urandom >$t/bin/ls && "
+			    "printf 'ID=\\xff\\xfe\\nVERSION_ID\\n=x\\nPRETTY_NAME=\"unterminated\\n' >$t/bin/osr && "
+			    "mkdir -p $t/usr/lib && mv $t/bin/osr $t/usr/lib/os-release && "
+			    "dv_mk_kernel $t 5.10.0-1 '' " NVME " && dv_mk_kernel $t 5.10.0-2 '' " NVME " && "
+			    "printf '\\1%%.0s' $(seq 70000) >$t/boot/initrd.img-5.10.0-2 && "
+			    "dv_mk_initramfs $t/cut zstd 5.10.0-1 " NVME ".zst && "
+			    "head -c $(($(stat -c %%s $t/cut) - 200)) $t/cut >$t/boot/initramfs-5.10.0-1.img && rm $t/cut && "
+			    "truncate -s 32M bad.img && dv_mk_ext4 bad.img 0 $((32 * MiB)) bad $t"),
+			 0);
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	assert_int_equal(probe("bad.img", false, false, &layout, &m, &err), 0);
+	const json_t *fs = json_object_get(layout, "filesystem");
+	const json_t *os = json_object_get(fs, "os");
+	assert_string_equal(jstr(os, "architecture"), "unknown");
+	assert_true(json_is_null(json_object_get(os, "from")));
+	assert_true(json_is_null(json_object_get(os, "id"))); /* not UTF-8 */
+	assert_true(json_is_null(json_object_get(os, "version_id")));
+	assert_string_equal(jstr(os, "pretty_name"), "\"unterminated");
+	const json_t *i2 = find_initramfs(fs, "/boot/initrd.img-5.10.0-2");
+	assert_true(json_is_null(json_object_get(i2, "nvme")));
+	assert_true(json_is_null(json_object_get(i2, "ena")));
+	assert_true(json_is_false(json_object_get(i2, "complete")));
+	const json_t *i1 = find_initramfs(fs, "/boot/initramfs-5.10.0-1.img");
+	assert_string_equal(jstr(i1, "version"), "5.10.0-1");
+	assert_true(json_is_false(json_object_get(i1, "complete")));
+	assert_true(json_is_null(json_object_get(i1, "ena"))); /* the archive is cut before its end */
+	/* the disk: newest kernel 5.10.0-2, nvme a module, its initramfs unreadable */
+	const json_t *n = json_object_get(json_object_get(layout, "os"), "nitro_drivers");
+	assert_string_equal(jstr(n, "kernel"), "5.10.0-2");
+	assert_true(json_is_null(json_object_get(n, "nvme")));
+	assert_true(json_is_false(json_object_get(n, "ena")));
+	/* the rest of the probe is unaffected */
+	assert_string_equal(jstr(fs, "imaged"), "used-blocks");
+	json_decref(layout);
+
+	/* only a symlink loop: an OS, architecture unknown */
+	assert_int_equal(sh("rm -rf l && mkdir -p l/bin && ln -s /bin/sh2 l/bin/sh && ln -s sh l/bin/sh2 && "
+			    "rm -f l.img && truncate -s 16M l.img && dv_mk_ext4 l.img 0 $((16 * MiB)) l l"),
+			 0);
+	assert_int_equal(probe("l.img", false, false, &layout, &m, &err), 0);
+	assert_string_equal(jstr(json_object_get(layout, "os"), "architecture"), "unknown");
+	assert_true(json_is_null(json_object_get(json_object_get(layout, "os"), "nitro_drivers")));
+	json_decref(layout);
+	dv_region_map_release(&m);
+}
+
 /* ---- hostile images ------------------------------------------------------- */
 
 static void test_past_end(void **state)
@@ -736,6 +966,33 @@ static void test_inventory_fake_root(void **state)
 	assert_string_equal(jstr(json_array_get(disks, 0), "model"), "Disk");
 	assert_int_equal(jint(json_array_get(disks, 0), "size"), 2048 * 512);
 	assert_true(json_is_false(json_object_get(json_array_get(disks, 0), "rotational")));
+	/* no module lists, no initramfs */
+	const json_t *nd = json_object_get(inv, "nitro_drivers");
+	assert_true(json_is_null(json_object_get(nd, "initramfs")));
+	assert_true(json_is_null(json_object_get(json_object_get(nd, "nvme"), "initramfs")));
+	assert_true(json_is_null(json_object_get(json_object_get(nd, "nvme"), "module")));
+	json_decref(inv);
+
+	/* the running kernel's module lists and initramfs (gzip, after microcode) */
+	assert_int_equal(sh("r=fakeroot k=$(uname -r) && mkdir -p $r/lib/modules/$k $r/boot && "
+			    ": >$r/lib/modules/$k/modules.builtin && printf 'kernel/" NVME ".xz:\nkernel/" ENA
+			    ".xz:\n' >$r/lib/modules/$k/modules.dep && "
+			    "dv_mk_initramfs $r/boot/initrd.img-$k gzip $k " NVME ".xz"),
+			 0);
+	assert_int_equal(dv_inventory_collect(root, 0, &inv, &err), 0);
+	nd = json_object_get(inv, "nitro_drivers");
+	char *rel = capture("uname -r");
+	rel[strcspn(rel, "\n")] = 0;
+	char *want = dv_asprintf("/boot/initrd.img-%s", rel);
+	assert_string_equal(jstr(nd, "initramfs"), want);
+	const json_t *nv = json_object_get(nd, "nvme"), *en = json_object_get(nd, "ena");
+	assert_true(json_is_false(json_object_get(nv, "builtin")));
+	assert_true(json_is_true(json_object_get(nv, "module")));
+	assert_true(json_is_true(json_object_get(nv, "initramfs")));
+	assert_true(json_is_true(json_object_get(en, "module")));
+	assert_true(json_is_false(json_object_get(en, "initramfs")));
+	free(want);
+	free(rel);
 	json_decref(inv);
 
 	/* missing /proc/stat: an error naming it */
@@ -823,8 +1080,8 @@ static int teardown(void **state)
 
 int main(void)
 {
-	if (system("command -v sfdisk mkfs.ext4 mkfs.vfat mkswap dumpe2fs debugfs blkid >/dev/null") != 0) {
-		fprintf(stderr, "test_disk: sfdisk, e2fsprogs, dosfstools and blkid are needed\n");
+	if (system("command -v sfdisk mkfs.ext4 mkfs.vfat mkswap dumpe2fs debugfs blkid cpio zstd gzip >/dev/null") != 0) {
+		fprintf(stderr, "test_disk: sfdisk, e2fsprogs, dosfstools, blkid, cpio, zstd and gzip are needed\n");
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {
@@ -832,6 +1089,9 @@ int main(void)
 		cmocka_unit_test(test_gpt),
 		cmocka_unit_test(test_mbr),
 		cmocka_unit_test(test_whole_disk_fs),
+		cmocka_unit_test(test_elf_arch),
+		cmocka_unit_test(test_osinfo),
+		cmocka_unit_test(test_osinfo_hostile),
 		cmocka_unit_test(test_past_end),
 		cmocka_unit_test(test_overlap),
 		cmocka_unit_test(test_table_and_whole_fs),
