@@ -50,6 +50,45 @@ struct dv_ext_info {
 int dv_usedmap_ext(const char *path, uint64_t part_off, uint64_t part_len, struct dv_ext_info *info,
 		   struct dv_ivl_list *unused, char **why);
 
+/* ---- devices stacked on a disk (probe.c) ---------------------------------- */
+
+#include <sys/types.h>
+
+/* How deep holders are followed (LVM on LUKS on RAID is 3). */
+#define DV_HOLDER_DEPTH 8
+
+struct dv_holder {
+	dev_t dev;     /* device number, from <sysroot>/sys/class/block/<name>/dev */
+	char name[64]; /* sysfs name, e.g. dm-0 */
+};
+
+/*
+ * Appends to out[n..max) every block device stacked on block device `name`
+ * (its sysfs holders, and theirs, up to DV_HOLDER_DEPTH levels from depth;
+ * each device once) and returns the new count. sysroot (borrowed) prefixes
+ * /sys ("" for the real one; tests pass a fake tree). Unreadable entries
+ * are skipped.
+ */
+size_t dv_disk_holders(const char *sysroot, const char *name, struct dv_holder *out, size_t n, size_t max,
+		       unsigned depth);
+
+/* A device stacked on a disk, and whether it is mounted. */
+struct dv_stacked {
+	uint64_t off;     /* byte offset, on the disk, of the partition (or 0: the disk) it sits on */
+	char via[64];     /* its sysfs name (dm-0) */
+	bool mounted, rw; /* in mountinfo; rw: some mount of it has a read-write superblock */
+	char where[4096]; /* a mount point (the read-write one when there is one) */
+};
+
+/*
+ * The devices stacked (dv_disk_holders) on block device `name` and on each
+ * of its partitions (<sysroot>/sys/class/block/<name>/<part>/start), each
+ * with whether the mountinfo file (e.g. /proc/self/mountinfo) mounts it.
+ * Fills out[0..max) and returns the count.
+ */
+size_t dv_disk_stacked_mounts(const char *sysroot, const char *mountinfo, const char *name,
+			      struct dv_stacked *out, size_t max);
+
 /* ---- what is installed (osinfo.c, initramfs.c) ------------------------- */
 
 /*

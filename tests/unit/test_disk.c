@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -907,6 +908,63 @@ static void test_mounted(void **state)
 	assert_int_equal(r5, 0);
 }
 
+
+/* The holder walk and the mount match on a fake sysfs: loop9p2 (start
+ * sector 4096) holds dm-0 (a LUKS mapping) which holds dm-1 (an LV, mounted
+ * read-write, also bind-mounted read-only) and dm-2 (an LV, not mounted);
+ * dm-2 claims dm-0 as a holder again (a loop); loop9p1 holds nothing. */
+static void test_holders(void **state)
+{
+	(void)state;
+	assert_int_equal(sh("r=fakesys/sys/class/block && rm -rf fakesys && "
+			    "mkdir -p $r/loop9/loop9p1 $r/loop9/loop9p2 $r/loop9/holders $r/loop9p1/holders "
+			    "$r/loop9p2/holders/dm-0 $r/dm-0/holders/dm-1 $r/dm-0/holders/dm-2 $r/dm-1/holders "
+			    "$r/dm-2/holders/dm-0 && echo 7:9 >$r/loop9/dev && echo 2048 >$r/loop9/loop9p1/start && "
+			    "echo 4096 >$r/loop9/loop9p2/start && echo 254:0 >$r/dm-0/dev && echo 254:1 >$r/dm-1/dev && "
+			    "echo 254:2 >$r/dm-2/dev && "
+			    "printf '30 1 254:1 / /srv/ro ro,relatime shared:1 - ext4 /dev/mapper/vg-lv ro\\n"
+			    "31 1 254:1 / /srv rw,relatime shared:1 - ext4 /dev/mapper/vg-lv rw\\n"
+			    "32 1 254:7 / /other rw - ext4 /dev/mapper/x rw\\nbroken line\\n' >fakesys/mountinfo"),
+			 0);
+	char *root = img_path("fakesys");
+	char *mi = img_path("fakesys/mountinfo");
+	struct dv_holder h[8];
+	size_t n = dv_disk_holders(root, "loop9p2", h, 0, 8, 0);
+	assert_int_equal(n, 3);
+	bool seen[3] = {false, false, false};
+	for (size_t i = 0; i < n; i++) {
+		int k = h[i].name[3] - '0';
+		assert_true(k >= 0 && k < 3 && !seen[k]);
+		seen[k] = true;
+		assert_int_equal(major(h[i].dev), 254);
+		assert_int_equal(minor(h[i].dev), (unsigned)k);
+	}
+	assert_int_equal(dv_disk_holders(root, "loop9p1", h, 0, 8, 0), 0);
+	assert_int_equal(dv_disk_holders(root, "loop9p2", h, 0, 2, 0), 2); /* bounded */
+	assert_int_equal(dv_disk_holders(root, "nosuch", h, 0, 8, 0), 0);
+
+	struct dv_stacked sk[8];
+	n = dv_disk_stacked_mounts(root, mi, "loop9", sk, 8);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(sk[i].off, 4096 * 512);
+		if (!strcmp(sk[i].via, "dm-1")) {
+			assert_true(sk[i].mounted && sk[i].rw);
+			assert_string_equal(sk[i].where, "/srv");
+		} else {
+			assert_false(sk[i].mounted);
+		}
+	}
+	/* a depth limit: a chain of 12 devices stops at DV_HOLDER_DEPTH */
+	assert_int_equal(sh("r=fakesys/sys/class/block && for i in $(seq 0 11); do mkdir -p $r/c$i/holders/c$((i + 1)); "
+			    "echo 9:$i >$r/c$i/dev; done && mkdir -p $r/c12 && echo 9:12 >$r/c12/dev"),
+			 0);
+	struct dv_holder many[32];
+	assert_int_equal(dv_disk_holders(root, "c0", many, 0, 32, 0), DV_HOLDER_DEPTH);
+	free(root);
+	free(mi);
+}
+
 static void test_garbage(void **state)
 {
 	(void)state;
@@ -1098,6 +1156,7 @@ int main(void)
 		cmocka_unit_test(test_corrupt_bitmap),
 		cmocka_unit_test(test_needs_recovery),
 		cmocka_unit_test(test_mounted),
+		cmocka_unit_test(test_holders),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_inventory_fake_root),
 		cmocka_unit_test(test_inventory_live),
