@@ -487,6 +487,24 @@ static int analyse(const struct dv_source *src, const char *what, json_t *fs, ui
 		dv_ivl_release(&runs);
 		return 0;
 	}
+	if (type && !strcmp(type, "vfat")) {
+		struct dv_ext_info info;
+		struct dv_ivl_list runs = {0};
+		char *why = NULL;
+		int r = dv_usedmap_fat(src, start, len, &info, &runs, &why);
+		if (info.has_used)
+			json_object_set_new(fs, "used_bytes", json_integer((json_int_t)info.used_bytes));
+		if (r < 0 && !inconsistent && !whole)
+			warn(warnings, "%s (%s): %s; it was read whole", what, type, why);
+		if (r == 0 && !whole && !inconsistent && !all_blocks) {
+			for (size_t i = 0; i < runs.n; i++)
+				dv_ivl_add(unused, runs.v[i].off, runs.v[i].len);
+			*imaged = "used-blocks";
+		}
+		free(why);
+		dv_ivl_release(&runs);
+		return 0;
+	}
 	if (type && !strcmp(type, "swap") && !whole && !inconsistent && !all_blocks) {
 		/* The swap signature ends its first page; everything after is
 		 * pages that mean nothing once the machine is off. */

@@ -29,7 +29,7 @@ void dv_ivl_release(struct dv_ivl_list *l);
 void dv_usedmap_compose(uint64_t disk_size, const struct dv_ivl_list *unused, const struct dv_ivl_list *protect,
 			uint64_t min_run, struct dv_region_map *out);
 
-/* What libext2fs told about one ext2/3/4 filesystem. */
+/* What libext2fs told about one ext2/3/4 filesystem (or fat.c about a FAT). */
 struct dv_ext_info {
 	bool opened;          /* ext2fs_open succeeded */
 	bool needs_recovery;  /* journal needs recovery (incompat flag) */
@@ -48,6 +48,18 @@ struct dv_ext_info {
  * known in both cases.
  */
 int dv_usedmap_ext(const char *path, uint64_t part_off, uint64_t part_len, struct dv_ext_info *info,
+		   struct dv_ivl_list *unused, char **why);
+
+/*
+ * Reads the boot sector and allocation tables of the FAT12/16/32 filesystem
+ * at byte part_off of src (at most part_len bytes; fat.c says what is
+ * checked) and appends to unused every run of free clusters. Returns 0 when
+ * the map can be trusted; otherwise -1 with *why (caller frees) saying why
+ * the partition must be read whole, and nothing appended. info: opened (the
+ * boot sector made sense), has_used / used_bytes (reserved sectors, FATs,
+ * root directory and allocated clusters), fs_bytes; needs_recovery unused.
+ */
+int dv_usedmap_fat(const struct dv_source *src, uint64_t part_off, uint64_t part_len, struct dv_ext_info *info,
 		   struct dv_ivl_list *unused, char **why);
 
 /* ---- devices stacked on a disk (probe.c) ---------------------------------- */

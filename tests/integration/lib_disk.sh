@@ -184,3 +184,45 @@ dv_mk_initramfs() {
 	esac
 	rm -rf "$d"
 }
+
+# ---- FAT ----------------------------------------------------------------------
+
+# dv_fill_fat IMG[@@OFFSET] DIR: files of assorted sizes copied into the FAT
+# filesystem with mtools (no root), some deleted again so that free
+# clusters lie between used ones; DIR keeps what must remain.
+dv_fill_fat() {
+	local fs=$1 dir=$2 i
+	mkdir -p "$dir/sub"
+	for i in 1 2 3 4 5 6 7 8; do head -c $((i * i * 9973)) /dev/urandom >"$dir/f$i.bin"; done
+	head -c 700000 /dev/urandom >"$dir/sub/big.bin"
+	echo "hello fat" >"$dir/sub/hello.txt"
+	export MTOOLS_SKIP_CHECK=1
+	mcopy -i "$fs" -s "$dir"/* ::/
+	head -c 300000 /dev/urandom >"$dir/gone.bin"
+	mcopy -i "$fs" "$dir/gone.bin" ::/
+	mdel -i "$fs" ::/f3.bin ::/gone.bin
+	rm "$dir/f3.bin" "$dir/gone.bin"
+}
+
+# dv_fat_check IMG[@@OFFSET] DIR: the FAT filesystem holds exactly DIR's files.
+dv_fat_check() {
+	local fs=$1 dir=$2 out
+	out=$(mktemp -d)
+	MTOOLS_SKIP_CHECK=1 mcopy -i "$fs" -s -n '::/*' "$out/"
+	diff -r "$dir" "$out" >/dev/null
+	local rc=$?
+	rm -rf "$out"
+	return $rc
+}
+
+# dv_fat_facts FILE: "DATA_START CLUSTER USED FAT_START FAT_BYTES", from
+# fsck.fat -n -v of a whole-file FAT filesystem (bytes; USED clusters).
+dv_fat_facts() {
+	fsck.fat -n -v "$1" 2>/dev/null | awk '
+		/Data area starts at byte/ { d = $6 }
+		/bytes per cluster/ { c = $1 }
+		/First FAT starts at byte/ { f = $6 }
+		/bytes per FAT/ { b = $1 }
+		/ clusters$/ { split($(NF - 1), u, "/"); n = u[1] }
+		END { print d, c, n, f, b }'
+}

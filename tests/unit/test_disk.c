@@ -371,8 +371,11 @@ static void test_gpt(void **state)
 	/* swap: the header page only */
 	assert_string_equal(jstr(part_by_number(layout, 4), "imaged"), "header-only");
 	assert_int_equal(read_bytes_in(&m, 130 * MiB, 32 * MiB), 4096);
-	/* BIOS boot, ESP, unknown, tables and the tail: whole */
-	assert_int_equal(read_bytes_in(&m, 0, 34 * MiB), 34 * MiB);
+	/* the empty ESP: its boot sector, FATs and root directory only */
+	assert_string_equal(jstr(part_by_number(layout, 2), "imaged"), "used-blocks");
+	assert_true(read_bytes_in(&m, 2 * MiB, 32 * MiB) < MiB);
+	/* BIOS boot, unknown, tables and the tail: whole */
+	assert_int_equal(read_bytes_in(&m, 0, 2 * MiB), 2 * MiB);
 	assert_int_equal(read_bytes_in(&m, 162 * MiB, 256 * MiB - 162 * MiB), 256 * MiB - 162 * MiB);
 	assert_true(json_is_null(json_object_get(part_by_number(layout, 5), "fs")));
 	assert_string_equal(jstr(part_by_number(layout, 5), "imaged"), "whole");
@@ -682,6 +685,162 @@ static void test_osinfo_hostile(void **state)
 	assert_true(json_is_null(json_object_get(json_object_get(layout, "os"), "nitro_drivers")));
 	json_decref(layout);
 	dv_region_map_release(&m);
+}
+
+/* ---- FAT ------------------------------------------------------------------ */
+
+/* Copies image `from` to `to` and zeroes every UNUSED region of m in the
+ * copy: what a restore of a used-blocks snapshot writes. */
+static void zero_unused(const char *from, const char *to, const struct dv_region_map *m)
+{
+	assert_int_equal(sh("cp --sparse=never %s %s", from, to), 0);
+	char *p = img_path(to);
+	FILE *f = fopen(p, "r+b");
+	assert_non_null(f);
+	static const uint8_t zeros[65536];
+	for (size_t i = 0; i < m->n; i++) {
+		if (m->v[i].kind != DV_REGION_UNUSED)
+			continue;
+		assert_int_equal(fseeko(f, (off_t)m->v[i].off, SEEK_SET), 0);
+		for (uint64_t left = m->v[i].len; left;) {
+			size_t n = (size_t)DV_MIN(left, sizeof zeros);
+			assert_int_equal(fwrite(zeros, 1, n, f), n);
+			left -= n;
+		}
+	}
+	assert_int_equal(fclose(f), 0);
+	free(p);
+}
+
+struct fat_facts {
+	unsigned long long data_start, cluster, used, fat_start, fat_bytes;
+};
+
+/* What fsck.fat -n -v says of a whole-file FAT filesystem. */
+static void fat_facts(const char *name, struct fat_facts *ff)
+{
+	char *out = capture("bash -c '. %s/tests/integration/lib_disk.sh && dv_fat_facts %s'", DV_SOURCE_DIR, name);
+	assert_int_equal(sscanf(out, "%llu %llu %llu %llu %llu", &ff->data_start, &ff->cluster, &ff->used, &ff->fat_start,
+				&ff->fat_bytes),
+			 5);
+	free(out);
+}
+
+/* A whole-disk FAT of `bits` bits over dirty free space, with files: only
+ * allocated clusters (and the metadata) are read, used_bytes is what
+ * fsck.fat counts, and a copy with every UNUSED region zeroed passes
+ * fsck.fat and holds the same files. */
+static void check_fat(int bits, int mib, const char *mkfs_args)
+{
+	char name[32], copy[40];
+	snprintf(name, sizeof name, "fat%d.img", bits);
+	snprintf(copy, sizeof copy, "fat%d.restored", bits);
+	assert_int_equal(sh("rm -rf %s %s.d && truncate -s %dM %s && dv_fill_random %s 0 %d && "
+			    "mkfs.vfat -F %d %s %s >/dev/null && dv_fill_fat %s %s.d",
+			    name, name, mib, name, name, mib, bits, mkfs_args, name, name, name),
+			 0);
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	assert_int_equal(probe(name, false, false, &layout, &m, &err), 0);
+	const json_t *fs = json_object_get(layout, "filesystem");
+	assert_string_equal(jstr(fs, "type"), "vfat");
+	assert_string_equal(jstr(fs, "imaged"), "used-blocks");
+	assert_int_equal(nwarnings(layout), 0);
+	struct fat_facts ff;
+	fat_facts(name, &ff);
+	assert_true(ff.used > 100);
+	assert_int_equal(jint(fs, "used_bytes"), ff.data_start + ff.used * ff.cluster);
+	uint64_t unused = dv_region_map_bytes(&m, DV_REGION_UNUSED);
+	assert_true(unused > (uint64_t)mib * MiB / 2);
+	/* nothing before the data area is left out */
+	assert_int_equal(read_bytes_in(&m, 0, ff.data_start), ff.data_start);
+	zero_unused(name, copy, &m);
+	assert_int_not_equal(sh("cmp -s %s %s", name, copy), 0); /* free space did differ */
+	assert_int_equal(sh("fsck.fat -n %s >/dev/null 2>&1", copy), 0);
+	assert_int_equal(sh("dv_fat_check %s %s.d", copy, name), 0);
+	json_decref(layout);
+
+	/* --all-blocks still reports used_bytes */
+	assert_int_equal(probe(name, true, false, &layout, &m, &err), 0);
+	assert_string_equal(jstr(json_object_get(layout, "filesystem"), "imaged"), "whole");
+	assert_int_equal(jint(json_object_get(layout, "filesystem"), "used_bytes"), ff.data_start + ff.used * ff.cluster);
+	json_decref(layout);
+	dv_region_map_release(&m);
+}
+
+static void test_fat(void **state)
+{
+	(void)state;
+	check_fat(12, 8, "");
+	check_fat(16, 32, "");
+	check_fat(32, 80, "-s 1");
+
+	/* the ESP of the generated GPT disk, through the partition offset */
+	assert_int_equal(sh("dv_mk_gpt esp.img && rm -rf esp.d && dv_fill_fat esp.img@@$((2 * MiB)) esp.d"), 0);
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	assert_int_equal(probe("esp.img", false, false, &layout, &m, &err), 0);
+	assert_string_equal(jstr(part_by_number(layout, 2), "imaged"), "used-blocks");
+	assert_true(read_bytes_in(&m, 2 * MiB, 32 * MiB) < 8 * MiB);
+	zero_unused("esp.img", "esp.restored", &m);
+	assert_int_equal(sh("dd if=esp.restored of=esp.part bs=1M skip=2 count=32 status=none && "
+			    "fsck.fat -n esp.part >/dev/null 2>&1 && dv_fat_check esp.part esp.d"),
+			 0);
+	/* the tables, the BIOS boot partition and the ESP's metadata are untouched */
+	assert_int_equal(sh("cmp -s -n $((2 * MiB + 65536)) esp.img esp.restored"), 0);
+	json_decref(layout);
+	dv_region_map_release(&m);
+}
+
+/* Hostile FAT16 filesystems: each is read whole, with the reason. */
+static void hostile_fat(const char *poke, const char *reason)
+{
+	assert_int_equal(sh("rm -rf h16.img h16.d && truncate -s 32M h16.img && mkfs.vfat -F 16 h16.img >/dev/null && "
+			    "dv_fill_fat h16.img h16.d && %s",
+			    poke),
+			 0);
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	assert_int_equal(probe("h16.img", false, false, &layout, &m, &err), 0);
+	const json_t *fs = json_object_get(layout, "filesystem");
+	assert_string_equal(jstr(fs, "type"), "vfat");
+	assert_string_equal(jstr(fs, "imaged"), "whole");
+	if (!warning_mentions(layout, reason))
+		fail_msg("no warning with '%s': %s", reason, json_string_value(json_array_get(json_object_get(layout, "warnings"), 0)));
+	assert_int_equal(dv_region_map_bytes(&m, DV_REGION_UNUSED), 0);
+	json_decref(layout);
+	dv_region_map_release(&m);
+}
+
+static void test_fat_hostile(void **state)
+{
+	(void)state;
+	/* facts of a fresh FAT16 of 32 MiB: FAT at 2048, 32768 bytes each, 16343 clusters */
+	assert_int_equal(sh("rm -f x.img && truncate -s 32M x.img && mkfs.vfat -F 16 x.img >/dev/null"), 0);
+	struct fat_facts ff;
+	fat_facts("x.img", &ff);
+	assert_int_equal(ff.fat_start, 2048);
+	assert_int_equal(ff.fat_bytes, 32768);
+	/* the second FAT disagrees with the first */
+	hostile_fat("printf '\\125' | dd of=h16.img bs=1 seek=$((2048 + 32768 + 30000)) conv=notrunc status=none",
+		    "FAT copies 1 and 2 differ");
+	/* an entry points past the last cluster (16344), in both FATs */
+	hostile_fat("for o in 2048 $((2048 + 32768)); do printf '\\356\\377' | "
+		    "dd of=h16.img bs=1 seek=$((o + 2 * 16000)) conv=notrunc status=none; done",
+		    "points to cluster 65518, past the last one (16344)");
+	/* the dirty flag of a mounted or crashed volume */
+	hostile_fat("printf '\\1' | dd of=h16.img bs=1 seek=37 conv=notrunc status=none", "not cleanly unmounted");
+	/* the media byte of FAT entry 0 does not match the boot sector's */
+	hostile_fat("for o in 2048 $((2048 + 32768)); do printf '\\360' | dd of=h16.img bs=1 seek=$o conv=notrunc "
+		    "status=none; done",
+		    "media byte");
+	/* cut short: the filesystem is larger than the disk */
+	hostile_fat("truncate -s 20M h16.img", "larger than its partition");
+	/* one sector per FAT: too small for the clusters the boot sector implies */
+	hostile_fat("printf '\\1\\0' | dd of=h16.img bs=1 seek=22 conv=notrunc status=none", "too small");
 }
 
 /* ---- hostile images ------------------------------------------------------- */
@@ -1138,8 +1297,8 @@ static int teardown(void **state)
 
 int main(void)
 {
-	if (system("command -v sfdisk mkfs.ext4 mkfs.vfat mkswap dumpe2fs debugfs blkid cpio zstd gzip >/dev/null") != 0) {
-		fprintf(stderr, "test_disk: sfdisk, e2fsprogs, dosfstools, blkid, cpio, zstd and gzip are needed\n");
+	if (system("command -v sfdisk mkfs.ext4 mkfs.vfat fsck.fat mcopy mkswap dumpe2fs debugfs blkid cpio zstd gzip >/dev/null") != 0) {
+		fprintf(stderr, "test_disk: sfdisk, e2fsprogs, dosfstools, mtools, blkid, cpio, zstd and gzip are needed\n");
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {
@@ -1147,6 +1306,8 @@ int main(void)
 		cmocka_unit_test(test_gpt),
 		cmocka_unit_test(test_mbr),
 		cmocka_unit_test(test_whole_disk_fs),
+		cmocka_unit_test(test_fat),
+		cmocka_unit_test(test_fat_hostile),
 		cmocka_unit_test(test_elf_arch),
 		cmocka_unit_test(test_osinfo),
 		cmocka_unit_test(test_osinfo_hostile),
