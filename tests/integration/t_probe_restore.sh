@@ -1,10 +1,11 @@
 #!/bin/bash
 # t_probe_restore.sh - used-blocks imaging end to end: a generated GPT disk
-# (BIOS boot, vfat ESP, ext4 with files and dirty free space, swap, unknown
-# bytes) is backed up, its probed layout is checked against sfdisk/blkid in
-# `show --json`, and the restore is checked: e2fsck -fn passes, every file
-# is identical (debugfs rdump), every region that is not ext4 free space or
-# swap payload is byte-identical, the swap signature survives. Then
+# (BIOS boot, vfat ESP with files, ext4 with files and dirty free space,
+# swap, unknown bytes) is backed up, its probed layout is checked against
+# sfdisk/blkid in `show --json`, and the restore is checked: e2fsck -fn and
+# fsck.fat -n pass, every file is identical (debugfs rdump, mcopy), every
+# region that is not ext4 or FAT free space or swap payload is
+# byte-identical, the swap signature survives. Then
 # --all-blocks restores bit-exact, and a journal needing recovery is refused
 # unless --allow-mounted.
 #
