@@ -29,7 +29,6 @@ struct seg {
 	dv_initramfs_read_fn rd;
 	void *ctx;
 	uint64_t pos, end;
-	bool failed;
 	uint8_t buf[READ_CHUNK];
 };
 
@@ -42,10 +41,8 @@ static la_ssize_t seg_read(struct archive *a, void *p, const void **out)
 		return 0;
 	size_t n = (size_t)DV_MIN((uint64_t)READ_CHUNK, s->end - s->pos);
 	ssize_t r = s->rd(s->ctx, s->pos, s->buf, n);
-	if (r <= 0) {
-		s->failed = r < 0;
+	if (r <= 0)
 		return r < 0 ? -1 : 0;
-	}
 	s->pos += (uint64_t)r;
 	return r;
 }
@@ -137,7 +134,6 @@ int dv_initramfs_scan(dv_initramfs_read_fn rd, void *ctx, uint64_t size, struct 
 			break;
 		}
 		s->pos = pos;
-		s->failed = false;
 		uint64_t consumed = 0;
 		int r = scan_one(s, res, &consumed, &entries);
 		if (r < 0)

@@ -14,11 +14,9 @@
 #include "probe_internal.h"
 
 #include <elf.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <et/com_err.h>
 #include <ext2fs/ext2_fs.h>
 #include <ext2fs/ext2fs.h>
 
@@ -70,13 +68,6 @@ const char *dv_elf_arch(const uint8_t *b, size_t n)
 }
 
 /* ---- reading inside the filesystem ------------------------------------------ */
-
-static pthread_once_t err_once = PTHREAD_ONCE_INIT;
-
-static void err_init(void)
-{
-	initialize_ext2_error_table();
-}
 
 /* The inode of path (absolute, inside fs), following symlinks. */
 static bool lookup(ext2_filsys fs, const char *path, ext2_ino_t *ino, struct ext2_inode *inode)
@@ -349,7 +340,7 @@ static json_t *initramfs_json(ext2_filsys fs)
 
 void dv_osinfo_ext(const char *path, uint64_t part_off, json_t *fs_j)
 {
-	pthread_once(&err_once, err_init);
+	dv_ext2_errors_init();
 	char opts[64];
 	snprintf(opts, sizeof opts, "offset=%llu", (unsigned long long)part_off);
 	ext2_filsys fs = NULL;

@@ -50,6 +50,9 @@ struct dv_ext_info {
 int dv_usedmap_ext(const char *path, uint64_t part_off, uint64_t part_len, struct dv_ext_info *info,
 		   struct dv_ivl_list *unused, char **why);
 
+/* Registers libext2fs's error messages once (thread safe). */
+void dv_ext2_errors_init(void);
+
 /*
  * Reads the boot sector and allocation tables of the FAT12/16/32 filesystem
  * at byte part_off of src (at most part_len bytes; fat.c says what is
