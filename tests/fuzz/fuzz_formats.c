@@ -6,7 +6,6 @@
  * disk probe's parsers of what is on a source disk: fuzz_initramfs,
  * fuzz_fat, fuzz_elf).
  */
-#define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -19,6 +18,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+#if DV_FUZZ_TARGET == 7
 struct membuf {
 	const uint8_t *p;
 	size_t n;
@@ -34,6 +34,7 @@ static ssize_t mem_read(void *ctx, uint64_t off, void *buf, size_t n)
 	memcpy(buf, m->p + off, n);
 	return (ssize_t)n;
 }
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
