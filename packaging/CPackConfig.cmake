@@ -55,7 +55,7 @@ set(CPACK_PACKAGE_CONTACT "diskvault maintainers <maintainers@diskvault.invalid>
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "image whole disks into a deduplicated, compressed repository")
 set(CPACK_PACKAGE_DESCRIPTION "diskvault reads block devices or disk images once, sequentially, and stores them
 as content-defined, deduplicated, zstd-compressed chunks in a repository on a
-local directory or S3. Only the blocks ext2/3/4 filesystems use are read, and
+local directory or S3. Only the blocks ext2/3/4 and FAT filesystems use are read, and
 restores are checked to be bit-exact. Includes a nightly systemd timer and a
 cron example.")
 set(CPACK_GENERATOR DEB)

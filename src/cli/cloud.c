@@ -76,6 +76,39 @@ const char *dv_cloud_boot_mode(const json_t *manifest, unsigned disk)
 	return "unknown";
 }
 
+static const json_t *disk_os(const json_t *manifest, unsigned disk)
+{
+	const json_t *d = json_array_get(json_object_get(manifest, "disks"), disk);
+	const json_t *os = json_object_get(json_object_get(d, "layout"), "os");
+	return json_is_object(os) ? os : NULL;
+}
+
+const char *dv_cloud_disk_arch(const json_t *manifest, unsigned disk)
+{
+	const char *a = json_string_value(json_object_get(disk_os(manifest, disk), "architecture"));
+	return a && *a && strcmp(a, "unknown") ? a : NULL;
+}
+
+static int tri_state(const json_t *v)
+{
+	return json_is_true(v) ? 1 : json_is_false(v) ? 0 : -1;
+}
+
+bool dv_cloud_disk_nitro(const json_t *manifest, unsigned disk, int *nvme, int *ena, const char **kernel,
+			 const char **initramfs)
+{
+	const json_t *n = json_object_get(disk_os(manifest, disk), "nitro_drivers");
+	if (!json_is_object(n))
+		return false;
+	*nvme = tri_state(json_object_get(n, "nvme"));
+	*ena = tri_state(json_object_get(n, "ena"));
+	*kernel = json_string_value(json_object_get(n, "kernel"));
+	*initramfs = json_string_value(json_object_get(n, "initramfs"));
+	if (!*kernel)
+		*kernel = "?";
+	return true;
+}
+
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
 static void print_type(const char *label, const struct dv_catalog_type *t, double price)

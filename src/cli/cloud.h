@@ -36,5 +36,14 @@ void dv_cloud_print_sizing(const struct dv_sizing_result *res, const struct dv_s
 /* Boot mode of disk `disk` of a manifest ("uefi", "bios", "uefi+bios",
  * "unknown"); borrowed from the manifest or a constant. */
 const char *dv_cloud_boot_mode(const json_t *manifest, unsigned disk);
+/* Architecture of the OS installed on disk `disk` of a manifest, as the
+ * probe read it from an ELF header (layout.os.architecture: "x86_64",
+ * "arm64", "i386", ...), or NULL when not recorded or "unknown". Borrowed. */
+const char *dv_cloud_disk_arch(const json_t *manifest, unsigned disk);
+/* Nitro drivers of the newest kernel installed on disk `disk`
+ * (layout.os.nitro_drivers): *nvme, *ena 1 present, 0 missing, -1 unknown;
+ * *kernel borrowed. Returns false when the probe recorded no kernel. */
+bool dv_cloud_disk_nitro(const json_t *manifest, unsigned disk, int *nvme, int *ena, const char **kernel,
+			 const char **initramfs);
 
 #endif

@@ -16,7 +16,7 @@ static const char help[] =
 	"  --name NAME     a name for the snapshot\n"
 	"  --tag TAG       a tag (repeatable)\n"
 	"  --all-blocks    read and store every block (bit-exact whole disk); default: only the\n"
-	"                  blocks ext2/3/4 filesystems use, free space restored as zeros\n"
+	"                  blocks ext2/3/4 and FAT filesystems use, free space restored as zeros\n"
 	"  --allow-mounted image a mounted or unclean filesystem anyway (read whole, with a warning)\n"
 	"  --skip-bad-sectors  record sectors that cannot be read as unreadable (restored as zeros)\n"
 	"                  instead of failing; the backup then exits with 3 (partial)\n"

@@ -377,13 +377,33 @@ int cmd_launch(int argc, char **argv)
 	}
 
 	/* 2. architecture, boot mode, drivers */
-	enum dv_arch arch = x.arch != DV_ARCH_UNKNOWN ? x.arch : have_inv ? in.arch : DV_ARCH_UNKNOWN;
-	const char *arch_from = x.arch != DV_ARCH_UNKNOWN ? "--arch" : "the inventory";
+	enum dv_arch arch = x.arch;
+	const char *arch_from = "--arch";
+	const char *disk_arch = manifest ? dv_cloud_disk_arch(manifest, x.disk) : NULL;
+	if (arch == DV_ARCH_UNKNOWN && have_inv && in.arch != DV_ARCH_UNKNOWN) {
+		arch = in.arch;
+		arch_from = "the inventory";
+	}
+	if (arch == DV_ARCH_UNKNOWN && disk_arch) {
+		arch = dv_arch_parse(disk_arch);
+		arch_from = "the installed OS";
+		if (arch == DV_ARCH_UNKNOWN) {
+			r = dv_error(&err, DV_E_USAGE,
+				     "the OS on the disk is built for %s, which EC2 does not run (x86_64, arm64); give "
+				     "--arch to launch it anyway",
+				     disk_arch);
+			goto fail;
+		}
+	}
 	if (arch == DV_ARCH_UNKNOWN) {
 		arch = DV_ARCH_X86_64;
 		arch_from = "assumed";
 		warn(&w, "the architecture is not recorded%s: assuming x86_64 (give --arch arm64 for a Graviton image)",
 		     have_inv ? " in a form EC2 knows" : "");
+	} else if (disk_arch && strcmp(disk_arch, dv_arch_name(arch)) && x.arch == DV_ARCH_UNKNOWN) {
+		warn(&w, "the OS on the disk is built for %s, but %s says %s: the instance will probably not boot "
+			 "(give --arch to choose)",
+		     disk_arch, arch_from, dv_arch_name(arch));
 	}
 	const char *boot = x.boot_mode ? x.boot_mode : manifest ? dv_cloud_boot_mode(manifest, x.disk) : "unknown";
 	const char *ec2_boot = NULL;
@@ -403,20 +423,40 @@ int cmd_launch(int argc, char **argv)
 		warn(&w, "the boot mode of the disk is unknown (no ESP or BIOS boot code was found%s): the AMI gets EC2's "
 			 "default (legacy BIOS on x86_64); give --boot-mode if you know better",
 		     manifest ? "" : ", or no backup was named");
-	if (have_inv) {
+	int dnvme, dena;
+	const char *kernel, *initramfs;
+	if (manifest && dv_cloud_disk_nitro(manifest, x.disk, &dnvme, &dena, &kernel, &initramfs)) {
+		/* what is installed on the disk decides: it is what boots */
+		if (dnvme == 0)
+			warn(&w, "kernel %s on the disk has no nvme driver built in%s: Nitro instances boot from NVMe, "
+				 "the instance will probably not boot",
+			     kernel, initramfs ? " or in its initramfs" : " and no initramfs with it was found");
+		else if (dnvme < 0)
+			warn(&w, "cannot tell whether kernel %s on the disk can load the nvme driver Nitro instances "
+				 "boot from (%s)",
+			     kernel, initramfs ? "its initramfs could not be read" : "no initramfs for it was found");
+		if (dena == 0)
+			warn(&w, "kernel %s on the disk has no ena driver (not built in, not a module): the instance "
+				 "will probably not be reachable over the network",
+			     kernel);
+		else if (dena < 0)
+			warn(&w, "cannot tell whether kernel %s on the disk has the ena driver Nitro instances need",
+			     kernel);
+	} else if (have_inv) {
 		const char *names[2] = {"nvme", "ena"};
 		int states[2] = {in.nvme, in.ena};
 		for (int k = 0; k < 2; k++) {
 			if (states[k] == 0)
-				warn(&w, "the recorded inventory shows no %s driver (not built in, not a module): Nitro "
+				warn(&w, "the recorded inventory shows no %s driver (%s): Nitro "
 					 "instances need it, the instance will probably not boot or not be reachable",
-				     names[k]);
+				     names[k], k == 0 ? "not built in, not in the initramfs" : "not built in, not a module");
 			else if (states[k] < 0)
 				warn(&w, "the recorded inventory cannot tell whether the kernel has the %s driver that "
 					 "Nitro instances need", names[k]);
 		}
 	} else {
-		warn(&w, "no inventory recorded: cannot check for the nvme and ena drivers Nitro instances need");
+		warn(&w, "no inventory recorded and no kernel found on the disk: cannot check for the nvme and ena "
+			 "drivers Nitro instances need");
 	}
 
 	/* 3. instance type */

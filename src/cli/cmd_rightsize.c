@@ -69,7 +69,7 @@ static int opt(int o, const char *arg, void *ctx)
 
 /* Input (and the probed boot mode) from a snapshot's manifest. */
 static int from_snapshot(const char *spec, struct dv_sizing_input *in, char *boot, size_t nboot, char id[],
-			 struct dv_err *err)
+			 enum dv_arch *disk_arch, struct dv_err *err)
 {
 	const char *repo_path = dv_cli.repo;
 	struct dv_repo *repo = NULL;
@@ -81,6 +81,8 @@ static int from_snapshot(const char *spec, struct dv_sizing_input *in, char *boo
 		r = dv_snapshot_load(repo, id, &m, err);
 	if (r == 0) {
 		snprintf(boot, nboot, "%s", dv_cloud_boot_mode(m, 0));
+		const char *a = dv_cloud_disk_arch(m, 0);
+		*disk_arch = a ? dv_arch_parse(a) : DV_ARCH_UNKNOWN;
 		r = dv_sizing_input_from_json(m, in, err);
 		if (r < 0)
 			dv_error_prefix(err, "snapshot %.8s: ", id);
@@ -118,6 +120,7 @@ int cmd_rightsize(int argc, char **argv)
 	struct dv_catalog *cat = NULL;
 	char *region = NULL;
 	char boot[16] = "unknown", id[DV_ID_HEX_LEN + 1] = "";
+	enum dv_arch disk_arch = DV_ARCH_UNKNOWN;
 	memset(&res, 0, sizeof res);
 	dv_sizing_opts_default(&so);
 	if (x.headroom >= 0)
@@ -131,9 +134,12 @@ int cmd_rightsize(int argc, char **argv)
 		dv_buf_release(&b);
 		if (r < 0)
 			return dv_cli_fail("rightsize", &err);
-	} else if (from_snapshot(argv[first], &in, boot, sizeof boot, id, &err) < 0) {
+	} else if (from_snapshot(argv[first], &in, boot, sizeof boot, id, &disk_arch, &err) < 0) {
 		return dv_cli_fail("rightsize", &err);
 	}
+	/* an inventory without a usable architecture: the installed OS's */
+	if (so.arch == DV_ARCH_UNKNOWN && in.arch == DV_ARCH_UNKNOWN)
+		so.arch = disk_arch;
 	so.boot_mode = boot;
 	if (dv_cloud_catalog(x.catalog, &cat, &err) < 0 || dv_cloud_region(x.region, &region, &err) < 0) {
 		rc = dv_cli_fail("rightsize", &err);

@@ -67,6 +67,30 @@ static const char *type_name(const char *type)
 	return type;
 }
 
+static const char *yes_no(const json_t *v)
+{
+	return json_is_true(v) ? "yes" : json_is_false(v) ? "NO" : "unknown";
+}
+
+/* The installed OS the probe found (layout["os"]), two lines. */
+static void print_os(FILE *out, const json_t *os)
+{
+	if (!json_is_object(os))
+		return;
+	const char *name = json_string_value(json_object_get(os, "pretty_name"));
+	if (!name)
+		name = json_string_value(json_object_get(os, "id"));
+	const char *from = json_string_value(json_object_get(os, "from"));
+	fprintf(out, "os    %s  architecture %s%s%s%s\n", name ? name : "(no os-release)", str(os, "architecture"),
+		from ? " (from " : "", from ? from : "", from ? ")" : "");
+	const json_t *n = json_object_get(os, "nitro_drivers");
+	if (json_is_object(n)) {
+		const char *ir = json_string_value(json_object_get(n, "initramfs"));
+		fprintf(out, "nitro kernel %s: nvme %s, ena %s%s%s\n", str(n, "kernel"), yes_no(json_object_get(n, "nvme")),
+			yes_no(json_object_get(n, "ena")), ir ? ", initramfs " : ", no initramfs found", ir ? ir : "");
+	}
+}
+
 void dv_cli_print_layout(FILE *out, const json_t *layout)
 {
 	if (!json_is_object(layout)) {
@@ -79,6 +103,7 @@ void dv_cli_print_layout(FILE *out, const json_t *layout)
 	fprintf(out, "disk  %s  table %s  id %s  boot %s  %s (%s not read)\n", size, str(layout, "table"),
 		str(layout, "id"), str(layout, "boot_mode"), str(layout, "mode"), unused);
 
+	print_os(out, json_object_get(layout, "os"));
 	fprintf(out, ROW_FMT, "", "NAME  ", "START", "SIZE", "TYPE", "FSTYPE", "LABEL", "UUID", "FSUSED", "IMAGED");
 
 	const json_t *wfs = json_object_get(layout, "filesystem");

@@ -8,10 +8,12 @@
  * lists for the Nitro drivers.
  */
 #include "disk/inventory.h"
+#include "probe_internal.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <linux/if_packet.h>
 #include <math.h>
@@ -232,18 +234,15 @@ static char *unquote(char *v)
 	return v;
 }
 
-static json_t *os_json(const struct ctx *c)
+json_t *dv_os_release_parse(const char *s)
 {
-	char *s = slurp(c, "/etc/os-release");
-	if (!s)
-		s = slurp(c, "/usr/lib/os-release");
 	json_t *j = json_object();
 	const char *keys[] = {"ID", "VERSION_ID", "PRETTY_NAME"};
 	const char *names[] = {"id", "version_id", "pretty_name"};
 	for (size_t k = 0; k < DV_ARRAY_SIZE(keys); k++) {
-		json_t *val = json_null();
+		json_t *val = NULL;
 		size_t kl = strlen(keys[k]);
-		for (char *l = s; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		for (const char *l = s; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
 			if (strncmp(l, keys[k], kl) || l[kl] != '=')
 				continue;
 			size_t n = strcspn(l + kl + 1, "\n");
@@ -251,11 +250,20 @@ static json_t *os_json(const struct ctx *c)
 			memcpy(v, l + kl + 1, n);
 			v[n] = 0;
 			json_decref(val);
-			val = json_string(unquote(v));
+			val = json_string(unquote(v)); /* NULL when not UTF-8 */
 			free(v);
 		}
 		json_object_set_new(j, names[k], val ? val : json_null());
 	}
+	return j;
+}
+
+static json_t *os_json(const struct ctx *c)
+{
+	char *s = slurp(c, "/etc/os-release");
+	if (!s)
+		s = slurp(c, "/usr/lib/os-release");
+	json_t *j = dv_os_release_parse(s);
 	free(s);
 	return j;
 }
@@ -346,8 +354,9 @@ static json_t *disks_json(const struct ctx *c)
 }
 
 /* Is kernel module `mod` (file name stem, e.g. "nvme") built in, available
- * as a module, or loaded in kernel `release`? */
-static json_t *driver_json(const struct ctx *c, const char *release, const char *mod)
+ * as a module, or loaded in kernel `release`, and is it in its initramfs
+ * (in_initramfs: 1, 0, -1 unknown or no initramfs)? */
+static json_t *driver_json(const struct ctx *c, const char *release, const char *mod, int in_initramfs)
 {
 	char p[512], pat[64];
 	snprintf(pat, sizeof pat, "/%s.ko", mod);
@@ -359,11 +368,47 @@ static json_t *driver_json(const struct ctx *c, const char *release, const char 
 	bool loaded = exists(c, p);
 	bool in_builtin = builtin && strstr(builtin, pat);
 	bool as_module = dep && strstr(dep, pat);
-	json_t *j = json_pack("{s:o, s:o, s:b}", "builtin", builtin ? json_boolean(in_builtin) : json_null(), "module",
-			      dep ? json_boolean(as_module) : json_null(), "loaded", loaded);
+	json_t *j = json_pack("{s:o, s:o, s:b, s:o}", "builtin", builtin ? json_boolean(in_builtin) : json_null(),
+			      "module", dep ? json_boolean(as_module) : json_null(), "loaded", loaded, "initramfs",
+			      in_initramfs > 0 ? json_true() : in_initramfs == 0 ? json_false() : json_null());
 	free(builtin);
 	free(dep);
 	return j;
+}
+
+static ssize_t fd_read(void *ctx, uint64_t off, void *buf, size_t n)
+{
+	ssize_t r;
+	do
+		r = pread(*(int *)ctx, buf, n, (off_t)off);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+/* The initramfs of kernel `release` (/boot/initrd.img-R or
+ * /boot/initramfs-R.img): its path (caller frees) or NULL, and what
+ * dv_initramfs_scan found in it. */
+static char *scan_initramfs(const struct ctx *c, const char *release, struct dv_initramfs_result *res)
+{
+	res->nvme = res->ena = -1;
+	for (int i = 0; i < 2; i++) {
+		char rel[512];
+		if (i == 0)
+			snprintf(rel, sizeof rel, "/boot/initrd.img-%s", release);
+		else
+			snprintf(rel, sizeof rel, "/boot/initramfs-%s.img", release);
+		char *full = path_of(c, rel);
+		int fd = open(full, O_RDONLY | O_CLOEXEC);
+		free(full);
+		if (fd < 0)
+			continue;
+		struct stat st;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+			(void)dv_initramfs_scan(fd_read, &fd, (uint64_t)st.st_size, res);
+		close(fd);
+		return dv_strdup(rel);
+	}
+	return NULL;
 }
 
 /* ---- collect ---------------------------------------------------------------- */
@@ -405,11 +450,12 @@ int dv_inventory_collect(const char *root, double sample_seconds, json_t **out, 
 	bool efi = exists(&c, "/sys/firmware/efi");
 	const char *release = have_u ? u.release : "";
 
-	char initrd[512];
-	snprintf(initrd, sizeof initrd, "/boot/initrd.img-%s", release);
-	json_t *nitro = json_pack("{s:o, s:o, s:o}", "nvme", driver_json(&c, release, "nvme"), "ena",
-				  driver_json(&c, release, "ena"), "initramfs",
-				  exists(&c, initrd) ? json_string(initrd) : json_null());
+	struct dv_initramfs_result ir;
+	char *initrd = scan_initramfs(&c, release, &ir);
+	json_t *nitro = json_pack("{s:o, s:o, s:o}", "nvme", driver_json(&c, release, "nvme", ir.nvme), "ena",
+				  driver_json(&c, release, "ena", ir.ena), "initramfs",
+				  initrd ? json_string(initrd) : json_null());
+	free(initrd);
 
 	char when[32];
 	dv_format_time(when, sizeof when, dv_unix_now());

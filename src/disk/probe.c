@@ -9,6 +9,7 @@
 #include "probe_internal.h"
 
 #include <blkid/blkid.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -42,7 +43,8 @@ struct part {
 struct mount_hit {
 	uint64_t off;    /* byte offset on the source where the mounted device starts */
 	bool rw;         /* superblock mounted read-write */
-	char *where;     /* mount point */
+	char *where;     /* mount point; NULL for a holder that is not mounted */
+	char via[64];    /* "" or the stacked device (dm-0) that is mounted */
 };
 
 struct mounts {
@@ -99,6 +101,132 @@ static bool dev_offset_on(dev_t dev, dev_t base, uint64_t *off)
 	return true;
 }
 
+/* true when the superblock options (comma list) contain "rw". */
+static bool opts_rw(const char *opts)
+{
+	size_t len = strlen(opts);
+	for (const char *p = opts; p < opts + len;) {
+		size_t k = strcspn(p, ",");
+		if (k == 2 && memcmp(p, "rw", 2) == 0)
+			return true;
+		p += k + 1;
+	}
+	return false;
+}
+
+size_t dv_disk_holders(const char *sysroot, const char *name, struct dv_holder *out, size_t n, size_t max,
+		       unsigned depth)
+{
+	if (depth >= DV_HOLDER_DEPTH || n >= max)
+		return n;
+	char p[PATH_MAX];
+	snprintf(p, sizeof p, "%s/sys/class/block/%s/holders", sysroot, name);
+	DIR *d = opendir(p);
+	if (!d)
+		return n;
+	struct dirent *de;
+	while ((de = readdir(d)) && n < max) {
+		if (de->d_name[0] == '.' || strlen(de->d_name) >= sizeof out[0].name)
+			continue;
+		bool seen = false;
+		for (size_t i = 0; i < n; i++)
+			seen |= !strcmp(out[i].name, de->d_name);
+		if (seen) /* a loop in a (fake or broken) sysfs */
+			continue;
+		char buf[64];
+		unsigned ma, mi;
+		snprintf(p, sizeof p, "%s/sys/class/block/%s/dev", sysroot, de->d_name);
+		if (!read_sys(p, buf, sizeof buf) || sscanf(buf, "%u:%u", &ma, &mi) != 2)
+			continue;
+		out[n].dev = makedev(ma, mi);
+		snprintf(out[n].name, sizeof out[n].name, "%s", de->d_name);
+		n++;
+		n = dv_disk_holders(sysroot, out[n - 1].name, out, n, max, depth + 1);
+	}
+	closedir(d);
+	return n;
+}
+
+/* The sysfs name (sda, loop3) of block device dev, or false. */
+static bool dev_name(dev_t dev, char *name, size_t n)
+{
+	char p[PATH_MAX], target[PATH_MAX];
+	snprintf(p, sizeof p, "/sys/dev/block/%u:%u", major(dev), minor(dev));
+	ssize_t l = readlink(p, target, sizeof target - 1);
+	if (l <= 0)
+		return false;
+	target[l] = 0;
+	const char *base = strrchr(target, '/');
+	base = base ? base + 1 : target;
+	if (!*base || strlen(base) >= n)
+		return false;
+	snprintf(name, n, "%s", base);
+	return true;
+}
+
+size_t dv_disk_stacked_mounts(const char *sysroot, const char *mountinfo, const char *name,
+			      struct dv_stacked *out, size_t max)
+{
+	struct dv_holder h[64];
+	uint64_t off[64];
+	size_t n = dv_disk_holders(sysroot, name, h, 0, DV_ARRAY_SIZE(h), 0);
+	for (size_t i = 0; i < n; i++)
+		off[i] = 0;
+	char p[PATH_MAX];
+	snprintf(p, sizeof p, "%s/sys/class/block/%s", sysroot, name);
+	DIR *d = opendir(p);
+	struct dirent *de;
+	while (d && (de = readdir(d)) && n < DV_ARRAY_SIZE(h)) {
+		char buf[64];
+		unsigned long long start;
+		if (de->d_name[0] == '.' || strlen(de->d_name) >= sizeof h[0].name)
+			continue;
+		snprintf(p, sizeof p, "%s/sys/class/block/%s/%s/start", sysroot, name, de->d_name);
+		if (!read_sys(p, buf, sizeof buf) || sscanf(buf, "%llu", &start) != 1 || start > UINT64_MAX / 512)
+			continue;
+		size_t n0 = n;
+		n = dv_disk_holders(sysroot, de->d_name, h, n, DV_ARRAY_SIZE(h), 0);
+		for (size_t i = n0; i < n; i++)
+			off[i] = start * 512;
+	}
+	if (d)
+		closedir(d);
+	if (n > max)
+		n = max;
+	for (size_t i = 0; i < n; i++) {
+		memset(&out[i], 0, sizeof out[i]);
+		out[i].off = off[i];
+		snprintf(out[i].via, sizeof out[i].via, "%s", h[i].name);
+	}
+	FILE *f = n ? fopen(mountinfo, "re") : NULL;
+	char *line = NULL;
+	size_t cap = 0;
+	while (f && getline(&line, &cap, f) > 0) {
+		unsigned ma, mi;
+		char where[4096];
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &ma, &mi, where) != 3)
+			continue;
+		const char *sep = strstr(line, " - ");
+		char super_opts[1024] = "";
+		if (!sep || sscanf(sep + 3, "%*s %*s %1023s", super_opts) != 1)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			if (h[i].dev != makedev(ma, mi))
+				continue;
+			/* a read-write mount wins over read-only ones (bind mounts) */
+			if (out[i].mounted && (out[i].rw || !opts_rw(super_opts)))
+				continue;
+			out[i].mounted = true;
+			out[i].rw = opts_rw(super_opts);
+			snprintf(out[i].where, sizeof out[i].where, "%s", where);
+		}
+	}
+	free(line);
+	if (f)
+		fclose(f);
+	return n;
+}
+
 /* The loop devices whose backing file is `path`: their device numbers and
  * offsets into the file. */
 static size_t loops_of(const char *path, dev_t *devs, uint64_t *offs, size_t max)
@@ -127,19 +255,6 @@ static size_t loops_of(const char *path, dev_t *devs, uint64_t *offs, size_t max
 	return n;
 }
 
-/* true when the superblock options (comma list) contain "rw". */
-static bool opts_rw(const char *opts)
-{
-	size_t len = strlen(opts);
-	for (const char *p = opts; p < opts + len;) {
-		size_t k = strcspn(p, ",");
-		if (k == 2 && memcmp(p, "rw", 2) == 0)
-			return true;
-		p += k + 1;
-	}
-	return false;
-}
-
 /*
  * Collects the mounts of filesystems that live on src: directly on the block
  * device or one of its partitions, or on a loop device backed by the image
@@ -152,11 +267,11 @@ static void find_mounts(const struct dv_source *src, struct mounts *out)
 	dev_t bases[16];
 	uint64_t base_off[16];
 	size_t nb = 0;
-	struct stat st;
-	if (fstat(src->fd, &st) < 0)
+	struct stat sb;
+	if (fstat(src->fd, &sb) < 0)
 		return;
 	if (src->is_block) {
-		bases[0] = st.st_rdev;
+		bases[0] = sb.st_rdev;
 		base_off[0] = 0;
 		nb = 1;
 	} else {
@@ -164,12 +279,11 @@ static void find_mounts(const struct dv_source *src, struct mounts *out)
 	}
 	if (!nb)
 		return;
+
 	FILE *f = fopen("/proc/self/mountinfo", "re");
-	if (!f)
-		return;
 	char *line = NULL;
 	size_t cap = 0;
-	while (getline(&line, &cap, f) > 0) {
+	while (f && getline(&line, &cap, f) > 0) {
 		unsigned ma, mi;
 		char where[4096];
 		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &ma, &mi, where) != 3)
@@ -183,11 +297,30 @@ static void find_mounts(const struct dv_source *src, struct mounts *out)
 			if (!dev_offset_on(makedev(ma, mi), bases[b], &off))
 				continue;
 			out->v = dv_realloc(out->v, (out->n + 1) * sizeof *out->v);
-			out->v[out->n++] = (struct mount_hit){base_off[b] + off, opts_rw(super_opts), dv_strdup(where)};
+			out->v[out->n++] = (struct mount_hit){base_off[b] + off, opts_rw(super_opts), dv_strdup(where), ""};
 		}
 	}
 	free(line);
-	fclose(f);
+	if (f)
+		fclose(f);
+
+	/* device-mapper devices (LVM, dm-crypt, ...) stacked on the disk or
+	 * its partitions, mounted or merely in use */
+	struct dv_stacked *sk = dv_calloc(64, sizeof *sk);
+	for (size_t b = 0; b < nb; b++) {
+		char name[64];
+		if (!dev_name(bases[b], name, sizeof name))
+			continue;
+		size_t n = dv_disk_stacked_mounts("", "/proc/self/mountinfo", name, sk, 64);
+		for (size_t i = 0; i < n; i++) {
+			out->v = dv_realloc(out->v, (out->n + 1) * sizeof *out->v);
+			struct mount_hit *m = &out->v[out->n++];
+			*m = (struct mount_hit){base_off[b] + sk[i].off, sk[i].rw, sk[i].mounted ? dv_strdup(sk[i].where) : NULL,
+						""};
+			snprintf(m->via, sizeof m->via, "%s", sk[i].via);
+		}
+	}
+	free(sk);
 }
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -286,19 +419,35 @@ static int analyse(const struct dv_source *src, const char *what, json_t *fs, ui
 	const char *type = json_string_value(json_object_get(fs, "type"));
 	bool inconsistent = false;
 
+	bool stacked_warned = false;
 	for (size_t i = 0; i < mounts->n; i++) {
-		if (mounts->v[i].off != start || !mounts->v[i].rw)
+		const struct mount_hit *h = &mounts->v[i];
+		if (h->off != start)
 			continue;
+		if (!h->where) {
+			/* in use through device-mapper, not mounted */
+			if (!stacked_warned)
+				warn(warnings, "%s (%s) is in use by %s (device-mapper), which is not mounted: if something "
+					       "writes to it while it is imaged, its image may be inconsistent",
+				     what, type, h->via);
+			stacked_warned = true;
+			continue;
+		}
+		if (!h->rw)
+			continue;
+		char through[96] = "";
+		if (h->via[0])
+			snprintf(through, sizeof through, ", through %s (device-mapper),", h->via);
 		if (!allow_mounted)
 			return dv_error(err, DV_E_BUSY,
-					"source %s: %s (%s) is mounted read-write on %s, so its blocks may change while "
+					"source %s: %s (%s) is mounted read-write%s on %s, so its blocks may change while "
 					"they are read; unmount it, remount it read-only (mount -o remount,ro %s), or "
 					"back up an LVM/dm snapshot of it (or pass --allow-mounted to image it anyway, "
 					"possibly inconsistent)",
-					src->path, what, type, mounts->v[i].where, mounts->v[i].where);
-		warn(warnings, "%s (%s) was mounted read-write on %s while it was imaged: its image may be "
+					src->path, what, type, through, h->where, h->where);
+		warn(warnings, "%s (%s) was mounted read-write%s on %s while it was imaged: its image may be "
 			       "inconsistent; it was read whole",
-		     what, type, mounts->v[i].where);
+		     what, type, through, h->where);
 		inconsistent = true;
 	}
 
@@ -326,6 +475,25 @@ static int analyse(const struct dv_source *src, const char *what, json_t *fs, ui
 				     what, type);
 			inconsistent = true;
 		}
+		if (r < 0 && !inconsistent && !whole)
+			warn(warnings, "%s (%s): %s; it was read whole", what, type, why);
+		dv_osinfo_ext(src->path, start, fs);
+		if (r == 0 && !whole && !inconsistent && !all_blocks) {
+			for (size_t i = 0; i < runs.n; i++)
+				dv_ivl_add(unused, runs.v[i].off, runs.v[i].len);
+			*imaged = "used-blocks";
+		}
+		free(why);
+		dv_ivl_release(&runs);
+		return 0;
+	}
+	if (type && !strcmp(type, "vfat")) {
+		struct dv_ext_info info;
+		struct dv_ivl_list runs = {0};
+		char *why = NULL;
+		int r = dv_usedmap_fat(src, start, len, &info, &runs, &why);
+		if (info.has_used)
+			json_object_set_new(fs, "used_bytes", json_integer((json_int_t)info.used_bytes));
 		if (r < 0 && !inconsistent && !whole)
 			warn(warnings, "%s (%s): %s; it was read whole", what, type, why);
 		if (r == 0 && !whole && !inconsistent && !all_blocks) {
@@ -582,6 +750,7 @@ int dv_disk_probe(const struct dv_source *src, bool all_blocks, bool allow_mount
 									: "unknown"));
 	json_object_set_new(lay, "partitions", parts_j);
 	parts_j = NULL;
+	dv_osinfo_disk(lay);
 
 	if (all_blocks)
 		dv_region_map_whole(regions, src->size);

@@ -121,6 +121,11 @@ static void ext2_err_init(void)
 	initialize_ext2_error_table();
 }
 
+void dv_ext2_errors_init(void)
+{
+	pthread_once(&ext2_err_once, ext2_err_init);
+}
+
 /* true when every block of [blk, blk+n) is marked in use. */
 static bool all_set(ext2fs_block_bitmap bm, blk64_t blk, blk64_t n, blk64_t last)
 {
@@ -183,7 +188,7 @@ int dv_usedmap_ext(const char *path, uint64_t part_off, uint64_t part_len, struc
 {
 	memset(info, 0, sizeof *info);
 	*why = NULL;
-	pthread_once(&ext2_err_once, ext2_err_init);
+	dv_ext2_errors_init();
 	if (check_super(path, part_off, part_len, info, why) < 0)
 		return -1;
 

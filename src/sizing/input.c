@@ -49,15 +49,22 @@ static void copy_str(char *dst, size_t cap, const json_t *o, const char *key)
 	snprintf(dst, cap, "%s", s ? s : "");
 }
 
-/* 1 present, 0 missing, -1 unknown for nitro_drivers.<name>. */
-static int driver_state(const json_t *drivers, const char *name)
+/* 1 present, 0 missing, -1 unknown for nitro_drivers.<name>. The root disk
+ * of a Nitro instance is NVMe, so nvme as a module counts only when the
+ * initramfs carries it (or, in inventories that did not look inside the
+ * initramfs, when it is a module at all). */
+static int driver_state(const json_t *drivers, const char *name, bool boot_critical)
 {
 	const json_t *d = obj(drivers, name);
 	if (!d)
 		return -1;
 	const json_t *b = json_object_get(d, "builtin"), *m = json_object_get(d, "module"),
-		     *l = json_object_get(d, "loaded");
-	if (json_is_true(b) || json_is_true(m) || json_is_true(l))
+		     *l = json_object_get(d, "loaded"), *ir = json_object_get(d, "initramfs");
+	if (json_is_true(b) || json_is_true(ir))
+		return 1;
+	if (boot_critical && json_is_false(ir))
+		return 0;
+	if (json_is_true(m) || json_is_true(l))
 		return 1;
 	if (json_is_false(b) && json_is_false(m))
 		return 0;
@@ -110,8 +117,8 @@ static int read_sample(struct ictx *c, const json_t *s, struct dv_sizing_input *
 	copy_str(in->first, sizeof in->first, s, "time");
 	copy_str(in->last, sizeof in->last, s, "time");
 	const json_t *nd = obj(s, "nitro_drivers");
-	in->nvme = driver_state(nd, "nvme");
-	in->ena = driver_state(nd, "ena");
+	in->nvme = driver_state(nd, "nvme", true);
+	in->ena = driver_state(nd, "ena", false);
 	return 0;
 }
 

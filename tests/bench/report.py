@@ -178,9 +178,10 @@ def main():
       "this version, so its times include that cost. borg runs with `--encryption none`, casync and zstd "
       "do not encrypt, diskvault's encryption is not part of these runs.")
     w("- Restores are verified: whole-image tools must reproduce the mutated image's SHA-256. "
-      "diskvault's default used-blocks mode does not restore unused ext4 blocks and the swap body, "
-      "so for it the bytes before the swap body (GPT, ESP, swap header) are compared and the restored "
-      "ext4 must pass `e2fsck -fn`.")
+      "diskvault's default used-blocks mode does not restore unused ext4 blocks, free ESP (vfat) "
+      "clusters and the swap body, so for it the GPT and the swap header are compared bit for bit, "
+      "the restored ESP must pass `fsck.fat -n` and hold the same files, and the restored ext4 must "
+      "pass `e2fsck -fn`.")
     w("- Ratios are median wall time divided by the median of the fastest of restic/borg/casync "
       "(the issue's reference set); below 1 is faster than that peer.")
     w("")

@@ -225,22 +225,32 @@ C_RESTORED[restic]="${SRC#/}/disk.img"
 for t in diskvault diskvault-all borg casync zstd; do C_RESTORED[$t]="disk.img"; done
 
 # Check a restored image: bit-exact for whole-image tools; for diskvault's
-# used-blocks mode the free blocks of ext4 and the swap body are not expected
-# to match, so check everything outside them bit-exact and e2fsck the ext4.
+# used-blocks mode the free blocks of ext4, the free clusters of the ESP
+# (vfat) and the swap body are not expected to match, so check the GPT and
+# the swap header bit-exact, fsck.fat the ESP and compare its files, and
+# e2fsck the ext4.
 verify_restore() { # tool file
   local tool="$1" f="$2"
   [[ -f "$f" ]] || { echo "missing"; return; }
   local s; s="$(sha "$f")"
   if [[ "$s" == "$MUT_SHA" ]]; then echo "sha256-equal"; return; fi
   if [[ "$tool" == diskvault ]]; then
-    local rs ss sw sws
-    rs=$(jq .root.start "$MUT.info.json"); sw=$(jq .swap.start "$MUT.info.json"); sws=$(jq .swap.size "$MUT.info.json")
-    # bytes before the swap body (GPT + ESP + swap header) and after the ext4
-    local a b
-    a="$(head -c $((sw + 4096)) "$f" | openssl dgst -sha256 -r | cut -c1-64)"
-    b="$(head -c $((sw + 4096)) "$MUT" | openssl dgst -sha256 -r | cut -c1-64)"
-    [[ "$a" == "$b" ]] || { echo "MISMATCH-outside-ext4"; return; }
-    if e2fsck -fn "$f?offset=$rs" >/dev/null 2>&1; then echo "used-blocks:gpt+esp-equal,e2fsck-ok"
+    local rs sw es ess d
+    rs=$(jq .root.start "$MUT.info.json"); sw=$(jq .swap.start "$MUT.info.json")
+    es=$(jq .esp.start "$MUT.info.json"); ess=$(jq .esp.size "$MUT.info.json")
+    cmp -s -n "$es" "$f" "$MUT" || { echo "MISMATCH-gpt"; return; }
+    cmp -s -n 4096 -i "$sw:$sw" "$f" "$MUT" || { echo "MISMATCH-swap-header"; return; }
+    d=$(mktemp -d)
+    dd if="$f" of="$d/esp.r" bs=1M skip=$((es / 1048576)) count=$((ess / 1048576)) status=none
+    dd if="$MUT" of="$d/esp.m" bs=1M skip=$((es / 1048576)) count=$((ess / 1048576)) status=none
+    mkdir "$d/r" "$d/m"
+    if ! fsck.fat -n "$d/esp.r" >/dev/null 2>&1 ||
+      ! MTOOLS_SKIP_CHECK=1 mcopy -s -n -i "$d/esp.r" '::/*' "$d/r/" ||
+      ! MTOOLS_SKIP_CHECK=1 mcopy -s -n -i "$d/esp.m" '::/*' "$d/m/" || ! diff -r "$d/r" "$d/m" >/dev/null; then
+      rm -rf "$d"; echo "MISMATCH-esp"; return
+    fi
+    rm -rf "$d"
+    if e2fsck -fn "$f?offset=$rs" >/dev/null 2>&1; then echo "used-blocks:gpt+swaphdr-equal,esp-files-equal,e2fsck-ok"
     else echo "used-blocks:e2fsck-FAILED"; fi
     return
   fi

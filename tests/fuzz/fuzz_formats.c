@@ -2,16 +2,39 @@
  * libFuzzer targets for every parser of repository data. One source, one
  * binary per target: DV_FUZZ_TARGET selects the parser at compile time
  * (tests/CMakeLists.txt builds fuzz_index_segment, fuzz_disk_index,
- * fuzz_pack_index, fuzz_manifest, fuzz_config, fuzz_sealed).
+ * fuzz_pack_index, fuzz_manifest, fuzz_config, fuzz_sealed, and for the
+ * disk probe's parsers of what is on a source disk: fuzz_initramfs,
+ * fuzz_fat, fuzz_elf).
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "crypt/crypt.h"
+#include "disk/probe_internal.h"
 #include "repo/repo_internal.h"
 #include "store/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#if DV_FUZZ_TARGET == 7
+struct membuf {
+	const uint8_t *p;
+	size_t n;
+};
+
+static ssize_t mem_read(void *ctx, uint64_t off, void *buf, size_t n)
+{
+	const struct membuf *m = ctx;
+	if (off >= m->n)
+		return 0;
+	if (n > m->n - off)
+		n = m->n - (size_t)off;
+	memcpy(buf, m->p + off, n);
+	return (ssize_t)n;
+}
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -53,6 +76,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct dv_buf out = DV_BUF_INIT;
 	(void)dv_crypt_open(key, "snapshots", 9, data, size, &out, "fuzz", &err);
 	dv_buf_release(&out);
+#elif DV_FUZZ_TARGET == 7
+	struct membuf m = {data, size};
+	struct dv_initramfs_result res;
+	(void)dv_initramfs_scan(mem_read, &m, size, &res);
+	(void)err;
+#elif DV_FUZZ_TARGET == 8
+	/* a FAT filesystem as a whole-disk source, in a memfd */
+	static int fd = -1;
+	if (fd < 0 && (fd = memfd_create("fat", 0)) < 0)
+		abort();
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
+		abort();
+	struct dv_source src = {.fd = fd, .path = "fuzz", .size = size, .sector_size = 512};
+	struct dv_ext_info info;
+	struct dv_ivl_list unused = {0};
+	char *why = NULL;
+	if (dv_usedmap_fat(&src, 0, size, &info, &unused, &why) == 0) {
+		for (size_t i = 0; i < unused.n; i++)
+			if (unused.v[i].off + unused.v[i].len > size)
+				abort(); /* free space past the filesystem */
+	}
+	free(why);
+	dv_ivl_release(&unused);
+	(void)err;
+#elif DV_FUZZ_TARGET == 9
+	(void)dv_elf_arch(data, size);
+	(void)err;
 #else
 #error "DV_FUZZ_TARGET must select a parser"
 #endif

@@ -116,3 +116,113 @@ dv_mk_wholefs() {
 	DV_EXT_OFF=0
 	DV_EXT_SIZE=$((64 * MiB))
 }
+
+# ---- installed systems (for the OS / Nitro driver probe) -------------------
+
+# dv_elf PATH [MACHINE]: a copy of this machine's env(1), a real ELF
+# binary, with e_machine set to MACHINE (62 x86_64, 183 arm64, 3 i386;
+# empty keeps the host's). Little-endian hosts only.
+dv_elf() {
+	cp -L "$(command -v env)" "$1"
+	[ -z "${2:-}" ] ||
+		printf "$(printf '\\%03o\\%03o' $(($2 & 255)) $(($2 >> 8)))" |
+		dd of="$1" bs=1 seek=18 count=2 conv=notrunc status=none
+}
+
+# dv_mk_os_tree DIR MACHINE: the start of an installed Debian 12 with merged
+# /usr: /lib -> usr/lib, /usr/bin/dash (dv_elf MACHINE), /bin/sh ->
+# /usr/bin/dash, /etc/os-release -> ../usr/lib/os-release, an empty /boot.
+dv_mk_os_tree() {
+	mkdir -p "$1/usr/bin" "$1/usr/lib/modules" "$1/bin" "$1/etc" "$1/boot" "$1/var"
+	ln -s usr/lib "$1/lib"
+	dv_elf "$1/usr/bin/dash" "$2"
+	ln -s /usr/bin/dash "$1/bin/sh"
+	printf 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n' \
+		>"$1/usr/lib/os-release"
+	ln -s ../usr/lib/os-release "$1/etc/os-release"
+}
+
+# dv_mk_kernel DIR KVER BUILTIN [MODULE...]: /lib/modules/KVER in DIR, whose
+# modules.builtin lists BUILTIN (a path under kernel/, e.g.
+# drivers/nvme/host/nvme.ko; empty for none) and which holds the MODULE
+# files (paths under kernel/, e.g. drivers/net/ethernet/amazon/ena/ena.ko.xz),
+# plus /boot/vmlinuz-KVER.
+dv_mk_kernel() {
+	local dir=$1 kver=$2 builtin=$3 k m
+	shift 3
+	k=$dir/lib/modules/$kver
+	mkdir -p "$k/kernel" "$dir/boot"
+	printf 'kernel/drivers/ata/libata.ko\nkernel/drivers/nvme/host/nvme-core.ko\n' >"$k/modules.builtin"
+	[ -z "$builtin" ] || echo "kernel/$builtin" >>"$k/modules.builtin"
+	for m in "$@"; do
+		mkdir -p "$k/kernel/$(dirname "$m")"
+		head -c 4000 /dev/urandom >"$k/kernel/$m"
+	done
+	head -c 8000 /dev/urandom >"$dir/boot/vmlinuz-$kver"
+}
+
+# dv_mk_initramfs FILE COMPRESS KVER [MODULE...]: an initramfs laid out as
+# Debian's: an uncompressed cpio (newc) with CPU microcode, then a cpio
+# compressed with COMPRESS (zstd, gzip or none) holding /init and the
+# MODULE files under usr/lib/modules/KVER/kernel/.
+dv_mk_initramfs() {
+	local out=$1 comp=$2 kver=$3 d m
+	shift 3
+	d=$(mktemp -d)
+	mkdir -p "$d/early/kernel/x86/microcode" "$d/main/usr/lib/modules/$kver/kernel"
+	head -c 3000 /dev/urandom >"$d/early/kernel/x86/microcode/GenuineIntel.bin"
+	printf '#!/bin/sh\n' >"$d/main/init"
+	for m in "$@"; do
+		mkdir -p "$d/main/usr/lib/modules/$kver/kernel/$(dirname "$m")"
+		head -c 5000 /dev/urandom >"$d/main/usr/lib/modules/$kver/kernel/$m"
+	done
+	(cd "$d/early" && find . | cpio -o -H newc --quiet) >"$out"
+	case $comp in
+	zstd) (cd "$d/main" && find . | cpio -o -H newc --quiet | zstd -q -c) >>"$out" ;;
+	gzip) (cd "$d/main" && find . | cpio -o -H newc --quiet | gzip -c) >>"$out" ;;
+	none) (cd "$d/main" && find . | cpio -o -H newc --quiet) >>"$out" ;;
+	esac
+	rm -rf "$d"
+}
+
+# ---- FAT ----------------------------------------------------------------------
+
+# dv_fill_fat IMG[@@OFFSET] DIR: files of assorted sizes copied into the FAT
+# filesystem with mtools (no root), some deleted again so that free
+# clusters lie between used ones; DIR keeps what must remain.
+dv_fill_fat() {
+	local fs=$1 dir=$2 i
+	mkdir -p "$dir/sub"
+	for i in 1 2 3 4 5 6 7 8; do head -c $((i * i * 9973)) /dev/urandom >"$dir/f$i.bin"; done
+	head -c 700000 /dev/urandom >"$dir/sub/big.bin"
+	echo "hello fat" >"$dir/sub/hello.txt"
+	export MTOOLS_SKIP_CHECK=1
+	mcopy -i "$fs" -s "$dir"/* ::/
+	head -c 300000 /dev/urandom >"$dir/gone.bin"
+	mcopy -i "$fs" "$dir/gone.bin" ::/
+	mdel -i "$fs" ::/f3.bin ::/gone.bin
+	rm "$dir/f3.bin" "$dir/gone.bin"
+}
+
+# dv_fat_check IMG[@@OFFSET] DIR: the FAT filesystem holds exactly DIR's files.
+dv_fat_check() {
+	local fs=$1 dir=$2 out
+	out=$(mktemp -d)
+	MTOOLS_SKIP_CHECK=1 mcopy -i "$fs" -s -n '::/*' "$out/"
+	diff -r "$dir" "$out" >/dev/null
+	local rc=$?
+	rm -rf "$out"
+	return $rc
+}
+
+# dv_fat_facts FILE: "DATA_START CLUSTER USED FAT_START FAT_BYTES", from
+# fsck.fat -n -v of a whole-file FAT filesystem (bytes; USED clusters).
+dv_fat_facts() {
+	fsck.fat -n -v "$1" 2>/dev/null | awk '
+		/Data area starts at byte/ { d = $6 }
+		/bytes per cluster/ { c = $1 }
+		/First FAT starts at byte/ { f = $6 }
+		/bytes per FAT/ { b = $1 }
+		/ clusters$/ { split($(NF - 1), u, "/"); n = u[1] }
+		END { print d, c, n, f, b }'
+}

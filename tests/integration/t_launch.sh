@@ -243,3 +243,34 @@ grep -q "diskvault cleanup --launched-from" "$T/err" || fail "the failed launch 
 dv cleanup --launched-from "$SNAP3" >/dev/null || fail "cleanup after a refused launch"
 rm -f "$SRV/policy.json"
 echo "# docs/iam-policy.json: import, launch, cleanup allowed; launch without ec2:RunInstances refused clearly"
+
+# 7. no inventory, an arm64 Debian on the disk (tests/integration/lib_disk.sh):
+#    the architecture and the Nitro driver check come from the installed OS
+# shellcheck disable=SC1091
+. "$DV_SOURCE_DIR/tests/integration/lib_disk.sh"
+OS=$T/os
+dv_mk_os_tree "$OS" 183
+dv_mk_kernel "$OS" 6.1.0-13-arm64 "" drivers/nvme/host/nvme.ko.xz
+dv_mk_initramfs "$OS/boot/initrd.img-6.1.0-13-arm64" zstd 6.1.0-13-arm64
+truncate -s 64M "$T/arm.img"
+printf 'label: gpt\nsize=16MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\ntype=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n' |
+	sfdisk -q "$T/arm.img"
+dv_mk_ext4 "$T/arm.img" $((17 * MiB)) $((47 * MiB)) root "$OS"
+dv backup "$T/arm.img" >/dev/null
+SNAP4=$(dv list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshots"][-1]["id"])')
+dv ebs-import "$SNAP4" >/dev/null
+out=$(dv launch "$SNAP4" --instance-type m7g.large --dry-run --json)
+[ "$(echo "$out" | jget architecture)" = arm64 ] || fail "launch did not take arm64 from the disk: $out"
+[ "$(echo "$out" | jget plan/RegisterImage/Architecture)" = arm64 ] || fail "RegisterImage Architecture: $out"
+echo "$out" | grep -q "kernel 6.1.0-13-arm64 on the disk has no nvme driver built in or in its initramfs" ||
+	fail "no warning about nvme missing from the initramfs: $out"
+echo "$out" | grep -q "kernel 6.1.0-13-arm64 on the disk has no ena driver" || fail "no warning about ena: $out"
+human=$(dv launch "$SNAP4" --instance-type m7g.large --dry-run 2>&1)
+grep -qF "arm64 (the installed OS)" <<<"$human" || fail "the plan does not say where arm64 came from: $human"
+set +e
+dv launch "$SNAP4" --instance-type m6i.large --dry-run >/dev/null 2>"$T/err"; rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "m6i.large is an x86_64 type; the image is arm64" "$T/err" ||
+	fail "an x86_64 type for an arm64 disk: exit $rc: $(cat "$T/err")"
+dv cleanup --launched-from "$SNAP4" >/dev/null
+echo "# arm64 from the installed OS; nvme/ena warnings from its kernel"

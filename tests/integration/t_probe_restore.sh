@@ -1,10 +1,11 @@
 #!/bin/bash
 # t_probe_restore.sh - used-blocks imaging end to end: a generated GPT disk
-# (BIOS boot, vfat ESP, ext4 with files and dirty free space, swap, unknown
-# bytes) is backed up, its probed layout is checked against sfdisk/blkid in
-# `show --json`, and the restore is checked: e2fsck -fn passes, every file
-# is identical (debugfs rdump), every region that is not ext4 free space or
-# swap payload is byte-identical, the swap signature survives. Then
+# (BIOS boot, vfat ESP with files, ext4 with files and dirty free space,
+# swap, unknown bytes) is backed up, its probed layout is checked against
+# sfdisk/blkid in `show --json`, and the restore is checked: e2fsck -fn and
+# fsck.fat -n pass, every file is identical (debugfs rdump, mcopy), every
+# region that is not ext4 or FAT free space or swap payload is
+# byte-identical, the swap signature survives. Then
 # --all-blocks restores bit-exact, and a journal needing recovery is refused
 # unless --allow-mounted.
 #
@@ -21,6 +22,7 @@ fi
 R=$T/repo
 D=$T/disk.img
 dv_mk_gpt "$D"
+dv_fill_fat "$D@@$((2 * MiB))" "$T/esp"   # files in the ESP, free clusters between them
 SIZE=$(stat -c %s "$D")
 SRC_SHA=$(sha "$D")
 init_repo "$R"
@@ -71,7 +73,16 @@ debugfs -R "rdump / $T/b" "$O$EXT" >/dev/null 2>&1
 [ -s "$T/a/usr/bin/big" ] || fail "debugfs rdump found no files in the source"
 diff -r "$T/a" "$T/b" >/dev/null || fail "files in the restored ext4 differ from the source"
 # everything outside ext4 free space and swap payload is byte-identical
-cmp -n $((34 * MiB)) "$D" "$O" || fail "first 34 MiB (tables, BIOS boot, ESP) differ"
+cmp -n $((2 * MiB)) "$D" "$O" || fail "first 2 MiB (tables, BIOS boot) differ"
+# the ESP was imaged used-clusters: it checks clean and holds the same files
+dd if="$O" of="$T/esp.img" bs=1M skip=2 count=32 status=none
+fsck.fat -n "$T/esp.img" >"$T/fsck.fat" 2>&1 || { cat "$T/fsck.fat" >&2; fail "fsck.fat -n of the restored ESP failed"; }
+dv_fat_check "$T/esp.img" "$T/esp" || fail "files in the restored ESP differ from the source"
+[ "$(json_get "$LAYOUT" 'j["partitions"][1]["imaged"]')" = used-blocks ] || fail "ESP not imaged used-blocks"
+USED=$(json_get "$LAYOUT" 'j["partitions"][1]["fs"]["used_bytes"]')
+dd if="$D" of="$T/esp.src" bs=1M skip=2 count=32 status=none
+read -r ds cl nu _ <<<"$(dv_fat_facts "$T/esp.src")"
+[ "$USED" = $((ds + nu * cl)) ] || fail "ESP used_bytes $USED, fsck.fat says $((ds + nu * cl))"
 cmp -n 4096 -i $((130 * MiB)):$((130 * MiB)) "$D" "$O" || fail "swap header differs"
 cmp -i $((162 * MiB)):$((162 * MiB)) "$D" "$O" || fail "unknown partition or tail differ"
 [ "$(blkid -p -o value -s TYPE -O $((130 * MiB)) "$O")" = swap ] || fail "restored swap has no signature"

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -26,6 +27,8 @@
 #include "disk/probe_internal.h"
 
 #define MiB (1024ULL * 1024)
+#define NVME "drivers/nvme/host/nvme.ko"
+#define ENA "drivers/net/ethernet/amazon/ena/ena.ko"
 
 static char tmpdir[] = "/tmp/dv-test-disk-XXXXXX";
 
@@ -368,8 +371,11 @@ static void test_gpt(void **state)
 	/* swap: the header page only */
 	assert_string_equal(jstr(part_by_number(layout, 4), "imaged"), "header-only");
 	assert_int_equal(read_bytes_in(&m, 130 * MiB, 32 * MiB), 4096);
-	/* BIOS boot, ESP, unknown, tables and the tail: whole */
-	assert_int_equal(read_bytes_in(&m, 0, 34 * MiB), 34 * MiB);
+	/* the empty ESP: its boot sector, FATs and root directory only */
+	assert_string_equal(jstr(part_by_number(layout, 2), "imaged"), "used-blocks");
+	assert_true(read_bytes_in(&m, 2 * MiB, 32 * MiB) < MiB);
+	/* BIOS boot, unknown, tables and the tail: whole */
+	assert_int_equal(read_bytes_in(&m, 0, 2 * MiB), 2 * MiB);
 	assert_int_equal(read_bytes_in(&m, 162 * MiB, 256 * MiB - 162 * MiB), 256 * MiB - 162 * MiB);
 	assert_true(json_is_null(json_object_get(part_by_number(layout, 5), "fs")));
 	assert_string_equal(jstr(part_by_number(layout, 5), "imaged"), "whole");
@@ -451,6 +457,390 @@ static void test_whole_disk_fs(void **state)
 	assert_int_equal(dv_region_map_bytes(&m, DV_REGION_READ), 4096);
 	json_decref(layout);
 	dv_region_map_release(&m);
+}
+
+
+/* ---- the installed OS --------------------------------------------------------- */
+
+
+static const json_t *find_initramfs(const json_t *fs, const char *path)
+{
+	const json_t *a = json_object_get(fs, "initramfs");
+	for (size_t i = 0; i < json_array_size(a); i++)
+		if (!strcmp(jstr(json_array_get(a, i), "path"), path))
+			return json_array_get(a, i);
+	return NULL;
+}
+
+static const json_t *find_kernel(const json_t *fs, const char *version)
+{
+	const json_t *a = json_object_get(fs, "kernels");
+	for (size_t i = 0; i < json_array_size(a); i++)
+		if (!strcmp(jstr(json_array_get(a, i), "version"), version))
+			return json_array_get(a, i);
+	return NULL;
+}
+
+static void test_elf_arch(void **state)
+{
+	(void)state;
+	uint8_t h[64] = {0x7f, 'E', 'L', 'F', 2, 1, 1};
+	h[18] = 62;
+	assert_string_equal(dv_elf_arch(h, 64), "x86_64");
+	assert_null(dv_elf_arch(h, 63)); /* a cut header */
+	h[18] = 183;
+	assert_string_equal(dv_elf_arch(h, 64), "arm64");
+	h[18] = 21; /* ppc64, little-endian */
+	assert_string_equal(dv_elf_arch(h, 64), "ppc64le");
+	h[18] = 0x99; /* a machine we do not name */
+	assert_null(dv_elf_arch(h, 64));
+	h[5] = 2; /* big-endian: e_machine 0x0016 is s390 */
+	h[18] = 0;
+	h[19] = 22;
+	assert_string_equal(dv_elf_arch(h, 64), "s390x");
+	uint8_t h32[52] = {0x7f, 'E', 'L', 'F', 1, 1, 1};
+	h32[18] = 3;
+	assert_string_equal(dv_elf_arch(h32, 52), "i386");
+	h32[18] = 40;
+	assert_string_equal(dv_elf_arch(h32, 52), "arm");
+	h32[6] = 2; /* EI_VERSION must be 1 */
+	assert_null(dv_elf_arch(h32, 52));
+	h32[6] = 1;
+	h32[4] = 3; /* no such class */
+	assert_null(dv_elf_arch(h32, 52));
+	h32[4] = 1;
+	h32[0] = 0x7e;
+	assert_null(dv_elf_arch(h32, 52));
+}
+
+/*
+ * A GPT disk with an ESP and an ext4 root holding an arm64 Debian 12 with two
+ * kernels: 6.1.0-10 (newest: nvme built in, ena a module, initramfs with the
+ * microcode archive and a zstd archive holding ena.ko.zst) and 6.1.0-9 (nvme
+ * a module, a gzip initramfs without it).
+ */
+static void test_osinfo(void **state)
+{
+	(void)state;
+	assert_int_equal(sh("t=ostree && rm -rf $t os.img && dv_mk_os_tree $t 183 && "
+			    "dv_mk_kernel $t 6.1.0-10-arm64 " NVME " " ENA ".xz && "
+			    "dv_mk_kernel $t 6.1.0-9-arm64 '' " NVME " " ENA " && "
+			    "dv_mk_initramfs $t/boot/initrd.img-6.1.0-10-arm64 zstd 6.1.0-10-arm64 " ENA ".zst && "
+			    "dv_mk_initramfs $t/boot/initrd.img-6.1.0-9-arm64 gzip 6.1.0-9-arm64 " ENA " && "
+			    "truncate -s 128M os.img && printf 'label: gpt\\nstart=1MiB, size=16MiB, "
+			    "type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\\nstart=17MiB, "
+			    "type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\\n' | sfdisk -q os.img && "
+			    "mkfs.vfat --offset 2048 os.img 16384 >/dev/null 2>&1 && "
+			    "dv_mk_ext4 os.img $((17 * MiB)) $((110 * MiB)) root $t"),
+			 0);
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	assert_int_equal(probe("os.img", false, false, &layout, &m, &err), 0);
+	const json_t *root = json_object_get(part_by_number(layout, 2), "fs");
+	const json_t *os = json_object_get(root, "os");
+	assert_string_equal(jstr(os, "architecture"), "arm64");
+	assert_string_equal(jstr(os, "from"), "/bin/sh"); /* /usr/bin/env is absent; /bin/sh -> /usr/bin/dash */
+	assert_string_equal(jstr(os, "id"), "debian");
+	assert_string_equal(jstr(os, "version_id"), "12");
+	assert_string_equal(jstr(os, "pretty_name"), "Debian GNU/Linux 12 (bookworm)");
+	assert_null(json_object_get(json_object_get(part_by_number(layout, 1), "fs"), "os")); /* vfat */
+
+	/* kernels, newest first, through the /lib -> usr/lib symlink */
+	const json_t *ks = json_object_get(root, "kernels");
+	assert_int_equal(json_array_size(ks), 2);
+	assert_string_equal(jstr(json_array_get(ks, 0), "version"), "6.1.0-10-arm64");
+	const json_t *k10 = find_kernel(root, "6.1.0-10-arm64"), *k9 = find_kernel(root, "6.1.0-9-arm64");
+	assert_string_equal(jstr(k10, "nvme"), "builtin");
+	assert_string_equal(jstr(k10, "ena"), "module");
+	assert_string_equal(jstr(k9, "nvme"), "module");
+	assert_string_equal(jstr(k9, "ena"), "module");
+	const json_t *i10 = find_initramfs(root, "/boot/initrd.img-6.1.0-10-arm64");
+	const json_t *i9 = find_initramfs(root, "/boot/initrd.img-6.1.0-9-arm64");
+	assert_non_null(i10);
+	assert_non_null(i9);
+	assert_int_equal(json_array_size(json_object_get(root, "initramfs")), 2);
+	assert_string_equal(jstr(i10, "version"), "6.1.0-10-arm64");
+	assert_true(json_is_false(json_object_get(i10, "nvme")));
+	assert_true(json_is_true(json_object_get(i10, "ena"))); /* in the zstd archive after the microcode */
+	assert_true(json_is_true(json_object_get(i10, "complete")));
+	assert_true(json_is_false(json_object_get(i9, "nvme")));
+	assert_true(json_is_true(json_object_get(i9, "ena")));
+
+	/* the disk: the root's OS and its newest kernel's readiness */
+	const json_t *dos = json_object_get(layout, "os");
+	assert_string_equal(jstr(dos, "architecture"), "arm64");
+	assert_string_equal(jstr(dos, "id"), "debian");
+	const json_t *n = json_object_get(dos, "nitro_drivers");
+	assert_string_equal(jstr(n, "kernel"), "6.1.0-10-arm64");
+	assert_true(json_is_true(json_object_get(n, "nvme")));
+	assert_true(json_is_true(json_object_get(n, "ena")));
+	assert_string_equal(jstr(n, "initramfs"), "/boot/initrd.img-6.1.0-10-arm64");
+	assert_int_equal(nwarnings(layout), 0);
+	json_decref(layout);
+
+	/* the newest kernel with nvme only as a module, and an initramfs (plain
+	 * cpio archives, the second after the first's padding) without it: not
+	 * ready; then with it: ready */
+	assert_int_equal(sh("t=ostree && dv_mk_kernel $t 6.1.0-11-arm64 '' " NVME ".xz " ENA ".xz && "
+			    "dv_mk_initramfs $t/boot/initrd.img-6.1.0-11-arm64 none 6.1.0-11-arm64 " ENA ".xz && "
+			    "dv_mk_ext4 os.img $((17 * MiB)) $((110 * MiB)) root $t"),
+			 0);
+	assert_int_equal(probe("os.img", false, false, &layout, &m, &err), 0);
+	n = json_object_get(json_object_get(layout, "os"), "nitro_drivers");
+	assert_string_equal(jstr(n, "kernel"), "6.1.0-11-arm64");
+	assert_true(json_is_false(json_object_get(n, "nvme")));
+	assert_true(json_is_true(json_object_get(n, "ena")));
+	json_decref(layout);
+	assert_int_equal(sh("t=ostree && dv_mk_initramfs $t/boot/initrd.img-6.1.0-11-arm64 none 6.1.0-11-arm64 " NVME
+			    ".xz && dv_mk_ext4 os.img $((17 * MiB)) $((110 * MiB)) root $t"),
+			 0);
+	assert_int_equal(probe("os.img", false, false, &layout, &m, &err), 0);
+	n = json_object_get(json_object_get(layout, "os"), "nitro_drivers");
+	assert_true(json_is_true(json_object_get(n, "nvme")));
+	assert_true(json_is_true(json_object_get(n, "ena"))); /* a module on the root filesystem */
+	json_decref(layout);
+
+	/* the host's own binary: the host's architecture; x86_64 by e_machine 62 */
+	char *uname = capture("uname -m");
+	uname[strcspn(uname, "\n")] = 0;
+	const char *host = !strcmp(uname, "aarch64") ? "arm64" : uname;
+	assert_int_equal(sh("rm -rf h && mkdir -p h/usr/bin && dv_elf h/usr/bin/env && "
+			    "rm -f h.img && truncate -s 16M h.img && dv_mk_ext4 h.img 0 $((16 * MiB)) h h"),
+			 0);
+	assert_int_equal(probe("h.img", false, false, &layout, &m, &err), 0);
+	os = json_object_get(layout, "os");
+	assert_string_equal(jstr(os, "architecture"), host);
+	assert_string_equal(jstr(os, "from"), "/usr/bin/env");
+	assert_true(json_is_null(json_object_get(os, "id"))); /* no os-release */
+	assert_true(json_is_null(json_object_get(os, "nitro_drivers"))); /* no kernel */
+	json_decref(layout);
+	free(uname);
+	assert_int_equal(sh("dv_elf h/usr/bin/env 62 && dv_mk_ext4 h.img 0 $((16 * MiB)) h h"), 0);
+	assert_int_equal(probe("h.img", false, false, &layout, &m, &err), 0);
+	assert_string_equal(jstr(json_object_get(layout, "os"), "architecture"), "x86_64");
+	json_decref(layout);
+
+	/* a data filesystem: no OS at all */
+	assert_int_equal(sh("dv_mk_wholefs whole.img"), 0);
+	assert_int_equal(probe("whole.img", false, false, &layout, &m, &err), 0);
+	assert_null(json_object_get(json_object_get(layout, "filesystem"), "os"));
+	assert_true(json_is_null(json_object_get(layout, "os")));
+	json_decref(layout);
+	dv_region_map_release(&m);
+}
+
+/* Hostile installed systems: a cut ELF header, a symlink loop, a directory,
+ * random bytes where programs should be; random bytes and a cut zstd
+ * archive as initramfs. Nothing crashes; what cannot be read is unknown. */
+static void test_osinfo_hostile(void **state)
+{
+	(void)state;
+	assert_int_equal(sh("t=bad && rm -rf $t bad.img && mkdir -p $t/usr/bin $t/bin $t/sbin $t/boot && "
+			    "dv_elf $t/x 183 && head -c 40 $t/x >$t/usr/bin/env && rm $t/x && "
+			    "ln -s /bin/sh2 $t/bin/sh && ln -s /bin/sh $t/bin/sh2 && mkdir $t/sbin/init && "
+			    "head -c 100 /dev/urandom >$t/bin/ls && "
+			    "printf 'ID=\\xff\\xfe\\nVERSION_ID\\n=x\\nPRETTY_NAME=\"unterminated\\n' >$t/bin/osr && "
+			    "mkdir -p $t/usr/lib && mv $t/bin/osr $t/usr/lib/os-release && "
+			    "dv_mk_kernel $t 5.10.0-1 '' " NVME " && dv_mk_kernel $t 5.10.0-2 '' " NVME " && "
+			    "printf '\\1%%.0s' $(seq 70000) >$t/boot/initrd.img-5.10.0-2 && "
+			    "dv_mk_initramfs $t/cut zstd 5.10.0-1 " NVME ".zst && "
+			    "head -c $(($(stat -c %%s $t/cut) - 200)) $t/cut >$t/boot/initramfs-5.10.0-1.img && rm $t/cut && "
+			    "truncate -s 32M bad.img && dv_mk_ext4 bad.img 0 $((32 * MiB)) bad $t"),
+			 0);
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	assert_int_equal(probe("bad.img", false, false, &layout, &m, &err), 0);
+	const json_t *fs = json_object_get(layout, "filesystem");
+	const json_t *os = json_object_get(fs, "os");
+	assert_string_equal(jstr(os, "architecture"), "unknown");
+	assert_true(json_is_null(json_object_get(os, "from")));
+	assert_true(json_is_null(json_object_get(os, "id"))); /* not UTF-8 */
+	assert_true(json_is_null(json_object_get(os, "version_id")));
+	assert_string_equal(jstr(os, "pretty_name"), "\"unterminated");
+	const json_t *i2 = find_initramfs(fs, "/boot/initrd.img-5.10.0-2");
+	assert_true(json_is_null(json_object_get(i2, "nvme")));
+	assert_true(json_is_null(json_object_get(i2, "ena")));
+	assert_true(json_is_false(json_object_get(i2, "complete")));
+	const json_t *i1 = find_initramfs(fs, "/boot/initramfs-5.10.0-1.img");
+	assert_string_equal(jstr(i1, "version"), "5.10.0-1");
+	assert_true(json_is_false(json_object_get(i1, "complete")));
+	assert_true(json_is_null(json_object_get(i1, "ena"))); /* the archive is cut before its end */
+	/* the disk: newest kernel 5.10.0-2, nvme a module, its initramfs unreadable */
+	const json_t *n = json_object_get(json_object_get(layout, "os"), "nitro_drivers");
+	assert_string_equal(jstr(n, "kernel"), "5.10.0-2");
+	assert_true(json_is_null(json_object_get(n, "nvme")));
+	assert_true(json_is_false(json_object_get(n, "ena")));
+	/* the rest of the probe is unaffected */
+	assert_string_equal(jstr(fs, "imaged"), "used-blocks");
+	json_decref(layout);
+
+	/* only a symlink loop: an OS, architecture unknown */
+	assert_int_equal(sh("rm -rf l && mkdir -p l/bin && ln -s /bin/sh2 l/bin/sh && ln -s sh l/bin/sh2 && "
+			    "rm -f l.img && truncate -s 16M l.img && dv_mk_ext4 l.img 0 $((16 * MiB)) l l"),
+			 0);
+	assert_int_equal(probe("l.img", false, false, &layout, &m, &err), 0);
+	assert_string_equal(jstr(json_object_get(layout, "os"), "architecture"), "unknown");
+	assert_true(json_is_null(json_object_get(json_object_get(layout, "os"), "nitro_drivers")));
+	json_decref(layout);
+	dv_region_map_release(&m);
+}
+
+/* ---- FAT ------------------------------------------------------------------ */
+
+/* Copies image `from` to `to` and zeroes every UNUSED region of m in the
+ * copy: what a restore of a used-blocks snapshot writes. */
+static void zero_unused(const char *from, const char *to, const struct dv_region_map *m)
+{
+	assert_int_equal(sh("cp --sparse=never %s %s", from, to), 0);
+	char *p = img_path(to);
+	FILE *f = fopen(p, "r+b");
+	assert_non_null(f);
+	static const uint8_t zeros[65536];
+	for (size_t i = 0; i < m->n; i++) {
+		if (m->v[i].kind != DV_REGION_UNUSED)
+			continue;
+		assert_int_equal(fseeko(f, (off_t)m->v[i].off, SEEK_SET), 0);
+		for (uint64_t left = m->v[i].len; left;) {
+			size_t n = (size_t)DV_MIN(left, sizeof zeros);
+			assert_int_equal(fwrite(zeros, 1, n, f), n);
+			left -= n;
+		}
+	}
+	assert_int_equal(fclose(f), 0);
+	free(p);
+}
+
+struct fat_facts {
+	unsigned long long data_start, cluster, used, fat_start, fat_bytes;
+};
+
+/* What fsck.fat -n -v says of a whole-file FAT filesystem. */
+static void fat_facts(const char *name, struct fat_facts *ff)
+{
+	char *out = capture("bash -c '. %s/tests/integration/lib_disk.sh && dv_fat_facts %s'", DV_SOURCE_DIR, name);
+	assert_int_equal(sscanf(out, "%llu %llu %llu %llu %llu", &ff->data_start, &ff->cluster, &ff->used, &ff->fat_start,
+				&ff->fat_bytes),
+			 5);
+	free(out);
+}
+
+/* A whole-disk FAT of `bits` bits over dirty free space, with files: only
+ * allocated clusters (and the metadata) are read, used_bytes is what
+ * fsck.fat counts, and a copy with every UNUSED region zeroed passes
+ * fsck.fat and holds the same files. */
+static void check_fat(int bits, int mib, const char *mkfs_args)
+{
+	char name[32], copy[40];
+	snprintf(name, sizeof name, "fat%d.img", bits);
+	snprintf(copy, sizeof copy, "fat%d.restored", bits);
+	assert_int_equal(sh("rm -rf %s %s.d && truncate -s %dM %s && dv_fill_random %s 0 %d && "
+			    "mkfs.vfat -F %d %s %s >/dev/null && dv_fill_fat %s %s.d",
+			    name, name, mib, name, name, mib, bits, mkfs_args, name, name, name),
+			 0);
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	assert_int_equal(probe(name, false, false, &layout, &m, &err), 0);
+	const json_t *fs = json_object_get(layout, "filesystem");
+	assert_string_equal(jstr(fs, "type"), "vfat");
+	assert_string_equal(jstr(fs, "imaged"), "used-blocks");
+	assert_int_equal(nwarnings(layout), 0);
+	struct fat_facts ff;
+	fat_facts(name, &ff);
+	assert_true(ff.used > 100);
+	assert_int_equal(jint(fs, "used_bytes"), ff.data_start + ff.used * ff.cluster);
+	uint64_t unused = dv_region_map_bytes(&m, DV_REGION_UNUSED);
+	assert_true(unused > (uint64_t)mib * MiB / 2);
+	/* nothing before the data area is left out */
+	assert_int_equal(read_bytes_in(&m, 0, ff.data_start), ff.data_start);
+	zero_unused(name, copy, &m);
+	assert_int_not_equal(sh("cmp -s %s %s", name, copy), 0); /* free space did differ */
+	assert_int_equal(sh("fsck.fat -n %s >/dev/null 2>&1", copy), 0);
+	assert_int_equal(sh("dv_fat_check %s %s.d", copy, name), 0);
+	json_decref(layout);
+
+	/* --all-blocks still reports used_bytes */
+	assert_int_equal(probe(name, true, false, &layout, &m, &err), 0);
+	assert_string_equal(jstr(json_object_get(layout, "filesystem"), "imaged"), "whole");
+	assert_int_equal(jint(json_object_get(layout, "filesystem"), "used_bytes"), ff.data_start + ff.used * ff.cluster);
+	json_decref(layout);
+	dv_region_map_release(&m);
+}
+
+static void test_fat(void **state)
+{
+	(void)state;
+	check_fat(12, 8, "");
+	check_fat(16, 32, "");
+	check_fat(32, 80, "-s 1");
+
+	/* the ESP of the generated GPT disk, through the partition offset */
+	assert_int_equal(sh("dv_mk_gpt esp.img && rm -rf esp.d && dv_fill_fat esp.img@@$((2 * MiB)) esp.d"), 0);
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	assert_int_equal(probe("esp.img", false, false, &layout, &m, &err), 0);
+	assert_string_equal(jstr(part_by_number(layout, 2), "imaged"), "used-blocks");
+	assert_true(read_bytes_in(&m, 2 * MiB, 32 * MiB) < 8 * MiB);
+	zero_unused("esp.img", "esp.restored", &m);
+	assert_int_equal(sh("dd if=esp.restored of=esp.part bs=1M skip=2 count=32 status=none && "
+			    "fsck.fat -n esp.part >/dev/null 2>&1 && dv_fat_check esp.part esp.d"),
+			 0);
+	/* the tables, the BIOS boot partition and the ESP's metadata are untouched */
+	assert_int_equal(sh("cmp -s -n $((2 * MiB + 65536)) esp.img esp.restored"), 0);
+	json_decref(layout);
+	dv_region_map_release(&m);
+}
+
+/* Hostile FAT16 filesystems: each is read whole, with the reason. */
+static void hostile_fat(const char *poke, const char *reason)
+{
+	assert_int_equal(sh("rm -rf h16.img h16.d && truncate -s 32M h16.img && mkfs.vfat -F 16 h16.img >/dev/null && "
+			    "dv_fill_fat h16.img h16.d && %s",
+			    poke),
+			 0);
+	json_t *layout;
+	struct dv_region_map m = {0};
+	struct dv_err err;
+	assert_int_equal(probe("h16.img", false, false, &layout, &m, &err), 0);
+	const json_t *fs = json_object_get(layout, "filesystem");
+	assert_string_equal(jstr(fs, "type"), "vfat");
+	assert_string_equal(jstr(fs, "imaged"), "whole");
+	if (!warning_mentions(layout, reason))
+		fail_msg("no warning with '%s': %s", reason, json_string_value(json_array_get(json_object_get(layout, "warnings"), 0)));
+	assert_int_equal(dv_region_map_bytes(&m, DV_REGION_UNUSED), 0);
+	json_decref(layout);
+	dv_region_map_release(&m);
+}
+
+static void test_fat_hostile(void **state)
+{
+	(void)state;
+	/* facts of a fresh FAT16 of 32 MiB: FAT at 2048, 32768 bytes each, 16343 clusters */
+	assert_int_equal(sh("rm -f x.img && truncate -s 32M x.img && mkfs.vfat -F 16 x.img >/dev/null"), 0);
+	struct fat_facts ff;
+	fat_facts("x.img", &ff);
+	assert_int_equal(ff.fat_start, 2048);
+	assert_int_equal(ff.fat_bytes, 32768);
+	/* the second FAT disagrees with the first */
+	hostile_fat("printf '\\125' | dd of=h16.img bs=1 seek=$((2048 + 32768 + 30000)) conv=notrunc status=none",
+		    "FAT copies 1 and 2 differ");
+	/* an entry points past the last cluster (16344), in both FATs */
+	hostile_fat("for o in 2048 $((2048 + 32768)); do printf '\\356\\377' | "
+		    "dd of=h16.img bs=1 seek=$((o + 2 * 16000)) conv=notrunc status=none; done",
+		    "points to cluster 65518, past the last one (16344)");
+	/* the dirty flag of a mounted or crashed volume */
+	hostile_fat("printf '\\1' | dd of=h16.img bs=1 seek=37 conv=notrunc status=none", "not cleanly unmounted");
+	/* the media byte of FAT entry 0 does not match the boot sector's */
+	hostile_fat("for o in 2048 $((2048 + 32768)); do printf '\\360' | dd of=h16.img bs=1 seek=$o conv=notrunc "
+		    "status=none; done",
+		    "media byte");
+	/* cut short: the filesystem is larger than the disk */
+	hostile_fat("truncate -s 20M h16.img", "larger than its partition");
+	/* one sector per FAT: too small for the clusters the boot sector implies */
+	hostile_fat("printf '\\1\\0' | dd of=h16.img bs=1 seek=22 conv=notrunc status=none", "too small");
 }
 
 /* ---- hostile images ------------------------------------------------------- */
@@ -706,6 +1096,63 @@ static void test_mounted(void **state)
 	assert_int_equal(r5, 0);
 }
 
+
+/* The holder walk and the mount match on a fake sysfs: loop9p2 (start
+ * sector 4096) holds dm-0 (a LUKS mapping) which holds dm-1 (an LV, mounted
+ * read-write, also bind-mounted read-only) and dm-2 (an LV, not mounted);
+ * dm-2 claims dm-0 as a holder again (a loop); loop9p1 holds nothing. */
+static void test_holders(void **state)
+{
+	(void)state;
+	assert_int_equal(sh("r=fakesys/sys/class/block && rm -rf fakesys && "
+			    "mkdir -p $r/loop9/loop9p1 $r/loop9/loop9p2 $r/loop9/holders $r/loop9p1/holders "
+			    "$r/loop9p2/holders/dm-0 $r/dm-0/holders/dm-1 $r/dm-0/holders/dm-2 $r/dm-1/holders "
+			    "$r/dm-2/holders/dm-0 && echo 7:9 >$r/loop9/dev && echo 2048 >$r/loop9/loop9p1/start && "
+			    "echo 4096 >$r/loop9/loop9p2/start && echo 254:0 >$r/dm-0/dev && echo 254:1 >$r/dm-1/dev && "
+			    "echo 254:2 >$r/dm-2/dev && "
+			    "printf '30 1 254:1 / /srv/ro ro,relatime shared:1 - ext4 /dev/mapper/vg-lv ro\\n"
+			    "31 1 254:1 / /srv rw,relatime shared:1 - ext4 /dev/mapper/vg-lv rw\\n"
+			    "32 1 254:7 / /other rw - ext4 /dev/mapper/x rw\\nbroken line\\n' >fakesys/mountinfo"),
+			 0);
+	char *root = img_path("fakesys");
+	char *mi = img_path("fakesys/mountinfo");
+	struct dv_holder h[8];
+	size_t n = dv_disk_holders(root, "loop9p2", h, 0, 8, 0);
+	assert_int_equal(n, 3);
+	bool seen[3] = {false, false, false};
+	for (size_t i = 0; i < n; i++) {
+		int k = h[i].name[3] - '0';
+		assert_true(k >= 0 && k < 3 && !seen[k]);
+		seen[k] = true;
+		assert_int_equal(major(h[i].dev), 254);
+		assert_int_equal(minor(h[i].dev), (unsigned)k);
+	}
+	assert_int_equal(dv_disk_holders(root, "loop9p1", h, 0, 8, 0), 0);
+	assert_int_equal(dv_disk_holders(root, "loop9p2", h, 0, 2, 0), 2); /* bounded */
+	assert_int_equal(dv_disk_holders(root, "nosuch", h, 0, 8, 0), 0);
+
+	struct dv_stacked sk[8];
+	n = dv_disk_stacked_mounts(root, mi, "loop9", sk, 8);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(sk[i].off, 4096 * 512);
+		if (!strcmp(sk[i].via, "dm-1")) {
+			assert_true(sk[i].mounted && sk[i].rw);
+			assert_string_equal(sk[i].where, "/srv");
+		} else {
+			assert_false(sk[i].mounted);
+		}
+	}
+	/* a depth limit: a chain of 12 devices stops at DV_HOLDER_DEPTH */
+	assert_int_equal(sh("r=fakesys/sys/class/block && for i in $(seq 0 11); do mkdir -p $r/c$i/holders/c$((i + 1)); "
+			    "echo 9:$i >$r/c$i/dev; done && mkdir -p $r/c12 && echo 9:12 >$r/c12/dev"),
+			 0);
+	struct dv_holder many[32];
+	assert_int_equal(dv_disk_holders(root, "c0", many, 0, 32, 0), DV_HOLDER_DEPTH);
+	free(root);
+	free(mi);
+}
+
 static void test_garbage(void **state)
 {
 	(void)state;
@@ -765,6 +1212,33 @@ static void test_inventory_fake_root(void **state)
 	assert_string_equal(jstr(json_array_get(disks, 0), "model"), "Disk");
 	assert_int_equal(jint(json_array_get(disks, 0), "size"), 2048 * 512);
 	assert_true(json_is_false(json_object_get(json_array_get(disks, 0), "rotational")));
+	/* no module lists, no initramfs */
+	const json_t *nd = json_object_get(inv, "nitro_drivers");
+	assert_true(json_is_null(json_object_get(nd, "initramfs")));
+	assert_true(json_is_null(json_object_get(json_object_get(nd, "nvme"), "initramfs")));
+	assert_true(json_is_null(json_object_get(json_object_get(nd, "nvme"), "module")));
+	json_decref(inv);
+
+	/* the running kernel's module lists and initramfs (gzip, after microcode) */
+	assert_int_equal(sh("r=fakeroot k=$(uname -r) && mkdir -p $r/lib/modules/$k $r/boot && "
+			    ": >$r/lib/modules/$k/modules.builtin && printf 'kernel/" NVME ".xz:\nkernel/" ENA
+			    ".xz:\n' >$r/lib/modules/$k/modules.dep && "
+			    "dv_mk_initramfs $r/boot/initrd.img-$k gzip $k " NVME ".xz"),
+			 0);
+	assert_int_equal(dv_inventory_collect(root, 0, &inv, &err), 0);
+	nd = json_object_get(inv, "nitro_drivers");
+	char *rel = capture("uname -r");
+	rel[strcspn(rel, "\n")] = 0;
+	char *want = dv_asprintf("/boot/initrd.img-%s", rel);
+	assert_string_equal(jstr(nd, "initramfs"), want);
+	const json_t *nv = json_object_get(nd, "nvme"), *en = json_object_get(nd, "ena");
+	assert_true(json_is_false(json_object_get(nv, "builtin")));
+	assert_true(json_is_true(json_object_get(nv, "module")));
+	assert_true(json_is_true(json_object_get(nv, "initramfs")));
+	assert_true(json_is_true(json_object_get(en, "module")));
+	assert_true(json_is_false(json_object_get(en, "initramfs")));
+	free(want);
+	free(rel);
 	json_decref(inv);
 
 	/* missing /proc/stat: an error naming it */
@@ -852,8 +1326,8 @@ static int teardown(void **state)
 
 int main(void)
 {
-	if (system("command -v sfdisk mkfs.ext4 mkfs.vfat mkswap dumpe2fs debugfs blkid >/dev/null") != 0) {
-		fprintf(stderr, "test_disk: sfdisk, e2fsprogs, dosfstools and blkid are needed\n");
+	if (system("command -v sfdisk mkfs.ext4 mkfs.vfat fsck.fat mcopy mkswap dumpe2fs debugfs blkid cpio zstd gzip >/dev/null") != 0) {
+		fprintf(stderr, "test_disk: sfdisk, e2fsprogs, dosfstools, mtools, blkid, cpio, zstd and gzip are needed\n");
 		return 1;
 	}
 	const struct CMUnitTest tests[] = {
@@ -861,6 +1335,11 @@ int main(void)
 		cmocka_unit_test(test_gpt),
 		cmocka_unit_test(test_mbr),
 		cmocka_unit_test(test_whole_disk_fs),
+		cmocka_unit_test(test_fat),
+		cmocka_unit_test(test_fat_hostile),
+		cmocka_unit_test(test_elf_arch),
+		cmocka_unit_test(test_osinfo),
+		cmocka_unit_test(test_osinfo_hostile),
 		cmocka_unit_test(test_past_end),
 		cmocka_unit_test(test_overlap),
 		cmocka_unit_test(test_table_and_whole_fs),
@@ -868,6 +1347,7 @@ int main(void)
 		cmocka_unit_test(test_needs_recovery),
 		cmocka_unit_test(test_hostile_superblock),
 		cmocka_unit_test(test_mounted),
+		cmocka_unit_test(test_holders),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_inventory_fake_root),
 		cmocka_unit_test(test_inventory_live),

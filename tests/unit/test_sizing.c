@@ -378,6 +378,20 @@ static void test_input_shapes(void **state)
 	assert_int_equal(in.samples, 1);
 	assert_true(in.cpu_peak == 0.5 && in.load_peak == 1.0 && in.mem_peak == 1073741824.0);
 	assert_int_equal(in.nvme, -1);
+	/* nvme as a module counts only when the initramfs carries it (the root
+	 * disk of a Nitro instance is NVMe); ena may load later */
+	static const char d1[] = "{\"cpu\":{\"logical\":2},\"nitro_drivers\":{"
+				 "\"nvme\":{\"builtin\":false,\"module\":true,\"loaded\":true,\"initramfs\":false},"
+				 "\"ena\":{\"builtin\":false,\"module\":true,\"loaded\":false,\"initramfs\":false}}}";
+	assert_int_equal(dv_sizing_input_parse(d1, sizeof d1 - 1, "d1", &in, &err), 0);
+	assert_int_equal(in.nvme, 0);
+	assert_int_equal(in.ena, 1);
+	static const char d2[] = "{\"cpu\":{\"logical\":2},\"nitro_drivers\":{"
+				 "\"nvme\":{\"builtin\":false,\"module\":true,\"loaded\":false,\"initramfs\":true},"
+				 "\"ena\":{\"builtin\":false,\"module\":false,\"loaded\":false,\"initramfs\":null}}}";
+	assert_int_equal(dv_sizing_input_parse(d2, sizeof d2 - 1, "d2", &in, &err), 0);
+	assert_int_equal(in.nvme, 1);
+	assert_int_equal(in.ena, 0);
 	static const char *const bad[] = {
 		"[]",
 		"{\"cpu\":{\"logical\":\"four\"}}",
