@@ -246,7 +246,8 @@ static json_t *kernels_json(ext2_filsys fs)
 		return arr;
 	struct names n;
 	list_dir(fs, dir, &n);
-	qsort(n.l.v, n.l.n, sizeof *n.l.v, ver_cmp_desc);
+	if (n.l.n)
+		qsort(n.l.v, n.l.n, sizeof *n.l.v, ver_cmp_desc);
 	size_t kept = 0;
 	for (size_t i = 0; i < n.l.n && kept < MAX_KERNELS; i++) {
 		const char *v = n.l.v[i];
@@ -314,7 +315,8 @@ static json_t *initramfs_json(ext2_filsys fs)
 			continue;
 		struct names n;
 		list_dir(fs, dir, &n);
-		qsort(n.l.v, n.l.n, sizeof *n.l.v, ver_cmp_desc);
+		if (n.l.n)
+			qsort(n.l.v, n.l.n, sizeof *n.l.v, ver_cmp_desc);
 		for (size_t i = 0; i < n.l.n && json_array_size(arr) < MAX_INITRAMFS; i++) {
 			char ver[160], p[400];
 			if (!plain_name(n.l.v[i]) || !initramfs_version(n.l.v[i], ver, sizeof ver))
@@ -338,8 +340,10 @@ static json_t *initramfs_json(ext2_filsys fs)
 
 /* ---- per filesystem ------------------------------------------------------------ */
 
-void dv_osinfo_ext(const char *path, uint64_t part_off, json_t *fs_j)
+void dv_osinfo_ext(const char *path, uint64_t part_off, uint64_t part_len, json_t *fs_j)
 {
+	if (!dv_ext_super_safe(path, part_off, part_len))
+		return;
 	dv_ext2_errors_init();
 	char opts[64];
 	snprintf(opts, sizeof opts, "offset=%llu", (unsigned long long)part_off);

@@ -477,7 +477,7 @@ static int analyse(const struct dv_source *src, const char *what, json_t *fs, ui
 		}
 		if (r < 0 && !inconsistent && !whole)
 			warn(warnings, "%s (%s): %s; it was read whole", what, type, why);
-		dv_osinfo_ext(src->path, start, fs);
+		dv_osinfo_ext(src->path, start, len, fs);
 		if (r == 0 && !whole && !inconsistent && !all_blocks) {
 			for (size_t i = 0; i < runs.n; i++)
 				dv_ivl_add(unused, runs.v[i].off, runs.v[i].len);

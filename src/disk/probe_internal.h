@@ -121,7 +121,10 @@ size_t dv_disk_stacked_mounts(const char *sysroot, const char *mountinfo, const 
  * Members that would be empty are left out. Never fails: what cannot be
  * read is unknown.
  */
-void dv_osinfo_ext(const char *path, uint64_t part_off, json_t *fs);
+void dv_osinfo_ext(const char *path, uint64_t part_off, uint64_t part_len, json_t *fs);
+/* true when the ext superblock at part_off is safe to hand to libext2fs
+ * (usedmap.c: the checks libext2fs itself lacks). */
+bool dv_ext_super_safe(const char *path, uint64_t part_off, uint64_t part_len);
 
 /* Sets layout["os"] from the filesystems' "os" members: the root's OS (the
  * first filesystem with a known architecture, else the first with an OS)

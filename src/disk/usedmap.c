@@ -183,6 +183,16 @@ static int check_super(const char *path, uint64_t part_off, uint64_t part_len, s
 	return 0;
 }
 
+bool dv_ext_super_safe(const char *path, uint64_t part_off, uint64_t part_len)
+{
+	struct dv_ext_info info;
+	char *why = NULL;
+	memset(&info, 0, sizeof info);
+	int r = check_super(path, part_off, part_len, &info, &why);
+	free(why);
+	return r == 0;
+}
+
 int dv_usedmap_ext(const char *path, uint64_t part_off, uint64_t part_len, struct dv_ext_info *info,
 		   struct dv_ivl_list *unused, char **why)
 {
