@@ -59,7 +59,6 @@ static int append_to(const char *file, const json_t *sample, json_t **acc_out, s
 {
 	*acc_out = NULL;
 	char *lockname = dv_asprintf("%s.lock", file);
-	char *tmp = dv_asprintf("%s.tmp.%ld", file, (long)getpid());
 	json_t *acc = NULL, *next = NULL;
 	struct dv_buf b = DV_BUF_INIT;
 	int r = 0;
@@ -84,26 +83,12 @@ static int append_to(const char *file, const json_t *sample, json_t **acc_out, s
 		goto out;
 	}
 	char *text = json_dumps(next, JSON_COMPACT);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		free(text);
-		r = dv_error_errno(err, errno, "inventory %s", tmp);
-		goto out;
-	}
-	r = dv_write_all(fd, text, strlen(text), err, tmp);
+	char *line = dv_asprintf("%s\n", text);
 	free(text);
-	if (r == 0 && (r = dv_write_all(fd, "\n", 1, err, tmp)) == 0 && fsync(fd) < 0)
-		r = dv_error_errno(err, errno, "inventory %s: fsync", tmp);
-	close(fd);
-	if (r == 0 && rename(tmp, file) < 0)
-		r = dv_error_errno(err, errno, "inventory %s: rename", file);
-	if (r == 0) {
-		char *dir = dv_strdup(file);
-		r = dv_fsync_dir(dirname(dir), err);
-		free(dir);
-	}
+	r = dv_write_file_atomic(file, line, strlen(line), 0644, err);
+	free(line);
 	if (r < 0)
-		unlink(tmp);
+		dv_error_prefix(err, "inventory: ");
 	else {
 		*acc_out = next;
 		next = NULL;
@@ -114,7 +99,6 @@ out:
 	json_decref(acc);
 	json_decref(next);
 	dv_buf_release(&b);
-	free(tmp);
 	free(lockname);
 	return r;
 }
