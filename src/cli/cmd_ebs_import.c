@@ -342,22 +342,11 @@ static bool state_load(struct state *s, const char *snap, unsigned disk, struct 
 
 static int state_write_header(struct state *s, const char *snap, unsigned disk, struct dv_err *err)
 {
-	char tmp[4200];
-	snprintf(tmp, sizeof tmp, "%s.tmp", s->path);
-	FILE *f = fopen(tmp, "w");
-	if (!f)
-		return dv_error_errno(err, errno, "%s", tmp);
-	fprintf(f, STATE_MAGIC " %s %u %s %s %s\n", snap, disk, s->token, s->parent[0] ? s->parent : "-",
-		s->ebs_id[0] ? s->ebs_id : "-");
-	if (fflush(f) || fsync(fileno(f))) {
-		int e = errno;
-		fclose(f);
-		return dv_error_errno(err, e, "%s", tmp);
-	}
-	fclose(f);
-	if (rename(tmp, s->path) < 0)
-		return dv_error_errno(err, errno, "%s", s->path);
-	return 0;
+	char *text = dv_asprintf(STATE_MAGIC " %s %u %s %s %s\n", snap, disk, s->token, s->parent[0] ? s->parent : "-",
+				 s->ebs_id[0] ? s->ebs_id : "-");
+	int r = dv_write_file_atomic(s->path, text, strlen(text), 0600, err);
+	free(text);
+	return r;
 }
 
 /* ---- choosing the parent ------------------------------------------------- */
