@@ -114,6 +114,30 @@ static bool opts_rw(const char *opts)
 	return false;
 }
 
+/* Calls fn(device, mount point, read-write?, ctx) for every entry of a
+ * mountinfo file (the superblock's options decide read-write). */
+typedef void (*mount_fn)(dev_t dev, const char *where, bool rw, void *ctx);
+static void each_mount(const char *mountinfo, mount_fn fn, void *ctx)
+{
+	FILE *f = fopen(mountinfo, "re");
+	char *line = NULL;
+	size_t cap = 0;
+	while (f && getline(&line, &cap, f) > 0) {
+		unsigned ma, mi;
+		char where[4096];
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &ma, &mi, where) != 3)
+			continue;
+		const char *sep = strstr(line, " - ");
+		char super_opts[1024] = "";
+		if (!sep || sscanf(sep + 3, "%*s %*s %1023s", super_opts) != 1)
+			continue;
+		fn(makedev(ma, mi), where, opts_rw(super_opts), ctx);
+	}
+	free(line);
+	if (f)
+		fclose(f);
+}
+
 size_t dv_disk_holders(const char *sysroot, const char *name, struct dv_holder *out, size_t n, size_t max,
 		       unsigned depth)
 {
@@ -145,6 +169,28 @@ size_t dv_disk_holders(const char *sysroot, const char *name, struct dv_holder *
 	}
 	closedir(d);
 	return n;
+}
+
+struct stacked_ctx {
+	const struct dv_holder *h;
+	struct dv_stacked *out;
+	size_t n;
+};
+
+static void stacked_hit(dev_t dev, const char *where, bool rw, void *ctx)
+{
+	struct stacked_ctx *c = ctx;
+	for (size_t i = 0; i < c->n; i++) {
+		struct dv_stacked *o = &c->out[i];
+		if (c->h[i].dev != dev)
+			continue;
+		/* a read-write mount wins over read-only ones (bind mounts) */
+		if (o->mounted && (o->rw || !rw))
+			continue;
+		o->mounted = true;
+		o->rw = rw;
+		snprintf(o->where, sizeof o->where, "%s", where);
+	}
 }
 
 /* The sysfs name (sda, loop3) of block device dev, or false. */
@@ -198,32 +244,9 @@ size_t dv_disk_stacked_mounts(const char *sysroot, const char *mountinfo, const 
 		out[i].off = off[i];
 		snprintf(out[i].via, sizeof out[i].via, "%s", h[i].name);
 	}
-	FILE *f = n ? fopen(mountinfo, "re") : NULL;
-	char *line = NULL;
-	size_t cap = 0;
-	while (f && getline(&line, &cap, f) > 0) {
-		unsigned ma, mi;
-		char where[4096];
-		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &ma, &mi, where) != 3)
-			continue;
-		const char *sep = strstr(line, " - ");
-		char super_opts[1024] = "";
-		if (!sep || sscanf(sep + 3, "%*s %*s %1023s", super_opts) != 1)
-			continue;
-		for (size_t i = 0; i < n; i++) {
-			if (h[i].dev != makedev(ma, mi))
-				continue;
-			/* a read-write mount wins over read-only ones (bind mounts) */
-			if (out[i].mounted && (out[i].rw || !opts_rw(super_opts)))
-				continue;
-			out[i].mounted = true;
-			out[i].rw = opts_rw(super_opts);
-			snprintf(out[i].where, sizeof out[i].where, "%s", where);
-		}
-	}
-	free(line);
-	if (f)
-		fclose(f);
+	struct stacked_ctx c = {h, out, n};
+	if (n)
+		each_mount(mountinfo, stacked_hit, &c);
 	return n;
 }
 
@@ -255,6 +278,26 @@ static size_t loops_of(const char *path, dev_t *devs, uint64_t *offs, size_t max
 	return n;
 }
 
+struct direct_ctx {
+	const dev_t *bases;
+	const uint64_t *base_off;
+	size_t nb;
+	struct mounts *out;
+};
+
+static void direct_hit(dev_t dev, const char *where, bool rw, void *ctx)
+{
+	struct direct_ctx *c = ctx;
+	struct mounts *out = c->out;
+	for (size_t b = 0; b < c->nb; b++) {
+		uint64_t off;
+		if (!dev_offset_on(dev, c->bases[b], &off))
+			continue;
+		out->v = dv_realloc(out->v, (out->n + 1) * sizeof *out->v);
+		out->v[out->n++] = (struct mount_hit){c->base_off[b] + off, rw, dv_strdup(where), ""};
+	}
+}
+
 /*
  * Collects the mounts of filesystems that live on src: directly on the block
  * device or one of its partitions, or on a loop device backed by the image
@@ -280,29 +323,8 @@ static void find_mounts(const struct dv_source *src, struct mounts *out)
 	if (!nb)
 		return;
 
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char *line = NULL;
-	size_t cap = 0;
-	while (f && getline(&line, &cap, f) > 0) {
-		unsigned ma, mi;
-		char where[4096];
-		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &ma, &mi, where) != 3)
-			continue;
-		const char *sep = strstr(line, " - ");
-		char super_opts[1024] = "";
-		if (!sep || sscanf(sep + 3, "%*s %*s %1023s", super_opts) != 1)
-			continue;
-		for (size_t b = 0; b < nb; b++) {
-			uint64_t off;
-			if (!dev_offset_on(makedev(ma, mi), bases[b], &off))
-				continue;
-			out->v = dv_realloc(out->v, (out->n + 1) * sizeof *out->v);
-			out->v[out->n++] = (struct mount_hit){base_off[b] + off, opts_rw(super_opts), dv_strdup(where), ""};
-		}
-	}
-	free(line);
-	if (f)
-		fclose(f);
+	struct direct_ctx c = {bases, base_off, nb, out};
+	each_mount("/proc/self/mountinfo", direct_hit, &c);
 
 	/* device-mapper devices (LVM, dm-crypt, ...) stacked on the disk or
 	 * its partitions, mounted or merely in use */

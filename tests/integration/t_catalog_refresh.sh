@@ -14,6 +14,7 @@
 #     r6i.large, which it chose with the shipped catalog.
 # Skips (77) when python3-botocore is not available.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_ebs.sh"
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=${DV_SOURCE_DIR:-$HERE/../..}
@@ -39,15 +40,7 @@ python3 - "$SHIPPED" "$T/server-catalog.csv" <<-'EOF'
 	        w.writerow([r[c] for c in cols])
 EOF
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-SRV=$T/server
-rc=0
-"$SRC/tests/servers/ebs-ec2-start.sh" "$SRV" "$PORT" --catalog "$T/server-catalog.csv" >/dev/null || rc=$?
-[ "$rc" -eq 77 ] && { echo "SKIP: python3-botocore not available"; exit 77; }
-[ "$rc" -eq 0 ] || fail "endpoint did not start"
-CLEANUP+=("'$SRC/tests/servers/ebs-ec2-stop.sh' '$SRV'")
-# shellcheck disable=SC1091
-. "$SRV/env"
+ebs_up --catalog "$T/server-catalog.csv"
 unset DISKVAULT_CATALOG
 export XDG_DATA_HOME=$T/xdg
 USER_CAT=$XDG_DATA_HOME/diskvault/ec2-catalog.csv

@@ -6,20 +6,13 @@
 # must come back in the shapes the CLI understands. Skips (77) without
 # /usr/bin/aws or python3-botocore.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_ebs.sh"
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=${DV_SOURCE_DIR:-$HERE/../..}
 AWS=/usr/bin/aws
 [ -x "$AWS" ] || { echo "SKIP: $AWS (Debian awscli) not installed"; exit 77; }
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-SRV=$T/server
-rc=0
-"$SRC/tests/servers/ebs-ec2-start.sh" "$SRV" "$PORT" >/dev/null || rc=$?
-[ "$rc" -eq 77 ] && { echo "SKIP: python3-botocore not available"; exit 77; }
-[ "$rc" -eq 0 ] || fail "endpoint did not start"
-CLEANUP+=("'$SRC/tests/servers/ebs-ec2-stop.sh' '$SRV'")
-# shellcheck disable=SC1091
-. "$SRV/env"
+ebs_up
 A() { "$AWS" --endpoint-url "http://127.0.0.1:$PORT" --output json "$@"; }
 b64sha() { openssl dgst -sha256 -binary "$1" | base64; }
 

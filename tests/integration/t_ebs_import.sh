@@ -12,21 +12,14 @@
 #      fewer blocks sent than a full import, content right.
 # Skips (77) when /usr/bin/aws or python3-botocore are not available.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_ebs.sh"
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=${DV_SOURCE_DIR:-$HERE/../..}
 AWS=/usr/bin/aws
 [ -x "$AWS" ] || { echo "SKIP: $AWS (Debian awscli) not installed"; exit 77; }
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-SRV=$T/server
-rc=0
-"$SRC/tests/servers/ebs-ec2-start.sh" "$SRV" "$PORT" >/dev/null || rc=$?
-[ "$rc" -eq 77 ] && { echo "SKIP: python3-botocore not available"; exit 77; }
-[ "$rc" -eq 0 ] || fail "endpoint did not start"
-CLEANUP+=("'$SRC/tests/servers/ebs-ec2-stop.sh' '$SRV'")
-# shellcheck disable=SC1091
-. "$SRV/env"
+ebs_up
 export DISKVAULT_STATE_DIR=$T/state
 A() { "$AWS" --endpoint-url "http://127.0.0.1:$PORT" "$@"; }
 puts() { /usr/bin/python3 "$SRC/tests/servers/ebs_ec2_server.py" --count "$SRV" PutSnapshotBlock 201; }
@@ -65,20 +58,6 @@ readback() {
 	EOF
 }
 
-# diff_blocks A B: how many 512 KiB blocks differ between two images.
-diff_blocks() {
-	python3 - "$1" "$2" <<-'EOF'
-		import sys
-		a, b = open(sys.argv[1], "rb"), open(sys.argv[2], "rb")
-		n = 0
-		while True:
-		    x, y = a.read(524288), b.read(524288)
-		    if not x and not y:
-		        break
-		    n += x != y
-		print(n)
-	EOF
-}
 
 nonzero_blocks() {
 	python3 - "$1" <<-'EOF'

@@ -19,18 +19,11 @@
 # Replay a failure with the seed it prints: DV_KILL_SEED=N ctest -R t_ebs_import_kill
 # Skips (77) when python3-botocore is not available.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_ebs.sh"
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=${DV_SOURCE_DIR:-$HERE/../..}
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-SRV=$T/server
-rc=0
-"$SRC/tests/servers/ebs-ec2-start.sh" "$SRV" "$PORT" >/dev/null || rc=$?
-[ "$rc" -eq 77 ] && { echo "SKIP: python3-botocore not available"; exit 77; }
-[ "$rc" -eq 0 ] || fail "endpoint did not start"
-CLEANUP+=("'$SRC/tests/servers/ebs-ec2-stop.sh' '$SRV'")
-# shellcheck disable=SC1091
-. "$SRV/env"
+ebs_up
 export DISKVAULT_STATE_DIR=$T/state
 CONC=4
 export DISKVAULT_EBS_CONCURRENCY=$CONC
@@ -49,19 +42,6 @@ server_blocks() {
 	fi
 }
 
-diff_blocks() { # A B: how many 512 KiB blocks differ
-	python3 - "$1" "$2" <<-'EOF'
-		import sys
-		a, b = open(sys.argv[1], "rb"), open(sys.argv[2], "rb")
-		n = 0
-		while True:
-		    x, y = a.read(524288), b.read(524288)
-		    if not x and not y:
-		        break
-		    n += x != y
-		print(n)
-	EOF
-}
 
 # Snapshot A: 24 MiB of random data (48 blocks, all non-zero); B: the same
 # disk (same source path, so --parent auto finds A's import) with every
