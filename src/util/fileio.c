@@ -161,11 +161,11 @@ char *dv_state_dir(void)
 
 int dv_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, struct dv_err *err)
 {
-	char rnd[17];
-	dv_random_hex(rnd, 8);
-	char *tmp = dv_asprintf("%s.%s.tmp", path, rnd);
+	/* A fixed name: what a killed writer left is overwritten by the next
+	 * write instead of piling up. */
+	char *tmp = dv_asprintf("%s.tmp", path);
 	int r = 0;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0) {
 		r = dv_error_errno(err, errno, "creating %s", tmp);
 		goto out;

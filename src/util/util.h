@@ -145,8 +145,9 @@ int dv_pread_all(int fd, void *p, size_t n, off_t off, struct dv_err *err, const
 int dv_read_file(const char *path, size_t cap, struct dv_buf *out, struct dv_err *err) DV_WUR;
 /* fsync(2) of the directory that holds path (or of dir itself). */
 int dv_fsync_dir(const char *dir, struct dv_err *err) DV_WUR;
-/* Replaces path with data atomically: a temp file beside it (created with
- * mode), fsync, rename, fsync of the directory. */
+/* Replaces path with data atomically: path.tmp (created with mode), fsync,
+ * rename, fsync of the directory. One writer per path at a time (callers
+ * serialize or lock). */
 int dv_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, struct dv_err *err) DV_WUR;
 /* mkdir -p; mode for created directories. */
 int dv_mkdir_p(const char *path, mode_t mode, struct dv_err *err) DV_WUR;
