@@ -24,6 +24,12 @@ NAMES = {"diskvault": "diskvault (default mode)", "diskvault-all": "diskvault --
          "restic": "restic", "borg": "borg"}
 
 
+def name(t):
+    if "@" in t:
+        return "diskvault (default mode), --repack-threshold " + t.split("@")[1]
+    return NAMES.get(t, t)
+
+
 def mb(b):
     return "–" if b is None else "{:,.1f}".format(b / 1e6)
 
@@ -105,7 +111,7 @@ def prune_section(meta, res, notes):
             continue
         later = [r["wall"] for r in rs if r["night"] > 0]
         out.append("| %s | %.1f | %s | %.2f | %.1f | %s | %s |" % (
-            NAMES.get(t, t), sum(r["wall"] for r in rs), span(later), rs[0]["wall"],
+            name(t), sum(r["wall"] for r in rs), span(later), rs[0]["wall"],
             max(r["rss_kib"] for r in rs) / 1024, mb(med([r["added"] for r in rs if r["night"] > 0])),
             mb(rs[-1]["stored"])))
     out.append("")
@@ -123,28 +129,28 @@ def prune_section(meta, res, notes):
     out.append("| tool | wall s, median | ratio | CPU s (user+sys) | peak RSS MiB | repository before MB | after MB | "
                "freed | bytes written MB | files before → after | snapshots kept |")
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for t in tools:
+    for t in tools + ["diskvault@" + th for th in meta.get("thresholds", [])]:
         rs = [r for r in prunes if r["tool"] == t]
         ok = [r for r in rs if r.get("ok")]
         if not ok:
             if rs:
-                out.append("| %s | failed: %s |||||||||" % (NAMES.get(t, t), rs[0].get("error", "")))
+                out.append("| %s | failed: %s |||||||||" % (name(t), rs[0].get("error", "")))
             continue
         wall = [r["wall"] for r in ok]
         ratio = "%.2fx" % (med(wall) / peers[fastest]) if fastest else "n/a"
         b0, b1 = med([r["before"] for r in ok]), med([r["after"] for r in ok])
         kept = ok[0]["kept"].split()
-        kept_s = "%d, %s" % (len(kept), "as expected" if all(r["kept_as_expected"] for r in ok) else
-                             "**differs** (%s)" % ok[0]["kept"])
+        kept_s = ("%d, as expected" % len(kept) if all(r["kept_as_expected"] for r in ok) else
+                  "**%d, not the %d expected**: nights %s" % (len(kept), len(exp), ", ".join(kept)))
         out.append("| %s | %s | %s | %.2f | %.1f | %s | %s | %s | %s | %d → %d | %s |" % (
-            NAMES.get(t, t), span(wall), ratio, med([r["user"] + r["sys"] for r in ok]),
+            name(t), span(wall), ratio, med([r["user"] + r["sys"] for r in ok]),
             max(r["rss_kib"] for r in ok) / 1024, mb(b0), mb(b1), pct(b0, b1),
             mb(med([r["wchar"] for r in ok])), ok[0]["files_before"], ok[0]["files_after"], kept_s))
     out.append("")
     dvs = [r for r in prunes if r["tool"].startswith("diskvault") and r.get("ok") and r.get("dv")]
     if dvs:
         out.append("diskvault's own prune summary (`--json`, run 1): " + "; ".join(
-            "%s: `%s`" % (NAMES.get(r["tool"], r["tool"]), json.dumps(r["dv"], sort_keys=True))
+            "%s: `%s`" % (name(r["tool"]), json.dumps(r["dv"], sort_keys=True))
             for r in dvs if r["run"] == 1))
         out.append("")
     out.append("### After the prune: every kept snapshot readable, restores compared (run 1)")
@@ -162,7 +168,7 @@ def prune_section(meta, res, notes):
         if not r or not r.get("verify"):
             continue
         v = r["verify"]
-        out.append("| %s | %s | %.1f | %s |" % (NAMES.get(t, t), v["check"], v["check_time"]["wall"], v["restores"]))
+        out.append("| %s | %s | %.1f | %s |" % (name(t), v["check"], v["check_time"]["wall"], v["restores"]))
     out.append("")
     txt = notes_part(notes, "prune")
     if txt:
@@ -271,7 +277,7 @@ def commands_block(meta):
            "each tool's format, `$N` the night number, `$KEEP` = `%s`, `$ID` the snapshot to restore):" % meta["keep"],
            ""]
     for t, c in meta["cmds"].items():
-        out += ["**%s**" % NAMES.get(t, t), "", "```sh"]
+        out += ["**%s**" % name(t), "", "```sh"]
         for k in ("init", "night", "prune", "check", "restore"):
             out.append("%s    # %s" % (c[k], k))
         out += ["```", ""]
