@@ -60,10 +60,12 @@ def loads(rows):
 
 
 def notes_part(notes, name):
+    """The intro (text before the first marker) and the part after <!-- name -->."""
     parts = re.split(r"^<!-- (\w+) -->\s*$", notes, flags=re.M)
     for i in range(1, len(parts) - 1, 2):
         if parts[i] == name:
-            return parts[i + 1].strip()
+            intro = parts[0].strip()
+            return (intro + "\n\n" if intro else "") + parts[i + 1].strip()
     return ""
 
 
