@@ -7,6 +7,10 @@
  * snapshot manifests, and config last - until config arrives the
  * destination is not a repository, and every snapshot visible there has
  * all its data.
+ *
+ * What the destination has is listed once per directory, not asked object
+ * by object: on S3 every HEAD waits for the uploads queued before it (the
+ * store's ordering barrier), which would upload one pack at a time.
  */
 #include "repo_internal.h"
 
@@ -23,12 +27,6 @@ static const char *const copy_order[] = {"packs/", "index/", "diskindex/", "ebs/
 static int copy_object(struct dv_store *from, struct dv_store *to, const char *name, uint64_t size,
 		       struct dv_copy_result *res, struct dv_err *err)
 {
-	uint64_t have;
-	struct dv_err ignore;
-	if (dv_store_stat(to, name, &have, &ignore) == 0 && have == size) {
-		res->objects_skipped++;
-		return 0;
-	}
 	struct dv_buf b = DV_BUF_INIT;
 	int rc = dv_store_get(from, name, DV_MAX_PACK_SIZE, &b, err);
 	if (rc == 0 && b.len != size)
@@ -77,6 +75,36 @@ struct collected {
 	size_t cap;
 };
 
+struct present {
+	const char *name;
+	uint64_t size;
+};
+
+static int present_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct present *)a)->name, ((const struct present *)b)->name);
+}
+
+/* Sorted (name, size) view of a listing, for lookups by name. */
+static struct present *present_index(const struct collected *c)
+{
+	struct present *p = dv_calloc(c->names.n ? c->names.n : 1, sizeof *p);
+	for (size_t i = 0; i < c->names.n; i++) {
+		p[i].name = c->names.v[i];
+		p[i].size = c->sizes[i];
+	}
+	qsort(p, c->names.n, sizeof *p, present_cmp);
+	return p;
+}
+
+/* True when the destination listed name with exactly this size. */
+static bool is_present(const struct present *p, size_t n, const char *name, uint64_t size)
+{
+	struct present key = {name, 0};
+	const struct present *hit = bsearch(&key, p, n, sizeof *p, present_cmp);
+	return hit && hit->size == size;
+}
+
 static int collect(const char *name, uint64_t size, void *ctx)
 {
 	struct collected *c = ctx;
@@ -114,23 +142,38 @@ int dv_copy(struct dv_repo *r, const char *to, struct dv_copy_result *res, struc
 	/* The source must not be pruned while it is copied. */
 	if (rc == 0)
 		rc = dv_lock_acquire(r, false, &lock, err);
-	struct collected c = {0};
+	struct collected c = {0}, have = {0};
 	for (size_t d = 0; rc == 0 && d < DV_ARRAY_SIZE(copy_order); d++) {
 		dv_strlist_clear(&c.names);
+		dv_strlist_clear(&have.names);
 		rc = dv_store_list(r->store, copy_order[d], collect, &c, err);
+		if (rc == 0)
+			rc = dv_store_list(dst, copy_order[d], collect, &have, err);
+		struct present *p = rc == 0 ? present_index(&have) : NULL;
 		for (size_t i = 0; rc == 0 && i < c.names.n; i++) {
+			if (is_present(p, have.names.n, c.names.v[i], c.sizes[i])) {
+				res->objects_skipped++;
+				continue;
+			}
 			rc = copy_object(r->store, dst, c.names.v[i], c.sizes[i], res, err);
 			if (rc == 0 && dv_repo_interrupted())
 				rc = dv_error(err, DV_E_INTERRUPTED, "copy interrupted; run it again to continue");
 			if (rc == 0)
 				rc = dv_lock_refresh(lock, err);
 		}
+		free(p);
 	}
-	uint64_t size;
-	if (rc == 0 && dv_store_stat(r->store, "config", &size, err) == 0)
-		rc = copy_object(r->store, dst, "config", size, res, err);
+	uint64_t size, dsize;
+	if (rc == 0 && dv_store_stat(r->store, "config", &size, err) == 0) {
+		if (dv_store_stat(dst, "config", &dsize, &ignore) == 0 && dsize == size)
+			res->objects_skipped++;
+		else
+			rc = copy_object(r->store, dst, "config", size, res, err);
+	}
 	dv_strlist_release(&c.names);
+	dv_strlist_release(&have.names);
 	free(c.sizes);
+	free(have.sizes);
 	dv_lock_release(lock);
 	dv_store_free(dst);
 	return rc;
