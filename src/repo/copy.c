@@ -49,7 +49,10 @@ static int copy_object(struct dv_store *from, struct dv_store *to, const char *n
 			rc = dv_error_errno(err, errno, "creating %s", spool);
 		if (rc == 0)
 			rc = dv_write_all(fd, b.data, b.len, err, spool);
-		if (rc == 0 && fsync(fd) < 0)
+		/* a local store publishes the spool file by renaming it, so it
+		 * must be durable first; an upload reads it and removes it (a
+		 * crash before the upload finished copies it again) */
+		if (rc == 0 && dv_store_is_local(to) && fsync(fd) < 0)
 			rc = dv_error_errno(err, errno, "fsync of %s", spool);
 		if (fd >= 0)
 			close(fd);
