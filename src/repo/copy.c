@@ -17,6 +17,10 @@
  * empty on a rerun that already wrote it, so the resumed copy of an
  * encrypted repository (whose segments are sealed with a random nonce, so
  * never byte-identical) does not write a second one.
+ *
+ * What the destination has is listed once per directory, not asked object
+ * by object: on S3 every HEAD waits for the uploads queued before it (the
+ * store's ordering barrier), which would upload one pack at a time.
  */
 #include "repo_internal.h"
 
@@ -33,12 +37,6 @@ static const char *const copy_order[] = {"packs/", "index/", "diskindex/", "ebs/
 static int copy_object(struct dv_store *from, struct dv_store *to, const char *name, uint64_t size,
 		       struct dv_copy_result *res, struct dv_err *err)
 {
-	uint64_t have;
-	struct dv_err ignore;
-	if (dv_store_stat(to, name, &have, &ignore) == 0 && have == size) {
-		res->objects_skipped++;
-		return 0;
-	}
 	struct dv_buf b = DV_BUF_INIT;
 	int rc = dv_store_get(from, name, DV_MAX_PACK_SIZE, &b, err);
 	if (rc == 0 && b.len != size)
@@ -61,7 +59,10 @@ static int copy_object(struct dv_store *from, struct dv_store *to, const char *n
 			rc = dv_error_errno(err, errno, "creating %s", spool);
 		if (rc == 0)
 			rc = dv_write_all(fd, b.data, b.len, err, spool);
-		if (rc == 0 && fsync(fd) < 0)
+		/* a local store publishes the spool file by renaming it, so it
+		 * must be durable first; an upload reads it and removes it (a
+		 * crash before the upload finished copies it again) */
+		if (rc == 0 && dv_store_is_local(to) && fsync(fd) < 0)
 			rc = dv_error_errno(err, errno, "fsync of %s", spool);
 		if (fd >= 0)
 			close(fd);
@@ -86,6 +87,36 @@ struct collected {
 	uint64_t *sizes;
 	size_t cap;
 };
+
+struct present {
+	const char *name;
+	uint64_t size;
+};
+
+static int present_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct present *)a)->name, ((const struct present *)b)->name);
+}
+
+/* Sorted (name, size) view of a listing, for lookups by name. */
+static struct present *present_index(const struct collected *c)
+{
+	struct present *p = dv_calloc(c->names.n ? c->names.n : 1, sizeof *p);
+	for (size_t i = 0; i < c->names.n; i++) {
+		p[i].name = c->names.v[i];
+		p[i].size = c->sizes[i];
+	}
+	qsort(p, c->names.n, sizeof *p, present_cmp);
+	return p;
+}
+
+/* True when the destination listed name with exactly this size. */
+static bool is_present(const struct present *p, size_t n, const char *name, uint64_t size)
+{
+	struct present key = {name, 0};
+	const struct present *hit = bsearch(&key, p, n, sizeof *p, present_cmp);
+	return hit && hit->size == size;
+}
 
 static int collect(const char *name, uint64_t size, void *ctx)
 {
@@ -257,21 +288,34 @@ static int select_snapshots(struct dv_repo *r, struct dv_repo *dst, const char *
 	return rc;
 }
 
-/* Copies the objects of names (sizes from the source). */
-static int copy_names(struct dv_repo *r, struct dv_store *dst, const struct dv_strlist *names, struct dv_lock *lock,
-		      struct dv_copy_result *res, struct dv_err *err)
+/* Copies the objects of names (all under prefix) that the destination
+ * does not list with the same size; sizes from the source's listing, or
+ * asked when NULL. */
+static int copy_missing(struct dv_repo *r, struct dv_store *dst, const char *prefix, const struct dv_strlist *names,
+			const uint64_t *sizes, struct dv_lock *lock, struct dv_copy_result *res, struct dv_err *err)
 {
-	int rc = 0;
+	struct collected have = {0};
+	int rc = names->n ? dv_store_list(dst, prefix, collect, &have, err) : 0;
+	struct present *p = rc == 0 ? present_index(&have) : NULL;
 	for (size_t i = 0; rc == 0 && i < names->n; i++) {
-		uint64_t size;
-		rc = dv_store_stat(r->store, names->v[i], &size, err);
-		if (rc == 0)
-			rc = copy_object(r->store, dst, names->v[i], size, res, err);
+		uint64_t size = sizes ? sizes[i] : 0;
+		if (!sizes)
+			rc = dv_store_stat(r->store, names->v[i], &size, err);
+		if (rc < 0)
+			break;
+		if (is_present(p, have.names.n, names->v[i], size)) {
+			res->objects_skipped++;
+			continue;
+		}
+		rc = copy_object(r->store, dst, names->v[i], size, res, err);
 		if (rc == 0 && dv_repo_interrupted())
 			rc = dv_error(err, DV_E_INTERRUPTED, "copy interrupted; run it again to continue");
 		if (rc == 0)
 			rc = dv_lock_refresh(lock, err);
 	}
+	free(p);
+	dv_strlist_release(&have.names);
+	free(have.sizes);
 	return rc;
 }
 
@@ -297,7 +341,7 @@ static int copy_selected(struct dv_repo *r, struct dv_store *dst, const char *co
 	struct selection sel = {0};
 	int rc = select_snapshots(r, &d, snaps, nsnaps, &sel, err);
 	if (rc == 0)
-		rc = copy_names(r, dst, &sel.packs, lock, res, err);
+		rc = copy_missing(r, dst, "packs/", &sel.packs, NULL, lock, res, err);
 	if (rc == 0 && sel.seg.npacks) {
 		struct dv_buf buf = DV_BUF_INIT;
 		char id[DV_ID_HEX_LEN + 1];
@@ -310,13 +354,13 @@ static int copy_selected(struct dv_repo *r, struct dv_store *dst, const char *co
 		dv_buf_release(&buf);
 	}
 	if (rc == 0)
-		rc = copy_names(r, dst, &sel.diskixs, lock, res, err);
+		rc = copy_missing(r, dst, "diskindex/", &sel.diskixs, NULL, lock, res, err);
 	if (rc == 0)
-		rc = copy_names(r, dst, &sel.records, lock, res, err);
+		rc = copy_missing(r, dst, "ebs/", &sel.records, NULL, lock, res, err);
 	if (rc == 0)
 		rc = unforget(r, dst, &sel.manifests, err);
 	if (rc == 0)
-		rc = copy_names(r, dst, &sel.manifests, lock, res, err);
+		rc = copy_missing(r, dst, "snapshots/", &sel.manifests, NULL, lock, res, err);
 	selection_release(&sel);
 	return rc;
 }
@@ -355,17 +399,16 @@ int dv_copy(struct dv_repo *r, const char *to, const char *const *snaps, size_t 
 		rc = dv_store_list(r->store, copy_order[d], collect, &c, err);
 		if (rc == 0 && !strcmp(copy_order[d], "snapshots/"))
 			rc = unforget(r, dst, &c.names, err);
-		for (size_t i = 0; rc == 0 && i < c.names.n; i++) {
-			rc = copy_object(r->store, dst, c.names.v[i], c.sizes[i], res, err);
-			if (rc == 0 && dv_repo_interrupted())
-				rc = dv_error(err, DV_E_INTERRUPTED, "copy interrupted; run it again to continue");
-			if (rc == 0)
-				rc = dv_lock_refresh(lock, err);
-		}
+		if (rc == 0)
+			rc = copy_missing(r, dst, copy_order[d], &c.names, c.sizes, lock, res, err);
 	}
-	uint64_t size;
-	if (rc == 0 && dv_store_stat(r->store, "config", &size, err) == 0)
-		rc = copy_object(r->store, dst, "config", size, res, err);
+	uint64_t size, dsize;
+	if (rc == 0 && dv_store_stat(r->store, "config", &size, err) == 0) {
+		if (dv_store_stat(dst, "config", &dsize, &ignore) == 0 && dsize == size)
+			res->objects_skipped++;
+		else
+			rc = copy_object(r->store, dst, "config", size, res, err);
+	}
 	dv_strlist_release(&c.names);
 	free(c.sizes);
 	dv_lock_release(lock);

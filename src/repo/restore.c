@@ -8,17 +8,30 @@
  * Chunks are fetched, decompressed, verified and written by a worker pool
  * (pwrite at their own offsets); the main thread walks the extents in
  * order, so the first failure collected is the first bad offset.
+ *
+ * From a remote store, a chunk the disk uses more than once is downloaded
+ * once: later uses read it back from the target where its first use was
+ * written (checked against its id like a fetched chunk; any mismatch or
+ * read error falls back to fetching). Without this, duplicate content in a
+ * disk costs its stored size again in downloads.
  */
 #include <stdio.h>
 #include "repo_internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#define NO_COPY UINT64_MAX
 
 struct rjob {
 	uint64_t off;
 	struct dv_id id;
 	uint64_t len;
+	uint64_t copy_from;   /* target offset holding this chunk, or NO_COPY */
+	bool copied;          /* served from the target, not the repository */
 	int rc;
 	struct dv_err err;
 	struct dv_buf scratch, out;
@@ -29,13 +42,40 @@ struct rctx {
 	struct dv_repo *r;
 	struct dv_chunk_index *ix;
 	struct dv_target *target; /* NULL: verify only */
+	int read_fd;              /* target opened for reading, or -1 */
 };
+
+/* Reads a chunk back from where the target already holds it. */
+static bool copy_from_target(struct rctx *c, struct rjob *j)
+{
+	dv_buf_reset(&j->out);
+	dv_buf_reserve(&j->out, (size_t)j->len);
+	size_t got = 0;
+	while (got < j->len) {
+		ssize_t n = pread(c->read_fd, j->out.data + got, (size_t)j->len - got, (off_t)(j->copy_from + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		got += (size_t)n;
+	}
+	j->out.len = got;
+	struct dv_id id;
+	dv_repo_chunk_id(c->r, j->out.data, j->out.len, &id);
+	return dv_id_eq(&id, &j->id);
+}
 
 static void rwork(void *arg, void *ctx)
 {
 	struct rjob *j = arg;
 	struct rctx *c = ctx;
-	j->rc = dv_chunk_read(c->r, c->ix, &j->id, &j->scratch, &j->out, &j->err);
+	j->copied = j->copy_from != NO_COPY && copy_from_target(c, j);
+	if (j->copied) {
+		j->rc = 0;
+		dv_buf_reset(&j->scratch);
+	} else {
+		j->rc = dv_chunk_read(c->r, c->ix, &j->id, &j->scratch, &j->out, &j->err);
+	}
 	if (j->rc == 0 && j->out.len != j->len)
 		j->rc = dv_error(&j->err, DV_E_CORRUPT, "chunk length %zu differs from the extent length %llu",
 				 j->out.len, (unsigned long long)j->len);
@@ -54,6 +94,8 @@ struct walker {
 	struct dv_err *err;
 	const char *disk_name;
 	struct dv_lock *lock;
+	struct dv_chunk_index *multi; /* chunks the disk uses more than once */
+	struct dv_chunk_index *firsts; /* of those: written, at loc.offset */
 };
 
 static void finish_job(struct walker *w, struct rjob *j)
@@ -68,6 +110,11 @@ static void finish_job(struct walker *w, struct rjob *j)
 		w->st->bytes_read += j->scratch.len;
 		if (w->ctx.target)
 			w->st->bytes_written += j->len;
+		if (j->copied)
+			w->st->bytes_dedup += j->len;
+		/* in order: every job before this one is written too */
+		if (w->multi && !j->copied && dv_chunk_index_lookup(w->multi, &j->id, NULL))
+			dv_chunk_index_insert(w->firsts, &j->id, &(struct dv_chunk_loc){.offset = j->off});
 	}
 	w->st->bytes_done += j->len;
 	j->next_free = w->free_jobs;
@@ -140,6 +187,10 @@ static int walk_disk(struct walker *w, const struct dv_disk_index *d, struct dv_
 			j->off = off;
 			j->id = e->id;
 			j->len = e->length;
+			j->copy_from = NO_COPY;
+			struct dv_chunk_loc first;
+			if (w->firsts && dv_chunk_index_lookup(w->firsts, &e->id, &first))
+				j->copy_from = first.offset;
 			j->rc = 0;
 			w->st->chunks++;
 			void *done;
@@ -161,9 +212,44 @@ static int walk_disk(struct walker *w, const struct dv_disk_index *d, struct dv_
 	return w->rc;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The chunks d uses more than once: sorting 8-byte id prefixes finds them
+ * without a map of every chunk (a prefix collision only adds an entry). */
+static struct dv_chunk_index *repeated_chunks(const struct dv_disk_index *d)
+{
+	size_t n = 0;
+	uint64_t *pre = dv_malloc((d->n ? d->n : 1) * sizeof *pre);
+	for (size_t i = 0; i < d->n; i++)
+		if (d->v[i].type == DV_EXTENT_DATA)
+			memcpy(&pre[n++], d->v[i].id.b, sizeof *pre);
+	qsort(pre, n, sizeof *pre, cmp_u64);
+	struct dv_chunk_index *multi = NULL;
+	for (size_t i = 0; i < d->n; i++) {
+		if (d->v[i].type != DV_EXTENT_DATA)
+			continue;
+		uint64_t key;
+		memcpy(&key, d->v[i].id.b, sizeof key);
+		uint64_t *hit = bsearch(&key, pre, n, sizeof *pre, cmp_u64);
+		if ((hit > pre && hit[-1] == key) || (hit + 1 < pre + n && hit[1] == key)) {
+			if (!multi)
+				multi = dv_chunk_index_new();
+			dv_chunk_index_insert(multi, &d->v[i].id, &(struct dv_chunk_loc){0});
+		}
+	}
+	free(pre);
+	return multi;
+}
+
 static void walker_release(struct walker *w)
 {
 	dv_workq_free(w->q);
+	dv_chunk_index_free(w->multi);
+	dv_chunk_index_free(w->firsts);
 	while (w->free_jobs) {
 		struct rjob *j = w->free_jobs;
 		w->free_jobs = j->next_free;
@@ -215,11 +301,18 @@ int dv_restore(struct dv_repo *r, const char *id, const char *target, const stru
 	if (rc < 0)
 		goto out;
 	unsigned threads = o->threads ? o->threads : dv_cpu_count();
-	w.ctx = (struct rctx){r, ix, &t};
+	w.ctx = (struct rctx){r, ix, &t, -1};
+	if (!dv_store_is_local(r->store) && (w.multi = repeated_chunks(&d))) {
+		w.ctx.read_fd = open(target, O_RDONLY | O_CLOEXEC);
+		if (w.ctx.read_fd >= 0)
+			w.firsts = dv_chunk_index_new();
+	}
 	w.q = dv_workq_new(threads, 2 * threads + 2, rwork, &w.ctx);
 	w.disk_name = target;
 	rc = walk_disk(&w, &d, NULL);
 	walker_release(&w);
+	if (w.ctx.read_fd >= 0)
+		close(w.ctx.read_fd);
 	int crc = dv_target_close(&t, rc < 0 ? NULL : err);
 	if (rc == 0)
 		rc = crc;
@@ -255,7 +348,7 @@ int dv_verify(struct dv_repo *r, const char *id, const struct dv_restore_opts *o
 	for (size_t i = 0; i < json_array_size(disks); i++)
 		stats->bytes_total += (uint64_t)json_integer_value(json_object_get(json_array_get(disks, i), "size"));
 	unsigned threads = o && o->threads ? o->threads : dv_cpu_count();
-	w.ctx = (struct rctx){r, ix, NULL};
+	w.ctx = (struct rctx){r, ix, NULL, -1};
 	w.q = dv_workq_new(threads, 2 * threads + 2, rwork, &w.ctx);
 	seen = dv_chunk_index_new();
 	char name[64];

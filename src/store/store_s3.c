@@ -773,9 +773,12 @@ static void *worker(void *arg)
 }
 
 /*
- * Publishing a spool file returns once it is queued: one or two uploads run
- * in the background (DISKVAULT_S3_UPLOADS, default 2; 0 = synchronous) so
- * the backup pipeline keeps compressing the next pack meanwhile. At most
+ * Publishing a spool file returns once it is queued: up to four uploads run
+ * in the background (DISKVAULT_S3_UPLOADS, default 4; 0 = synchronous) so
+ * the backup pipeline keeps compressing the next pack meanwhile. Four keep
+ * the connections busy while other uploads hash their parts or wait for
+ * initiate/complete (with two, copy to the loopback Swift endpoint reached
+ * 0.6-0.85x the throughput of `aws s3 cp`, docs/performance.md). At most
  * max_queued files wait, which bounds the local spool. A failure is
  * reported by the next call that passes the barrier (and by later
  * put_file calls).
@@ -962,7 +965,7 @@ int dv_store_s3_open(const char *location, bool create, struct dv_store *s, stru
 	sweep_spool(s->spool_dir);
 	r = dv_s3_check_bucket(st->s3, st->prefix, err);
 	if (r == 0) {
-		unsigned n = (unsigned)env_size("DISKVAULT_S3_UPLOADS", 2);
+		unsigned n = (unsigned)env_size("DISKVAULT_S3_UPLOADS", 4);
 		if (env("DISKVAULT_S3_UPLOADS") && !strcmp(env("DISKVAULT_S3_UPLOADS"), "0"))
 			n = 0;
 		n = DV_MIN(n, 8u);
