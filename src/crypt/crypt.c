@@ -85,22 +85,33 @@ int dv_crypt_scrypt(const char *pass, size_t pass_len, const uint8_t salt[DV_CRY
 
 void dv_crypt_scrypt_tune(double target_seconds, struct dv_scrypt_params *sp)
 {
+	/* Memory is 128 * N * r bytes and time N * r * p: N stops at 2^15
+	 * (32 MiB with r = 8), so an encrypted command stays within the
+	 * memory bound of a plain one, and p buys the rest of the time. */
 	sp->r = 8;
 	sp->p = 1;
 	uint8_t salt[DV_CRYPT_SALT_LEN] = {0}, key[DV_CRYPT_KEY_LEN];
-	uint64_t n = 1u << 14;
+	uint64_t n = 1u << 12;
+	double dt = 0;
 	for (;;) {
 		struct dv_scrypt_params t = {n, 8, 1};
 		double t0 = dv_now();
 		if (dv_crypt_scrypt("tune", 4, salt, &t, key, NULL) < 0)
 			break;
-		double dt = dv_now() - t0;
+		dt = dv_now() - t0;
 		/* Doubling N doubles the time: stop at the last N under target. */
-		if (dt * 2 > target_seconds || n >= (1u << 22))
+		if (dt * 2 > target_seconds || n >= DV_SCRYPT_MAX_TUNED_N)
 			break;
 		n *= 2;
 	}
 	sp->n = n;
+	if (dt > 0 && dt < target_seconds) {
+		double p = target_seconds / dt;
+		sp->p = p > 16 ? 16 : (uint32_t)(p + 0.5); /* configs allow p <= 16 */
+	}
+	if (sp->p < 1)
+		sp->p = 1;
+	dv_crypt_wipe(key, sizeof key);
 }
 
 bool dv_crypt_equal(const void *a, const void *b, size_t n) { return CRYPTO_memcmp(a, b, n) == 0; }

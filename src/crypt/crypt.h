@@ -35,7 +35,9 @@ struct dv_scrypt_params {
 /* Derives a 32-byte key from a passphrase with scrypt. */
 int dv_crypt_scrypt(const char *pass, size_t pass_len, const uint8_t salt[DV_CRYPT_SALT_LEN],
 		    const struct dv_scrypt_params *sp, uint8_t out[DV_CRYPT_KEY_LEN], struct dv_err *err) DV_WUR;
-/* Picks scrypt parameters that take about target_seconds here (r = 8, p = 1). */
+/* Picks scrypt parameters that take about target_seconds here: r = 8, N
+ * up to DV_SCRYPT_MAX_TUNED_N (32 MiB of memory), then p. */
+#define DV_SCRYPT_MAX_TUNED_N (1u << 15)
 void dv_crypt_scrypt_tune(double target_seconds, struct dv_scrypt_params *sp);
 /* Compares n bytes in constant time. */
 bool dv_crypt_equal(const void *a, const void *b, size_t n);
