@@ -91,8 +91,10 @@ int main(int argc, char **argv)
 			dv_cli.json = true;
 		else if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))
 			dv_cli.quiet = true;
-		else if (!strcmp(a, "-v") || !strcmp(a, "--verbose"))
+		else if (!strcmp(a, "--verbose"))
 			dv_cli.verbose++;
+		else if (a[0] == '-' && a[1] == 'v' && strspn(a + 1, "v") == strlen(a + 1))
+			dv_cli.verbose += (int)strlen(a + 1); /* -v, -vv */
 		else if (!strcmp(a, "--repo") && i + 1 < argc)
 			dv_cli.repo = argv[++i];
 		else if (!strncmp(a, "--repo=", 7))

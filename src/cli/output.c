@@ -217,6 +217,12 @@ int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, 
 	free(all);
 	free(shorts);
 	*first_arg = optind;
+	/* -v: more detail; -vv: also the library's debug lines (retries,
+	 * resumed uploads, clock correction) */
+	dv_log_set_level(dv_cli.quiet ? DV_LOG_QUIET
+			 : dv_cli.verbose >= 2 ? DV_LOG_DEBUG
+			 : dv_cli.verbose ? DV_LOG_VERBOSE
+					   : DV_LOG_NORMAL);
 	return rc;
 }
 

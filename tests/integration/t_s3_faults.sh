@@ -17,8 +17,12 @@ export DISKVAULT_S3_PART_SIZE=5M DISKVAULT_S3_MULTIPART_THRESHOLD=5M
 # SlowDown for requests 2..6 and a reset of the 3rd part upload.
 proxy_up --fault slowdown:*:2:5 --fault reset:PUT:3
 rm -f "$DISKVAULT_S3_STATS_FILE"
-AWS_ENDPOINT_URL=$PROXY_URL backup_json "$R" "$T/disk.img" --all-blocks
+AWS_ENDPOINT_URL=$PROXY_URL backup_json "$R" "$T/disk.img" --all-blocks -vv
 proxy_down
+# -vv shows each retry as a debug line, and no secret in any of them.
+assert_contains "$STDERR" "diskvault: debug: retrying in" "-vv output"
+assert_contains "$STDERR" "SlowDown" "-vv output"
+assert_not_contains "$STDERR" "$AWS_SECRET_ACCESS_KEY" "-vv output"
 note "backup through faults: $(tail -1 "$DISKVAULT_S3_STATS_FILE")"
 [ "$(grep -c ' 503 ' "$PROXY_LOG")" -eq 5 ] || fail "expected 5 SlowDown answers: $(cat "$PROXY_LOG")"
 grep -q ' reset ' "$PROXY_LOG" || fail "no connection was reset: $(cat "$PROXY_LOG")"
