@@ -255,7 +255,8 @@ dv_mk_initramfs "$OS/boot/initrd.img-6.1.0-13-arm64" zstd 6.1.0-13-arm64
 truncate -s 64M "$T/arm.img"
 printf 'label: gpt\nsize=16MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\ntype=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n' |
 	sfdisk -q "$T/arm.img"
-dv_mk_ext4 "$T/arm.img" $((17 * MiB)) $((47 * MiB)) root "$OS"
+# (the partition ends 1 MiB before the disk: the backup GPT lives there)
+dv_mk_ext4 "$T/arm.img" $((17 * MiB)) $((46 * MiB)) root "$OS"
 dv backup "$T/arm.img" >/dev/null
 SNAP4=$(dv list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshots"][-1]["id"])')
 dv ebs-import "$SNAP4" >/dev/null
