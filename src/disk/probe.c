@@ -426,6 +426,14 @@ static bool is_ext(const char *type)
 			!strcmp(type, "ext4dev"));
 }
 
+/* The filesystem's unused runs become the partition's unused extents. */
+static void take_unused(const struct dv_ivl_list *runs, struct dv_ivl_list *unused, const char **imaged)
+{
+	for (size_t i = 0; i < runs->n; i++)
+		dv_ivl_add(unused, runs->v[i].off, runs->v[i].len);
+	*imaged = "used-blocks";
+}
+
 /*
  * Decides how one partition (or a whole-disk filesystem) is imaged, adds
  * its free ranges to unused, and records fs details and warnings. what
@@ -500,11 +508,8 @@ static int analyse(const struct dv_source *src, const char *what, json_t *fs, ui
 		if (r < 0 && !inconsistent && !whole)
 			warn(warnings, "%s (%s): %s; it was read whole", what, type, why);
 		dv_osinfo_ext(src->path, start, len, fs);
-		if (r == 0 && !whole && !inconsistent && !all_blocks) {
-			for (size_t i = 0; i < runs.n; i++)
-				dv_ivl_add(unused, runs.v[i].off, runs.v[i].len);
-			*imaged = "used-blocks";
-		}
+		if (r == 0 && !whole && !inconsistent && !all_blocks)
+			take_unused(&runs, unused, imaged);
 		free(why);
 		dv_ivl_release(&runs);
 		return 0;
@@ -518,11 +523,8 @@ static int analyse(const struct dv_source *src, const char *what, json_t *fs, ui
 			json_object_set_new(fs, "used_bytes", json_integer((json_int_t)info.used_bytes));
 		if (r < 0 && !inconsistent && !whole)
 			warn(warnings, "%s (%s): %s; it was read whole", what, type, why);
-		if (r == 0 && !whole && !inconsistent && !all_blocks) {
-			for (size_t i = 0; i < runs.n; i++)
-				dv_ivl_add(unused, runs.v[i].off, runs.v[i].len);
-			*imaged = "used-blocks";
-		}
+		if (r == 0 && !whole && !inconsistent && !all_blocks)
+			take_unused(&runs, unused, imaged);
 		free(why);
 		dv_ivl_release(&runs);
 		return 0;
