@@ -122,7 +122,6 @@ enum want { W_SKIP, W_DATA, W_DATA_P, W_ZERO, W_SAME };
 struct job {
 	struct dv_ebs_put_job put;
 	uint8_t *buf;
-	uint8_t *pbuf;           /* the parent's block, when compared */
 };
 
 struct imp {
@@ -168,6 +167,8 @@ static bool all_zero(const uint8_t *p, size_t n)
 static void *reader(void *arg)
 {
 	struct imp *im = arg;
+	/* the parent's block, when compared: one per reader, not per job */
+	uint8_t *pbuf = im->pbr ? dv_malloc(BS) : NULL;
 	for (;;) {
 		pthread_mutex_lock(&im->lock);
 		while (!im->stop && im->next < im->ntodo && !im->nfree)
@@ -176,6 +177,7 @@ static void *reader(void *arg)
 			im->readers_left--;
 			pthread_mutex_unlock(&im->lock);
 			dv_ebs_wakeup(im->ebs);
+			free(pbuf);
 			return NULL;
 		}
 		uint64_t i = im->todo[im->next++];
@@ -193,7 +195,7 @@ static void *reader(void *arg)
 			 * when the parent's data is at hand, compare */
 			struct dv_err pe;
 			if (rc == 0 && im->want[i] == W_DATA_P && im->pbr && i < im->pn &&
-			    dv_block_reader_read(im->pbr, i, j->pbuf, &pe) == 0 && !memcmp(j->buf, j->pbuf, BS)) {
+			    dv_block_reader_read(im->pbr, i, pbuf, &pe) == 0 && !memcmp(j->buf, pbuf, BS)) {
 				send = false;
 				same = true;
 				im->want[i] = W_SAME; /* this thread owns block i */
@@ -662,7 +664,6 @@ int cmd_ebs_import(int argc, char **argv)
 		im.ready = dv_calloc(im.njobs, sizeof *im.ready);
 		for (size_t k = 0; k < im.njobs; k++) {
 			im.jobs[k].buf = dv_malloc(BS);
-			im.jobs[k].pbuf = im.pbr ? dv_malloc(BS) : NULL;
 			im.free_jobs[im.nfree++] = &im.jobs[k];
 		}
 		im.readers_left = nthreads;
@@ -778,7 +779,7 @@ out:
 		fclose(im.state);
 	if (im.jobs)
 		for (size_t q = 0; q < im.njobs; q++)
-			free(im.jobs[q].buf), free(im.jobs[q].pbuf);
+			free(im.jobs[q].buf);
 	free(im.jobs);
 	free(im.free_jobs);
 	free(im.ready);
