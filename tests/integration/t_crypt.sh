@@ -33,7 +33,7 @@ if grep -rqa "SECRET-MARKER" "$repo"; then fail "plaintext found in the reposito
 for f in "$repo"/packs/*/*; do
 	tar xOf "$f" --wildcards '*.zst' 2>/dev/null | zstd -dq >/dev/null 2>&1 && fail "a blob in $f decompresses without the key"
 done
-m=$(ls "$repo"/snapshots/* | head -1)
+m=$(ls "$repo"/snapshots/* | sed -n 1p)
 python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$m" 2>/dev/null && fail "snapshot manifest is plain JSON"
 assert_not_contains "$(cat "$repo/config")" "correct horse"
 
@@ -52,7 +52,7 @@ assert_contains "$STDERR" "readable by others"
 # Tampering: one flipped bit in a sealed chunk blob is named by verify and
 # check --read-data (exit 4); a flipped byte in the manifest too.
 cp -a "$repo" "$T/pristine"
-pack=$(ls "$repo"/packs/*/* | head -1)
+pack=$(ls "$repo"/packs/*/* | sed -n 1p)
 python3 - "$pack" <<'PY'
 import sys
 p = sys.argv[1]

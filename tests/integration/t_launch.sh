@@ -70,7 +70,7 @@ dv backup --inventory "$FIX/idle-36t-72g.json" "$T/disk.img" >/dev/null
 SNAP=$(dv list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshots"][-1]["id"])')
 dv show "$SNAP" | grep -q "boot uefi" || fail "the test disk does not probe as uefi"
 # the id from the output, whatever its form (text or --json)
-EBS=$(dv ebs-import "$SNAP" --json | grep -o 'snap-[0-9a-f]*' | head -1)
+EBS=$(dv ebs-import "$SNAP" --json | grep -o 'snap-[0-9a-f]*' | sed -n 1p)
 case $EBS in snap-*) ;; *) fail "ebs-import gave no snapshot id" ;; esac
 WANT=$(dv rightsize "$SNAP" --json | jget chosen/type)
 echo "# snapshot ${SNAP:0:8} -> $EBS; rightsize chooses $WANT"

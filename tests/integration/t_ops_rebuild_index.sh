@@ -14,7 +14,7 @@ expect_ok dv --repo "$repo" backup "$T/a.img" --all-blocks -q
 [ "$(ls "$repo/index" | wc -l)" -ge 2 ] || fail "expected one index segment per backup"
 
 # Truncate one segment: restore exits 4, names it and the remedy.
-seg=$(ls "$repo"/index/* | head -1)
+seg=$(ls "$repo"/index/* | sed -n 1p)
 truncate -s 50 "$seg"
 expect_exit 4 dv --repo "$repo" restore latest "$T/out.img"
 assert_contains "$STDERR" "index/$(basename "$seg")"

@@ -34,7 +34,7 @@ cmake -S "$SRC" -B "$B" -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release >"$T/cmak
 	fail "cmake configure failed: $(tail -20 "$T/cmake.log")"
 cmake --build "$B" -j"$(nproc)" >>"$T/cmake.log" 2>&1 || fail "build failed: $(tail -30 "$T/cmake.log")"
 (cd "$B" && cpack -G DEB) >"$T/cpack.log" 2>&1 || fail "cpack failed: $(tail -30 "$T/cpack.log")"
-DEB=$(ls "$B"/diskvault_*.deb 2>/dev/null | head -1)
+DEB=$(ls "$B"/diskvault_*.deb 2>/dev/null | sed -n 1p)
 [ -n "$DEB" ] || fail "cpack made no diskvault_*.deb: $(tail -5 "$T/cpack.log")"
 VERSION=$(dpkg-deb -f "$DEB" Version)
 note "built $(basename "$DEB"): Depends: $(dpkg-deb -f "$DEB" Depends)"

@@ -41,7 +41,7 @@ expect_ok dv --repo "$T/other" init
 expect_exit 13 dv copy --from "$L" --to "$T/other"
 assert_contains "$STDERR" "holds another repository"
 # A damaged pack is not carried over (exit 4, named).
-pack=$(ls "$L"/packs/*/* | head -1)
+pack=$(ls "$L"/packs/*/* | sed -n 1p)
 python3 -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[700]^=1; open(p,"wb").write(b)' "$pack"
 expect_exit 4 dv copy --from "$L" --to "$T/third"
 assert_contains "$STDERR" "$(basename "$pack")"
