@@ -5,6 +5,7 @@
 # $SRV (default $T/server), stops it by pid on exit, and loads its AWS_*
 # environment; sets PORT. Exits 77 (skip) when python3-botocore is missing.
 # diff_blocks A B: how many 512 KiB blocks differ between two images.
+# Sets SRC, the source tree (DV_SOURCE_DIR, else two levels up).
 
 SRC=${DV_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 

@@ -16,8 +16,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_ebs.sh"
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-SRC=${DV_SOURCE_DIR:-$HERE/../..}
 SHIPPED=$SRC/data/ec2-catalog.csv
 FIX=$SRC/fixtures/inventory
 umask 022

@@ -8,8 +8,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_ebs.sh"
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-SRC=${DV_SOURCE_DIR:-$HERE/../..}
 AWS=/usr/bin/aws
 [ -x "$AWS" ] || { echo "SKIP: $AWS (Debian awscli) not installed"; exit 77; }
 ebs_up

@@ -21,8 +21,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_ebs.sh"
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-SRC=${DV_SOURCE_DIR:-$HERE/../..}
 ebs_up
 export DISKVAULT_STATE_DIR=$T/state
 CONC=4
