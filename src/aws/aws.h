@@ -267,6 +267,9 @@ struct dv_s3_put_opts {
 	const char *storage_class;
 	const char *sse;          /* "AES256" or "aws:kms" */
 	const char *sse_kms_key_id;
+	/* also send Content-MD5 (the signed x-amz-content-sha256, which S3
+	 * verifies, already covers the body) */
+	bool content_md5;
 };
 
 /* Checks that the bucket exists and the credentials may list prefix (one
@@ -316,7 +319,7 @@ struct dv_s3_part_job {
 	unsigned number;
 	uint64_t offset;
 	uint64_t size;
-	char md5_b64[25];      /* Content-MD5 */
+	char md5_b64[25];      /* Content-MD5, or "" to send none */
 	char sha256_hex[65];   /* x-amz-content-sha256 (signed) */
 	char *etag;            /* out: malloc'ed ETag on success */
 	int result;            /* out: 0 or -DV_E_xxx */

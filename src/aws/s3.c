@@ -653,7 +653,10 @@ static enum verdict classify(struct dv_s3 *s3, CURL *c, struct req *rq, CURLcode
 		dv_debug("s3: clock differs from the server's by %lld s; correcting", (long long)off);
 	}
 	bool retry = rq->status >= 500 || rq->status == 429 || !strcmp(code, "SlowDown") || renewed || skewed ||
-		     !strcmp(code, "RequestTimeout") || !strcmp(code, "InternalError");
+		     !strcmp(code, "RequestTimeout") || !strcmp(code, "InternalError") ||
+		     /* the body did not match its signed SHA-256 (or Content-MD5):
+		      * damaged in transit; the retry sends it again from the source */
+		     !strcmp(code, "XAmzContentSHA256Mismatch") || !strcmp(code, "BadDigest");
 	if (rq->status == 501)
 		retry = false;
 	dv_s3_error_release(&e);
@@ -768,8 +771,10 @@ int dv_s3_put_object(struct dv_s3 *s3, const char *key, const void *data, size_t
 	struct req rq;
 	req_init(&rq, "PUT", key);
 	char md5[25];
-	md5_b64(md5, data ? data : "", len);
-	add_h(&rq, "Content-MD5", md5);
+	if (opts && opts->content_md5) {
+		md5_b64(md5, data ? data : "", len);
+		add_h(&rq, "Content-MD5", md5);
+	}
 	add_put_opts(&rq, opts);
 	rq.has_body = true;
 	rq.body = data ? data : (const uint8_t *)"";
@@ -1208,7 +1213,8 @@ static void part_req(struct slot *sl, const char *key, const char *upload_id, in
 	snprintf(sl->part_q, sizeof sl->part_q, "%u", j->number);
 	add_q(&sl->rq, "partNumber", sl->part_q);
 	add_q(&sl->rq, "uploadId", upload_id);
-	add_h(&sl->rq, "Content-MD5", j->md5_b64);
+	if (j->md5_b64[0])
+		add_h(&sl->rq, "Content-MD5", j->md5_b64);
 	sl->rq.has_body = true;
 	sl->rq.fd = fd;
 	sl->rq.body_off = j->offset;

@@ -74,6 +74,7 @@ struct s3store {
 	char *prefix;  /* "" or "some/prefix/" */
 	char *state_dir;
 	char *storage_class, *sse, *kms;
+	bool content_md5;  /* DISKVAULT_S3_CONTENT_MD5=1: send Content-MD5 too */
 	uint64_t threshold, part_size;
 	uint64_t parts_sent, parts_resumed;
 
@@ -132,6 +133,7 @@ static void put_opts(struct s3store *st, const char *name, struct dv_s3_put_opts
 		o->storage_class = st->storage_class;
 	o->sse = st->sse;
 	o->sse_kms_key_id = st->kms;
+	o->content_md5 = st->content_md5;
 }
 
 /*
@@ -379,7 +381,7 @@ struct part {
 	unsigned number;
 	uint64_t offset, size;
 	char sha256[65];
-	char md5_hex[33];
+	char md5_hex[33];  /* "" until needed (Content-MD5 or a resume check) */
 	char md5_b64[25];
 	char *etag;   /* NULL until the server holds this part */
 };
@@ -393,6 +395,8 @@ struct upload {
 	uint64_t size, part_size;
 	struct part *parts;
 	size_t n;
+	int fd;
+	double state_written;  /* dv_now() of the last state write */
 };
 
 static char *state_path_for(struct s3store *st, const char *key)
@@ -425,6 +429,7 @@ static int state_write(struct upload *u, struct dv_err *err)
 	int r = dv_write_file_atomic(u->state_path, text, strlen(text), 0600, err);
 	if (r < 0)
 		dv_error_prefix(err, "upload state: ");
+	u->state_written = dv_now();
 	free(text);
 	return r;
 }
@@ -491,35 +496,53 @@ static bool etag_is(const char *etag, const char *hex)
 	return !strcasecmp(etag, hex);
 }
 
-/* Hashes every part of the file (MD5 for Content-MD5 and the ETag check,
- * SHA-256 for the signed payload hash). */
-static int hash_parts(struct upload *u, int fd, struct dv_err *err)
+/* Hashes part i of the file: SHA-256 (the signed payload hash, which S3
+ * verifies) always, MD5 when want_md5. */
+static int hash_part(struct upload *u, struct part *p, bool want_md5, uint8_t *buf, size_t bsz, struct dv_err *err)
 {
-	size_t bsz = 1 << 20;
-	uint8_t *buf = dv_malloc(bsz);
-	EVP_MD_CTX *a = EVP_MD_CTX_new(), *b = EVP_MD_CTX_new();
-	int r = 0;
-	for (size_t i = 0; i < u->n && r == 0; i++) {
-		struct part *p = &u->parts[i];
-		EVP_DigestInit_ex(a, EVP_sha256(), NULL);
+	EVP_MD_CTX *a = EVP_MD_CTX_new(), *b = want_md5 ? EVP_MD_CTX_new() : NULL;
+	if (!a || (want_md5 && !b))
+		DV_BUG("EVP_MD_CTX_new failed");
+	EVP_DigestInit_ex(a, EVP_sha256(), NULL);
+	if (b)
 		EVP_DigestInit_ex(b, EVP_md5(), NULL);
-		for (uint64_t done = 0; done < p->size && r == 0;) {
-			size_t n = (size_t)DV_MIN((uint64_t)bsz, p->size - done);
-			r = dv_pread_all(fd, buf, n, (off_t)(p->offset + done), err, u->name);
+	int r = 0;
+	for (uint64_t done = 0; done < p->size && r == 0;) {
+		size_t n = (size_t)DV_MIN((uint64_t)bsz, p->size - done);
+		r = dv_pread_all(u->fd, buf, n, (off_t)(p->offset + done), err, u->name);
+		if (r == 0) {
 			EVP_DigestUpdate(a, buf, n);
-			EVP_DigestUpdate(b, buf, n);
-			done += n;
+			if (b)
+				EVP_DigestUpdate(b, buf, n);
 		}
+		done += n;
+	}
+	if (r == 0) {
 		uint8_t md[32];
 		unsigned ml;
 		EVP_DigestFinal_ex(a, md, &ml);
 		dv_hex(p->sha256, md, 32);
-		EVP_DigestFinal_ex(b, md, &ml);
-		dv_hex(p->md5_hex, md, 16);
-		EVP_EncodeBlock((unsigned char *)p->md5_b64, md, 16);
+		if (b) {
+			EVP_DigestFinal_ex(b, md, &ml);
+			dv_hex(p->md5_hex, md, 16);
+			EVP_EncodeBlock((unsigned char *)p->md5_b64, md, 16);
+		}
 	}
 	EVP_MD_CTX_free(a);
 	EVP_MD_CTX_free(b);
+	return r;
+}
+
+/* Hashes the parts. MD5 is another full pass over the data, so it is
+ * computed up front only for Content-MD5; a resume computes it for the
+ * parts the server reports (reconcile). */
+static int hash_parts(struct upload *u, bool want_md5, struct dv_err *err)
+{
+	size_t bsz = 1 << 20;
+	uint8_t *buf = dv_malloc(bsz);
+	int r = 0;
+	for (size_t i = 0; i < u->n && r == 0; i++)
+		r = hash_part(u, &u->parts[i], want_md5, buf, bsz, err);
 	free(buf);
 	return r;
 }
@@ -533,13 +556,21 @@ static int reconcile(struct upload *u, json_t *rec, struct dv_err *err)
 	int r = dv_s3_list_parts(u->st->s3, u->key, u->upload_id, &have, err);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < have.n; i++) {
+	size_t bsz = 1 << 20;
+	uint8_t *buf = NULL;
+	for (size_t i = 0; i < have.n && r == 0; i++) {
 		unsigned num = have.parts[i].number;
 		if (num < 1 || num > u->n)
 			continue;
 		struct part *p = &u->parts[num - 1];
 		if (have.parts[i].size != p->size)
 			continue;
+		if (!p->md5_hex[0]) {
+			if (!buf)
+				buf = dv_malloc(bsz);
+			if ((r = hash_part(u, p, true, buf, bsz, err)) < 0)
+				break;
+		}
 		bool ok = etag_is(have.parts[i].etag, p->md5_hex);
 		size_t k;
 		json_t *v;
@@ -557,8 +588,9 @@ static int reconcile(struct upload *u, json_t *rec, struct dv_err *err)
 			p->etag = dv_strdup(have.parts[i].etag);
 		}
 	}
+	free(buf);
 	dv_s3_parts_release(&have);
-	return 0;
+	return r;
 }
 
 static int part_done(struct dv_s3_part_job *job, void *ctx)
@@ -568,8 +600,15 @@ static int part_done(struct dv_s3_part_job *job, void *ctx)
 	free(p->etag);
 	p->etag = dv_strdup(job->etag);
 	u->st->parts_sent++;
+	/* At most one state write (two fsyncs) a second: this runs in the
+	 * transfer loop. A part finished but not yet recorded is still found
+	 * by ListParts on resume and kept when its MD5 matches its ETag; only
+	 * with SSE-KMS/SSE-C ETags (not MD5) is such a part sent again. A failed
+	 * state write likewise only costs a re-send after a crash. */
+	double now = dv_now();
+	if (now - u->state_written < 1.0)
+		return 0;
 	struct dv_err e;
-	/* a failed state write only costs a re-send after a crash */
 	if (state_write(u, &e) < 0)
 		dv_debug("s3: %s", e.msg);
 	return 0;
@@ -587,7 +626,7 @@ static void upload_release(struct upload *u)
 
 static int multipart(struct s3store *st, const char *name, int fd, uint64_t size, struct dv_err *err)
 {
-	struct upload u = {.st = st, .name = name, .size = size};
+	struct upload u = {.st = st, .name = name, .size = size, .fd = fd};
 	u.key = key_of(st, name);
 	u.state_path = state_path_for(st, u.key);
 	u.part_size = st->part_size;
@@ -603,7 +642,7 @@ static int multipart(struct s3store *st, const char *name, int fd, uint64_t size
 	}
 	struct dv_s3_part_job *jobs = NULL;
 	json_t *rec = NULL;
-	int r = hash_parts(&u, fd, err);
+	int r = hash_parts(&u, st->content_md5, err);
 	if (r < 0)
 		goto out;
 
@@ -940,6 +979,7 @@ int dv_store_s3_open(const char *location, bool create, struct dv_store *s, stru
 	st->storage_class = opt_dup("DISKVAULT_S3_STORAGE_CLASS");
 	st->sse = opt_dup("DISKVAULT_S3_SSE");
 	st->kms = opt_dup("DISKVAULT_S3_SSE_KMS_KEY_ID");
+	st->content_md5 = env("DISKVAULT_S3_CONTENT_MD5") && strcmp(env("DISKVAULT_S3_CONTENT_MD5"), "0");
 	st->part_size = env_size("DISKVAULT_S3_PART_SIZE", S3_DEFAULT_PART);
 	if (st->part_size < S3_MIN_PART)
 		st->part_size = S3_MIN_PART;

@@ -9,8 +9,9 @@ usage: s3-fault-proxy.py --upstream http://127.0.0.1:PORT --port-file FILE
 It listens on a free loopback port (written to --port-file once ready),
 forwards every request unchanged (the Host header too, so SigV4 signatures
 stay valid) and logs one line per request:
-    <seq> <METHOD> <path?query> <status> <request-body-bytes-received>
-Status "reset" and "stall" mark injected faults.
+    <seq> <METHOD> <path?query> <status> <request-body-bytes-received> [md5|-]
+Status "reset" and "stall" mark injected faults. Requests forwarded upstream
+carry a sixth field: "md5" when the request had a Content-MD5 header.
 
 Rules (each counts requests of METHOD, 1-based, "*" = any method):
     slowdown:METHOD:FIRST:COUNT  answer 503 SlowDown to requests FIRST..FIRST+COUNT-1
@@ -23,6 +24,9 @@ Rules (each counts requests of METHOD, 1-based, "*" = any method):
                                  as an <Error> with CODE; nothing is forwarded or deleted
     noimpl:METHOD:TEXT           answer 501 NotImplemented to every METHOD request whose
                                  path contains TEXT (an endpoint without that call)
+    flip:METHOD:NTH              invert one byte in the middle of the NTH request's body
+                                 and forward it (data damaged in transit: the server
+                                 must refuse it by its checksum)
 
 --expired-token TOKEN answers every request whose X-Amz-Security-Token is TOKEN
 as S3 answers a request signed with an expired session token: 400 with the
@@ -93,6 +97,8 @@ class State:
                 return ("deny",)
             if kind == "noimpl" and r[2] in path:
                 return ("noimpl",)
+            if kind == "flip" and n == int(r[2]):
+                return ("flip",)
         if method == "POST" and "?delete" in path:
             with self.lock:
                 self.per_method["delete"] = self.per_method.get("delete", 0) + 1
@@ -204,6 +210,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             st.write_log("%d %s %s %s %d" % (seq, self.command, self.path,
                                              "501" if status == 501 else "delerr", len(body)))
             return
+        if fault and fault[0] == "flip" and body:
+            mid = len(body) // 2
+            body = body[:mid] + bytes([body[mid] ^ 0xFF]) + body[mid + 1:]
         if fault and fault[0] == "stall":
             st.write_log("%d %s %s stall %d" % (seq, self.command, self.path, len(body)))
             time.sleep(fault[1])
@@ -231,7 +240,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-        st.write_log("%d %s %s %d %d" % (seq, self.command, self.path, resp.status, len(body)))
+        st.write_log("%d %s %s %d %d %s" % (seq, self.command, self.path, resp.status, len(body),
+                                            "md5" if self.headers.get("Content-MD5") else "-"))
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 
