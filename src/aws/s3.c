@@ -1330,9 +1330,20 @@ int dv_s3_upload_parts(struct dv_s3 *s3, const char *key, const char *upload_id,
 				}
 			}
 		}
-		if (r == 0 && finished < n) {
+		/* A slot freed just now takes its next part at once: polling
+		 * first would wait for the other transfers, or for the whole
+		 * timeout when none is left running. */
+		bool startable = false;
+		double t = dv_now();
+		for (size_t i = 0; i < nslots && !startable; i++) {
+			const struct slot *sl = &slots[i];
+			startable = !sl->active && (sl->job ? sl->ready_at <= t : next < n);
+			if (!sl->active && sl->job && sl->ready_at > t)
+				wait = DV_MIN(wait, sl->ready_at - t); /* a retry backing off */
+		}
+		if (r == 0 && finished < n && !startable) {
 			int waitms = (int)(wait * 1000);
-			curl_multi_poll(m, NULL, 0, running ? DV_MAX(waitms, 1) : DV_MAX(waitms, 1), NULL);
+			curl_multi_poll(m, NULL, 0, DV_MAX(waitms, 1), NULL);
 		}
 	}
 	for (size_t i = 0; i < nslots; i++) {

@@ -633,12 +633,17 @@ static int multipart(struct s3store *st, const char *name, int fd, uint64_t size
 	/* never more than 10,000 parts: grow the part size in whole MiB */
 	if ((size + u.part_size - 1) / u.part_size > S3_MAX_PARTS)
 		u.part_size = ((size + S3_MAX_PARTS - 1) / S3_MAX_PARTS + MIB - 1) / MIB * MIB;
-	u.n = (size_t)((size + u.part_size - 1) / u.part_size);
+	/* A remainder of less than half a part joins the last part instead of
+	 * going up as a small part of its own: a 32.3 MiB pack is four parts,
+	 * one round with four connections, not five (two rounds). */
+	u.n = (size_t)(size / u.part_size);
+	if (u.n == 0 || size - u.n * u.part_size >= u.part_size / 2)
+		u.n++;
 	u.parts = dv_calloc(u.n, sizeof *u.parts);
 	for (size_t i = 0; i < u.n; i++) {
 		u.parts[i].number = (unsigned)i + 1;
 		u.parts[i].offset = (uint64_t)i * u.part_size;
-		u.parts[i].size = DV_MIN(u.part_size, size - u.parts[i].offset);
+		u.parts[i].size = i + 1 < u.n ? u.part_size : size - u.parts[i].offset;
 	}
 	struct dv_s3_part_job *jobs = NULL;
 	json_t *rec = NULL;

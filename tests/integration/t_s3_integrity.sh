@@ -13,7 +13,7 @@ PROG=${DV_BUILD_DIR:?}/tests/test_store_s3
 [ -x "$PROG" ] || fail "$PROG is missing (build the test_store_s3 target)"
 
 export DISKVAULT_S3_PART_SIZE=5M DISKVAULT_S3_MULTIPART_THRESHOLD=5M DISKVAULT_S3_CONNECTIONS=2
-seeded_bytes integrity $((12 * MiB + 5)) >"$T/big"    # 3 parts
+seeded_bytes integrity $((13 * MiB + 5)) >"$T/big"    # 3 parts, the last one 3 MiB (not merged)
 seeded_bytes integrity-small $((300 * 1024)) >"$T/small" # one PUT
 LOC=s3://$BUCKET/integrity
 
