@@ -54,20 +54,67 @@ int dv_cli_fail(const char *cmd, const struct dv_err *err);
 int dv_cli_usage(const char *cmd, const char *fmt, ...) DV_PRINTF(2, 3);
 
 /*
- * Option parsing shared by every command: getopt_long over the command's
- * own options plus the global ones (--repo, --json, -q, -v, --progress),
- * which may appear anywhere. handle(opt, optarg, ctx) gets the command's
- * options; it returns 0 or an exit code ('h' asks it to print help and
- * return 0). On success *first_arg is the index of the first operand.
- * Returns 0, -1 after help was printed (the command exits 0), or an exit
- * code.
+ * A command's own options, as a table in the manner of git's
+ * parse-options: one row each, ended by DV_OPT_END. A row names the long
+ * option and where its value goes; the kind fixes the type of dest (the
+ * macros check it) and how the value is checked:
+ *   DV_OPT_STRING(name, const char **)   the value, borrowed from argv
+ *   DV_OPT_FLAG(name, bool *)            true; the option takes no value
+ *   DV_OPT_UINT(name, unsigned *, lo, hi, msg)
+ *                                        a decimal integer in [lo, hi]
+ *   DV_OPT_PERCENT(name, double *, lo, hi, msg)
+ *                                        a number in [lo, hi], stored / 100
+ *   DV_OPT_LIST(name, const char **, size_t *count, cap, msg)
+ *                                        appended to an array of cap entries
+ *   DV_OPT_CALLBACK(name, has_arg, fn, dest)
+ *                                        fn checks and stores the value
+ * A value that fails its check is a usage error with the message msg
+ * (e.g. "--disk must be a disk number").
  */
-typedef int (*dv_cli_opt_fn)(int opt, const char *arg, void *ctx);
-/* The dv_cli_opt_fn of a command whose only own option is --help; ctx is
- * its help text. */
-int dv_cli_help_opt(int opt, const char *arg, void *ctx);
-int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
-		 dv_cli_opt_fn handle, void *ctx, int *first_arg);
+enum dv_cli_opt_kind {
+	DV_CLI_OPT_STRING,
+	DV_CLI_OPT_FLAG,
+	DV_CLI_OPT_UINT,
+	DV_CLI_OPT_PERCENT,
+	DV_CLI_OPT_LIST,
+	DV_CLI_OPT_CALLBACK,
+};
+struct dv_cli_opt;
+/* Checks and stores arg (NULL for an optional value left out) into o->dest;
+ * returns 0 or the exit code of a usage error (dv_cli_usage). */
+typedef int (*dv_cli_opt_fn)(const char *cmd, const struct dv_cli_opt *o, const char *arg);
+struct dv_cli_opt {
+	const char *name;            /* long name without the dashes; NULL ends the table */
+	enum dv_cli_opt_kind kind;
+	int has_arg;                 /* no_argument, required_argument, optional_argument */
+	void *dest;                  /* borrowed */
+	size_t *count;               /* DV_CLI_OPT_LIST: entries in dest so far */
+	long lo, hi;                 /* bounds; DV_CLI_OPT_LIST: hi is the capacity */
+	const char *msg;             /* usage error when the value fails the check */
+	dv_cli_opt_fn fn;            /* DV_CLI_OPT_CALLBACK */
+};
+/* `1 ? p : (T *)NULL` does not compile (-Werror) when p is not a T *. */
+#define DV_OPT_STRING(n, p) {(n), DV_CLI_OPT_STRING, required_argument, 1 ? (p) : (const char **)NULL, NULL, 0, 0, NULL, NULL}
+#define DV_OPT_FLAG(n, p) {(n), DV_CLI_OPT_FLAG, no_argument, 1 ? (p) : (bool *)NULL, NULL, 0, 0, NULL, NULL}
+#define DV_OPT_UINT(n, p, lo, hi, msg) {(n), DV_CLI_OPT_UINT, required_argument, 1 ? (p) : (unsigned *)NULL, NULL, (lo), (hi), (msg), NULL}
+#define DV_OPT_PERCENT(n, p, lo, hi, msg) {(n), DV_CLI_OPT_PERCENT, required_argument, 1 ? (p) : (double *)NULL, NULL, (lo), (hi), (msg), NULL}
+#define DV_OPT_LIST(n, p, cnt, cap, msg) {(n), DV_CLI_OPT_LIST, required_argument, 1 ? (p) : (const char **)NULL, 1 ? (cnt) : (size_t *)NULL, 0, (long)(cap), (msg), NULL}
+#define DV_OPT_CALLBACK(n, has, f, p) {(n), DV_CLI_OPT_CALLBACK, (has), (p), NULL, 0, 0, NULL, (f)}
+#define DV_OPT_END {NULL, DV_CLI_OPT_STRING, 0, NULL, NULL, 0, 0, NULL, NULL}
+
+/*
+ * Option parsing shared by every command: getopt_long over the command's
+ * own options (opts, may be NULL) plus the global ones (--repo, --json, -q,
+ * -v, --progress, ...), which may appear anywhere; --help prints help.
+ * Returns true to go on, with *first_arg the index of the first operand;
+ * false when the command is to return *rc at once (0 after --help, or the
+ * exit code of a usage error).
+ */
+bool dv_cli_parse(const char *cmd, const char *help, int argc, char **argv, const struct dv_cli_opt *opts,
+		  int *first_arg, int *rc) DV_WUR;
+/* Usage error "unexpected argument" when there are operands from first on;
+ * else 0. */
+int dv_cli_no_operands(const char *cmd, int argc, char **argv, int first);
 
 /* true when the progress line should be drawn (stderr is a TTY, or
  * --progress=always, and not --quiet/--json). */
@@ -81,6 +128,13 @@ struct dv_repo;
 /* dv_repo_open plus the global settings that apply to a repository
  * (--lock-wait). */
 int dv_cli_open_repo(const char *location, struct dv_repo **out, struct dv_err *err);
+/* Opens the repository at location (dv_cli_open_repo) and resolves the
+ * snapshot spec ('latest' or an id prefix) into id (DV_ID_HEX_LEN + 1
+ * bytes); with manifest non-NULL also loads the snapshot's manifest (caller
+ * frees with json_decref). On failure *repo may be set still: the caller
+ * frees it with dv_repo_free either way. */
+int dv_cli_open_snapshot(const char *location, const char *spec, struct dv_repo **repo, char *id, json_t **manifest,
+			 struct dv_err *err);
 /* Parses a duration "90", "90s", "15m", "2h", "7d" into seconds; -1 if bad. */
 double dv_cli_parse_duration(const char *s);
 /* The repository location, or a usage error when none was given. */

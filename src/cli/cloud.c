@@ -6,6 +6,15 @@
 #include "cli.h"
 #include "cloud.h"
 
+int dv_cloud_arch_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
+{
+	enum dv_arch *arch = o->dest;
+	*arch = dv_arch_parse(arg);
+	if (*arch == DV_ARCH_UNKNOWN)
+		return dv_cli_usage(cmd, "--arch must be x86_64 or arm64");
+	return 0;
+}
+
 int dv_cloud_region(const char *explicit_region, char **region, struct dv_err *err)
 {
 	*region = NULL;

@@ -19,6 +19,19 @@
 #define DV_TAG_LAUNCHED_FROM "diskvault:launched-from" /* diskvault snapshot id or snap-... */
 #define DV_TAG_LAUNCH_ID "diskvault:launch-id"        /* one value per launch */
 
+struct dv_cli_opt;
+/* The dv_cli_opt_fn of --arch: x86_64 or arm64 into the enum dv_arch at
+ * o->dest. */
+int dv_cloud_arch_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg);
+/* The options rightsize and launch share, for their option tables:
+ * --region, --inventory, --catalog, --headroom, --arch. */
+#define DV_CLOUD_SIZING_OPTS(x)                                                                                    \
+	DV_OPT_STRING("region", &(x)->region), DV_OPT_STRING("inventory", &(x)->inventory),                          \
+		DV_OPT_STRING("catalog", &(x)->catalog),                                                              \
+		DV_OPT_PERCENT("headroom", &(x)->headroom, 0, 1000,                                                   \
+			       "--headroom must be a percentage between 0 and 1000"),                                 \
+		DV_OPT_CALLBACK("arch", required_argument, dv_cloud_arch_opt, &(x)->arch)
+
 /* The region: explicit, else the AWS configuration's (env, profile,
  * "us-east-1"). *region malloc'ed. */
 int dv_cloud_region(const char *explicit_region, char **region, struct dv_err *err) DV_WUR;

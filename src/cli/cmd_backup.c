@@ -28,87 +28,42 @@ static const char help[] =
 	"                  without it, a backup of block devices samples this machine for 1 s\n"
 	"  --no-inventory  attach none\n";
 
-struct opts {
-	struct dv_backup_opts b;
-	const char *tags[64];
-	const char *inventory;
-	bool no_inventory;
-};
-
-static int opt(int o, const char *arg, void *ctx)
+/* --time TIME */
+static int time_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
 {
-	struct opts *x = ctx;
-	switch (o) {
-	case 'h':
-		fputs(help, stdout);
-		return 0;
-	case 'n':
-		x->b.name = arg;
-		return 0;
-	case 't':
-		if (x->b.ntags == DV_ARRAY_SIZE(x->tags))
-			return dv_cli_usage("backup", "too many tags");
-		x->tags[x->b.ntags++] = arg;
-		return 0;
-	case 's':
-		x->b.sha256 = true;
-		return 0;
-	case 'A':
-		x->b.all_blocks = true;
-		return 0;
-	case 'M':
-		x->b.allow_mounted = true;
-		return 0;
-	case 'B':
-		x->b.skip_bad_sectors = true;
-		return 0;
-	case 'H':
-		x->b.host = arg;
-		return 0;
-	case 'I':
-		x->inventory = arg;
-		return 0;
-	case 'N':
-		x->no_inventory = true;
-		return 0;
-	case 'W':
-		if (dv_parse_time(arg, &x->b.time) < 0 || x->b.time <= 0)
-			return dv_cli_usage("backup", "--time needs a UTC time such as 2026-11-25T03:00:00Z");
-		return 0;
-	case 'T': {
-		char *end;
-		long v = strtol(arg, &end, 10);
-		if (*end || v < 1 || v > 256)
-			return dv_cli_usage("backup", "--threads must be between 1 and 256");
-		x->b.threads = (unsigned)v;
-		return 0;
-	}
-	}
-	return DV_EXIT_USAGE;
+	int64_t *t = o->dest;
+	if (dv_parse_time(arg, t) < 0 || *t <= 0)
+		return dv_cli_usage(cmd, "--time needs a UTC time such as 2026-11-25T03:00:00Z");
+	return 0;
 }
 
 int cmd_backup(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"name", required_argument, NULL, 'n'},
-		{"tag", required_argument, NULL, 't'},
-		{"sha256", no_argument, NULL, 's'},
-		{"all-blocks", no_argument, NULL, 'A'},
-		{"allow-mounted", no_argument, NULL, 'M'},
-		{"skip-bad-sectors", no_argument, NULL, 'B'},
-		{"host", required_argument, NULL, 'H'},
-		{"time", required_argument, NULL, 'W'},
-		{"inventory", required_argument, NULL, 'I'},
-		{"no-inventory", no_argument, NULL, 'N'},
-		{"threads", required_argument, NULL, 'T'},
-		{NULL, 0, NULL, 0},
-	};
-	struct opts x;
+	struct {
+		struct dv_backup_opts b;
+		const char *tags[64];
+		const char *inventory;
+		bool no_inventory;
+	} x;
 	memset(&x, 0, sizeof x);
 	x.b.tags = x.tags;
-	int first, rc = dv_cli_parse("backup", argc, argv, "", longopts, opt, &x, &first);
-	if (rc)
-		return rc < 0 ? 0 : rc;
+	const struct dv_cli_opt opts[] = {
+		DV_OPT_STRING("name", &x.b.name),
+		DV_OPT_LIST("tag", x.tags, &x.b.ntags, DV_ARRAY_SIZE(x.tags), "too many tags"),
+		DV_OPT_FLAG("sha256", &x.b.sha256),
+		DV_OPT_FLAG("all-blocks", &x.b.all_blocks),
+		DV_OPT_FLAG("allow-mounted", &x.b.allow_mounted),
+		DV_OPT_FLAG("skip-bad-sectors", &x.b.skip_bad_sectors),
+		DV_OPT_STRING("host", &x.b.host),
+		DV_OPT_CALLBACK("time", required_argument, time_opt, &x.b.time),
+		DV_OPT_STRING("inventory", &x.inventory),
+		DV_OPT_FLAG("no-inventory", &x.no_inventory),
+		DV_OPT_UINT("threads", &x.b.threads, 1, 256, "--threads must be between 1 and 256"),
+		DV_OPT_END,
+	};
+	int first, rc;
+	if (!dv_cli_parse("backup", help, argc, argv, opts, &first, &rc))
+		return rc;
 	size_t ncfg = 0;
 	const char *const *cfg_src = dv_config_get_list("backup", "sources", &ncfg);
 	if (first >= argc && ncfg == 0)

@@ -23,32 +23,6 @@ static const char help[] =
 	"The result is written atomically to FILE (default: the user copy,\n"
 	"$XDG_DATA_HOME or ~/.local/share/diskvault/ec2-catalog.csv, which is then used first).\n";
 
-struct opts {
-	const char *region;
-	const char *catalog;
-	const char *output;
-};
-
-static int opt(int o, const char *arg, void *ctx)
-{
-	struct opts *x = ctx;
-	switch (o) {
-	case 'h':
-		fputs(help, stdout);
-		return 0;
-	case 'r':
-		x->region = arg;
-		return 0;
-	case 'c':
-		x->catalog = arg;
-		return 0;
-	case 'o':
-		x->output = arg;
-		return 0;
-	}
-	return DV_EXIT_USAGE;
-}
-
 static int list(struct dv_catalog *cat, const char *region)
 {
 	int ri = dv_catalog_region_index(cat, region);
@@ -201,16 +175,18 @@ static int refresh(struct dv_catalog *cat, const char *region, const char *outpu
 
 int cmd_catalog(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"region", required_argument, NULL, 'r'},
-		{"catalog", required_argument, NULL, 'c'},
-		{"output", required_argument, NULL, 'o'},
-		{NULL, 0, NULL, 0},
+	struct {
+		const char *region, *catalog, *output;
+	} x = {0};
+	const struct dv_cli_opt opts[] = {
+		DV_OPT_STRING("region", &x.region),
+		DV_OPT_STRING("catalog", &x.catalog),
+		DV_OPT_STRING("output", &x.output),
+		DV_OPT_END,
 	};
-	struct opts x = {0};
-	int first, rc = dv_cli_parse("catalog", argc, argv, "", longopts, opt, &x, &first);
-	if (rc)
-		return rc < 0 ? 0 : rc;
+	int first, rc;
+	if (!dv_cli_parse("catalog", help, argc, argv, opts, &first, &rc))
+		return rc;
 	if (argc - first != 1 || (strcmp(argv[first], "list") && strcmp(argv[first], "refresh")))
 		return dv_cli_usage("catalog", "give 'list' or 'refresh'");
 	bool do_refresh = !strcmp(argv[first], "refresh");

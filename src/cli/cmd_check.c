@@ -14,25 +14,19 @@ static const char help[] =
 	"  --read-data[=PCT]  also read PCT percent of the packs (default 100), chosen at random, and\n"
 	"                     verify every chunk in them; a nightly --read-data=5 covers all in ~20 runs\n";
 
-static int opt(int o, const char *arg, void *ctx)
+/* --read-data[=PCT]: a fraction of the packs, all without PCT. */
+static int read_data_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
 {
-	struct dv_check_opts *co = ctx;
-	if (o == 'h') {
-		fputs(help, stdout);
-		return 0;
+	double *read_data = o->dest;
+	*read_data = 1;
+	if (arg) {
+		char *end;
+		double v = strtod(arg, &end);
+		if (end == arg || (*end && strcmp(end, "%")) || v <= 0 || v > 100)
+			return dv_cli_usage(cmd, "--read-data takes a percentage between 0 and 100");
+		*read_data = v / 100;
 	}
-	if (o == 'd') {
-		co->read_data = 1;
-		if (arg) {
-			char *end;
-			double v = strtod(arg, &end);
-			if (end == arg || (*end && strcmp(end, "%")) || v <= 0 || v > 100)
-				return dv_cli_usage("check", "--read-data takes a percentage between 0 and 100");
-			co->read_data = v / 100;
-		}
-		return 0;
-	}
-	return DV_EXIT_USAGE;
+	return 0;
 }
 
 struct problems {
@@ -51,15 +45,16 @@ static void problem(const char *msg, bool is_error, void *ctx)
 
 int cmd_check(int argc, char **argv)
 {
-	static const struct option longopts[] = {{"read-data", optional_argument, NULL, 'd'}, {NULL, 0, NULL, 0}};
 	struct dv_check_opts co = {0};
-	int first, rc = dv_cli_parse("check", argc, argv, "", longopts, opt, &co, &first);
-	if (rc)
-		return rc < 0 ? 0 : rc;
-	if (first < argc)
-		return dv_cli_usage("check", "unexpected argument '%s'", argv[first]);
+	const struct dv_cli_opt opts[] = {
+		DV_OPT_CALLBACK("read-data", optional_argument, read_data_opt, &co.read_data),
+		DV_OPT_END,
+	};
+	int first, rc;
+	if (!dv_cli_parse("check", help, argc, argv, opts, &first, &rc))
+		return rc;
 	const char *repo_path;
-	if ((rc = dv_cli_need_repo("check", &repo_path)))
+	if ((rc = dv_cli_no_operands("check", argc, argv, first)) || (rc = dv_cli_need_repo("check", &repo_path)))
 		return rc;
 	struct dv_err err;
 	struct dv_repo *repo = NULL;

@@ -241,25 +241,11 @@ static int check(const char *file)
 	return 0;
 }
 
-static int opt(int o, const char *arg, void *ctx)
-{
-	(void)arg;
-	(void)ctx;
-	if (o == 'h') {
-		fputs(help, stdout);
-		return 0;
-	}
-	return DV_EXIT_USAGE;
-}
-
 int cmd_config(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{NULL, 0, NULL, 0},
-	};
-	int first, rc = dv_cli_parse("config", argc, argv, "", longopts, opt, NULL, &first);
-	if (rc)
-		return rc < 0 ? 0 : rc;
+	int first, rc;
+	if (!dv_cli_parse("config", help, argc, argv, NULL, &first, &rc))
+		return rc;
 	if (first >= argc)
 		return dv_cli_usage("config", "expected 'show' or 'check'");
 	if (!strcmp(argv[first], "show")) {

@@ -14,38 +14,15 @@ static const char help[] =
 	"packs, disk indexes and EBS records they need are copied, with a new index segment for\n"
 	"the copied packs; without, the whole repository.\n";
 
-struct opts {
-	const char *from, *to;
-};
-
-static int opt(int o, const char *arg, void *ctx)
-{
-	struct opts *x = ctx;
-	switch (o) {
-	case 'h':
-		fputs(help, stdout);
-		return 0;
-	case 'f':
-		x->from = arg;
-		return 0;
-	case 't':
-		x->to = arg;
-		return 0;
-	}
-	return DV_EXIT_USAGE;
-}
-
 int cmd_copy(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"from", required_argument, NULL, 'f'},
-		{"to", required_argument, NULL, 't'},
-		{NULL, 0, NULL, 0},
-	};
-	struct opts x = {0};
-	int first, rc = dv_cli_parse("copy", argc, argv, "", longopts, opt, &x, &first);
-	if (rc)
-		return rc < 0 ? 0 : rc;
+	struct {
+		const char *from, *to;
+	} x = {0};
+	const struct dv_cli_opt opts[] = {DV_OPT_STRING("from", &x.from), DV_OPT_STRING("to", &x.to), DV_OPT_END};
+	int first, rc;
+	if (!dv_cli_parse("copy", help, argc, argv, opts, &first, &rc))
+		return rc;
 	if (!x.from)
 		x.from = dv_cli.repo;
 	if (!x.from || !x.to)

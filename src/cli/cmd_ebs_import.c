@@ -61,57 +61,36 @@ struct opts {
 	size_t ntags;
 };
 
-static int opt(int o, const char *arg, void *ctx)
+static int description_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
 {
-	struct opts *x = ctx;
-	char *end;
-	long v;
-	switch (o) {
-	case 'h':
-		fputs(help, stdout);
-		return 0;
-	case 'd':
-		v = strtol(arg, &end, 10);
-		if (!*arg || *end || v < 0 || v > 1000)
-			return dv_cli_usage("ebs-import", "--disk must be a disk number");
-		x->disk = (unsigned)v;
-		return 0;
-	case 'r':
-		x->region = arg;
-		return 0;
-	case 'D':
-		if (strlen(arg) > 255)
-			return dv_cli_usage("ebs-import", "--description is limited to 255 characters");
-		x->description = arg;
-		return 0;
-	case 't': {
-		const char *eq = strchr(arg, '=');
-		if (!eq || eq == arg || x->ntags >= MAX_TAGS - 3 || !strncmp(arg, "aws:", 4))
-			return dv_cli_usage("ebs-import", "--tag takes KEY=VALUE (at most %d, no aws: prefix)", MAX_TAGS - 3);
-		char *t = dv_strdup(arg);
-		t[eq - arg] = 0;
-		x->tagbuf[x->ntags] = t;
-		x->tags[x->ntags].key = t;
-		x->tags[x->ntags].value = t + (eq - arg) + 1;
-		x->ntags++;
-		return 0;
-	}
-	case 'k':
-		x->kms = arg;
-		return 0;
-	case 'p':
-		if (strcmp(arg, "auto") && strcmp(arg, "none") && strncmp(arg, "snap-", 5))
-			return dv_cli_usage("ebs-import", "--parent must be auto, none or an EBS snapshot id (snap-...)");
-		x->parent = arg;
-		return 0;
-	case 'c':
-		v = strtol(arg, &end, 10);
-		if (!*arg || *end || v < 1 || v > 512)
-			return dv_cli_usage("ebs-import", "--concurrency must be between 1 and 512");
-		x->concurrency = (unsigned)v;
-		return 0;
-	}
-	return DV_EXIT_USAGE;
+	if (strlen(arg) > 255)
+		return dv_cli_usage(cmd, "--description is limited to 255 characters");
+	*(const char **)o->dest = arg;
+	return 0;
+}
+
+/* --tag K=V; dest is the struct opts */
+static int tag_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
+{
+	struct opts *x = o->dest;
+	const char *eq = strchr(arg, '=');
+	if (!eq || eq == arg || x->ntags >= MAX_TAGS - 3 || !strncmp(arg, "aws:", 4))
+		return dv_cli_usage(cmd, "--tag takes KEY=VALUE (at most %d, no aws: prefix)", MAX_TAGS - 3);
+	char *t = dv_strdup(arg);
+	t[eq - arg] = 0;
+	x->tagbuf[x->ntags] = t;
+	x->tags[x->ntags].key = t;
+	x->tags[x->ntags].value = t + (eq - arg) + 1;
+	x->ntags++;
+	return 0;
+}
+
+static int parent_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
+{
+	if (strcmp(arg, "auto") && strcmp(arg, "none") && strncmp(arg, "snap-", 5))
+		return dv_cli_usage(cmd, "--parent must be auto, none or an EBS snapshot id (snap-...)");
+	*(const char **)o->dest = arg;
+	return 0;
 }
 
 /* ---- blocks and the work shared with the reader threads ---------------- */
@@ -443,25 +422,23 @@ static int wait_completed(struct dv_ebs *ebs, const char *id, struct dv_err *err
 
 int cmd_ebs_import(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"disk", required_argument, NULL, 'd'},
-		{"region", required_argument, NULL, 'r'},
-		{"description", required_argument, NULL, 'D'},
-		{"tag", required_argument, NULL, 't'},
-		{"kms-key-id", required_argument, NULL, 'k'},
-		{"parent", required_argument, NULL, 'p'},
-		{"concurrency", required_argument, NULL, 'c'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *cmd = "ebs-import";
 	struct opts x;
 	memset(&x, 0, sizeof x);
 	x.parent = "auto";
-	int first, rc = dv_cli_parse(cmd, argc, argv, "", longopts, opt, &x, &first);
-	if (rc) {
-		rc = rc < 0 ? 0 : rc;
+	const struct dv_cli_opt opts[] = {
+		DV_OPT_UINT("disk", &x.disk, 0, 1000, "--disk must be a disk number"),
+		DV_OPT_STRING("region", &x.region),
+		DV_OPT_CALLBACK("description", required_argument, description_opt, &x.description),
+		DV_OPT_CALLBACK("tag", required_argument, tag_opt, &x),
+		DV_OPT_STRING("kms-key-id", &x.kms),
+		DV_OPT_CALLBACK("parent", required_argument, parent_opt, &x.parent),
+		DV_OPT_UINT("concurrency", &x.concurrency, 1, 512, "--concurrency must be between 1 and 512"),
+		DV_OPT_END,
+	};
+	int first, rc;
+	if (!dv_cli_parse(cmd, help, argc, argv, opts, &first, &rc))
 		goto free_tags;
-	}
 	if (argc - first != 1) {
 		rc = dv_cli_usage(cmd, "give exactly one SNAPSHOT");
 		goto free_tags;
@@ -492,8 +469,7 @@ int cmd_ebs_import(int argc, char **argv)
 
 	struct dv_aws_options ao = {.region = x.region};
 	struct dv_ebs_settings es = {.concurrency = x.concurrency};
-	if ((r = dv_cli_open_repo(repo_path, &repo, &err)) < 0 || (r = dv_snapshot_resolve(repo, argv[first], id, &err)) < 0 ||
-	    (r = dv_snapshot_load(repo, id, &manifest, &err)) < 0)
+	if ((r = dv_cli_open_snapshot(repo_path, argv[first], &repo, id, &manifest, &err)) < 0)
 		goto fail;
 	if (x.disk >= json_array_size(json_object_get(manifest, "disks"))) {
 		r = dv_error(&err, DV_E_USAGE, "snapshot %.8s has no disk %u", id, x.disk);

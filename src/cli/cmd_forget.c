@@ -24,73 +24,25 @@ static const char prune_help[] =
 	"PCT percent (default 20) garbage are rewritten, and packs, disk indexes and temporary files\n"
 	"left by interrupted runs are removed. Takes the exclusive lock; safe to interrupt at any point.\n";
 
-struct opts {
-	struct dv_forget_policy pol;
-	const char *tags[64];
-	bool dry_run, prune;
-	struct dv_prune_opts po;
-	const char *cmd;
-};
-
-static int count_arg(const char *cmd, const char *name, const char *arg, int64_t *out)
+/* --keep-last N and the like: a count >= 0 */
+static int count_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
 {
 	char *end;
 	long long v = strtoll(arg, &end, 10);
 	if (!*arg || *end || v < 0)
-		return dv_cli_usage(cmd, "--%s needs a number >= 0", name);
-	*out = v;
+		return dv_cli_usage(cmd, "--%s needs a number >= 0", o->name);
+	*(int64_t *)o->dest = v;
 	return 0;
 }
 
-static int opt(int o, const char *arg, void *ctx)
+/* --keep-within DURATION */
+static int within_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
 {
-	struct opts *x = ctx;
-	static const char *const kinds[DV_KEEP_KINDS] = {"keep-hourly", "keep-daily", "keep-weekly", "keep-monthly",
-							  "keep-yearly"};
-	switch (o) {
-	case 'h':
-		fputs(strcmp(x->cmd, "prune") ? forget_help : prune_help, stdout);
-		return 0;
-	case 'l':
-		return count_arg(x->cmd, "keep-last", arg, &x->pol.keep_last);
-	case '0':
-	case '1':
-	case '2':
-	case '3':
-	case '4':
-		return count_arg(x->cmd, kinds[o - '0'], arg, &x->pol.keep[o - '0']);
-	case 'w': {
-		double d = dv_cli_parse_duration(arg);
-		if (d <= 0)
-			return dv_cli_usage(x->cmd, "--keep-within needs a duration such as 36h or 14d");
-		x->pol.keep_within = (int64_t)d;
-		return 0;
-	}
-	case 't':
-		if (x->pol.ntags == DV_ARRAY_SIZE(x->tags))
-			return dv_cli_usage(x->cmd, "too many --keep-tag");
-		x->tags[x->pol.ntags++] = arg;
-		return 0;
-	case 'H':
-		x->pol.host = arg;
-		return 0;
-	case 'n':
-		x->dry_run = true;
-		x->po.dry_run = true;
-		return 0;
-	case 'p':
-		x->prune = true;
-		return 0;
-	case 'r': {
-		char *end;
-		double v = strtod(arg, &end);
-		if (end == arg || *end || v < 0 || v > 100)
-			return dv_cli_usage(x->cmd, "--repack-threshold must be a percentage between 0 and 100");
-		x->po.repack_threshold = v / 100;
-		return 0;
-	}
-	}
-	return DV_EXIT_USAGE;
+	double d = dv_cli_parse_duration(arg);
+	if (d <= 0)
+		return dv_cli_usage(cmd, "--keep-within needs a duration such as 36h or 14d");
+	*(int64_t *)o->dest = (int64_t)d;
+	return 0;
 }
 
 static void print_decision(const char *id, const json_t *m, bool keep, const char *reasons, void *ctx)
@@ -145,38 +97,41 @@ static void report_replayed(const char *cmd, uint64_t n)
 
 static int run(const char *cmd, int argc, char **argv)
 {
-	static const struct option forget_opts[] = {
-		{"keep-last", required_argument, NULL, 'l'},
-		{"keep-hourly", required_argument, NULL, '0'},
-		{"keep-daily", required_argument, NULL, '1'},
-		{"keep-weekly", required_argument, NULL, '2'},
-		{"keep-monthly", required_argument, NULL, '3'},
-		{"keep-yearly", required_argument, NULL, '4'},
-		{"keep-within", required_argument, NULL, 'w'},
-		{"keep-tag", required_argument, NULL, 't'},
-		{"host", required_argument, NULL, 'H'},
-		{"dry-run", no_argument, NULL, 'n'},
-		{"prune", no_argument, NULL, 'p'},
-		{"repack-threshold", required_argument, NULL, 'r'},
-		{NULL, 0, NULL, 0},
-	};
-	static const struct option prune_opts[] = {
-		{"dry-run", no_argument, NULL, 'n'},
-		{"repack-threshold", required_argument, NULL, 'r'},
-		{NULL, 0, NULL, 0},
-	};
 	bool forget = !strcmp(cmd, "forget");
-	struct opts x;
+	struct {
+		struct dv_forget_policy pol;
+		const char *tags[64];
+		bool dry_run, prune;
+		struct dv_prune_opts po;
+	} x;
 	memset(&x, 0, sizeof x);
-	x.cmd = cmd;
 	x.pol.tags = x.tags;
 	x.po.repack_threshold = 0.2;
-	int first, rc = dv_cli_parse(cmd, argc, argv, "", forget ? forget_opts : prune_opts, opt, &x, &first);
-	if (rc)
-		return rc < 0 ? 0 : rc;
+	/* prune takes only the last two (before the end row) */
+	const struct dv_cli_opt opts[] = {
+		DV_OPT_CALLBACK("keep-last", required_argument, count_opt, &x.pol.keep_last),
+		DV_OPT_CALLBACK("keep-hourly", required_argument, count_opt, &x.pol.keep[0]),
+		DV_OPT_CALLBACK("keep-daily", required_argument, count_opt, &x.pol.keep[1]),
+		DV_OPT_CALLBACK("keep-weekly", required_argument, count_opt, &x.pol.keep[2]),
+		DV_OPT_CALLBACK("keep-monthly", required_argument, count_opt, &x.pol.keep[3]),
+		DV_OPT_CALLBACK("keep-yearly", required_argument, count_opt, &x.pol.keep[4]),
+		DV_OPT_CALLBACK("keep-within", required_argument, within_opt, &x.pol.keep_within),
+		DV_OPT_LIST("keep-tag", x.tags, &x.pol.ntags, DV_ARRAY_SIZE(x.tags), "too many --keep-tag"),
+		DV_OPT_STRING("host", &x.pol.host),
+		DV_OPT_FLAG("prune", &x.prune),
+		DV_OPT_FLAG("dry-run", &x.dry_run),
+		DV_OPT_PERCENT("repack-threshold", &x.po.repack_threshold, 0, 100,
+			       "--repack-threshold must be a percentage between 0 and 100"),
+		DV_OPT_END,
+	};
+	int first, rc;
+	const struct dv_cli_opt *own = forget ? opts : opts + DV_ARRAY_SIZE(opts) - 3;
+	if (!dv_cli_parse(cmd, forget ? forget_help : prune_help, argc, argv, own, &first, &rc))
+		return rc;
+	x.po.dry_run = x.dry_run;
 	dv_cli_config_forget(forget ? &x.pol : NULL, x.tags, DV_ARRAY_SIZE(x.tags), &x.po); /* [retention] */
-	if (first < argc)
-		return dv_cli_usage(cmd, "unexpected argument '%s'", argv[first]);
+	if ((rc = dv_cli_no_operands(cmd, argc, argv, first)))
+		return rc;
 	if (forget && dv_forget_policy_empty(&x.pol))
 		return dv_cli_usage(cmd, "give at least one --keep-* rule (forgetting every snapshot is not allowed)");
 	const char *repo_path;

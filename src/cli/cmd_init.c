@@ -16,70 +16,44 @@ static const char help[] =
 	"                           DISKVAULT_PASSWORD_COMMAND or a prompt (formats/encryption.md)\n"
 	"  --kdf-n N                scrypt cost N, a power of two (default: tuned to ~0.5 s here)\n";
 
-static int parse_u32(const char *arg, uint32_t lo, uint32_t hi, uint32_t *out)
+/* --kdf-n N: a power of two */
+static int kdf_n_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
 {
 	char *end;
-	unsigned long v = strtoul(arg, &end, 10);
-	if (!*arg || *end || v < lo || v > hi)
-		return -1;
-	*out = (uint32_t)v;
+	long v = strtol(arg, &end, 10);
+	if (!*arg || *end || v < 1024 || v > (1l << 24) || (v & (v - 1)))
+		return dv_cli_usage(cmd, "--kdf-n must be a power of two between 1024 and 16777216");
+	*(uint64_t *)o->dest = (uint64_t)v;
 	return 0;
-}
-
-static int opt(int o, const char *arg, void *ctx)
-{
-	struct dv_repo_init_opts *io = ctx;
-	uint32_t v;
-	switch (o) {
-	case 'h':
-		fputs(help, stdout);
-		return 0;
-	case 'c':
-		if (parse_u32(arg, 4, 4096, &v) < 0)
-			return dv_cli_usage("init", "--chunk-size must be a number of KiB between 4 and 4096");
-		io->chunker.avg = v * 1024;
-		io->chunker.min = io->chunker.avg / 4;
-		io->chunker.max = io->chunker.avg * 4;
-		return 0;
-	case 'l':
-		if (parse_u32(arg, 1, 19, &v) < 0)
-			return dv_cli_usage("init", "--compression-level must be between 1 and 19");
-		io->zstd_level = (int)v;
-		return 0;
-	case 'e':
-		io->encrypt = true;
-		return 0;
-	case 'k':
-		if (parse_u32(arg, 1024, 1u << 24, &v) < 0 || (v & (v - 1)))
-			return dv_cli_usage("init", "--kdf-n must be a power of two between 1024 and 16777216");
-		io->scrypt_n = v;
-		return 0;
-	case 'p':
-		if (parse_u32(arg, 1, 1024, &v) < 0)
-			return dv_cli_usage("init", "--pack-size must be between 1 and 1024 MiB");
-		io->pack_size = v << 20;
-		return 0;
-	}
-	return DV_EXIT_USAGE;
 }
 
 int cmd_init(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"chunk-size", required_argument, NULL, 'c'},
-		{"compression-level", required_argument, NULL, 'l'},
-		{"pack-size", required_argument, NULL, 'p'},
-		{"encrypt", no_argument, NULL, 'e'},
-		{"kdf-n", required_argument, NULL, 'k'},
-		{NULL, 0, NULL, 0},
-	};
 	struct dv_repo_init_opts io;
 	dv_repo_init_opts_default(&io);
-	int first, rc = dv_cli_parse("init", argc, argv, "", longopts, opt, &io, &first);
-	if (rc)
-		return rc < 0 ? 0 : rc;
-	if (first < argc)
-		return dv_cli_usage("init", "unexpected argument '%s'", argv[first]);
+	unsigned chunk_kib = 0, level = 0, pack_mib = 0; /* 0: not given */
+	const struct dv_cli_opt opts[] = {
+		DV_OPT_UINT("chunk-size", &chunk_kib, 4, 4096, "--chunk-size must be a number of KiB between 4 and 4096"),
+		DV_OPT_UINT("compression-level", &level, 1, 19, "--compression-level must be between 1 and 19"),
+		DV_OPT_UINT("pack-size", &pack_mib, 1, 1024, "--pack-size must be between 1 and 1024 MiB"),
+		DV_OPT_FLAG("encrypt", &io.encrypt),
+		DV_OPT_CALLBACK("kdf-n", required_argument, kdf_n_opt, &io.scrypt_n),
+		DV_OPT_END,
+	};
+	int first, rc;
+	if (!dv_cli_parse("init", help, argc, argv, opts, &first, &rc))
+		return rc;
+	if (chunk_kib) {
+		io.chunker.avg = chunk_kib * 1024;
+		io.chunker.min = io.chunker.avg / 4;
+		io.chunker.max = io.chunker.avg * 4;
+	}
+	if (level)
+		io.zstd_level = (int)level;
+	if (pack_mib)
+		io.pack_size = pack_mib << 20;
+	if ((rc = dv_cli_no_operands("init", argc, argv, first)))
+		return rc;
 	const char *repo;
 	if ((rc = dv_cli_need_repo("init", &repo)))
 		return rc;

@@ -26,31 +26,15 @@ static const char help[] =
 	"                    cron entry such as: diskvault inventory -q --sample 60 --append F\n"
 	"                    (FILE.lock serialises concurrent runs)\n";
 
-struct opts {
-	double sample;
-	const char *append;
-};
-
-static int opt(int o, const char *arg, void *ctx)
+/* --sample SECONDS */
+static int sample_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
 {
-	struct opts *x = ctx;
-	switch (o) {
-	case 'h':
-		fputs(help, stdout);
-		return 0;
-	case 'S': {
-		char *end;
-		double v = strtod(arg, &end);
-		if (*end || end == arg || !(v >= 0 && v <= 86400))
-			return dv_cli_usage("inventory", "--sample must be between 0 and 86400 seconds");
-		x->sample = v;
-		return 0;
-	}
-	case 'a':
-		x->append = arg;
-		return 0;
-	}
-	return DV_EXIT_USAGE;
+	char *end;
+	double v = strtod(arg, &end);
+	if (*end || end == arg || !(v >= 0 && v <= 86400))
+		return dv_cli_usage(cmd, "--sample must be between 0 and 86400 seconds");
+	*(double *)o->dest = v;
+	return 0;
 }
 
 /* Reads FILE (missing or empty: *acc = NULL), folds sample in, writes it
@@ -163,17 +147,20 @@ static void print_human(const json_t *inv)
 
 int cmd_inventory(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"sample", required_argument, NULL, 'S'},
-		{"append", required_argument, NULL, 'a'},
-		{NULL, 0, NULL, 0},
+	struct {
+		double sample;
+		const char *append;
+	} x = {1.0, NULL};
+	const struct dv_cli_opt opts[] = {
+		DV_OPT_CALLBACK("sample", required_argument, sample_opt, &x.sample),
+		DV_OPT_STRING("append", &x.append),
+		DV_OPT_END,
 	};
-	struct opts x = {1.0, NULL};
-	int first, rc = dv_cli_parse("inventory", argc, argv, "", longopts, opt, &x, &first);
-	if (rc)
-		return rc < 0 ? 0 : rc;
-	if (first < argc)
-		return dv_cli_usage("inventory", "unexpected argument '%s'", argv[first]);
+	int first, rc;
+	if (!dv_cli_parse("inventory", help, argc, argv, opts, &first, &rc))
+		return rc;
+	if ((rc = dv_cli_no_operands("inventory", argc, argv, first)))
+		return rc;
 	struct dv_err err;
 	json_t *inv = NULL, *acc = NULL;
 	if (dv_inventory_collect(NULL, x.sample, &inv, &err) < 0)

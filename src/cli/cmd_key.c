@@ -16,26 +16,12 @@ static const char help[] =
 	"  remove ID    remove a key slot (not the one in use, not the last)\n"
 	"  passwd       replace the passphrase in use by a new one\n";
 
-static int opt(int o, const char *arg, void *ctx)
-{
-	(void)ctx;
-	if (o == 'h') {
-		fputs(help, stdout);
-		return 0;
-	}
-	if (o == 'n') {
-		dv_cli.new_password_file = arg;
-		return 0;
-	}
-	return DV_EXIT_USAGE;
-}
-
 int cmd_key(int argc, char **argv)
 {
-	static const struct option longopts[] = {{"new-password-file", required_argument, NULL, 'n'}, {NULL, 0, NULL, 0}};
-	int first, rc = dv_cli_parse("key", argc, argv, "", longopts, opt, NULL, &first);
-	if (rc)
-		return rc < 0 ? 0 : rc;
+	const struct dv_cli_opt opts[] = {DV_OPT_STRING("new-password-file", &dv_cli.new_password_file), DV_OPT_END};
+	int first, rc;
+	if (!dv_cli_parse("key", help, argc, argv, opts, &first, &rc))
+		return rc;
 	const char *verb = first < argc ? argv[first] : NULL;
 	int nargs = argc - first;
 	if (!verb || (strcmp(verb, "list") && strcmp(verb, "add") && strcmp(verb, "remove") && strcmp(verb, "passwd")))

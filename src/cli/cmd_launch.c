@@ -41,8 +41,10 @@ static const char cleanup_help[] =
 	"diskvault created (tag diskvault:created-by=diskvault) and that were launched from\n"
 	"SNAPSHOT (or carry tag K=V), and nothing else. --dry-run lists them.\n";
 
+#define STR_(x) #x
+#define STR(x) STR_(x) /* MAX_SG, MAX_TAGS as string literals, for messages */
+
 struct opts {
-	const char *cmd;
 	unsigned disk;
 	const char *itype;
 	const char *subnet;
@@ -64,86 +66,23 @@ struct opts {
 	bool no_wait;
 };
 
-static int opt(int o, const char *arg, void *ctx)
+static int boot_mode_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
 {
-	struct opts *x = ctx;
-	char *end;
-	long v;
-	switch (o) {
-	case 'h':
-		fputs(strcmp(x->cmd, "launch") ? cleanup_help : launch_help, stdout);
-		return 0;
-	case 'd':
-		v = strtol(arg, &end, 10);
-		if (!*arg || *end || v < 0 || v > 1000)
-			return dv_cli_usage(x->cmd, "--disk must be a disk number");
-		x->disk = (unsigned)v;
-		return 0;
-	case 't':
-		x->itype = arg;
-		return 0;
-	case 's':
-		x->subnet = arg;
-		return 0;
-	case 'g':
-		if (x->nsg >= MAX_SG)
-			return dv_cli_usage(x->cmd, "at most %d --security-group", MAX_SG);
-		x->sg[x->nsg++] = arg;
-		return 0;
-	case 'k':
-		x->key_name = arg;
-		return 0;
-	case 'n':
-		x->name = arg;
-		return 0;
-	case 'T':
-		if (x->ntags >= MAX_TAGS)
-			return dv_cli_usage(x->cmd, "at most %d --tag", MAX_TAGS);
-		x->tag_args[x->ntags++] = arg;
-		return 0;
-	case 'r':
-		x->region = arg;
-		return 0;
-	case 'i':
-		x->inventory = arg;
-		return 0;
-	case 'c':
-		x->catalog = arg;
-		return 0;
-	case 'H': {
-		double d = strtod(arg, &end);
-		if (end == arg || *end || !(d >= 0 && d <= 1000))
-			return dv_cli_usage(x->cmd, "--headroom must be a percentage between 0 and 1000");
-		x->headroom = d / 100;
-		return 0;
-	}
-	case 'a':
-		x->arch = dv_arch_parse(arg);
-		if (x->arch == DV_ARCH_UNKNOWN)
-			return dv_cli_usage(x->cmd, "--arch must be x86_64 or arm64");
-		return 0;
-	case 'b':
-		if (strcmp(arg, "uefi") && strcmp(arg, "bios") && strcmp(arg, "uefi+bios"))
-			return dv_cli_usage(x->cmd, "--boot-mode must be uefi, bios or uefi+bios");
-		x->boot_mode = arg;
-		return 0;
-	case 'R':
-		if (strncmp(arg, "/dev/", 5) || strlen(arg) > 32)
-			return dv_cli_usage(x->cmd, "--root-device must be a device name such as /dev/xvda");
-		x->root_device = arg;
-		return 0;
-	case 'L':
-		x->launched_from = arg;
-		return 0;
-	case 'D':
-		x->dry_run = true;
-		return 0;
-	case 'W':
-		x->no_wait = true;
-		return 0;
-	}
-	return DV_EXIT_USAGE;
+	if (strcmp(arg, "uefi") && strcmp(arg, "bios") && strcmp(arg, "uefi+bios"))
+		return dv_cli_usage(cmd, "--boot-mode must be uefi, bios or uefi+bios");
+	*(const char **)o->dest = arg;
+	return 0;
 }
+
+static int root_device_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
+{
+	if (strncmp(arg, "/dev/", 5) || strlen(arg) > 32)
+		return dv_cli_usage(cmd, "--root-device must be a device name such as /dev/xvda");
+	*(const char **)o->dest = arg;
+	return 0;
+}
+
+#define TAG_OPT(x) DV_OPT_LIST("tag", (x)->tag_args, &(x)->ntags, MAX_TAGS, "at most " STR(MAX_TAGS) " --tag")
 
 static bool is_ebs_snapshot_id(const char *s)
 {
@@ -284,29 +223,25 @@ static int wait_running(struct dv_ec2 *ec2, const char *id, struct dv_ec2_instan
 
 int cmd_launch(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"disk", required_argument, NULL, 'd'},
-		{"instance-type", required_argument, NULL, 't'},
-		{"subnet", required_argument, NULL, 's'},
-		{"security-group", required_argument, NULL, 'g'},
-		{"key-name", required_argument, NULL, 'k'},
-		{"name", required_argument, NULL, 'n'},
-		{"tag", required_argument, NULL, 'T'},
-		{"region", required_argument, NULL, 'r'},
-		{"inventory", required_argument, NULL, 'i'},
-		{"catalog", required_argument, NULL, 'c'},
-		{"headroom", required_argument, NULL, 'H'},
-		{"arch", required_argument, NULL, 'a'},
-		{"boot-mode", required_argument, NULL, 'b'},
-		{"root-device", required_argument, NULL, 'R'},
-		{"no-wait", no_argument, NULL, 'W'},
-		{"dry-run", no_argument, NULL, 'D'},
-		{NULL, 0, NULL, 0},
+	struct opts x = {.headroom = -1, .itype = "auto", .root_device = "/dev/xvda"};
+	const struct dv_cli_opt opts[] = {
+		DV_OPT_UINT("disk", &x.disk, 0, 1000, "--disk must be a disk number"),
+		DV_OPT_STRING("instance-type", &x.itype),
+		DV_OPT_STRING("subnet", &x.subnet),
+		DV_OPT_LIST("security-group", x.sg, &x.nsg, MAX_SG, "at most " STR(MAX_SG) " --security-group"),
+		DV_OPT_STRING("key-name", &x.key_name),
+		DV_OPT_STRING("name", &x.name),
+		TAG_OPT(&x),
+		DV_CLOUD_SIZING_OPTS(&x),
+		DV_OPT_CALLBACK("boot-mode", required_argument, boot_mode_opt, &x.boot_mode),
+		DV_OPT_CALLBACK("root-device", required_argument, root_device_opt, &x.root_device),
+		DV_OPT_FLAG("no-wait", &x.no_wait),
+		DV_OPT_FLAG("dry-run", &x.dry_run),
+		DV_OPT_END,
 	};
-	struct opts x = {.cmd = "launch", .headroom = -1, .itype = "auto", .root_device = "/dev/xvda"};
-	int first, rc = dv_cli_parse("launch", argc, argv, "", longopts, opt, &x, &first);
-	if (rc)
-		return rc < 0 ? 0 : rc;
+	int first, rc;
+	if (!dv_cli_parse("launch", launch_help, argc, argv, opts, &first, &rc))
+		return rc;
 	if (argc - first != 1)
 		return dv_cli_usage("launch", "give exactly one SNAPSHOT or EBS snapshot id");
 	const char *src = argv[first];
@@ -340,8 +275,7 @@ int cmd_launch(int argc, char **argv)
 		const char *repo_path;
 		if ((rc = dv_cli_need_repo("launch", &repo_path)))
 			return rc;
-		if ((r = dv_repo_open(repo_path, &repo, &err)) < 0 || (r = dv_snapshot_resolve(repo, src, id, &err)) < 0 ||
-		    (r = dv_snapshot_load(repo, id, &manifest, &err)) < 0 ||
+		if ((r = dv_cli_open_snapshot(repo_path, src, &repo, id, &manifest, &err)) < 0 ||
 		    (r = find_import(repo, id, x.disk, &ebs_id, &rec_region, &err)) < 0)
 			goto fail;
 		if (x.disk >= json_array_size(json_object_get(manifest, "disks"))) {
@@ -760,20 +694,20 @@ static int simple_call(struct dv_ec2 *ec2, const char *action, const char *param
 
 int cmd_cleanup(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"launched-from", required_argument, NULL, 'L'},
-		{"tag", required_argument, NULL, 'T'},
-		{"region", required_argument, NULL, 'r'},
-		{"no-wait", no_argument, NULL, 'W'},
-		{"dry-run", no_argument, NULL, 'D'},
-		{NULL, 0, NULL, 0},
+	struct opts x = {.headroom = -1};
+	const struct dv_cli_opt opts[] = {
+		DV_OPT_STRING("launched-from", &x.launched_from),
+		TAG_OPT(&x),
+		DV_OPT_STRING("region", &x.region),
+		DV_OPT_FLAG("no-wait", &x.no_wait),
+		DV_OPT_FLAG("dry-run", &x.dry_run),
+		DV_OPT_END,
 	};
-	struct opts x = {.cmd = "cleanup", .headroom = -1};
-	int first, rc = dv_cli_parse("cleanup", argc, argv, "", longopts, opt, &x, &first);
-	if (rc)
-		return rc < 0 ? 0 : rc;
-	if (first < argc)
-		return dv_cli_usage("cleanup", "unexpected argument '%s'", argv[first]);
+	int first, rc;
+	if (!dv_cli_parse("cleanup", cleanup_help, argc, argv, opts, &first, &rc))
+		return rc;
+	if ((rc = dv_cli_no_operands("cleanup", argc, argv, first)))
+		return rc;
 	if (!x.launched_from == !x.ntags || x.ntags > 1)
 		return dv_cli_usage("cleanup", "give either --launched-from SNAPSHOT or one --tag K=V");
 	struct dv_err err;
@@ -787,9 +721,7 @@ int cmd_cleanup(int argc, char **argv)
 		fval = x.launched_from;
 		if (!is_ebs_snapshot_id(x.launched_from) && dv_cli.repo) {
 			struct dv_repo *repo = NULL;
-			r = dv_repo_open(dv_cli.repo, &repo, &err);
-			if (r == 0)
-				r = dv_snapshot_resolve(repo, x.launched_from, id, &err);
+			r = dv_cli_open_snapshot(dv_cli.repo, x.launched_from, &repo, id, NULL, &err);
 			dv_repo_free(repo);
 			if (r < 0)
 				goto fail;

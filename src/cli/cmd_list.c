@@ -20,14 +20,11 @@ static uint64_t logical_size(const json_t *m)
 
 int cmd_list(int argc, char **argv)
 {
-	static const struct option longopts[] = {{NULL, 0, NULL, 0}};
-	int first, rc = dv_cli_parse("list", argc, argv, "", longopts, dv_cli_help_opt, (void *)help, &first);
-	if (rc)
-		return rc < 0 ? 0 : rc;
-	if (first < argc)
-		return dv_cli_usage("list", "unexpected argument '%s'", argv[first]);
+	int first, rc;
+	if (!dv_cli_parse("list", help, argc, argv, NULL, &first, &rc))
+		return rc;
 	const char *repo_path;
-	if ((rc = dv_cli_need_repo("list", &repo_path)))
+	if ((rc = dv_cli_no_operands("list", argc, argv, first)) || (rc = dv_cli_need_repo("list", &repo_path)))
 		return rc;
 	struct dv_err err;
 	struct dv_repo *repo = NULL;

@@ -22,14 +22,11 @@ static void problem(const char *msg, bool is_error, void *ctx)
 
 int cmd_rebuild_index(int argc, char **argv)
 {
-	static const struct option longopts[] = {{NULL, 0, NULL, 0}};
-	int first, rc = dv_cli_parse("rebuild-index", argc, argv, "", longopts, dv_cli_help_opt, (void *)help, &first);
-	if (rc)
-		return rc < 0 ? 0 : rc;
-	if (first < argc)
-		return dv_cli_usage("rebuild-index", "unexpected argument '%s'", argv[first]);
+	int first, rc;
+	if (!dv_cli_parse("rebuild-index", help, argc, argv, NULL, &first, &rc))
+		return rc;
 	const char *repo_path;
-	if ((rc = dv_cli_need_repo("rebuild-index", &repo_path)))
+	if ((rc = dv_cli_no_operands("rebuild-index", argc, argv, first)) || (rc = dv_cli_need_repo("rebuild-index", &repo_path)))
 		return rc;
 	struct dv_err err;
 	struct dv_repo *repo = NULL;

@@ -19,75 +19,37 @@ static const char verify_help[] =
 	"usage: diskvault --repo PATH verify SNAPSHOT [--threads N]\n"
 	"Reads every chunk SNAPSHOT uses, decompresses it and checks it against its id.\n";
 
-struct opts {
-	struct dv_restore_opts r;
-	const char *help;
-	const char *cmd;
-};
-
-static int opt(int o, const char *arg, void *ctx)
-{
-	struct opts *x = ctx;
-	char *end;
-	long v;
-	switch (o) {
-	case 'h':
-		fputs(x->help, stdout);
-		return 0;
-	case 'd':
-		v = strtol(arg, &end, 10);
-		if (!*arg || *end || v < 0 || v > 1000)
-			return dv_cli_usage(x->cmd, "--disk must be a disk number");
-		x->r.disk = (unsigned)v;
-		return 0;
-	case 'f':
-		x->r.force = true;
-		return 0;
-	case 'T':
-		v = strtol(arg, &end, 10);
-		if (!*arg || *end || v < 1 || v > 256)
-			return dv_cli_usage(x->cmd, "--threads must be between 1 and 256");
-		x->r.threads = (unsigned)v;
-		return 0;
-	}
-	return DV_EXIT_USAGE;
-}
-
 static int run(const char *cmd, int argc, char **argv)
 {
-	static const struct option restore_opts[] = {
-		{"disk", required_argument, NULL, 'd'},
-		{"force", no_argument, NULL, 'f'},
-		{"threads", required_argument, NULL, 'T'},
-		{NULL, 0, NULL, 0},
-	};
-	static const struct option verify_opts[] = {
-		{"threads", required_argument, NULL, 'T'},
-		{NULL, 0, NULL, 0},
-	};
 	bool restore = !strcmp(cmd, "restore");
-	struct opts x;
-	memset(&x, 0, sizeof x);
-	x.cmd = cmd;
-	x.help = restore ? restore_help : verify_help;
-	int first, rc = dv_cli_parse(cmd, argc, argv, "", restore ? restore_opts : verify_opts, opt, &x, &first);
-	if (rc)
-		return rc < 0 ? 0 : rc;
+	struct dv_restore_opts ro;
+	memset(&ro, 0, sizeof ro);
+	/* verify takes only --threads, the last row before the end */
+	const struct dv_cli_opt opts[] = {
+		DV_OPT_UINT("disk", &ro.disk, 0, 1000, "--disk must be a disk number"),
+		DV_OPT_FLAG("force", &ro.force),
+		DV_OPT_UINT("threads", &ro.threads, 1, 256, "--threads must be between 1 and 256"),
+		DV_OPT_END,
+	};
+	int first, rc;
+	const struct dv_cli_opt *own = restore ? opts : opts + DV_ARRAY_SIZE(opts) - 2;
+	if (!dv_cli_parse(cmd, restore ? restore_help : verify_help, argc, argv, own, &first, &rc))
+		return rc;
 	int want = restore ? 2 : 1;
 	if (argc - first != want)
 		return dv_cli_usage(cmd, restore ? "give SNAPSHOT and TARGET" : "give exactly one SNAPSHOT");
 	const char *repo_path;
 	if ((rc = dv_cli_need_repo(cmd, &repo_path)))
 		return rc;
-	x.r.progress = dv_cli_progress_cb;
-	x.r.progress_ctx = (void *)cmd;
+	ro.progress = dv_cli_progress_cb;
+	ro.progress_ctx = (void *)cmd;
 	struct dv_err err;
 	struct dv_repo *repo = NULL;
 	struct dv_stats st;
 	char id[DV_ID_HEX_LEN + 1];
-	if (dv_cli_open_repo(repo_path, &repo, &err) < 0 || dv_snapshot_resolve(repo, argv[first], id, &err) < 0 ||
-	    (restore ? dv_restore(repo, id, argv[first + 1], &x.r, &st, &err)
-		     : dv_verify(repo, id, &x.r, &st, &err)) < 0) {
+	if (dv_cli_open_snapshot(repo_path, argv[first], &repo, id, NULL, &err) < 0 ||
+	    (restore ? dv_restore(repo, id, argv[first + 1], &ro, &st, &err)
+		     : dv_verify(repo, id, &ro, &st, &err)) < 0) {
 		rc = dv_cli_fail(cmd, &err);
 		goto out;
 	}
@@ -115,7 +77,7 @@ static int run(const char *cmd, int argc, char **argv)
 		if (restore)
 			printf("restored disk %u of snapshot %.8s to %s: %s (%s data written, %s zero/unused left as "
 			       "zeros), every chunk and the disk digest verified, %.1fs\n%s snapshot: %s\n",
-			       x.r.disk, id, argv[first + 1], dv_cli_size(st.bytes_total), dv_cli_size(st.bytes_data),
+			       ro.disk, id, argv[first + 1], dv_cli_size(st.bytes_total), dv_cli_size(st.bytes_data),
 			       dv_cli_size(st.bytes_zero + st.bytes_unused), st.seconds, mode, guarantee);
 		else
 			printf("snapshot %.8s verified: %llu chunks (%s) read and checked, %.1fs\n", id,

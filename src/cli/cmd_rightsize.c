@@ -34,51 +34,13 @@ struct opts {
 	enum dv_arch arch;
 };
 
-static int opt(int o, const char *arg, void *ctx)
-{
-	struct opts *x = ctx;
-	char *end;
-	switch (o) {
-	case 'h':
-		fputs(help, stdout);
-		return 0;
-	case 'i':
-		x->inventory = arg;
-		return 0;
-	case 'r':
-		x->region = arg;
-		return 0;
-	case 'c':
-		x->catalog = arg;
-		return 0;
-	case 'H': {
-		double v = strtod(arg, &end);
-		if (end == arg || *end || !(v >= 0 && v <= 1000))
-			return dv_cli_usage("rightsize", "--headroom must be a percentage between 0 and 1000");
-		x->headroom = v / 100;
-		return 0;
-	}
-	case 'a':
-		x->arch = dv_arch_parse(arg);
-		if (x->arch == DV_ARCH_UNKNOWN)
-			return dv_cli_usage("rightsize", "--arch must be x86_64 or arm64");
-		return 0;
-	}
-	return DV_EXIT_USAGE;
-}
-
 /* Input (and the probed boot mode) from a snapshot's manifest. */
 static int from_snapshot(const char *spec, struct dv_sizing_input *in, char *boot, size_t nboot, char id[],
 			 enum dv_arch *disk_arch, struct dv_err *err)
 {
-	const char *repo_path = dv_cli.repo;
 	struct dv_repo *repo = NULL;
 	json_t *m = NULL;
-	int r = dv_repo_open(repo_path, &repo, err);
-	if (r == 0)
-		r = dv_snapshot_resolve(repo, spec, id, err);
-	if (r == 0)
-		r = dv_snapshot_load(repo, id, &m, err);
+	int r = dv_cli_open_snapshot(dv_cli.repo, spec, &repo, id, &m, err);
 	if (r == 0) {
 		snprintf(boot, nboot, "%s", dv_cloud_boot_mode(m, 0));
 		const char *a = dv_cloud_disk_arch(m, 0);
@@ -94,18 +56,11 @@ static int from_snapshot(const char *spec, struct dv_sizing_input *in, char *boo
 
 int cmd_rightsize(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"inventory", required_argument, NULL, 'i'},
-		{"region", required_argument, NULL, 'r'},
-		{"catalog", required_argument, NULL, 'c'},
-		{"headroom", required_argument, NULL, 'H'},
-		{"arch", required_argument, NULL, 'a'},
-		{NULL, 0, NULL, 0},
-	};
 	struct opts x = {.headroom = -1};
-	int first, rc = dv_cli_parse("rightsize", argc, argv, "", longopts, opt, &x, &first);
-	if (rc)
-		return rc < 0 ? 0 : rc;
+	const struct dv_cli_opt opts[] = {DV_CLOUD_SIZING_OPTS(&x), DV_OPT_END};
+	int first, rc;
+	if (!dv_cli_parse("rightsize", help, argc, argv, opts, &first, &rc))
+		return rc;
 	if ((argc - first != 1) == !x.inventory || argc - first > 1)
 		return dv_cli_usage("rightsize", "give either SNAPSHOT or --inventory FILE");
 	if (!x.inventory) {

@@ -14,20 +14,6 @@ static const char help[] =
 	"when no backup is running. An AbortIncompleteMultipartUpload lifecycle rule on the bucket\n"
 	"does the same automatically (docs/s3.md).\n";
 
-static int opt(int o, const char *arg, void *ctx)
-{
-	(void)arg;
-	if (o == 'h') {
-		fputs(help, stdout);
-		return 0;
-	}
-	if (o == 'a') {
-		*(bool *)ctx = true;
-		return 0;
-	}
-	return DV_EXIT_USAGE;
-}
-
 struct uploads {
 	struct dv_s3 *s3;
 	bool abort;
@@ -58,11 +44,11 @@ static int one(const struct dv_s3_upload *u, void *ctx)
 
 int cmd_s3(int argc, char **argv)
 {
-	static const struct option longopts[] = {{"abort", no_argument, NULL, 'a'}, {NULL, 0, NULL, 0}};
 	bool abort_all = false;
-	int first, rc = dv_cli_parse("s3", argc, argv, "", longopts, opt, &abort_all, &first);
-	if (rc)
-		return rc < 0 ? 0 : rc;
+	const struct dv_cli_opt opts[] = {DV_OPT_FLAG("abort", &abort_all), DV_OPT_END};
+	int first, rc;
+	if (!dv_cli_parse("s3", help, argc, argv, opts, &first, &rc))
+		return rc;
 	if (argc - first != 1 || strcmp(argv[first], "uploads"))
 		return dv_cli_usage("s3", "give 'uploads'");
 	const char *repo;

@@ -13,10 +13,9 @@ static uint64_t u(const json_t *o, const char *k) { return (uint64_t)json_intege
 
 int cmd_show(int argc, char **argv)
 {
-	static const struct option longopts[] = {{NULL, 0, NULL, 0}};
-	int first, rc = dv_cli_parse("show", argc, argv, "", longopts, dv_cli_help_opt, (void *)help, &first);
-	if (rc)
-		return rc < 0 ? 0 : rc;
+	int first, rc;
+	if (!dv_cli_parse("show", help, argc, argv, NULL, &first, &rc))
+		return rc;
 	if (argc - first != 1)
 		return dv_cli_usage("show", "give exactly one SNAPSHOT");
 	const char *repo_path;
@@ -26,8 +25,7 @@ int cmd_show(int argc, char **argv)
 	struct dv_repo *repo = NULL;
 	json_t *m = NULL;
 	char id[DV_ID_HEX_LEN + 1];
-	if (dv_cli_open_repo(repo_path, &repo, &err) < 0 || dv_snapshot_resolve(repo, argv[first], id, &err) < 0 ||
-	    dv_snapshot_load(repo, id, &m, &err) < 0) {
+	if (dv_cli_open_snapshot(repo_path, argv[first], &repo, id, &m, &err) < 0) {
 		rc = dv_cli_fail("show", &err);
 		goto out;
 	}

@@ -9,20 +9,6 @@ static const char help[] =
 	"Removes stale locks: those of a process that no longer runs on this host, and those not\n"
 	"refreshed for 30 minutes. --all removes every lock (only when no diskvault runs anywhere).\n";
 
-static int opt(int o, const char *arg, void *ctx)
-{
-	(void)arg;
-	if (o == 'h') {
-		fputs(help, stdout);
-		return 0;
-	}
-	if (o == 'a') {
-		*(bool *)ctx = true;
-		return 0;
-	}
-	return DV_EXIT_USAGE;
-}
-
 static void report(const struct dv_lock_info *li, bool removed, void *ctx)
 {
 	json_t *list = ctx;
@@ -41,15 +27,13 @@ static void report(const struct dv_lock_info *li, bool removed, void *ctx)
 
 int cmd_unlock(int argc, char **argv)
 {
-	static const struct option longopts[] = {{"all", no_argument, NULL, 'a'}, {NULL, 0, NULL, 0}};
 	bool all = false;
-	int first, rc = dv_cli_parse("unlock", argc, argv, "", longopts, opt, &all, &first);
-	if (rc)
-		return rc < 0 ? 0 : rc;
-	if (first < argc)
-		return dv_cli_usage("unlock", "unexpected argument '%s'", argv[first]);
+	const struct dv_cli_opt opts[] = {DV_OPT_FLAG("all", &all), DV_OPT_END};
+	int first, rc;
+	if (!dv_cli_parse("unlock", help, argc, argv, opts, &first, &rc))
+		return rc;
 	const char *repo_path;
-	if ((rc = dv_cli_need_repo("unlock", &repo_path)))
+	if ((rc = dv_cli_no_operands("unlock", argc, argv, first)) || (rc = dv_cli_need_repo("unlock", &repo_path)))
 		return rc;
 	struct dv_err err;
 	struct dv_repo *repo = NULL;

@@ -93,20 +93,22 @@ bool dv_cli_s3_option(const char *name, const char *value)
 	return false;
 }
 
-int dv_cli_help_opt(int opt, const char *arg, void *ctx)
-{
-	(void)arg;
-	if (opt != 'h')
-		return DV_EXIT_USAGE;
-	fputs(ctx, stdout);
-	return 0;
-}
-
 int dv_cli_open_repo(const char *location, struct dv_repo **out, struct dv_err *err)
 {
 	int rc = dv_repo_open(location, out, err);
 	if (rc == 0)
 		dv_repo_set_lock_wait(*out, dv_cli.lock_wait);
+	return rc;
+}
+
+int dv_cli_open_snapshot(const char *location, const char *spec, struct dv_repo **repo, char *id, json_t **manifest,
+			 struct dv_err *err)
+{
+	int rc = dv_cli_open_repo(location, repo, err);
+	if (rc == 0)
+		rc = dv_snapshot_resolve(*repo, spec, id, err);
+	if (rc == 0 && manifest)
+		rc = dv_snapshot_load(*repo, id, manifest, err);
 	return rc;
 }
 
@@ -128,10 +130,47 @@ double dv_cli_parse_duration(const char *s)
 	return v * unit;
 }
 
-enum { OPT_REPO = 0x1000, OPT_JSON, OPT_PROGRESS, OPT_LOCK_WAIT, OPT_CONFIG, OPT_PASSWORD_FILE, OPT_S3 = 0x1100 };
+/* Checks and stores the value of one of the command's own options. */
+static int own_option(const char *cmd, const struct dv_cli_opt *o, const char *arg)
+{
+	char *end;
+	switch (o->kind) {
+	case DV_CLI_OPT_STRING:
+		*(const char **)o->dest = arg;
+		return 0;
+	case DV_CLI_OPT_FLAG:
+		*(bool *)o->dest = true;
+		return 0;
+	case DV_CLI_OPT_UINT: {
+		long v = strtol(arg, &end, 10);
+		if (!*arg || *end || v < o->lo || v > o->hi)
+			return dv_cli_usage(cmd, "%s", o->msg);
+		*(unsigned *)o->dest = (unsigned)v;
+		return 0;
+	}
+	case DV_CLI_OPT_PERCENT: {
+		double v = strtod(arg, &end);
+		if (end == arg || *end || !(v >= (double)o->lo && v <= (double)o->hi))
+			return dv_cli_usage(cmd, "%s", o->msg);
+		*(double *)o->dest = v / 100;
+		return 0;
+	}
+	case DV_CLI_OPT_LIST:
+		if (*o->count >= (size_t)o->hi)
+			return dv_cli_usage(cmd, "%s", o->msg);
+		((const char **)o->dest)[(*o->count)++] = arg;
+		return 0;
+	case DV_CLI_OPT_CALLBACK:
+		return o->fn(cmd, o, arg);
+	}
+	DV_BUG("option --%s: unknown kind %d", o->name, (int)o->kind);
+}
 
-int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, const struct option *longopts,
-		 dv_cli_opt_fn handle, void *ctx, int *first_arg)
+enum { OPT_REPO = 0x1000, OPT_JSON, OPT_PROGRESS, OPT_LOCK_WAIT, OPT_CONFIG, OPT_PASSWORD_FILE, OPT_S3 = 0x1100,
+       OPT_OWN = 0x1200 };
+
+bool dv_cli_parse(const char *cmd, const char *help, int argc, char **argv, const struct dv_cli_opt *opts,
+		  int *first_arg, int *rc_out)
 {
 	static const struct option globals[] = {
 		{"repo", required_argument, NULL, OPT_REPO},
@@ -145,24 +184,25 @@ int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, 
 		{"help", no_argument, NULL, 'h'},
 	};
 	size_t n = 0;
-	while (longopts && longopts[n].name)
+	while (opts && opts[n].name)
 		n++;
 	/* The command's own options come first: getopt_long takes the first
 	 * match, so a command's --region is its own, not the S3 one. */
 	size_t ns3 = DV_ARRAY_SIZE(s3_options);
 	struct option *all = dv_calloc(n + DV_ARRAY_SIZE(globals) + ns3 + 1, sizeof *all);
-	memcpy(all, longopts, n * sizeof *all);
+	for (size_t i = 0; i < n; i++)
+		all[i] = (struct option){opts[i].name, opts[i].has_arg, NULL, OPT_OWN + (int)i};
 	memcpy(all + n, globals, sizeof globals);
 	for (size_t i = 0; i < ns3; i++)
 		all[n + DV_ARRAY_SIZE(globals) + i] =
 			(struct option){s3_options[i].name, required_argument, NULL, OPT_S3 + (int)i};
 	/* GNU getopt permutes argv, so options may follow operands
 	 * ("backup IMG --json"); operands end up at optind..argc. */
-	char *shorts = dv_asprintf(":qvh%s", shortopts ? shortopts : "");
 	int rc = 0, opt;
+	bool help_shown = false;
 	optind = 1;
 	opterr = 0;
-	while (rc == 0 && (opt = getopt_long(argc, argv, shorts, all, NULL)) != -1) {
+	while (rc == 0 && !help_shown && (opt = getopt_long(argc, argv, ":qvh", all, NULL)) != -1) {
 		switch (opt) {
 		case OPT_REPO:
 			dv_cli.repo = optarg;
@@ -197,9 +237,8 @@ int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, 
 		case OPT_CONFIG:
 			break; /* read before the command ran (dv_cli_config_load) */
 		case 'h':
-			rc = handle('h', NULL, ctx);
-			if (rc == 0)
-				rc = -1; /* help printed: exit 0 */
+			fputs(help, stdout);
+			help_shown = true;
 			break;
 		case '?':
 			rc = dv_cli_usage(cmd, "unknown option '%s'", argv[optind - 1]);
@@ -210,12 +249,13 @@ int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, 
 		default:
 			if (opt >= OPT_S3 && opt < OPT_S3 + (int)ns3)
 				dv_cli_s3_option(s3_options[opt - OPT_S3].name, optarg);
+			else if (opt >= OPT_OWN && opt < OPT_OWN + (int)n)
+				rc = own_option(cmd, &opts[opt - OPT_OWN], optarg);
 			else
-				rc = handle(opt, optarg, ctx);
+				DV_BUG("getopt_long returned %d", opt);
 		}
 	}
 	free(all);
-	free(shorts);
 	*first_arg = optind;
 	/* -v: more detail; -vv: also the library's debug lines (retries,
 	 * resumed uploads, clock correction) */
@@ -223,7 +263,13 @@ int dv_cli_parse(const char *cmd, int argc, char **argv, const char *shortopts, 
 			 : dv_cli.verbose >= 2 ? DV_LOG_DEBUG
 			 : dv_cli.verbose ? DV_LOG_VERBOSE
 					   : DV_LOG_NORMAL);
-	return rc;
+	*rc_out = rc;
+	return rc == 0 && !help_shown;
+}
+
+int dv_cli_no_operands(const char *cmd, int argc, char **argv, int first)
+{
+	return first < argc ? dv_cli_usage(cmd, "unexpected argument '%s'", argv[first]) : 0;
 }
 
 bool dv_cli_progress_enabled(void)

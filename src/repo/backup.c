@@ -22,6 +22,7 @@
 
 #include "disk/probe.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -716,6 +717,30 @@ static int write_manifest(struct backup *b, json_t *disks, char id[DV_ID_HEX_LEN
 	return rc;
 }
 
+#ifdef DV_TEST_HOOKS
+/*
+ * Test hook, compiled in only with the CMake option DV_TEST_HOOKS (ON in
+ * BUILD_TESTING builds, OFF in releases). With DISKVAULT_TEST_COMMIT_GATE=
+ * PATH a backup whose data is stored, just before it checks for a
+ * concurrent prune and commits, creates PATH.reached and waits until PATH
+ * exists (at most 120 s): tests/integration/t_ops_locks.sh runs a prune in
+ * exactly that window, with no timing guesswork.
+ */
+static void test_commit_gate(void)
+{
+	const char *gate = getenv("DISKVAULT_TEST_COMMIT_GATE");
+	if (!gate)
+		return;
+	char *reached = dv_asprintf("%s.reached", gate);
+	int fd = open(reached, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd >= 0)
+		close(fd);
+	free(reached);
+	for (int i = 0; i < 12000 && access(gate, F_OK) != 0; i++)
+		usleep(10000);
+}
+#endif
+
 int dv_backup(struct dv_repo *r, const struct dv_backup_source *src, size_t nsrc, const struct dv_backup_opts *o,
 	      char id[DV_ID_HEX_LEN + 1], struct dv_stats *stats, struct dv_err *err)
 {
@@ -761,10 +786,10 @@ int dv_backup(struct dv_repo *r, const struct dv_backup_source *src, size_t nsrc
 	if (rc == 0)
 		rc = publisher_wait(&b.pub, err);
 	stats->seconds = dv_now() - b.t0;
-	/* Tests widen the window before the commit to race a prune against it. */
-	const char *delay = getenv("DISKVAULT_TEST_COMMIT_DELAY");
-	if (rc == 0 && delay)
-		usleep((useconds_t)(atof(delay) * 1e6));
+#ifdef DV_TEST_HOOKS
+	if (rc == 0)
+		test_commit_gate();
+#endif
 	if (rc == 0)
 		rc = verify_after_concurrent_prune(&b, disks);
 	if (rc == 0)

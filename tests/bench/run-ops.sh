@@ -34,7 +34,9 @@ set -euo pipefail
 export TZ=UTC LC_ALL=C
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
+BENCH_NAME=run-ops.sh
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 PARTS="prune,ebs"
 SIZE_MIB=1024
 NIGHTS=35
@@ -47,49 +49,21 @@ THRESHOLDS=""
 SEED=1
 OUT="$ROOT/docs/performance.md"
 DOCS=1
-ARGS_ORIG="$*"
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --parts) PARTS="$2"; shift 2 ;;
-    --size) SIZE_MIB="$2"; shift 2 ;;
-    --nights) NIGHTS="$2"; shift 2 ;;
-    --prune-runs) PRUNE_RUNS="$2"; shift 2 ;;
-    --ebs-runs) EBS_RUNS="$2"; shift 2 ;;
-    --latency-ms) LATENCY_MS="$2"; shift 2 ;;
-    --concurrency) CONC="$2"; shift 2 ;;
-    --tools) TOOLS="$2"; shift 2 ;;
-    --thresholds) THRESHOLDS="$2"; shift 2 ;;
-    --seed) SEED="$2"; shift 2 ;;
-    --out) OUT="$2"; shift 2 ;;
-    --no-docs) DOCS=0; shift ;;
-    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
-    *) echo "run-ops.sh: unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+bench_args 32 "--parts PARTS" "--size SIZE_MIB" "--nights NIGHTS" "--prune-runs PRUNE_RUNS" "--ebs-runs EBS_RUNS" \
+  "--latency-ms LATENCY_MS" "--concurrency CONC" "--tools TOOLS" "--thresholds THRESHOLDS" "--seed SEED" \
+  "--out OUT" "--no-docs DOCS=0" -- "$@"
 [[ "$OUT" = /* ]] || OUT="$PWD/$OUT"
-has_part() { [[ ",$PARTS," == *",$1,"* ]]; }
-has_tool() { [[ ",$TOOLS," == *",$1,"* ]]; }
-WORK="${BENCH_WORK:-$HERE/work}/ops"
-mkdir -p "$WORK"
-WORK="$(cd "$WORK" && pwd)"
+has_part() { in_list "$PARTS" "$1"; }
+has_tool() { in_list "$TOOLS" "$1"; }
+bench_work ops
 log() { printf '[ops %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-for t in jq python3 openssl debugfs e2fsck; do
-  command -v "$t" >/dev/null || { echo "run-ops.sh: $t is required" >&2; exit 3; }
-done
-[[ -x /usr/bin/time ]] || { echo "run-ops.sh: /usr/bin/time is required" >&2; exit 3; }
-START_TS="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-START_LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
+bench_require jq python3 openssl debugfs e2fsck
 
 # ---------------------------------------------------------------- diskvault
 DV="${DISKVAULT:-}"
 DV_NOTE="DISKVAULT=$DV"
 if [[ -z "$DV" ]]; then
-  log "building diskvault in build-bench/"
-  (cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF &&
-   cmake --build "$ROOT/build-bench" -j2 --target diskvault) >"$WORK/build.log" 2>&1 ||
-    { echo "run-ops.sh: building diskvault failed, see $WORK/build.log" >&2; exit 3; }
-  DV="$(find "$ROOT/build-bench" -type f -name diskvault -perm -u+x | head -1)"
-  DV_NOTE="built from the working tree at $(date -u +%H:%MZ) (Release)"
+  bench_build || { echo "run-ops.sh: building diskvault failed, see $WORK/build.log" >&2; exit 3; }
 fi
 DV_VERSION="$("$DV" --version 2>&1 | head -1)"
 GIT_REV="$(git -C "$ROOT" log -1 --format='%h %s' 2>/dev/null | cut -c1-100 || true)"
@@ -109,28 +83,8 @@ export BORG_PASSPHRASE="" BORG_CACHE_DIR="$CACHE/borg" BORG_CONFIG_DIR="$CACHE/b
        BORG_SECURITY_DIR="$CACHE/borg-security" BORG_KEYS_DIR="$CACHE/borg-keys" \
        BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes \
        BORG_DELETE_I_KNOW_WHAT_I_AM_DOING=YES
-sha() { openssl dgst -sha256 -r "$1" | cut -d' ' -f1; }
-dusb() { du -sb "$1" 2>/dev/null | cut -f1; }
 record() { jq -c -n "$@" >>"$RES"; }
 
-# timed NAME TEMPLATE: runs TEMPLATE (bash, with the exported variables R,
-# SRC, O, DV, X, T, TR, TB, N, KEEP, ID) under /usr/bin/time; sets T_WALL
-# T_USER T_SYS T_RSS (KiB) T_RCHAR T_WCHAR (bytes read/written through
-# read/write calls by the whole command tree, from /proc/PID/io of a wrapping
-# shell) T_LOAD (1-min load when it started), T_OUT/T_ERR (files).
-timed() {
-  local name="$1" tmpl="$2" tf="$X/time.$1" io="$X/io.$1" rc=0
-  T_OUT="$X/out.$name"; T_ERR="$X/err.$name"
-  sync
-  T_LOAD=$(cut -d' ' -f1 /proc/loadavg)
-  IOF="$io" TMPL="$tmpl" /usr/bin/time -f '%e %U %S %M' -o "$tf" \
-    bash -c 'bash -o pipefail -c "$TMPL"; rc=$?; cat /proc/$$/io >"$IOF"; exit $rc' \
-    >"$T_OUT" 2>"$T_ERR" || rc=$?
-  read -r T_WALL T_USER T_SYS T_RSS < <(tail -1 "$tf")
-  T_RCHAR=$(awk '/^rchar/ {print $2}' "$io" 2>/dev/null || echo 0)
-  T_WCHAR=$(awk '/^wchar/ {print $2}' "$io" 2>/dev/null || echo 0)
-  return $rc
-}
 errline() { grep -v '^\s*$' "$T_ERR" | tail -2 | tr '\n' ' ' | cut -c1-240; }
 tjson() { # the last timed command as JSON fields
   jq -c -n --argjson wall "$T_WALL" --argjson user "$T_USER" --argjson sys "$T_SYS" \
@@ -143,14 +97,7 @@ export R SRC O DV X T TR TB N KEEP ID
 IMGDIR="$WORK/img"
 mkdir -p "$IMGDIR"
 BASE="$IMGDIR/base-$SIZE_MIB.img"
-GENSUM="$(cat "$HERE/make-disk.sh" "$HERE/gen.py" "$HERE/mutate.sh" | openssl dgst -sha256 -r | cut -c1-16)"
-want="$SIZE_MIB $SEED 60 $GENSUM"
-if [[ ! -f "$BASE" || ! -f "$BASE.stamp" || "$(cat "$BASE.stamp")" != "$want" ]]; then
-  log "generating the $SIZE_MIB MiB image"
-  rm -f "$BASE.stamp"
-  "$HERE/make-disk.sh" "$BASE" "$SIZE_MIB" "$SEED" >&2
-  echo "$want" >"$BASE.stamp"
-fi
+bench_image "$BASE" "$SIZE_MIB"
 NIGHT_IMG="$IMGDIR/night.img"
 ROOT_START=$(jq .root.start "$BASE.info.json")
 new_image() { # fresh copy of the base image in $NIGHT_IMG

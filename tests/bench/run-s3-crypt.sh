@@ -23,7 +23,9 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
+BENCH_NAME=run-s3-crypt.sh
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 SIZE_MIB=1024
 RUNS=3
 CRYPT_RUNS=""
@@ -31,36 +33,17 @@ OUT="$ROOT/docs/performance.md"
 SEED=1
 PARTS="crypt,s3"
 KEEP=0
-ARGS_ORIG="$*"
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --size) SIZE_MIB="$2"; shift 2 ;;
-    --runs) RUNS="$2"; shift 2 ;;
-    --crypt-runs) CRYPT_RUNS="$2"; shift 2 ;;
-    --out) OUT="$2"; shift 2 ;;
-    --seed) SEED="$2"; shift 2 ;;
-    --parts) PARTS="$2"; shift 2 ;;
-    --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
-    *) echo "run-s3-crypt.sh: unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+bench_args 22 "--size SIZE_MIB" "--runs RUNS" "--crypt-runs CRYPT_RUNS" "--out OUT" "--seed SEED" \
+  "--parts PARTS" "--keep KEEP=1" -- "$@"
 [[ "$OUT" = /* ]] || OUT="$PWD/$OUT"
 CRYPT_RUNS="${CRYPT_RUNS:-$RUNS}"
-WORK="${BENCH_WORK:-$HERE/work}"
-mkdir -p "$WORK"
-WORK="$(cd "$WORK" && pwd)"
+bench_work
 NPROC="$(nproc)"
-START_TS="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-START_LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
 log() { printf '[bench-s3c %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-has_part() { [[ ",$PARTS," == *",$1,"* ]]; }
+has_part() { in_list "$PARTS" "$1"; }
 AWS=/usr/bin/aws   # Debian's awscli; another `aws` may come first on PATH
 
-for t in jq python3 openssl sfdisk debugfs mkfs.fat mcopy e2fsck; do
-  command -v "$t" >/dev/null || { echo "run-s3-crypt.sh: $t is required" >&2; exit 3; }
-done
-[[ -x /usr/bin/time ]] || { echo "run-s3-crypt.sh: /usr/bin/time (package time) is required" >&2; exit 3; }
+bench_require jq python3 openssl sfdisk debugfs mkfs.fat mcopy e2fsck
 if has_part s3 && [[ ! -x $AWS ]]; then
   apt-get install -y --no-install-recommends awscli >"$WORK/apt.log" 2>&1 ||
     { echo "run-s3-crypt.sh: /usr/bin/aws (Debian awscli) is required" >&2; exit 3; }
@@ -69,12 +52,7 @@ fi
 # ---------------------------------------------------------------- diskvault
 DV="${DISKVAULT:-}"
 if [[ -z "$DV" ]]; then
-  log "building diskvault in build-bench/"
-  (cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF &&
-   cmake --build "$ROOT/build-bench" -j2 --target diskvault) >"$WORK/build.log" 2>&1 ||
-    { echo "run-s3-crypt.sh: build failed, see $WORK/build.log" >&2; exit 3; }
-  DV="$(find "$ROOT/build-bench" -type f -name diskvault -perm -u+x | head -1)"
-  DV_NOTE="built from the working tree at $(date -u +%H:%MZ) (Release)"
+  bench_build || { echo "run-s3-crypt.sh: build failed, see $WORK/build.log" >&2; exit 3; }
 else
   DV_NOTE="DISKVAULT=$DV"
 fi
@@ -87,26 +65,12 @@ GIT_DIRTY="$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -vc '^??' || t
 # Same generator, stamps and file names as run.sh (the images are shared).
 IMGDIR="$WORK/img"
 mkdir -p "$IMGDIR"
-GENSUM="$(cat "$HERE/make-disk.sh" "$HERE/gen.py" "$HERE/mutate.sh" | openssl dgst -sha256 -r | cut -c1-16)"
 BASE="$IMGDIR/base-$SIZE_MIB.img"
 MUT="$IMGDIR/mut-$SIZE_MIB.img"
-want="$SIZE_MIB $SEED 60 $GENSUM"
 T0=$(date +%s)
-if [[ ! -f "$BASE.stamp" || "$(cat "$BASE.stamp")" != "$want" ]]; then
-  log "generating the $SIZE_MIB MiB image (seed $SEED)"
-  rm -f "$BASE.stamp"
-  "$HERE/make-disk.sh" --fill 60 "$BASE" "$SIZE_MIB" "$SEED"
-  echo "$want" >"$BASE.stamp"
-fi
-if [[ ! -f "$MUT.stamp" || "$(cat "$MUT.stamp")" != "$(cat "$BASE.stamp")" ]]; then
-  rm -f "$MUT.stamp"
-  cp --sparse=always "$BASE" "$MUT"
-  cp "$BASE.info.json" "$MUT.info.json"; cp "$BASE.manifest.tsv" "$MUT.manifest.tsv"
-  "$HERE/mutate.sh" "$MUT" "$SEED" >/dev/null
-  cp "$BASE.stamp" "$MUT.stamp"
-fi
+bench_image "$BASE" "$SIZE_MIB" 60
+bench_mutated "$BASE" "$MUT"
 GEN_SECONDS=$(( $(date +%s) - T0 ))
-sha() { openssl dgst -sha256 -r "$1" | cut -d' ' -f1; }
 
 # ---------------------------------------------------------------- helpers
 RES="$WORK/s3c-results.jsonl"
@@ -115,7 +79,6 @@ RUNDIR="$WORK/s3c-run"
 SRC="$WORK/s3c-src"
 rm -rf "$RUNDIR" "$SRC"
 mkdir -p "$RUNDIR" "$SRC"
-point_src() { ln -f "$1" "$SRC/disk.img"; }
 PWFILE="$WORK/s3c-password"
 ( umask 077; printf 'correct horse battery staple\n' >"$PWFILE" )
 export DISKVAULT_STATE_DIR="$RUNDIR/state" DISKVAULT_CACHE_DIR="$RUNDIR/cache"
@@ -133,29 +96,22 @@ server_cpu() {
   awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'
 }
 
-# run_timed NAME TEMPLATE: runs TEMPLATE (bash, variables R O SRC DV PWFILE
-# AWS BUCKET S3EP X exported) under /usr/bin/time; sets T_WALL T_USER T_SYS
-# T_RSS T_LOAD T_SRV (server CPU seconds during the command), T_OUT, T_ERR.
+# run_timed NAME TEMPLATE: timed (lib.sh), the templates seeing the
+# variables R O SRC DV PWFILE AWS BUCKET S3EP X; also sets T_SRV (server CPU
+# seconds during the command) and logs a failure.
+BUCKET="" S3EP=""
+export R O SRC DV PWFILE AWS BUCKET S3EP X
 run_timed() {
-  local name="$1" tmpl="$2" tf="$X/time.$1" c0
-  T_OUT="$X/out.$name"; T_ERR="$X/err.$name"
-  sync
-  T_LOAD=$(cut -d' ' -f1 /proc/loadavg)
+  local name="$1" c0 rc=0
   c0=$(server_cpu)
-  local rc=0
-  R="$R" O="$O" SRC="$SRC" DV="$DV" PWFILE="$PWFILE" AWS="$AWS" BUCKET="${BUCKET:-}" S3EP="${S3EP:-}" X="$X" \
-    TMPL="$tmpl" /usr/bin/time -f '%e %U %S %M' -o "$tf" bash -o pipefail -c "$tmpl" \
-    >"$T_OUT" 2>"$T_ERR" || rc=$?
-  read -r T_WALL T_USER T_SYS T_RSS < <(tail -1 "$tf")
+  timed "$@" || rc=$?
   T_SRV=$(awk -v a="$c0" -v b="$(server_cpu)" 'BEGIN {printf "%.2f", b - a}')
   if [[ $rc -ne 0 ]]; then
     log "$name failed (exit $rc): $(grep -v '^\s*$' "$T_ERR" | head -2 | tr '\n' ' ' | cut -c1-240)"
   fi
   return $rc
 }
-dv_json() { grep -E '^\s*\{' "$T_OUT" | tail -1 | jq -c . 2>/dev/null || echo '{}'; }
 stats_json() { [[ -s "$1" ]] && tail -1 "$1" | jq -c . || echo '{}'; }
-dusb() { du -sb "$1" | cut -f1; }
 # rec PART CASE PHASE RUN EXTRA-JSON: one measurement of the last run_timed
 rec() {
   local extra="${5:-}"

@@ -22,7 +22,9 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
+BENCH_NAME=run.sh
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 SIZE_MIB=2048
 RUNS=3
 OUT="$ROOT/docs/performance.md"
@@ -32,31 +34,13 @@ INSTALL=1
 SCALING=1
 USEDBLOCKS=1
 KEEP=0
-ARGS_ORIG="$*"
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --size) SIZE_MIB="$2"; shift 2 ;;
-    --runs) RUNS="$2"; shift 2 ;;
-    --out) OUT="$2"; shift 2 ;;
-    --seed) SEED="$2"; shift 2 ;;
-    --tools) TOOLS="$2"; shift 2 ;;
-    --no-install) INSTALL=0; shift ;;
-    --no-scaling) SCALING=0; shift ;;
-    --no-used-blocks) USEDBLOCKS=0; shift ;;
-    --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
-    *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+bench_args 21 "--size SIZE_MIB" "--runs RUNS" "--out OUT" "--seed SEED" "--tools TOOLS" \
+  "--no-install INSTALL=0" "--no-scaling SCALING=0" "--no-used-blocks USEDBLOCKS=0" "--keep KEEP=1" -- "$@"
 [[ "$OUT" = /* ]] || OUT="$PWD/$OUT"
-WORK="${BENCH_WORK:-$HERE/work}"
-mkdir -p "$WORK"
-WORK="$(cd "$WORK" && pwd)"
+bench_work
 NPROC="$(nproc)"
-START_TS="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-START_LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-has_tool() { [[ ",$TOOLS," == *",$1,"* ]]; }
+has_tool() { in_list "$TOOLS" "$1"; }
 
 # ---------------------------------------------------------------- packages
 need_pkgs=()
@@ -75,21 +59,13 @@ if [[ ${#need_pkgs[@]} -gt 0 ]]; then
     log "missing packages (not installing): ${need_pkgs[*]}"
   fi
 fi
-for t in jq python3 openssl sfdisk debugfs mkfs.fat mcopy; do
-  command -v "$t" >/dev/null || { echo "run.sh: $t is required" >&2; exit 3; }
-done
-[[ -x /usr/bin/time ]] || { echo "run.sh: /usr/bin/time (package time) is required" >&2; exit 3; }
+bench_require jq python3 openssl sfdisk debugfs mkfs.fat mcopy
 
 # ---------------------------------------------------------------- diskvault
 DV="${DISKVAULT:-}"
 DV_NOTE=""
 if [[ -z "$DV" ]] && { has_tool diskvault || has_tool diskvault-all; }; then
-  log "building diskvault in build-bench/"
-  if (cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF &&
-      cmake --build "$ROOT/build-bench" -j2 --target diskvault) >"$WORK/build.log" 2>&1; then
-    DV="$(find "$ROOT/build-bench" -type f -name diskvault -perm -u+x | head -1)"
-    DV_NOTE="built from the working tree at $(date -u +%H:%MZ) (Release)"
-  else
+  if ! bench_build; then
     err="$(grep -m1 -E 'error|Error' "$WORK/build.log" | cut -c1-200)"
     old="$(find "$ROOT/build-bench" -type f -name diskvault -perm -u+x 2>/dev/null | head -1)"
     if [[ -n "$old" ]]; then
@@ -113,30 +89,15 @@ DV_VERSION="n/a"
 # ---------------------------------------------------------------- images
 IMGDIR="$WORK/img"
 mkdir -p "$IMGDIR"
-GENSUM="$(cat "$HERE/make-disk.sh" "$HERE/gen.py" "$HERE/mutate.sh" | openssl dgst -sha256 -r | cut -c1-16)"
-make_img() { # OUT SIZE FILL
-  local out="$1" size="$2" fill="$3" stamp="$1.stamp" want="$2 $SEED $3 $GENSUM"
-  if [[ -f "$out" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return 0; fi
-  rm -f "$stamp"
-  "$HERE/make-disk.sh" --fill "$fill" "$out" "$size" "$SEED"
-  echo "$want" >"$stamp"
-}
-sha() { openssl dgst -sha256 -r "$1" | cut -d' ' -f1; }
-
 BASE="$IMGDIR/base-$SIZE_MIB.img"
 MUT="$IMGDIR/mut-$SIZE_MIB.img"
 log "generating images ($SIZE_MIB MiB, seed $SEED)"
 T0=$(date +%s)
 GEN_CACHED=0
+bench_gensum
 [[ -f "$BASE.stamp" && "$(cat "$BASE.stamp")" == "$SIZE_MIB $SEED 60 $GENSUM" ]] && GEN_CACHED=1
-make_img "$BASE" "$SIZE_MIB" 60
-if [[ ! -f "$MUT.stamp" || "$(cat "$MUT.stamp")" != "$(cat "$BASE.stamp")" ]]; then
-  rm -f "$MUT.stamp"
-  cp --sparse=always "$BASE" "$MUT"
-  cp "$BASE.info.json" "$MUT.info.json"; cp "$BASE.manifest.tsv" "$MUT.manifest.tsv"
-  "$HERE/mutate.sh" "$MUT" "$SEED" >/dev/null
-  cp "$BASE.stamp" "$MUT.stamp"
-fi
+bench_image "$BASE" "$SIZE_MIB" 60
+bench_mutated "$BASE" "$MUT"
 GEN_SECONDS=$(( $(date +%s) - T0 ))
 BASE_SHA="$(sha "$BASE")"; MUT_SHA="$(sha "$MUT")"
 
@@ -151,31 +112,9 @@ export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR="$CACHE/restic"
 export BORG_PASSPHRASE="" BORG_CACHE_DIR="$CACHE/borg" BORG_CONFIG_DIR="$CACHE/borg-config" \
        BORG_SECURITY_DIR="$CACHE/borg-security" BORG_KEYS_DIR="$CACHE/borg-keys" \
        BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
-point_src() { ln -f "$1" "$SRC/disk.img"; }
+export R SRC O DV NPROC X  # what the command templates see
 
-# run_timed NAME TEMPLATE: runs TEMPLATE with bash under /usr/bin/time with
-# the variables R (repository), SRC (dir holding disk.img), O (restore
-# output), DV, NPROC, X (scratch dir). Sets T_WALL T_USER T_SYS T_RSS T_RCHAR,
-# T_OUT (stdout file) and T_ERR (stderr file). rchar is the bytes the command
-# tree read through read(2)-like calls (/proc/PID/io of a wrapping shell,
-# which includes reaped children).
-run_timed() {
-  local name="$1" tmpl="$2"
-  local tf="$X/time.$name" io="$X/io.$name"
-  T_OUT="$X/out.$name"; T_ERR="$X/err.$name"
-  sync
-  T_LOAD=$(cut -d' ' -f1 /proc/loadavg)
-  local rc=0
-  R="$R" SRC="$SRC" O="$O" DV="$DV" NPROC="$NPROC" X="$X" IOF="$io" TMPL="$tmpl" \
-    /usr/bin/time -f '%e %U %S %M' -o "$tf" \
-    bash -c 'bash -o pipefail -c "$TMPL"; rc=$?; cat /proc/$$/io >"$IOF"; exit $rc' \
-    >"$T_OUT" 2>"$T_ERR" || rc=$?
-  read -r T_WALL T_USER T_SYS T_RSS < <(tail -1 "$tf")
-  T_RCHAR=$(awk '/^rchar/ {print $2}' "$io" 2>/dev/null || echo 0)
-  return $rc
-}
 errline() { grep -v '^\s*$' "$T_ERR" | head -2 | tr '\n' ' ' | cut -c1-240; }
-dusb() { du -sb "$1" 2>/dev/null | cut -f1; }
 record() { # JSON object via jq args
   jq -c -n "$@" >>"$RES"
 }
@@ -192,7 +131,6 @@ rec_phase() { # tool phase run ok extra-json
       '{tool:$tool,phase:$phase,run:$run,ok:false,error:$err}'
   fi
 }
-dv_json() { grep -E '^\s*\{' "$T_OUT" | tail -1 | jq -c . 2>/dev/null || echo '{}'; }
 
 # Commands per tool (the report quotes these templates verbatim).
 declare -A C_INIT C_FIRST C_INCR C_RESTORE C_RESTORED
@@ -267,13 +205,13 @@ bench_tool() { # tool run
   R="$RUNDIR/repo-$tool"; O="$RUNDIR/restore-$tool"; X="$RUNDIR/x-$tool"
   rm -rf "$R" "$O" "$X" "$CACHE"; mkdir -p "$O" "$X" "$CACHE" "$(dirname "$R")"
   point_src "$BASE"
-  if ! run_timed init "${C_INIT[$tool]}"; then
+  if ! timed init "${C_INIT[$tool]}"; then
     for ph in first incr restore; do rec_phase "$tool" "$ph" "$run" "init failed: $(errline)"; done
     rm -rf "$R" "$O" "$X"; return
   fi
   local s0; s0=$(dusb "$R")
   log "$tool run $run: first backup"
-  if run_timed first "${C_FIRST[$tool]}"; then
+  if timed first "${C_FIRST[$tool]}"; then
     local s1 j='{}'; s1=$(dusb "$R")
     [[ $dvtool -eq 1 ]] && j="$(dv_json)"
     rec_phase "$tool" first "$run" ok "$(jq -c -n --argjson s "$s1" --argjson a "$((s1 - s0))" --argjson j "$j" '{stored:$s,added:$a,dv:$j}')"
@@ -285,7 +223,7 @@ bench_tool() { # tool run
   fi
   point_src "$MUT"
   log "$tool run $run: incremental backup"
-  if run_timed incr "${C_INCR[$tool]}"; then
+  if timed incr "${C_INCR[$tool]}"; then
     local s2 j='{}'; s2=$(dusb "$R")
     [[ $dvtool -eq 1 ]] && j="$(dv_json)"
     rec_phase "$tool" incr "$run" ok "$(jq -c -n --argjson s "$s2" --argjson a "$((s2 - s1))" --argjson j "$j" '{stored:$s,added:$a,dv:$j}')"
@@ -295,7 +233,7 @@ bench_tool() { # tool run
     rm -rf "$R" "$O" "$X"; return
   fi
   log "$tool run $run: restore"
-  if run_timed restore "${C_RESTORE[$tool]}"; then
+  if timed restore "${C_RESTORE[$tool]}"; then
     local v; v="$(verify_restore "$tool" "$O/${C_RESTORED[$tool]}")"
     rec_phase "$tool" restore "$run" ok "$(jq -c -n --arg v "$v" '{verify:$v}')"
     [[ "$v" == MISMATCH* || "$v" == missing ]] && log "$tool: restore verification: $v"
@@ -323,7 +261,7 @@ C_UB[partclone]='bash -c '"'"'partclone.ext4 -c -q -s "$X/part.img" -o - -L "$X/
 C_UB[zstd-partition]='zstd -3 -T"$NPROC" -q "$X/part.img" -o "$R/root.zst"'
 if [[ $USEDBLOCKS -eq 1 ]]; then
   log "used-blocks comparison on a 25%-full image"
-  make_img "$UB_IMG" "$SIZE_MIB" 25
+  bench_image "$UB_IMG" "$SIZE_MIB" 25
   point_src "$UB_IMG"
   X="$RUNDIR/x-ub"; rm -rf "$X"; mkdir -p "$X"
   rs=$(jq .root.start "$UB_IMG.info.json"); rsz=$(jq .root.size "$UB_IMG.info.json")
@@ -337,10 +275,10 @@ if [[ $USEDBLOCKS -eq 1 ]]; then
       R="$RUNDIR/repo-ub-$m"; O="$RUNDIR/none"; rm -rf "$R" "$CACHE"; mkdir -p "$R"
       if [[ "$m" == default || "$m" == all-blocks || "$m" == partition ]]; then
         rm -rf "$R"
-        if ! run_timed init "${C_INIT[diskvault]}"; then rec_phase "ub-$m" ub "$run" "init failed: $(errline)"; continue; fi
+        if ! timed init "${C_INIT[diskvault]}"; then rec_phase "ub-$m" ub "$run" "init failed: $(errline)"; continue; fi
       fi
       log "used-blocks: $m run $run"
-      if run_timed "ub-$m" "${C_UB[$m]}"; then
+      if timed "ub-$m" "${C_UB[$m]}"; then
         j='{}'; rchar="$T_RCHAR"
         [[ "$m" == default || "$m" == all-blocks || "$m" == partition ]] && j="$(dv_json)"
         [[ "$m" == partclone ]] && rchar=$(awk '/^rchar/ {print $2}' "$X/io.partclone")
@@ -362,13 +300,13 @@ if [[ $SCALING -eq 1 && -n "$DV" ]] && { has_tool diskvault || has_tool diskvaul
   SCALE_SIZES+=("$SIZE_MIB")
   for sz in "${SCALE_SIZES[@]}"; do
     if [[ "$sz" == "$SIZE_MIB" ]]; then img="$BASE"
-    else img="$IMGDIR/base-$sz.img"; make_img "$img" "$sz" 60 || { log "could not make $img"; continue; }; fi
+    else img="$IMGDIR/base-$sz.img"; bench_image "$img" "$sz" 60 || { log "could not make $img"; continue; }; fi
     point_src "$img"
     for m in diskvault diskvault-all; do
       R="$RUNDIR/repo-scale"; X="$RUNDIR/x-scale"; O="$RUNDIR/none"
       rm -rf "$R" "$X"; mkdir -p "$X"
       log "scaling: $m at $sz MiB"
-      if run_timed init "${C_INIT[$m]}" && run_timed first "${C_FIRST[$m]}"; then
+      if timed init "${C_INIT[$m]}" && timed first "${C_FIRST[$m]}"; then
         rec_phase "$m" "scale" 1 ok "$(jq -c -n --argjson sz "$sz" --argjson s "$(dusb "$R")" --argjson j "$(dv_json)" '{size_mib:$sz,stored:$s,dv:$j}')"
       else
         record --arg tool "$m" --argjson sz "$sz" --arg err "$(errline)" '{tool:$tool,phase:"scale",run:1,ok:false,size_mib:$sz,error:$err}'

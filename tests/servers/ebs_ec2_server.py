@@ -371,10 +371,21 @@ def x(tag, value):
     return "<%s>%s</%s>" % (tag, xml_escape(str(value)), tag)
 
 
+def check_ids(ids, known, code, fmt):
+    """The NotFound error code (message fmt % id) for the first of ids not in known."""
+    for i in ids:
+        if i not in known:
+            raise ApiError(code, fmt % i)
+
+
+def xset(tag, items):
+    """<tag>items</tag>, or <tag/> when there are none, as EC2 answers."""
+    body = "".join(items)
+    return "<%s>%s</%s>" % (tag, body, tag) if body else "<%s/>" % tag
+
+
 def tagset(tags):
-    if not tags:
-        return "<tagSet/>"
-    return "<tagSet>" + "".join("<item>%s%s</item>" % (x("key", t["Key"]), x("value", t["Value"])) for t in tags) + "</tagSet>"
+    return xset("tagSet", ("<item>%s%s</item>" % (x("key", t["Key"]), x("value", t["Value"])) for t in tags or []))
 
 
 class Server(ThreadingHTTPServer):
@@ -958,9 +969,7 @@ class Handler(BaseHTTPRequestHandler):
         self.dry_run(params, "DescribeSnapshots")
         ids = ec2_params_list(params, "SnapshotId")
         owners = ec2_params_list(params, "Owner")
-        for i in ids:
-            if i not in st.snaps:
-                raise ApiError("InvalidSnapshot.NotFound", "The snapshot '%s' does not exist." % i)
+        check_ids(ids, st.snaps, "InvalidSnapshot.NotFound", "The snapshot '%s' does not exist.")
         out = []
         for sid in sorted(st.snaps, key=lambda k: st.snaps[k]["StartTime"]):
             s = st.snaps[sid]
@@ -973,7 +982,7 @@ class Handler(BaseHTTPRequestHandler):
                     "owner-id": s["OwnerId"], "volume-size": str(s["VolumeSize"])}):
                 continue
             out.append(self.ec2_snapshot_xml(s))
-        return "<snapshotSet>%s</snapshotSet>" % "".join(out) if out else "<snapshotSet/>"
+        return xset("snapshotSet", out)
 
     def filters_ok(self, params, tags, fields):
         for name, values in ec2_filters(params):
@@ -1077,7 +1086,7 @@ class Handler(BaseHTTPRequestHandler):
         return x("imageId", iid)
 
     def ec2_image_xml(self, img):
-        bdm = "".join("<item>%s<ebs>%s%s%s%s%s</ebs></item>" % (
+        bdm = ("<item>%s<ebs>%s%s%s%s%s</ebs></item>" % (
             x("deviceName", m["DeviceName"]), x("snapshotId", m.get("SnapshotId")), x("volumeSize", m.get("VolumeSize")),
             x("deleteOnTermination", m.get("DeleteOnTermination", "true")), x("volumeType", m.get("VolumeType", "gp2")),
             x("encrypted", m.get("Encrypted", "false"))) for m in img["Mappings"])
@@ -1087,8 +1096,7 @@ class Handler(BaseHTTPRequestHandler):
             x("isPublic", False), x("architecture", img["Architecture"]), x("imageType", "machine"),
             x("name", img["Name"]), x("description", img.get("Description")), x("rootDeviceType", "ebs"),
             x("rootDeviceName", img.get("RootDeviceName")),
-            "<blockDeviceMapping>%s</blockDeviceMapping>" % bdm if bdm else "<blockDeviceMapping/>",
-            x("virtualizationType", img["VirtualizationType"]), tagset(img.get("Tags")),
+            xset("blockDeviceMapping", bdm), x("virtualizationType", img["VirtualizationType"]), tagset(img.get("Tags")),
             x("enaSupport", (img.get("EnaSupport") or "").lower() == "true"),
             x("bootMode", img.get("BootMode")))
 
@@ -1096,9 +1104,8 @@ class Handler(BaseHTTPRequestHandler):
         st = self.app.state
         self.dry_run(params, "DescribeImages")
         ids = ec2_params_list(params, "ImageId")
-        for i in ids:
-            if i not in st.ec2["images"] or st.ec2["images"][i]["State"] == "deregistered":
-                raise ApiError("InvalidAMIID.NotFound", "The image id '[%s]' does not exist" % i)
+        check_ids(ids, {k for k, v in st.ec2["images"].items() if v["State"] != "deregistered"},
+                  "InvalidAMIID.NotFound", "The image id '[%s]' does not exist")
         out = []
         for iid, img in st.ec2["images"].items():
             if img["State"] == "deregistered" or (ids and iid not in ids):
@@ -1109,7 +1116,7 @@ class Handler(BaseHTTPRequestHandler):
             if not self.filters_ok(params, img.get("Tags", []), fields):
                 continue
             out.append(self.ec2_image_xml(img))
-        return "<imagesSet>%s</imagesSet>" % "".join(out) if out else "<imagesSet/>"
+        return xset("imagesSet", out)
 
     def ec2_DeregisterImage(self, params):
         st = self.app.state
@@ -1197,12 +1204,12 @@ class Handler(BaseHTTPRequestHandler):
     def instance_xml(self, inst):
         state = self.inst_state(inst)
         running = state in ("running", "pending")
-        groups = "".join("<item>%s%s</item>" % (x("groupId", g), x("groupName", g)) for g in inst["SecurityGroups"])
+        groups = ("<item>%s%s</item>" % (x("groupId", g), x("groupName", g)) for g in inst["SecurityGroups"])
         img = self.app.state.ec2["images"].get(inst["ImageId"], {})
-        bdm = "".join("<item>%s<ebs>%s%s%s%s</ebs></item>" % (
+        bdm = ("<item>%s<ebs>%s%s%s%s</ebs></item>" % (
             x("deviceName", m["DeviceName"]), x("volumeId", "vol-" + inst["InstanceId"][2:]), x("status", "attached"),
             x("attachTime", now_iso(inst["LaunchTime"])), x("deleteOnTermination", m.get("DeleteOnTermination", "true")))
-            for m in img.get("Mappings", [])) if running else ""
+            for m in (img.get("Mappings", []) if running else []))
         return "<item>%s%s<instanceState>%s%s</instanceState>%s%s%s%s%s%s<placement>%s</placement>%s%s%s%s%s%s%s%s%s%s%s%s<metadataOptions>%s%s%s</metadataOptions></item>" % (
             x("instanceId", inst["InstanceId"]), x("imageId", inst["ImageId"]), x("code", self.STATE_CODES[state]),
             x("name", state), x("privateDnsName", "ip-%s.ec2.internal" % inst["PrivateIp"].replace(".", "-") if running else ""),
@@ -1212,9 +1219,8 @@ class Handler(BaseHTTPRequestHandler):
             x("vpcId", "vpc-0default0000000000" if running else None),
             x("privateIpAddress", inst["PrivateIp"] if running else None),
             x("ipAddress", inst["PublicIp"] if state == "running" else None),
-            "<groupSet>%s</groupSet>" % groups if groups else "<groupSet/>", x("architecture", inst["Architecture"]),
-            x("rootDeviceType", "ebs"), x("rootDeviceName", inst.get("RootDeviceName")),
-            "<blockDeviceMapping>%s</blockDeviceMapping>" % bdm if bdm else "<blockDeviceMapping/>",
+            xset("groupSet", groups), x("architecture", inst["Architecture"]),
+            x("rootDeviceType", "ebs"), x("rootDeviceName", inst.get("RootDeviceName")), xset("blockDeviceMapping", bdm),
             x("virtualizationType", "hvm"), tagset(inst.get("Tags")), x("bootMode", inst.get("BootMode")),
             x("state", "applied"), x("httpTokens", inst["HttpTokens"]), x("httpEndpoint", inst["HttpEndpoint"]))
 
@@ -1226,9 +1232,7 @@ class Handler(BaseHTTPRequestHandler):
         st = self.app.state
         self.dry_run(params, "DescribeInstances")
         ids = ec2_params_list(params, "InstanceId")
-        for i in ids:
-            if i not in st.ec2["instances"]:
-                raise ApiError("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist" % i)
+        check_ids(ids, st.ec2["instances"], "InvalidInstanceID.NotFound", "The instance ID '%s' does not exist")
         by_res = {}
         for iid, inst in st.ec2["instances"].items():
             if ids and iid not in ids:
@@ -1238,8 +1242,7 @@ class Handler(BaseHTTPRequestHandler):
             if not self.filters_ok(params, inst.get("Tags", []), fields):
                 continue
             by_res.setdefault(inst["ReservationId"], []).append(inst)
-        items = "".join("<item>%s</item>" % self.reservation_inner(r, v) for r, v in by_res.items())
-        return "<reservationSet>%s</reservationSet>" % items if items else "<reservationSet/>"
+        return xset("reservationSet", ("<item>%s</item>" % self.reservation_inner(r, v) for r, v in by_res.items()))
 
     def ec2_TerminateInstances(self, params):
         st = self.app.state
@@ -1248,10 +1251,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError("MissingParameter", "The request must contain the parameter InstanceId")
         self.dry_run(params, "TerminateInstances", "arn:aws:ec2:%s:%s:instance/%s" % (st.region, self.app.owner, ids[0]))
         out = []
-        for i in ids:
-            inst = st.ec2["instances"].get(i)
-            if not inst:
-                raise ApiError("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist" % i)
+        check_ids(ids, st.ec2["instances"], "InvalidInstanceID.NotFound", "The instance ID '%s' does not exist")
         for i in ids:
             inst = st.ec2["instances"][i]
             prev = self.inst_state(inst)
@@ -1298,10 +1298,8 @@ class Handler(BaseHTTPRequestHandler):
         self.dry_run(params, "DescribeInstanceTypes")
         want = ec2_params_list(params, "InstanceType")
         cat = self.catalog()
-        known = {t["type"] for t in cat}
-        for w in want:
-            if w not in known:
-                raise ApiError("InvalidInstanceType", "The following supplied instance types do not exist: [%s]" % w)
+        check_ids(want, {t["type"] for t in cat}, "InvalidInstanceType",
+                  "The following supplied instance types do not exist: [%s]")
         rows = []
         for t in cat:
             if want and t["type"] not in want:
@@ -1346,7 +1344,7 @@ class Handler(BaseHTTPRequestHandler):
                     x("instanceType", t["type"]), x("item", t["arch"]), x("defaultVCpus", t["vcpus"]),
                     x("sizeInMiB", mem), x("nvmeSupport", t["nvme"]), x("enaSupport", t["ena"]),
                     x("burstablePerformanceSupported", burst), boots))
-        body = "<instanceTypeSet>%s</instanceTypeSet>" % "".join(items) if items else "<instanceTypeSet/>"
+        body = xset("instanceTypeSet", items)
         if nxt:
             body += x("nextToken", nxt)
         return body
