@@ -5,8 +5,12 @@
 #
 # usage: tests/bench/run-s3-crypt.sh [--size MIB] [--runs N] [--out FILE]
 #                                    [--seed S] [--parts LIST] [--keep]
+#                                    [--crypt-sizes LIST]
 #
 #   --size MIB    disk size (default 1024)
+#   --crypt-sizes LIST  comma list of disk sizes in MiB for the encryption part,
+#                 one table each (default: --size); the fixed cost of opening
+#                 an encrypted repository weighs less on a larger disk
 #   --runs N      repetitions, interleaved; medians are reported (default 3)
 #   --crypt-runs N  repetitions of the encryption part (default: --runs)
 #   --out FILE    report to update (default docs/performance.md): the sections
@@ -29,14 +33,16 @@ BENCH_NAME=run-s3-crypt.sh
 SIZE_MIB=1024
 RUNS=3
 CRYPT_RUNS=""
+CRYPT_SIZES=""
 OUT="$ROOT/docs/performance.md"
 SEED=1
 PARTS="crypt,s3"
 KEEP=0
-bench_args 22 "--size SIZE_MIB" "--runs RUNS" "--crypt-runs CRYPT_RUNS" "--out OUT" "--seed SEED" \
+bench_args 25 "--size SIZE_MIB" "--crypt-sizes CRYPT_SIZES" "--runs RUNS" "--crypt-runs CRYPT_RUNS" "--out OUT" "--seed SEED" \
   "--parts PARTS" "--keep KEEP=1" -- "$@"
 [[ "$OUT" = /* ]] || OUT="$PWD/$OUT"
 CRYPT_RUNS="${CRYPT_RUNS:-$RUNS}"
+CRYPT_SIZES="${CRYPT_SIZES:-$SIZE_MIB}"
 bench_work
 NPROC="$(nproc)"
 log() { printf '[bench-s3c %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -65,12 +71,23 @@ GIT_DIRTY="$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -vc '^??' || t
 # Same generator, stamps and file names as run.sh (the images are shared).
 IMGDIR="$WORK/img"
 mkdir -p "$IMGDIR"
-BASE="$IMGDIR/base-$SIZE_MIB.img"
-MUT="$IMGDIR/mut-$SIZE_MIB.img"
-T0=$(date +%s)
-bench_image "$BASE" "$SIZE_MIB" 60
-bench_mutated "$BASE" "$MUT"
-GEN_SECONDS=$(( $(date +%s) - T0 ))
+GEN_SECONDS=0
+# use_size MIB: BASE and MUT become that size's images (generated once and
+# shared with run.sh), the reference restores are made again for them.
+CUR_SIZE=""
+E2FSCK_ALL=""
+use_size() {
+  local t0
+  [[ "$CUR_SIZE" == "$1" ]] && return 0
+  t0=$(date +%s)
+  CUR_SIZE="$1"
+  BASE="$IMGDIR/base-$1.img"
+  MUT="$IMGDIR/mut-$1.img"
+  bench_image "$BASE" "$1" 60
+  bench_mutated "$BASE" "$MUT"
+  GEN_SECONDS=$(( GEN_SECONDS + $(date +%s) - t0 ))
+  REF_FIRST=""; REF_LATEST=""; E2FSCK="not run"
+}
 
 # ---------------------------------------------------------------- helpers
 RES="$WORK/s3c-results.jsonl"
@@ -118,11 +135,11 @@ rec() {
   [[ -n "$extra" ]] || extra='{}'
   jq -c -n --arg part "$1" --arg case "$2" --arg phase "$3" --argjson run "$4" --argjson extra "$extra" \
     --argjson wall "$T_WALL" --argjson user "$T_USER" --argjson sys "$T_SYS" --argjson rss "$T_RSS" \
-    --argjson load "$T_LOAD" --argjson srv "$T_SRV" \
-    '{part:$part,case:$case,phase:$phase,run:$run,ok:true,wall:$wall,user:$user,sys:$sys,rss_kib:$rss,load1:$load,server_cpu:$srv} + $extra' >>"$RES"
+    --argjson load "$T_LOAD" --argjson srv "$T_SRV" --argjson size "$CUR_SIZE" \
+    '{part:$part,case:$case,phase:$phase,run:$run,size_mib:$size,ok:true,wall:$wall,user:$user,sys:$sys,rss_kib:$rss,load1:$load,server_cpu:$srv} + $extra' >>"$RES"
 }
 recfail() { jq -c -n --arg part "$1" --arg case "$2" --arg phase "$3" --argjson run "$4" --arg err "$5" \
-  '{part:$part,case:$case,phase:$phase,run:$run,ok:false,error:$err}' >>"$RES"; }
+  --argjson size "$CUR_SIZE" '{part:$part,case:$case,phase:$phase,run:$run,size_mib:$size,ok:false,error:$err}' >>"$RES"; }
 
 # The reference images: restore of the first (base) and latest (mutated)
 # snapshot of a plain local repository; every other restore must equal them.
@@ -167,6 +184,7 @@ reference_restores() {
   b="$(head -c $((sw + 4096)) "$MUT" | openssl dgst -sha256 -r | cut -c1-64)"
   if [[ "$a" == "$b" ]] && e2fsck -fn "$O/disk.img?offset=$rs" >/dev/null 2>&1; then E2FSCK="gpt+esp-equal,e2fsck-ok"
   else E2FSCK="FAILED"; fi
+  E2FSCK_ALL="${E2FSCK_ALL:+$E2FSCK_ALL, }$CUR_SIZE MiB: $E2FSCK"
   rm -rf "$X" "$R" "$O"
 }
 
@@ -340,13 +358,19 @@ s3_copy_case() { # tool(diskvault|awscli) run
 }
 
 # ---------------------------------------------------------------- runs
-reference_restores
 if has_part crypt; then
-  for ((run = 1; run <= CRYPT_RUNS; run++)); do
-    if (( run % 2 )); then order="plain enc"; else order="enc plain"; fi
-    for m in $order; do crypt_case "$m" "$run"; done
+  for size in ${CRYPT_SIZES//,/ }; do
+    use_size "$size"
+    reference_restores
+    for ((run = 1; run <= CRYPT_RUNS; run++)); do
+      if (( run % 2 )); then order="plain enc"; else order="enc plain"; fi
+      for m in $order; do crypt_case "$m" "$run"; done
+    done
+    if [[ $KEEP -eq 0 && "$size" != "$SIZE_MIB" ]]; then rm -f "$BASE" "$MUT" "$BASE".* "$MUT".*; fi
   done
 fi
+use_size "$SIZE_MIB"
+reference_restores
 KDF_N="$(R="$RUNDIR/kdf"; "$DV" --repo "$R" --password-file "$PWFILE" init --encrypt >/dev/null 2>&1 &&
   jq -c '.encryption // null' "$R/config" 2>/dev/null || echo null; rm -rf "$R")"
 if has_part s3; then
@@ -368,12 +392,12 @@ jq -n --arg start "$START_TS" --arg finish "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --ar
   --arg v_swift "$(/usr/bin/python3 -c 'import swift; print(swift.__version__)' 2>/dev/null || echo n/a)" \
   --arg aes "$(grep -qw aes /proc/cpuinfo && echo yes || echo no)" \
   --argjson size_mib "$SIZE_MIB" --argjson runs "$RUNS" --argjson crypt_runs "$CRYPT_RUNS" --arg seed "$SEED" --argjson gen_seconds "$GEN_SECONDS" \
-  --arg base_sha "$(sha "$BASE")" --arg mut_sha "$(sha "$MUT")" --arg e2fsck "$E2FSCK" \
+  --arg base_sha "$(sha "$BASE")" --arg mut_sha "$(sha "$MUT")" --arg e2fsck "$E2FSCK_ALL" --arg crypt_sizes "$CRYPT_SIZES" \
   --argjson kdf "$KDF_N" --argjson copy_bytes "${COPY_BYTES:-0}" --argjson copy_files "${COPY_FILES:-0}" \
   --argjson cmds "$(for k in "${!C[@]}"; do jq -n --arg k "$k" --arg v "${C[$k]}" '{($k):$v}'; done | jq -s add)" \
   '{start:$start,end:$finish,args:$args,load_start:$load0,load_end:$load1,nproc:$nproc,
     versions:{diskvault:$v_dv,aws:$v_aws,swift:$v_swift},dv_note:$dv_note,git_rev:$git_rev,git_dirty:$git_dirty,aes_ni:$aes,
-    size_mib:$size_mib,runs:$runs,crypt_runs:$crypt_runs,seed:$seed,gen_seconds:$gen_seconds,base_sha:$base_sha,mut_sha:$mut_sha,
+    size_mib:$size_mib,crypt_sizes:($crypt_sizes | split(",") | map(tonumber)),runs:$runs,crypt_runs:$crypt_runs,seed:$seed,gen_seconds:$gen_seconds,base_sha:$base_sha,mut_sha:$mut_sha,
     e2fsck:$e2fsck,kdf:$kdf,copy_bytes:$copy_bytes,copy_files:$copy_files,cmds:$cmds}' >"$WORK/s3c-meta.json"
 cp "$RES" "$WORK/s3c-results-$(date -u +%Y%m%dT%H%M%S).jsonl"
 python3 "$HERE/report-s3-crypt.py" "$WORK/s3c-meta.json" "$RES" "$HERE/notes-s3-crypt.md" "$OUT"
