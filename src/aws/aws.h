@@ -278,6 +278,11 @@ struct dv_s3_put_opts {
 int dv_s3_check_bucket(struct dv_s3 *s3, const char *prefix, struct dv_err *err) DV_WUR;
 int dv_s3_put_object(struct dv_s3 *s3, const char *key, const void *data, size_t len,
 		     const struct dv_s3_put_opts *opts, struct dv_err *err) DV_WUR;
+/* PUT of len bytes of fd from offset 0, streamed (the file is read again on
+ * a retry); sha256_hex is the body's SHA-256 (signed), md5_b64 its
+ * Content-MD5 or NULL/"" for none. */
+int dv_s3_put_fd(struct dv_s3 *s3, const char *key, int fd, uint64_t len, const char *sha256_hex,
+		 const char *md5_b64, const struct dv_s3_put_opts *opts, struct dv_err *err) DV_WUR;
 /* whole: reads all (more than cap is DV_E_CORRUPT); else exactly len bytes
  * at off (short is DV_E_CORRUPT "truncated"). out is replaced. */
 int dv_s3_get_object(struct dv_s3 *s3, const char *key, uint64_t off, size_t len, bool whole, size_t cap,

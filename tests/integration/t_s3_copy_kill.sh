@@ -21,6 +21,7 @@ note "kill seed $SEED (replay with DV_KILL_SEED=$SEED)"
 RANDOM=$SEED
 
 expect_ok dv --repo "$L" init --pack-size 16
+export DISKVAULT_S3_MULTIPART_THRESHOLD=16M   # below the default: packs go up in parts
 # "id file" lines: every source snapshot and the image it must restore to.
 : >"$T/snaps"
 add_backup() { # IMAGE
