@@ -46,4 +46,20 @@ int dv_ebs_state_list(struct dv_repo *r, json_t **out, struct dv_err *err) DV_WU
 int dv_ebs_state_get_sig(struct dv_repo *r, const char *snapshot, unsigned disk, uint64_t n_blocks, struct dv_buf *out,
 			 struct dv_err *err) DV_WUR;
 
+/*
+ * Deletes the records and block tables under ebs/ of snapshots not among
+ * existing[0..n) (64-hex ids, borrowed), except, for each disk lineage
+ * (host, source or disk number, region, endpoint: what ebs-import --parent
+ * auto matches on), the newest record: it is the parent the next import of
+ * that disk diffs against, and the one a killed import started from it
+ * resumes with, even when its own snapshot is gone (the parent's table is
+ * enough; its data is read only when still there). Records whose snapshot
+ * exists are never touched, nor names of another form. Records go in one
+ * batch, then their tables in another, so a record never lacks its table.
+ * *deleted counts the objects (records and tables) deleted, or that would
+ * be with dry_run. Records are read only when some snapshot is missing.
+ */
+int dv_ebs_state_purge(struct dv_repo *r, const char *const *existing, size_t n, bool dry_run, uint64_t *deleted,
+		       struct dv_err *err) DV_WUR;
+
 #endif

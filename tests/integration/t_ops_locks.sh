@@ -81,7 +81,7 @@ DISKVAULT_TEST_COMMIT_DELAY=3 "$DISKVAULT" --progress=never --repo "$repo" backu
 bpid=$!
 sleep 1.5                            # the backup has deduplicated and waits before committing
 expect_ok dv --repo "$repo" unlock --all
-expect_ok dv --repo "$repo" prune --repack-threshold 0
+expect_ok dv --repo "$repo" prune --max-unused 0
 brc=0
 wait "$bpid" || brc=$?
 [ "$brc" -eq 5 ] || fail "backup racing a prune exited $brc, expected 5: $(cat "$T/b2.err")"
