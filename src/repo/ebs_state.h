@@ -3,7 +3,8 @@
  * import of the same disk can name the earlier EBS snapshot as its parent
  * and send only the blocks that changed.
  *
- * Objects (written by ebs-import, read by it and by launch):
+ * Objects (written by ebs-import, read by it and by launch, deleted by
+ * forget and prune once their snapshot is gone: dv_ebs_state_purge):
  *   ebs/<snapshot-id>-<disk>       JSON record (schema below), written last
  *   ebs/<snapshot-id>-<disk>.sig   block table: one 16-byte entry per
  *                                  512 KiB block of the disk, in order:
