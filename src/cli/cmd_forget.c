@@ -30,7 +30,8 @@ static const char prune_help[] =
 	"Takes the exclusive lock; safe to interrupt at any point.\n"
 	"  --max-unused LIMIT     N% of the repository after prune (default 5%), a size such as\n"
 	"                         200M or 1G, 0 to leave nothing unused, or unlimited (no rewriting)\n"
-	"  --max-repack-size SIZE rewrite at most SIZE of used data per run (e.g. 2G; default no cap)\n";
+	"  --max-repack-size SIZE rewrite at most SIZE of used data per run (e.g. 2G; default no cap)\n"
+	"The config file's [retention] max_unused and max_repack_size replace the defaults.\n";
 
 struct opts {
 	struct dv_forget_policy pol;
