@@ -37,6 +37,7 @@ struct opts {
 	struct dv_forget_policy pol;
 	const char *tags[64];
 	bool dry_run, prune;
+	const char *budget_flag; /* --max-unused or --max-repack-size given */
 	struct dv_prune_opts po;
 	const char *cmd;
 };
@@ -91,6 +92,7 @@ static int opt(int o, const char *arg, void *ctx)
 		x->prune = true;
 		return 0;
 	case 'u':
+		x->budget_flag = "--max-unused";
 		if (!dv_config_parse_unused(arg, &x->po.max_unused_pct, &x->po.max_unused_bytes))
 			return dv_cli_usage(x->cmd,
 					    "--max-unused '%s': expected a percentage below 100 (5%%), a size (200M) or "
@@ -98,6 +100,7 @@ static int opt(int o, const char *arg, void *ctx)
 					    arg);
 		return 0;
 	case 'R':
+		x->budget_flag = "--max-repack-size";
 		if (!dv_config_parse_size(arg, &x->po.max_repack_bytes))
 			return dv_cli_usage(x->cmd, "--max-repack-size '%s': expected a size such as 500M or 2G", arg);
 		return 0;
@@ -207,6 +210,8 @@ static int run(const char *cmd, int argc, char **argv)
 		dv_cli_config_forget(&x.pol, x.tags, DV_ARRAY_SIZE(x.tags)); /* [retention] */
 	if (first < argc)
 		return dv_cli_usage(cmd, "unexpected argument '%s'", argv[first]);
+	if (forget && !x.prune && x.budget_flag)
+		return dv_cli_usage(cmd, "%s applies to the prune: give --prune too", x.budget_flag);
 	if (forget && dv_forget_policy_empty(&x.pol))
 		return dv_cli_usage(cmd, "give at least one --keep-* rule (forgetting every snapshot is not allowed)");
 	const char *repo_path;

@@ -322,53 +322,36 @@ static int load_references(struct pruner *p)
 }
 
 struct cand {
-	double ratio; /* unused per used byte */
+	double ratio;    /* unused per used byte */
+	uint64_t unused;
 	size_t i;
 };
 
 /* Highest ratio first; ties: more unused bytes first, then the earlier. */
-static int by_ratio(const void *a, const void *b, const struct dv_prune_pack *v)
+static int by_ratio(const void *a, const void *b)
 {
 	const struct cand *x = a, *y = b;
 	if (x->ratio != y->ratio)
 		return x->ratio > y->ratio ? -1 : 1;
-	if (v[x->i].unused != v[y->i].unused)
-		return v[x->i].unused > v[y->i].unused ? -1 : 1;
+	if (x->unused != y->unused)
+		return x->unused > y->unused ? -1 : 1;
 	return x->i < y->i ? -1 : x->i > y->i;
-}
-
-/* Insertion into a sorted array would be quadratic and qsort has no
- * context argument in C11: a merge sort with one. */
-static void sort_cands(struct cand *c, struct cand *tmp, size_t n, const struct dv_prune_pack *v)
-{
-	if (n < 2)
-		return;
-	size_t h = n / 2;
-	sort_cands(c, tmp, h, v);
-	sort_cands(c + h, tmp, n - h, v);
-	size_t a = 0, b = h, k = 0;
-	while (a < h && b < n)
-		tmp[k++] = by_ratio(&c[b], &c[a], v) < 0 ? c[b++] : c[a++];
-	while (a < h)
-		tmp[k++] = c[a++];
-	while (b < n)
-		tmp[k++] = c[b++];
-	memcpy(c, tmp, n * sizeof *c);
 }
 
 uint64_t dv_prune_select(struct dv_prune_pack *v, size_t n, uint64_t limit, uint64_t max_repack)
 {
-	struct cand *c = dv_malloc((n ? n : 1) * sizeof *c), *tmp = dv_malloc((n ? n : 1) * sizeof *tmp);
+	struct cand *c = dv_malloc((n ? n : 1) * sizeof *c);
 	size_t nc = 0;
 	uint64_t left = 0, rewritten = 0;
 	for (size_t i = 0; i < n; i++) {
 		v[i].repack = false;
 		if (v[i].used && v[i].unused) {
-			c[nc++] = (struct cand){(double)v[i].unused / (double)v[i].used, i};
+			c[nc++] = (struct cand){(double)v[i].unused / (double)v[i].used, v[i].unused, i};
 			left += v[i].unused;
 		}
 	}
-	sort_cands(c, tmp, nc, v);
+	if (nc)
+		qsort(c, nc, sizeof *c, by_ratio);
 	for (size_t k = 0; k < nc && left > limit; k++) {
 		struct dv_prune_pack *pk = &v[c[k].i];
 		if (max_repack != DV_PRUNE_UNLIMITED && pk->used > max_repack - rewritten)
@@ -378,7 +361,6 @@ uint64_t dv_prune_select(struct dv_prune_pack *v, size_t n, uint64_t limit, uint
 		left -= pk->unused;
 	}
 	free(c);
-	free(tmp);
 	return left;
 }
 

@@ -234,6 +234,8 @@ for bad in "--max-unused 100%" "--max-unused 5x" "--max-unused -1" "--max-unused
 done
 expect_exit 2 dv --repo "$L" prune --repack-threshold 20
 usage_error prune "--repack-threshold"
+expect_exit 2 dv --repo "$L" forget --keep-last 1 --max-unused 0
+usage_error forget "--max-unused applies to the prune: give --prune too"
 expect_ok dv --repo "$L" list --json
 [ "$(json_get "$STDOUT" 'len(j["snapshots"])')" = 2 ] || fail "a refused forget --prune removed snapshots: $STDOUT"
 pack_files "$L" | cmp -s - "$T/p0" || fail "a refused prune changed the packs"
