@@ -43,13 +43,21 @@ int dv_cli_config_load(int argc, char **argv)
 	return 0;
 }
 
-void dv_cli_config_forget(struct dv_forget_policy *p, const char **tagbuf, size_t tagcap, struct dv_prune_opts *po)
+void dv_cli_config_prune(struct dv_prune_opts *po)
+{
+	/* both were checked when the file was loaded */
+	const char *v = dv_config_get("retention", "max_unused");
+	if (v && !dv_config_parse_unused(v, &po->max_unused_pct, &po->max_unused_bytes))
+		DV_BUG("retention.max_unused passed the config check but does not parse");
+	if ((v = dv_config_get("retention", "max_repack_size")) && !dv_config_parse_size(v, &po->max_repack_bytes))
+		DV_BUG("retention.max_repack_size passed the config check but does not parse");
+}
+
+void dv_cli_config_forget(struct dv_forget_policy *p, const char **tagbuf, size_t tagcap)
 {
 	static const char *const kinds[DV_KEEP_KINDS] = {"keep_hourly", "keep_daily", "keep_weekly", "keep_monthly",
 							  "keep_yearly"};
-	const char *v = dv_config_get("retention", "repack_threshold");
-	if (po && v && po->repack_threshold == 0.2)
-		po->repack_threshold = strtod(v, NULL) / 100;
+	const char *v;
 	if (!p || !dv_forget_policy_empty(p))
 		return; /* rules on the command line replace the config's policy */
 	if ((v = dv_config_get("retention", "keep_last")))

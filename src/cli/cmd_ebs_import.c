@@ -538,8 +538,14 @@ int cmd_ebs_import(int argc, char **argv)
 					 json_string_value(json_object_get(prec, "ebs_snapshot_id")));
 		}
 	} else if (st.parent[0]) {
-		if ((r = find_parent(repo, ebs, id, x.disk, manifest, st.parent, &prec, &err)) < 0)
+		if ((r = find_parent(repo, ebs, id, x.disk, manifest, st.parent, &prec, &err)) < 0) {
+			if (r == -DV_E_USAGE) /* forget/prune delete older records of snapshots that are gone */
+				r = dv_error(&err, DV_E_USAGE,
+					     "cannot resume the import into %s: the repository no longer has the record of "
+					     "its parent %s (deleted with a forgotten snapshot); --parent none starts anew",
+					     st.ebs_id, st.parent);
 			goto fail;
+		}
 	}
 	uint64_t pn = 0;
 	if (prec) {

@@ -10,19 +10,28 @@
 static const char forget_help[] =
 	"usage: diskvault --repo PATH forget [--keep-last N] [--keep-hourly N] [--keep-daily N]\n"
 	"         [--keep-weekly N] [--keep-monthly N] [--keep-yearly N] [--keep-within DURATION]\n"
-	"         [--keep-tag TAG]... [--host HOST] [--dry-run] [--prune] [--repack-threshold PCT]\n"
+	"         [--keep-tag TAG]... [--host HOST] [--dry-run]\n"
+	"         [--prune [--max-unused LIMIT] [--max-repack-size SIZE]]\n"
 	"Removes the snapshots no rule keeps, and prints what it keeps and why. Snapshots are grouped\n"
 	"by host and disk sources; each rule keeps, per group, the newest snapshot of each of the\n"
 	"last N hours/days/ISO weeks/months/years (UTC) that have one. --keep-within keeps all\n"
-	"snapshots that are at most DURATION (e.g. 36h, 14d) older than the newest one.\n"
-	"--prune frees the data right after (see 'diskvault prune --help'). Without --keep-* options,\n"
-	"the [retention] policy of the config file applies (docs/configuration.md).\n";
+	"snapshots that are at most DURATION (e.g. 36h, 14d) older than the newest one. The EBS\n"
+	"import records of removed snapshots go too (the newest one of each disk stays as the parent\n"
+	"of the next import). --prune frees the data right after (see 'diskvault prune --help').\n"
+	"Without --keep-* options, the [retention] policy of the config file applies\n"
+	"(docs/configuration.md).\n";
 
 static const char prune_help[] =
-	"usage: diskvault --repo PATH prune [--repack-threshold PCT] [--dry-run]\n"
-	"Deletes data no snapshot uses: packs with nothing in use are deleted, packs with more than\n"
-	"PCT percent (default 20) garbage are rewritten, and packs, disk indexes and temporary files\n"
-	"left by interrupted runs are removed. Takes the exclusive lock; safe to interrupt at any point.\n";
+	"usage: diskvault --repo PATH prune [--max-unused LIMIT] [--max-repack-size SIZE] [--dry-run]\n"
+	"Deletes data no snapshot uses: packs with nothing in use are deleted, and packs that mix used\n"
+	"and unused data are rewritten, those with the most unused data per used byte first, until\n"
+	"the unused data left is within LIMIT. Packs, disk indexes and temporary files left by\n"
+	"interrupted runs, and EBS import records of snapshots that are gone, are removed.\n"
+	"Takes the exclusive lock; safe to interrupt at any point.\n"
+	"  --max-unused LIMIT     N% of the repository after prune (default 5%), a size such as\n"
+	"                         200M or 1G, 0 to leave nothing unused, or unlimited (no rewriting)\n"
+	"  --max-repack-size SIZE rewrite at most SIZE of used data per run (e.g. 2G; default no cap)\n"
+	"The config file's [retention] max_unused and max_repack_size replace the defaults.\n";
 
 /* --keep-last N and the like: a count >= 0 */
 static int count_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
@@ -45,6 +54,35 @@ static int within_opt(const char *cmd, const struct dv_cli_opt *o, const char *a
 	return 0;
 }
 
+struct opts {
+	struct dv_forget_policy pol;
+	const char *tags[64];
+	bool dry_run, prune;
+	const char *budget_flag; /* --max-unused or --max-repack-size given */
+	struct dv_prune_opts po;
+};
+
+/* --max-unused LIMIT (dest: struct opts) */
+static int unused_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
+{
+	struct opts *x = o->dest;
+	x->budget_flag = "--max-unused";
+	if (!dv_config_parse_unused(arg, &x->po.max_unused_pct, &x->po.max_unused_bytes))
+		return dv_cli_usage(cmd, "--max-unused '%s': expected a percentage below 100 (5%%), a size (200M) or unlimited",
+				    arg);
+	return 0;
+}
+
+/* --max-repack-size SIZE (dest: struct opts) */
+static int repack_size_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
+{
+	struct opts *x = o->dest;
+	x->budget_flag = "--max-repack-size";
+	if (!dv_config_parse_size(arg, &x->po.max_repack_bytes))
+		return dv_cli_usage(cmd, "--max-repack-size '%s': expected a size such as 500M or 2G", arg);
+	return 0;
+}
+
 static void print_decision(const char *id, const json_t *m, bool keep, const char *reasons, void *ctx)
 {
 	json_t *list = ctx;
@@ -62,7 +100,7 @@ static void print_decision(const char *id, const json_t *m, bool keep, const cha
 
 static json_t *prune_json(const struct dv_prune_result *p)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "packs",
+	json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "packs",
 			 (json_int_t)p->packs,
 			 "packs_deleted", (json_int_t)p->packs_deleted, "packs_repacked", (json_int_t)p->packs_repacked,
 			 "packs_written", (json_int_t)p->packs_written, "packs_unindexed_deleted",
@@ -72,17 +110,31 @@ static json_t *prune_json(const struct dv_prune_result *p)
 			 (json_int_t)p->bytes_freed, "bytes_written", (json_int_t)p->bytes_written, "bytes_repacked",
 			 (json_int_t)p->bytes_repacked, "bytes_read", (json_int_t)p->bytes_read, "range_reads",
 			 (json_int_t)p->range_reads, "seconds", p->seconds);
+	json_object_set_new(j, "bytes_used", json_integer((json_int_t)p->bytes_used));
+	json_object_set_new(j, "bytes_unused_before", json_integer((json_int_t)p->bytes_unused_before));
+	json_object_set_new(j, "bytes_unused_after", json_integer((json_int_t)p->bytes_unused_after));
+	json_object_set_new(j, "unused_limit", p->unused_limit == DV_PRUNE_UNLIMITED
+						       ? json_null()
+						       : json_integer((json_int_t)p->unused_limit));
+	json_object_set_new(j, "ebs_records_deleted", json_integer((json_int_t)p->ebs_records_deleted));
+	return j;
 }
 
 static void print_prune(const struct dv_prune_result *p, bool dry_run)
 {
 	printf("prune%s: %llu packs, %llu %sdeleted, %llu %srewritten into %llu new, %llu unindexed packs and "
-	       "%llu disk indexes %sremoved; %s freed, %s rewritten; repository %s -> %s, %.1fs\n",
+	       "%llu disk indexes %sremoved; %s freed, %s rewritten; repository %s -> %s, %s unused left "
+	       "(limit %s), %.1fs\n",
 	       dry_run ? " (dry run)" : "", (unsigned long long)p->packs, (unsigned long long)p->packs_deleted,
 	       dry_run ? "would be " : "", (unsigned long long)p->packs_repacked, dry_run ? "would be " : "",
 	       (unsigned long long)p->packs_written, (unsigned long long)p->packs_unindexed_deleted,
 	       (unsigned long long)p->disk_indexes_deleted, dry_run ? "would be " : "", dv_cli_size(p->bytes_freed),
-	       dv_cli_size(p->bytes_repacked), dv_cli_size(p->bytes_before), dv_cli_size(p->bytes_after), p->seconds);
+	       dv_cli_size(p->bytes_repacked), dv_cli_size(p->bytes_before), dv_cli_size(p->bytes_after),
+	       dv_cli_size(p->bytes_unused_after),
+	       p->unused_limit == DV_PRUNE_UNLIMITED ? "unlimited" : dv_cli_size(p->unused_limit), p->seconds);
+	if (p->ebs_records_deleted)
+		printf("prune: %llu EBS record object(s) of snapshots that are gone %sdeleted\n",
+		       (unsigned long long)p->ebs_records_deleted, dry_run ? "would be " : "");
 }
 
 /* A forgotten snapshot that came back is a sign of tampering: always said. */
@@ -98,16 +150,12 @@ static void report_replayed(const char *cmd, uint64_t n)
 static int run(const char *cmd, int argc, char **argv)
 {
 	bool forget = !strcmp(cmd, "forget");
-	struct {
-		struct dv_forget_policy pol;
-		const char *tags[64];
-		bool dry_run, prune;
-		struct dv_prune_opts po;
-	} x;
+	struct opts x;
 	memset(&x, 0, sizeof x);
 	x.pol.tags = x.tags;
-	x.po.repack_threshold = 0.2;
-	/* prune takes only the last two (before the end row) */
+	dv_prune_opts_init(&x.po);
+	dv_cli_config_prune(&x.po); /* [retention]; the flags override it */
+	/* prune takes only the last three (before the end row) */
 	const struct dv_cli_opt opts[] = {
 		DV_OPT_CALLBACK("keep-last", required_argument, count_opt, &x.pol.keep_last),
 		DV_OPT_CALLBACK("keep-hourly", required_argument, count_opt, &x.pol.keep[0]),
@@ -120,18 +168,21 @@ static int run(const char *cmd, int argc, char **argv)
 		DV_OPT_STRING("host", &x.pol.host),
 		DV_OPT_FLAG("prune", &x.prune),
 		DV_OPT_FLAG("dry-run", &x.dry_run),
-		DV_OPT_PERCENT("repack-threshold", &x.po.repack_threshold, 0, 100,
-			       "--repack-threshold must be a percentage between 0 and 100"),
+		DV_OPT_CALLBACK("max-unused", required_argument, unused_opt, &x),
+		DV_OPT_CALLBACK("max-repack-size", required_argument, repack_size_opt, &x),
 		DV_OPT_END,
 	};
 	int first, rc;
-	const struct dv_cli_opt *own = forget ? opts : opts + DV_ARRAY_SIZE(opts) - 3;
+	const struct dv_cli_opt *own = forget ? opts : opts + DV_ARRAY_SIZE(opts) - 4;
 	if (!dv_cli_parse(cmd, forget ? forget_help : prune_help, argc, argv, own, &first, &rc))
 		return rc;
 	x.po.dry_run = x.dry_run;
-	dv_cli_config_forget(forget ? &x.pol : NULL, x.tags, DV_ARRAY_SIZE(x.tags), &x.po); /* [retention] */
+	if (forget)
+		dv_cli_config_forget(&x.pol, x.tags, DV_ARRAY_SIZE(x.tags)); /* [retention] */
 	if ((rc = dv_cli_no_operands(cmd, argc, argv, first)))
 		return rc;
+	if (forget && !x.prune && x.budget_flag)
+		return dv_cli_usage(cmd, "%s applies to the prune: give --prune too", x.budget_flag);
 	if (forget && dv_forget_policy_empty(&x.pol))
 		return dv_cli_usage(cmd, "give at least one --keep-* rule (forgetting every snapshot is not allowed)");
 	const char *repo_path;
@@ -156,6 +207,9 @@ static int run(const char *cmd, int argc, char **argv)
 		if (!dv_cli.json && !dv_cli.quiet)
 			printf("%llu snapshot(s) kept, %llu %sforgotten\n", (unsigned long long)fr.kept,
 			       (unsigned long long)fr.removed, x.dry_run ? "would be " : "");
+		if (!dv_cli.json && !dv_cli.quiet && fr.ebs_records_deleted)
+			printf("%llu EBS record object(s) of forgotten snapshots %sdeleted\n",
+			       (unsigned long long)fr.ebs_records_deleted, x.dry_run ? "would be " : "");
 	}
 	if (!forget || x.prune) {
 		if (dv_prune(repo, &x.po, &pr, &err) < 0) {
@@ -173,6 +227,7 @@ static int run(const char *cmd, int argc, char **argv)
 			json_object_set(j, "snapshots", decisions);
 			json_object_set_new(j, "kept", json_integer((json_int_t)fr.kept));
 			json_object_set_new(j, "removed", json_integer((json_int_t)fr.removed));
+			json_object_set_new(j, "ebs_records_deleted", json_integer((json_int_t)fr.ebs_records_deleted));
 		}
 		json_object_set_new(j, "replayed_removed", json_integer((json_int_t)(fr.replayed + (pruned ? pr.replayed : 0))));
 		if (pruned)

@@ -31,6 +31,8 @@ enum kind {
 	K_DURATION,    /* 1y6m, 30d, 12h, 2w */
 	K_ENUM,        /* one of choices ("a|b") */
 	K_URL,         /* http(s)://, no credentials */
+	K_SIZE,        /* 200M, 1.5G (dv_config_parse_size) */
+	K_UNUSED,      /* 5%, a size or unlimited (dv_config_parse_unused) */
 };
 
 struct keydef {
@@ -78,7 +80,9 @@ static const struct keydef keys[] = {
 	KEY("retention", "keep_within", K_DURATION,
 	    "keep what is at most this much older than the newest (forget --keep-within), e.g. 14d"),
 	KEY("retention", "keep_tags", K_LIST, "keep snapshots carrying any of these tags (forget --keep-tag)"),
-	COUNT("retention", "repack_threshold", 0, 100, "prune rewrites packs with more garbage than this percent"),
+	KEY("retention", "max_unused", K_UNUSED,
+	    "unused data prune may leave: 5% (of the repository), a size such as 200M, or unlimited (--max-unused)"),
+	KEY("retention", "max_repack_size", K_SIZE, "prune rewrites at most this much data, e.g. 2G (--max-repack-size)"),
 	KEY("s3", "endpoint", K_URL, "S3-compatible endpoint URL (path-style addressing)",
 	    .env_top = "DISKVAULT_S3_ENDPOINT", .env = "AWS_ENDPOINT_URL_S3", .env_alt = "AWS_ENDPOINT_URL",
 	    .export_env = true),
@@ -230,6 +234,52 @@ static void add_quoted(struct dv_buf *b, const char *item)
 
 /* ---- values ----------------------------------------------------------- */
 
+bool dv_config_parse_size(const char *s, uint64_t *out)
+{
+	size_t n = strspn(s, "0123456789"), f = 0;
+	if (s[n] == '.')
+		f = 1 + strspn(s + n + 1, "0123456789");
+	if (n == 0 || n > 15 || f == 1 || f > 7)
+		return false;
+	double v = strtod(s, NULL), unit = 1;
+	const char *u = s + n + f, *units = "KMGT", *c;
+	if (*u && (c = strchr(units, *u >= 'a' ? *u - 'a' + 'A' : *u))) {
+		for (const char *x = units; x <= c; x++)
+			unit *= 1024;
+		u++;
+		if (!strcmp(u, "iB") || !strcmp(u, "B"))
+			u += strlen(u);
+	} else if (f) {
+		return false; /* a fraction of a byte */
+	} else if (!strcmp(u, "B")) {
+		u++;
+	}
+	if (*u || v * unit >= 9.2e18)
+		return false;
+	*out = (uint64_t)(v * unit);
+	return true;
+}
+
+bool dv_config_parse_unused(const char *s, double *pct, uint64_t *bytes)
+{
+	*pct = -1;
+	*bytes = UINT64_MAX;
+	if (!strcmp(s, "unlimited"))
+		return true;
+	size_t len = strlen(s);
+	if (len && s[len - 1] == '%') {
+		size_t n = strspn(s, "0123456789"), f = 0;
+		if (s[n] == '.')
+			f = 1 + strspn(s + n + 1, "0123456789");
+		double v = strtod(s, NULL);
+		if (n == 0 || n > 3 || f == 1 || n + f != len - 1 || !(v < 100))
+			return false;
+		*pct = v;
+		return true;
+	}
+	return dv_config_parse_size(s, bytes);
+}
+
 static bool printable_word(const char *s)
 {
 	if (!*s)
@@ -294,6 +344,19 @@ static bool check_value(const struct keydef *k, const char *v, char **norm, cons
 		const char *u = v + n + f;
 		if (n == 0 || n > 9 || f == 1 || (*u && (!strchr("smhd", *u) || u[1])))
 			return *why = "must be a duration such as 90s, 15m, 36h or 14d", false;
+		break;
+	}
+	case K_SIZE: {
+		uint64_t b;
+		if (!dv_config_parse_size(v, &b))
+			return *why = "must be a size such as 500M or 2G", false;
+		break;
+	}
+	case K_UNUSED: {
+		double pct;
+		uint64_t b;
+		if (!dv_config_parse_unused(v, &pct, &b))
+			return *why = "must be a percentage below 100 (5%), a size (200M) or unlimited", false;
 		break;
 	}
 	case K_ENUM: {

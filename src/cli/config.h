@@ -33,7 +33,8 @@
  *     keep_monthly, keep_yearly  decimal counts (forget --keep-*)
  *   retention.keep_within      duration such as 36h or 14d (forget --keep-within)
  *   retention.keep_tags        list of tags (forget --keep-tag, repeated)
- *   retention.repack_threshold percent 0..100 (prune --repack-threshold)
+ *   retention.max_unused       5%, a size or unlimited (prune --max-unused)
+ *   retention.max_repack_size  a size (prune --max-repack-size)
  *   s3.endpoint, region, profile, storage_class, sse, sse_kms_key_id,
  *     credentials_file, addressing, connections: exported to the
  *     environment variables the S3 store reads (unless already set)
@@ -95,6 +96,15 @@ const char *dv_config_file_path(const struct dv_config *c);
  * with dv_config_list_free. value NULL gives 0 items.
  */
 size_t dv_config_split(const char *value, char ***out);
+
+/* A size: a decimal number, then optionally K, M, G or T (powers of 1024,
+ * either case; a fraction is allowed with one) and "iB" or "B", e.g. 200M,
+ * 1.5GiB, 4096. False when malformed or at least 2^63 bytes. */
+bool dv_config_parse_size(const char *s, uint64_t *out);
+/* prune's limit on unused data: "unlimited" (*pct = -1, *bytes =
+ * UINT64_MAX), "N%" with 0 <= N < 100 (*pct = N), or a size (*pct = -1,
+ * *bytes). False when malformed. */
+bool dv_config_parse_unused(const char *s, double *pct, uint64_t *bytes);
 void dv_config_list_free(char **list);
 
 /* ---- the process-wide configuration (the CLI's) ------------------------ */
@@ -153,11 +163,12 @@ void dv_cli_config_backup(struct dv_backup_opts *b, const char **tagbuf, size_t 
 
 struct dv_forget_policy;
 struct dv_prune_opts;
-/* For forget and prune: when p (NULL for prune) has no rule from the
- * command line, fills it from
+/* For forget: when p has no rule from the command line, fills it from
  * [retention] (tags into tagbuf, which p->tags must point to, up to
- * tagcap); po (may be NULL) gets retention.repack_threshold when it still
- * holds the built-in 0.2. */
-void dv_cli_config_forget(struct dv_forget_policy *p, const char **tagbuf, size_t tagcap, struct dv_prune_opts *po);
+ * tagcap). */
+void dv_cli_config_forget(struct dv_forget_policy *p, const char **tagbuf, size_t tagcap);
+/* For prune and forget --prune, before the flags are applied: o gets
+ * retention.max_unused and retention.max_repack_size when set. */
+void dv_cli_config_prune(struct dv_prune_opts *o);
 
 #endif

@@ -145,3 +145,115 @@ int dv_ebs_state_get_sig(struct dv_repo *r, const char *snapshot, unsigned disk,
 				(unsigned long long)want);
 	return 0;
 }
+
+/* The snapshot id of an ebs/ name "ebs/<64 hex>-<disk>[.sig]" into snap,
+ * and whether it is a table; false for any other name (left alone). */
+static bool parse_record_name(const char *name, char snap[DV_ID_HEX_LEN + 1], bool *is_sig)
+{
+	if (strncmp(name, "ebs/", 4))
+		return false;
+	const char *p = name + 4;
+	if (strlen(p) < DV_ID_HEX_LEN + 2 || p[DV_ID_HEX_LEN] != '-')
+		return false;
+	memcpy(snap, p, DV_ID_HEX_LEN);
+	snap[DV_ID_HEX_LEN] = 0;
+	if (!valid_snapshot(snap))
+		return false;
+	const char *d = p + DV_ID_HEX_LEN + 1, *e = d;
+	while (*e >= '0' && *e <= '9')
+		e++;
+	if (e == d || e - d > 9)
+		return false;
+	*is_sig = !strcmp(e, ".sig");
+	return *is_sig || !*e;
+}
+
+/* What ebs-import --parent auto matches a record on (cmd_ebs_import.c,
+ * find_parent): host, the disk's source (its number when none is
+ * recorded), region and endpoint. */
+static char *lineage_of(const json_t *rec)
+{
+	const char *src = json_string_value(json_object_get(rec, "source"));
+	char disk[32];
+	if (!src) {
+		snprintf(disk, sizeof disk, "#%lld", (long long)json_integer_value(json_object_get(rec, "disk")));
+		src = disk;
+	}
+	const char *host = json_string_value(json_object_get(rec, "host"));
+	const char *region = json_string_value(json_object_get(rec, "region"));
+	const char *endpoint = json_string_value(json_object_get(rec, "endpoint"));
+	return dv_asprintf("%s\n%s\n%s\n%s", host ? host : "", src, region ? region : "", endpoint ? endpoint : "");
+}
+
+int dv_ebs_state_purge(struct dv_repo *r, const char *const *existing, size_t n, bool dry_run, uint64_t *deleted,
+		       struct dv_err *err)
+{
+	*deleted = 0;
+	struct dv_strlist names = {0}, records = {0}, tables = {0}, newest = {0};
+	struct dv_chunk_index *exists = dv_chunk_index_new();
+	json_t *all = NULL;
+	int rc = dv_store_list_names(r->store, "ebs/", &names, err);
+	if (rc == -DV_E_NOT_FOUND)
+		rc = 0; /* a local repository where nothing was imported yet */
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct dv_id id;
+		if (dv_id_parse(&id, existing[i]) == 0)
+			dv_chunk_index_insert(exists, &id, &(struct dv_chunk_loc){0});
+	}
+	/* the objects of snapshots that are gone */
+	struct dv_strlist gone = {0};
+	for (size_t i = 0; rc == 0 && i < names.n; i++) {
+		char snap[DV_ID_HEX_LEN + 1];
+		bool is_sig;
+		struct dv_id id;
+		if (parse_record_name(names.v[i], snap, &is_sig) && dv_id_parse(&id, snap) == 0 &&
+		    !dv_chunk_index_lookup(exists, &id, NULL))
+			dv_strlist_add(&gone, names.v[i]);
+	}
+	if (rc == 0 && gone.n)
+		rc = dv_ebs_state_list(r, &all, err);
+	if (rc == 0 && gone.n) {
+		/* the newest record of each lineage: "<snapshot>-<disk>" kept */
+		struct dv_strlist seen = {0};
+		for (size_t k = json_array_size(all); k-- > 0;) {
+			const json_t *rec = json_array_get(all, k);
+			char *lin = lineage_of(rec);
+			bool first = true;
+			for (size_t s = 0; first && s < seen.n; s++)
+				first = strcmp(seen.v[s], lin) != 0;
+			if (first) {
+				dv_strlist_add(&seen, lin);
+				char *keep = dv_asprintf("ebs/%s-%lld", json_string_value(json_object_get(rec, "snapshot")),
+							 (long long)json_integer_value(json_object_get(rec, "disk")));
+				dv_strlist_add(&newest, keep);
+				free(keep);
+			}
+			free(lin);
+		}
+		dv_strlist_release(&seen);
+		for (size_t i = 0; i < gone.n; i++) {
+			size_t len = strlen(gone.v[i]);
+			bool is_sig = len > 4 && !strcmp(gone.v[i] + len - 4, ".sig");
+			size_t base = is_sig ? len - 4 : len;
+			bool kept = false;
+			for (size_t s = 0; !kept && s < newest.n; s++)
+				kept = strlen(newest.v[s]) == base && !strncmp(newest.v[s], gone.v[i], base);
+			if (!kept)
+				dv_strlist_add(is_sig ? &tables : &records, gone.v[i]);
+		}
+	}
+	dv_strlist_release(&gone);
+	if (rc == 0)
+		*deleted = records.n + tables.n;
+	if (rc == 0 && !dry_run)
+		rc = dv_store_delete_many(r->store, records.v, records.n, err);
+	if (rc == 0 && !dry_run)
+		rc = dv_store_delete_many(r->store, tables.v, tables.n, err);
+	json_decref(all);
+	dv_chunk_index_free(exists);
+	dv_strlist_release(&names);
+	dv_strlist_release(&records);
+	dv_strlist_release(&tables);
+	dv_strlist_release(&newest);
+	return rc;
+}

@@ -3,7 +3,8 @@
  * import of the same disk can name the earlier EBS snapshot as its parent
  * and send only the blocks that changed.
  *
- * Objects (written by ebs-import, read by it and by launch):
+ * Objects (written by ebs-import, read by it and by launch, deleted by
+ * forget and prune once their snapshot is gone: dv_ebs_state_purge):
  *   ebs/<snapshot-id>-<disk>       JSON record (schema below), written last
  *   ebs/<snapshot-id>-<disk>.sig   block table: one 16-byte entry per
  *                                  512 KiB block of the disk, in order:
@@ -45,5 +46,21 @@ int dv_ebs_state_list(struct dv_repo *r, json_t **out, struct dv_err *err) DV_WU
  * missing, DV_E_CORRUPT when its length is not n_blocks entries. */
 int dv_ebs_state_get_sig(struct dv_repo *r, const char *snapshot, unsigned disk, uint64_t n_blocks, struct dv_buf *out,
 			 struct dv_err *err) DV_WUR;
+
+/*
+ * Deletes the records and block tables under ebs/ of snapshots not among
+ * existing[0..n) (64-hex ids, borrowed), except, for each disk lineage
+ * (host, source or disk number, region, endpoint: what ebs-import --parent
+ * auto matches on), the newest record: it is the parent the next import of
+ * that disk diffs against, and the one a killed import started from it
+ * resumes with, even when its own snapshot is gone (the parent's table is
+ * enough; its data is read only when still there). Records whose snapshot
+ * exists are never touched, nor names of another form. Records go in one
+ * batch, then their tables in another, so a record never lacks its table.
+ * *deleted counts the objects (records and tables) deleted, or that would
+ * be with dry_run. Records are read only when some snapshot is missing.
+ */
+int dv_ebs_state_purge(struct dv_repo *r, const char *const *existing, size_t n, bool dry_run, uint64_t *deleted,
+		       struct dv_err *err) DV_WUR;
 
 #endif

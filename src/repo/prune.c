@@ -7,8 +7,10 @@
  * Prune, in an order that makes a crash at any point harmless
  * (formats/repository.md, "Prune"):
  *   1. find the chunks the remaining snapshots use (their disk indexes);
- *   2. classify every indexed pack: all used (keep), some garbage above the
- *      threshold (repack), nothing used (delete);
+ *   2. classify every indexed pack: nothing used (delete); else rewrite
+ *      the packs with the most garbage per used byte until the garbage
+ *      left is within the budget (--max-unused; dv_prune_select), keep
+ *      the rest;
  *   3. copy the used blobs of repacked packs into new packs (ranged reads
  *      of just those blobs, in offset order; each blob verified), publish
  *      them;
@@ -22,7 +24,8 @@
  * durable before the next step starts: batching stays within a step.
  * A crash before 5 leaves old and new segments side by side (both valid:
  * nothing was deleted yet); after 5 only unindexed objects remain, which
- * the next prune deletes and check reports as garbage.
+ * the next prune deletes and check reports as garbage. Last, the EBS
+ * records of snapshots that are gone (ebs_state.h).
  */
 #include "repo_internal.h"
 
@@ -31,6 +34,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+
+#include "ebs_state.h"
 
 /* ---- forget ------------------------------------------------------------ */
 
@@ -118,7 +123,7 @@ int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run,
 		dv_lock_release(lock);
 		return rc;
 	}
-	struct dv_strlist forgotten = {0};
+	struct dv_strlist forgotten = {0}, kept = {0};
 	char **groups = dv_calloc(l.n ? l.n : 1, sizeof *groups);
 	bool *done = dv_calloc(l.n ? l.n : 1, sizeof *done);
 	for (size_t i = 0; i < l.n; i++)
@@ -172,10 +177,12 @@ int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run,
 			}
 #undef REASON
 			bool keep = reasons[0] != 0;
-			if (keep)
+			if (keep) {
 				res->kept++;
-			else
+				dv_strlist_add(&kept, l.v[j].id);
+			} else {
 				res->removed++;
+			}
 			if (fn)
 				fn(l.v[j].id, m, keep, reasons, ctx);
 			if (!keep && !dry_run) {
@@ -192,7 +199,13 @@ int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run,
 	 * snapshots unrecorded (a missed detection, never a false alarm). */
 	for (size_t i = 0; rc == 0 && i < forgotten.n; i++)
 		rc = dv_forgotten_record(r, forgotten.v[i] + strlen("snapshots/"), err);
+	/* Then the EBS records of snapshots that are gone: after the
+	 * manifests, so a crash in between leaves only records without a
+	 * snapshot, which the next forget or prune deletes. */
+	if (rc == 0)
+		rc = dv_ebs_state_purge(r, (const char *const *)kept.v, kept.n, dry_run, &res->ebs_records_deleted, err);
 	dv_strlist_release(&forgotten);
+	dv_strlist_release(&kept);
 	for (size_t i = 0; i < l.n; i++)
 		free(groups[i]);
 	free(groups);
@@ -206,6 +219,7 @@ int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run,
 
 struct ppack {
 	struct dv_pack_info info;
+	size_t seg;            /* the first segment that names it */
 	uint64_t used_bytes;   /* stored bytes of chunks to keep in this pack */
 	uint64_t total_bytes;  /* stored bytes of all its blobs */
 	size_t used, total;    /* blob counts */
@@ -226,6 +240,7 @@ struct pruner {
 	struct dv_chunk_index *chosen;  /* chunk id -> (ppack number, location) of the copy kept */
 	struct dv_chunk_index *referenced;
 	struct dv_chunk_index *diskixs; /* referenced disk index ids */
+	struct dv_strlist snapshots;    /* ids of the snapshots there are */
 	struct dv_strlist names;
 };
 
@@ -236,7 +251,7 @@ static const char *base_of(const char *name)
 }
 
 
-static size_t pack_no(struct pruner *p, const struct dv_pack_info *info)
+static size_t pack_no(struct pruner *p, const struct dv_pack_info *info, size_t seg)
 {
 	struct dv_chunk_loc loc;
 	if (dv_chunk_index_lookup(p->packmap, &info->id, &loc))
@@ -247,6 +262,7 @@ static size_t pack_no(struct pruner *p, const struct dv_pack_info *info)
 	}
 	memset(&p->packs[p->npacks], 0, sizeof p->packs[0]);
 	p->packs[p->npacks].info = *info;
+	p->packs[p->npacks].seg = seg;
 	loc = (struct dv_chunk_loc){.pack = (uint32_t)p->npacks};
 	dv_chunk_index_insert(p->packmap, &info->id, &loc);
 	return p->npacks++;
@@ -278,6 +294,8 @@ static int load_references(struct pruner *p)
 	int rc = dv_snapshot_list_load(p->r, &l, p->err);
 	if (rc < 0)
 		return dv_error_prefix(p->err, "prune: ");
+	for (size_t i = 0; i < l.n; i++)
+		dv_strlist_add(&p->snapshots, l.v[i].id);
 	for (size_t i = 0; rc == 0 && i < l.n; i++) {
 		size_t k;
 		json_t *d;
@@ -303,6 +321,67 @@ static int load_references(struct pruner *p)
 	return rc;
 }
 
+struct cand {
+	double ratio;    /* unused per used byte */
+	uint64_t unused;
+	size_t i;
+};
+
+/* Highest ratio first; ties: more unused bytes first, then the earlier. */
+static int by_ratio(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+	if (x->ratio != y->ratio)
+		return x->ratio > y->ratio ? -1 : 1;
+	if (x->unused != y->unused)
+		return x->unused > y->unused ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+uint64_t dv_prune_select(struct dv_prune_pack *v, size_t n, uint64_t limit, uint64_t max_repack)
+{
+	struct cand *c = dv_malloc((n ? n : 1) * sizeof *c);
+	size_t nc = 0;
+	uint64_t left = 0, rewritten = 0;
+	for (size_t i = 0; i < n; i++) {
+		v[i].repack = false;
+		if (v[i].used && v[i].unused) {
+			c[nc++] = (struct cand){(double)v[i].unused / (double)v[i].used, v[i].unused, i};
+			left += v[i].unused;
+		}
+	}
+	if (nc)
+		qsort(c, nc, sizeof *c, by_ratio);
+	for (size_t k = 0; k < nc && left > limit; k++) {
+		struct dv_prune_pack *pk = &v[c[k].i];
+		if (max_repack != DV_PRUNE_UNLIMITED && pk->used > max_repack - rewritten)
+			continue;
+		pk->repack = true;
+		rewritten += pk->used;
+		left -= pk->unused;
+	}
+	free(c);
+	return left;
+}
+
+void dv_prune_opts_init(struct dv_prune_opts *o)
+{
+	*o = (struct dv_prune_opts){.max_unused_pct = DV_PRUNE_DEFAULT_MAX_UNUSED_PCT,
+				    .max_unused_bytes = DV_PRUNE_UNLIMITED,
+				    .max_repack_bytes = DV_PRUNE_UNLIMITED};
+}
+
+uint64_t dv_prune_unused_limit(const struct dv_prune_opts *o, uint64_t used)
+{
+	if (o->max_unused_pct < 0)
+		return o->max_unused_bytes;
+	if (!(o->max_unused_pct < 100))
+		return DV_PRUNE_UNLIMITED;
+	/* unused <= pct % of (used + unused), as restic counts it */
+	double lim = o->max_unused_pct * (double)used / (100 - o->max_unused_pct);
+	return lim >= 18446744073709551615.0 ? DV_PRUNE_UNLIMITED : (uint64_t)lim; /* rounded down */
+}
+
 /* Decides which copy of each referenced chunk survives and what happens to
  * each pack. Every referenced chunk must be found, or prune stops. */
 static int classify(struct pruner *p)
@@ -310,10 +389,14 @@ static int classify(struct pruner *p)
 	for (size_t s = 0; s < p->nsegs; s++) {
 		struct dv_index_segment *seg = &p->segs[s];
 		for (size_t k = 0; k < seg->n; k++) {
-			size_t pn = pack_no(p, &seg->packs[seg->locs[k].pack]);
+			size_t pn = pack_no(p, &seg->packs[seg->locs[k].pack], s);
 			struct ppack *pk = &p->packs[pn];
-			pk->total++;
-			pk->total_bytes += seg->locs[k].stored_len;
+			/* A pack named by several segments (a crashed prune, a
+			 * copy) is listed whole by each: count it once. */
+			if (pk->seg == s) {
+				pk->total++;
+				pk->total_bytes += seg->locs[k].stored_len;
+			}
 			struct dv_chunk_loc loc = seg->locs[k];
 			loc.pack = (uint32_t)pn;
 			if (dv_chunk_index_lookup(p->referenced, &seg->ids[k], NULL) &&
@@ -327,16 +410,20 @@ static int classify(struct pruner *p)
 		return dv_error(p->err, DV_E_CORRUPT,
 				"prune: %zu chunk(s) that snapshots use are in no pack; nothing was deleted (run check)",
 				dv_chunk_index_count(p->referenced) - dv_chunk_index_count(p->chosen));
+	struct dv_prune_pack *v = dv_calloc(p->npacks ? p->npacks : 1, sizeof *v);
+	struct dv_prune_result *res = p->res;
 	for (size_t i = 0; i < p->npacks; i++) {
-		struct ppack *pk = &p->packs[i];
-		uint64_t garbage = pk->total_bytes - pk->used_bytes;
-		if (pk->used == 0)
-			pk->action = P_DELETE;
-		else if ((double)garbage > p->o->repack_threshold * (double)pk->total_bytes)
-			pk->action = P_REPACK;
-		else
-			pk->action = P_KEEP;
+		const struct ppack *pk = &p->packs[i];
+		v[i].used = pk->used_bytes;
+		v[i].unused = pk->total_bytes > pk->used_bytes ? pk->total_bytes - pk->used_bytes : 0;
+		res->bytes_used += v[i].used;
+		res->bytes_unused_before += v[i].unused;
 	}
+	res->unused_limit = dv_prune_unused_limit(p->o, res->bytes_used);
+	res->bytes_unused_after = dv_prune_select(v, p->npacks, res->unused_limit, p->o->max_repack_bytes);
+	for (size_t i = 0; i < p->npacks; i++)
+		p->packs[i].action = p->packs[i].used == 0 ? P_DELETE : v[i].repack ? P_REPACK : P_KEEP;
+	free(v);
 	return 0;
 }
 
@@ -648,6 +735,9 @@ int dv_prune(struct dv_repo *r, const struct dv_prune_opts *o, struct dv_prune_r
 		res->packs_unindexed_deleted -= res->packs_deleted + res->packs_repacked;
 	if (rc == 0)
 		rc = delete_unlisted(&p, "diskindex/", p.diskixs, &res->disk_indexes_deleted, NULL);
+	if (rc == 0)
+		rc = dv_ebs_state_purge(r, (const char *const *)p.snapshots.v, p.snapshots.n, o->dry_run,
+					&res->ebs_records_deleted, err);
 	if (rc == 0 && dv_store_is_local(r->store)) {
 		/* Temporary files older than an hour: younger ones may belong to
 		 * a process that is just writing its lock to wait for ours. */
@@ -678,6 +768,7 @@ int dv_prune(struct dv_repo *r, const struct dv_prune_opts *o, struct dv_prune_r
 	free(p.segs);
 	free(p.seg_names);
 	dv_strlist_release(&p.names);
+	dv_strlist_release(&p.snapshots);
 	free(p.packs);
 	dv_chunk_index_free(live);
 	dv_chunk_index_free(p.packmap);

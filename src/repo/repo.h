@@ -195,6 +195,7 @@ struct dv_forget_policy {
 bool dv_forget_policy_empty(const struct dv_forget_policy *p);
 struct dv_forget_result {
 	uint64_t kept, removed;
+	uint64_t ebs_records_deleted; /* ebs/ objects of snapshots no longer there */
 	uint64_t replayed; /* forgotten earlier, back again, removed (forgotten.c) */
 };
 /* Told about every snapshot, newest first per group; reasons is "" when
@@ -205,16 +206,38 @@ typedef void (*dv_forget_fn)(const char *id, const json_t *manifest, bool keep, 
 int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run, dv_forget_fn fn, void *ctx,
 	      struct dv_forget_result *res, struct dv_err *err) DV_WUR;
 
+/*
+ * How much unused data (stored blobs no snapshot references) prune may
+ * leave in packs that still hold referenced data. Packs with nothing
+ * referenced are always deleted; of the others, prune rewrites the ones
+ * with the most unused bytes per referenced byte until what remains is
+ * within the limit (dv_prune_select).
+ */
+#define DV_PRUNE_UNLIMITED UINT64_MAX
 struct dv_prune_opts {
-	double repack_threshold; /* repack a pack when more than this fraction is garbage (0.2) */
+	/* percent in [0, 100): unused at most this share of the repository
+	 * after prune (restic's --max-unused N%); < 0: max_unused_bytes */
+	double max_unused_pct;
+	uint64_t max_unused_bytes;  /* when max_unused_pct < 0; DV_PRUNE_UNLIMITED: no limit */
+	uint64_t max_repack_bytes;  /* referenced bytes rewritten at most; DV_PRUNE_UNLIMITED: no limit */
 	bool dry_run;
 };
+#define DV_PRUNE_DEFAULT_MAX_UNUSED_PCT 5.0
+/* Fills o with the defaults: 5 % unused, no repack limit, no dry run. */
+void dv_prune_opts_init(struct dv_prune_opts *o);
+/* The unused bytes allowed when used bytes are referenced (o borrowed). */
+uint64_t dv_prune_unused_limit(const struct dv_prune_opts *o, uint64_t used);
+
 struct dv_prune_result {
 	uint64_t snapshots, packs, packs_deleted, packs_repacked, packs_written, packs_unindexed_deleted;
 	uint64_t disk_indexes_deleted, tmp_deleted;
+	uint64_t ebs_records_deleted;      /* ebs/ objects of snapshots no longer there (ebs_state.h) */
 	uint64_t replayed; /* manifests of forgotten snapshots that were back, removed */
 	uint64_t bytes_before, bytes_after, bytes_freed, bytes_written, bytes_repacked;
 	uint64_t bytes_read, range_reads;  /* fetched from old packs to repack, and in how many reads */
+	/* stored blob bytes of indexed packs: referenced; unreferenced before
+	 * prune and left after it; the limit (DV_PRUNE_UNLIMITED: none) */
+	uint64_t bytes_used, bytes_unused_before, bytes_unused_after, unused_limit;
 	double seconds;
 };
 /* Removes data no snapshot uses (exclusive lock); crash-safe at every step

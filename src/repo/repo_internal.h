@@ -241,4 +241,24 @@ int dv_repo_get_content(struct dv_repo *r, const char *dir, const char *id_hex, 
 			struct dv_err *err) DV_WUR;
 bool dv_repo_interrupted(void);
 
+/* ---- prune's choice of packs to rewrite (prune.c) ----------------------- */
+
+struct dv_prune_pack {
+	uint64_t used;    /* stored bytes of the blobs kept */
+	uint64_t unused;  /* stored bytes of the others */
+	bool repack;      /* set by dv_prune_select */
+};
+/*
+ * Marks the packs to rewrite, v[0..n) (in place; the order is kept). Only
+ * packs holding both used and unused blobs are candidates (a pack with
+ * nothing used is deleted, one with nothing unused kept). They are taken
+ * in order of unused bytes per used byte, highest first - the most space
+ * freed per byte written; nearly empty packs come first - until the
+ * unused bytes of the candidates not taken are at most limit. A candidate
+ * whose used bytes would take the total rewritten above max_repack is
+ * passed over (DV_PRUNE_UNLIMITED: no cap). Returns the unused bytes left
+ * in packs that are kept.
+ */
+uint64_t dv_prune_select(struct dv_prune_pack *v, size_t n, uint64_t limit, uint64_t max_repack);
+
 #endif

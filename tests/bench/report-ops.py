@@ -26,7 +26,7 @@ NAMES = {"diskvault": "diskvault (default mode)", "diskvault-all": "diskvault --
 
 def name(t):
     if "@" in t:
-        return "diskvault (default mode), --repack-threshold " + t.split("@")[1]
+        return "diskvault (default mode), --max-unused " + t.split("@")[1]
     return NAMES.get(t, t)
 
 
@@ -92,8 +92,8 @@ def prune_section(meta, res, notes):
         "deleted with debugfs and `mutate.sh` runs with a per-night seed: %s MB rewritten in place (~2%% of the disk, "
         "~20%% of it as scattered 4 KiB blocks) and %s MB of new files. All tools back up the same image each night; "
         "the nightly backups ran once. Then the same retention, `%s`, "
-        "with each tool's own collection: `diskvault forget --prune` (repacks packs with more than 20%% garbage, its "
-        "default), `restic forget --prune` (default `--max-unused 5%%`), `borg prune` + `borg compact` (default "
+        "with each tool's own collection: `diskvault forget --prune` (default `--max-unused 5%%`: packs with the most garbage "
+        "per used byte are repacked until at most 5%% of the repository is garbage), `restic forget --prune` (default `--max-unused 5%%`), `borg prune` + `borg compact` (default "
         "`--threshold 10`). The policy keeps %d snapshots, nights %s (computed independently of the tools). "
         "The prune was run %d time(s) per tool, each on a fresh copy of the repository (and the tools' caches) as it was "
         "after the last night; tables give the median and min–max. Peak RSS, wall and CPU time from `/usr/bin/time`; "

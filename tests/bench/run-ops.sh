@@ -17,7 +17,7 @@
 #   --concurrency N   blocks in flight, diskvault and the reference (default 64)
 #   --tools LIST      prune part: comma list out of diskvault,diskvault-all,restic,borg
 #   --thresholds LIST also prune diskvault's (default-mode) repository with these
-#                     --repack-threshold values, e.g. 0,50 (default none)
+#                     --max-unused values, e.g. 0,20% (default none)
 #   --out FILE        markdown file whose ops sections are (re)written
 #                     (default docs/performance.md; other sections are kept)
 #   --no-docs         only write the JSON results
@@ -148,13 +148,13 @@ declare -A RESTORED
 RESTORED[diskvault]="disk.img"; RESTORED[diskvault-all]="disk.img"
 RESTORED[restic]="${SRC#/}/disk.img"; RESTORED[borg]="disk.img"
 IFS=, read -r -a TOOL_LIST <<<"$TOOLS"
-# prune variants: diskvault@N prunes diskvault's repository with threshold N
+# prune variants: diskvault@N prunes diskvault's repository with --max-unused N
 PRUNE_LIST=("${TOOL_LIST[@]}")
 if has_tool diskvault && [[ -n "$THRESHOLDS" ]]; then
   IFS=, read -r -a TH_LIST <<<"$THRESHOLDS"
   for th in "${TH_LIST[@]}"; do
     PRUNE_LIST+=("diskvault@$th")
-    C_PRUNE[diskvault@$th]='"$DV" --repo "$R" forget $KEEP --prune --repack-threshold '"$th"' --json'
+    C_PRUNE[diskvault@$th]='"$DV" --repo "$R" forget $KEEP --prune --max-unused '"$th"' --json'
   done
 fi
 

@@ -4,7 +4,8 @@
 # the file; precedence file < environment < flags as 'config show --json'
 # reports it; --config before or after the command; errors name file:line
 # and exit 2 before anything runs; the secret-file permission rules; the
-# [retention] policy applied by 'forget --prune' unless --keep-* is given;
+# [retention] policy applied by 'forget --prune' unless --keep-* is given
+# (max_unused unless --max-unused is);
 # and a cron-like run (no TTY, -q) printing nothing on success.
 . "$(dirname "$0")/lib.sh"
 
@@ -30,6 +31,7 @@ all_blocks = true
 
 [retention]
 keep_last = 2
+max_unused = unlimited
 
 [s3]
 region = eu-west-3
@@ -147,6 +149,11 @@ expect_ok dv --config "$C" --json forget --dry-run --keep-last 3
 [ "$(json_get "$STDOUT" 'j["removed"]')" = 0 ] || fail "--keep-last 3 should keep all: $STDOUT"
 expect_ok dv --config "$C" --json forget --prune
 [ "$(json_get "$STDOUT" '[j["kept"], j["removed"]]')" = "[3, 1]" ] || fail "[retention] keep_last = 2 not applied: $STDOUT"
+[ "$(json_get "$STDOUT" '[j["prune"]["unused_limit"], j["prune"]["packs_repacked"]]')" = "[null, 0]" ] ||
+	fail "[retention] max_unused = unlimited not applied: $STDOUT"
+# the flag outranks the file
+expect_ok dv --config "$C" --json prune --dry-run --max-unused 0
+[ "$(json_get "$STDOUT" 'j["prune"]["unused_limit"]')" = 0 ] || fail "--max-unused 0 did not replace the file's value: $STDOUT"
 expect_ok dv --config "$C" check
 
 # 6. cron-like: no TTY, -q: a successful run prints nothing at all

@@ -46,7 +46,7 @@ expect_ok dv --repo "$D" --json check --read-data
 [ "$(json_get "$STDOUT" 'j["unindexed_packs"]')" -eq 0 ] || fail "the partial copy has unindexed packs: $STDOUT"
 restore_check "$D" "$SB" "$T/b.img"
 # every copied pack holds a chunk SB uses: a prune would delete no pack
-expect_ok dv --repo "$D" --json prune --dry-run --repack-threshold 100
+expect_ok dv --repo "$D" --json prune --dry-run --max-unused unlimited
 note "prune --dry-run of the partial copy: $STDOUT"
 [ "$(json_get "$STDOUT" 'j["prune"]["packs_deleted"]')" -eq 0 ] || fail "the partial copy holds packs SB does not need: $STDOUT"
 

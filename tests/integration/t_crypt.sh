@@ -95,7 +95,7 @@ expect_ok e list
 dd if=/dev/urandom of="$T/a.img" bs=64K count=8 seek=10 conv=notrunc status=none
 expect_ok e backup "$T/a.img" --all-blocks --json
 echo "$STDOUT" | python3 -c 'import json,sys; j=json.load(sys.stdin); assert 0 < j["bytes_new_stored"] < 3*1024*1024, j'
-expect_ok e forget --keep-last 1 --prune --repack-threshold 0
+expect_ok e forget --keep-last 1 --prune --max-unused 0
 rm -f "$repo"/index/*
 expect_ok e rebuild-index -q
 expect_ok e check --read-data

@@ -90,7 +90,7 @@ if [ ! -e "$gate.reached" ]; then
 	exit 77
 fi
 expect_ok dv --repo "$repo" unlock --all
-expect_ok dv --repo "$repo" prune --repack-threshold 0
+expect_ok dv --repo "$repo" prune --max-unused 0
 touch "$gate"
 brc=0
 wait "$bpid" || brc=$?

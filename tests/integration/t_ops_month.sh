@@ -94,7 +94,7 @@ expect_ok dv --repo "$repo" check --read-data
 # must leave a repository that check passes and that restores everything.
 expect_ok dv --repo "$repo" forget --keep-daily 3 --keep-monthly 2
 for delay in 0.01 0.03 0.05 0.08 0.12 0.2; do
-	"$DISKVAULT" --progress=never --repo "$repo" prune --repack-threshold 0 -q &
+	"$DISKVAULT" --progress=never --repo "$repo" prune --max-unused 0 -q &
 	pid=$!
 	sleep "$delay"
 	kill -9 "$pid" 2>/dev/null || true
@@ -102,7 +102,7 @@ for delay in 0.01 0.03 0.05 0.08 0.12 0.2; do
 	# The killed prune's lock stays behind; its pid is dead, so it is stale.
 	expect_ok dv --repo "$repo" check
 done
-expect_ok dv --repo "$repo" prune --repack-threshold 0 --json
+expect_ok dv --repo "$repo" prune --max-unused 0 --json
 echo "$STDOUT" | python3 -c 'import json,sys; j=json.load(sys.stdin)["prune"]; assert j["bytes_after"] <= j["bytes_before"], j'
 expect_ok dv --repo "$repo" check --read-data --json
 echo "$STDOUT" | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["errors"] == 0 and j["unreferenced_chunks"] == 0 and j["unindexed_packs"] == 0, j'

@@ -8,6 +8,12 @@
 # (exit 6, the key named, nothing lost), NoSuchKey counted as deleted, keys
 # refused as InternalError sent again, and an endpoint without DeleteObjects
 # (501) served by single DELETEs.
+# The unused-data budget (--max-unused, --max-repack-size), on a local
+# repository with the same history: 0 leaves nothing unused (prune's counts
+# agree with check and with the pack files), unlimited deletes dead packs
+# and rewrites none, a size in between is kept to, the repack cap holds,
+# the default is 5 %; restores stay bit-exact; bad values are one-line
+# usage errors (exit 2) that change nothing.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_s3.sh"
 s3_up
@@ -63,7 +69,7 @@ want=$(printf '%s\n' "$P/snapshots/${SNAPS[0]}" "$P/snapshots/${SNAPS[1]}" "$P/s
 
 # prune, with batches of at most 4 keys so that batching is visible.
 rm -f "$DISKVAULT_S3_STATS_FILE"
-expect_ok env DISKVAULT_S3_DELETE_BATCH=4 "$DISKVAULT" --progress=never --repo "$R" prune --repack-threshold 0 --json
+expect_ok env DISKVAULT_S3_DELETE_BATCH=4 "$DISKVAULT" --progress=never --repo "$R" prune --max-unused 0 --json
 PRUNE=$(json_get "$STDOUT" 'j["prune"]')
 STATS=$(tail -1 "$DISKVAULT_S3_STATS_FILE")
 note "prune: $PRUNE"
@@ -100,6 +106,13 @@ assert j["range_reads"] > j["packs_repacked"], j' || fail "repack read more than
 expect_ok dv --repo "$R" check --read-data --json
 [ "$(json_get "$STDOUT" 'j["ok"]')" = true ] || fail "check after prune: $STDOUT"
 assert_not_contains "$STDOUT$STDERR" "garbage" "check after prune"
+# --max-unused 0: nothing unused is left, as check and the listing agree.
+[ "$(json_get "$PRUNE" '[j["bytes_unused_after"], j["unused_limit"]]')" = "[0, 0]" ] ||
+	fail "--max-unused 0 left unused bytes: $PRUNE"
+[ "$(json_get "$STDOUT" '[j["unreferenced_bytes"], j["unreferenced_chunks"], j["unindexed_packs"]]')" = "[0, 0, 0]" ] ||
+	fail "check finds unused data after --max-unused 0: $STDOUT"
+[ "$(awk -v p="$P/packs/" 'index($1, p) == 1 { s += $2 } END { print s + 0 }' "$T/k2")" = \
+	"$(json_get "$PRUNE" 'j["bytes_after"]')" ] || fail "the packs listed do not add up to bytes_after: $PRUNE"
 expect_ok dv --repo "$R" list --json
 [ "$(json_get "$STDOUT" 'sorted(s["id"] for s in j["snapshots"])')" = \
 	"$(python3 -c 'import json, sys; print(json.dumps(sorted(sys.argv[1:])))' "${SNAPS[3]}" "${SNAPS[4]}")" ] ||
@@ -108,7 +121,7 @@ restore_check "$R" "${SNAPS[3]}" "$T/d4.img"
 restore_check "$R" "${SNAPS[4]}" "$T/d5.img"
 # A second prune finds nothing to do.
 rm -f "$DISKVAULT_S3_STATS_FILE"
-expect_ok dv --repo "$R" prune --repack-threshold 0 --json
+expect_ok dv --repo "$R" prune --max-unused 0 --json
 [ "$(json_get "$STDOUT" 'j["prune"]["packs_deleted"] + j["prune"]["packs_repacked"]')" = 0 ] ||
 	fail "a second prune still found work: $STDOUT"
 [ "$(last_stats 'j["delete_objects_requests"]')" = 0 ] || fail "a prune with nothing to delete sent DeleteObjects"
@@ -175,3 +188,106 @@ grep -q "^$P/snapshots/${SNAPS[4]}$" "$T/fgone" || fail "snapshot 5 was not dele
 expect_ok dv --repo "$R" check --read-data
 restore_check "$R" "$S6" "$T/d6.img"
 restore_check "$R" "$S7" "$T/d7.img"
+
+# ---- the unused-data budget, on a local repository ----
+L=$T/local
+init_repo "$L" --pack-size 1
+LS=()
+for i in 1 2 3 4 5; do
+	cp "$T/d$i.img" "$T/disk.img"
+	backup_json "$L" "$T/disk.img" --all-blocks
+	LS+=("$SNAP")
+done
+expect_ok dv --repo "$L" forget --keep-last 2
+pack_files "$L" >"$T/p0"
+
+# check_unused PRUNE_JSON: check agrees with prune about the unused bytes
+# left, the pack files add up to bytes_after, both snapshots restore.
+check_unused() {
+	expect_ok dv --repo "$L" check --json
+	[ "$(json_get "$STDOUT" 'j["unreferenced_bytes"]')" = "$(json_get "$1" 'j["bytes_unused_after"]')" ] ||
+		fail "check's unreferenced_bytes differ from prune's bytes_unused_after: $STDOUT vs $1"
+	[ "$(json_get "$STDOUT" 'j["unindexed_packs"]')" = 0 ] || fail "prune left unindexed packs: $STDOUT"
+	[ "$(pack_files "$L" | xargs stat -c %s | awk '{ s += $1 } END { print s + 0 }')" = \
+		"$(json_get "$1" 'j["bytes_after"]')" ] || fail "pack files do not add up to bytes_after: $1"
+	restore_check "$L" "${LS[3]}" "$T/d4.img"
+	restore_check "$L" "${LS[4]}" "$T/d5.img"
+}
+
+# usage_error CMD TEXT: $STDERR is one line "diskvault CMD: ..." holding
+# TEXT, then the usual hint at the command's help.
+usage_error() {
+	local first=${STDERR%%$'\n'*}
+	assert_contains "$first" "diskvault $1: " "usage error"
+	assert_contains "$first" "$2" "usage error"
+	[ "$STDERR" = "$first"$'\n'"Try 'diskvault $1 --help'." ] || fail "not one error line and the hint: $STDERR"
+}
+
+# (d) Bad values: exit 2, one line naming the option and value, nothing done.
+for bad in "--max-unused 100%" "--max-unused 5x" "--max-unused -1" "--max-unused 5%%" "--max-unused ''" \
+	"--max-repack-size lots" "--max-repack-size 1.5" "--max-repack-size 1.G"; do
+	eval "set -- $bad"
+	expect_exit 2 dv --repo "$L" prune "$@"
+	usage_error prune "$1 '$2': expected a"
+	expect_exit 2 dv --repo "$L" forget --keep-last 1 --prune "$@"
+	usage_error forget "$1 '$2': expected a"
+done
+expect_exit 2 dv --repo "$L" prune --repack-threshold 20
+usage_error prune "--repack-threshold"
+expect_exit 2 dv --repo "$L" forget --keep-last 1 --max-unused 0
+usage_error forget "--max-unused applies to the prune: give --prune too"
+expect_ok dv --repo "$L" list --json
+[ "$(json_get "$STDOUT" 'len(j["snapshots"])')" = 2 ] || fail "a refused forget --prune removed snapshots: $STDOUT"
+pack_files "$L" | cmp -s - "$T/p0" || fail "a refused prune changed the packs"
+
+# The default is 5 % of the repository after prune (dry run: nothing done).
+expect_ok dv --repo "$L" --json prune --dry-run
+DRY=$(json_get "$STDOUT" 'j["prune"]')
+[ "$(json_get "$DRY" 'j["unused_limit"] == j["bytes_used"] * 5 // 95')" = true ] ||
+	fail "the default limit is not 5% of the repository: $DRY"
+[ "$(json_get "$DRY" 'j["bytes_unused_after"] <= j["unused_limit"] and j["packs_deleted"] >= 1')" = true ] ||
+	fail "the default dry run: $DRY"
+pack_files "$L" | cmp -s - "$T/p0" || fail "a dry run changed the packs"
+
+# (b) unlimited: the dead packs go, nothing is rewritten, no pack is new.
+expect_ok dv --repo "$L" --json prune --max-unused unlimited
+B=$(json_get "$STDOUT" 'j["prune"]')
+note "prune --max-unused unlimited: $B"
+[ "$(json_get "$B" '[j["packs_repacked"], j["packs_written"], j["bytes_written"], j["unused_limit"]]')" = \
+	"[0, 0, 0, null]" ] || fail "--max-unused unlimited rewrote packs: $B"
+pack_files "$L" >"$T/p1"
+[ "$(comm -13 "$T/p0" "$T/p1" | wc -l)" = 0 ] || fail "--max-unused unlimited made new packs"
+[ "$(comm -23 "$T/p0" "$T/p1" | wc -l)" = "$(json_get "$B" 'j["packs_deleted"]')" ] ||
+	fail "packs gone differ from packs_deleted: $B"
+[ "$(json_get "$B" 'j["packs_deleted"] >= 1 and j["bytes_unused_after"] > 0')" = true ] ||
+	fail "the history should leave dead packs and partly used ones: $B"
+[ "$(json_get "$B" 'j["bytes_unused_after"] + j["bytes_used"] < j["bytes_unused_before"] + j["bytes_used"]')" = true ] ||
+	fail "deleting dead packs freed no unused bytes: $B"
+check_unused "$B"
+UNUSED=$(json_get "$B" 'j["bytes_unused_after"]')
+
+# --max-repack-size below every pack's used bytes: nothing fits, nothing is
+# rewritten even with --max-unused 0.
+expect_ok dv --repo "$L" --json prune --max-unused 0 --max-repack-size 1
+[ "$(json_get "$STDOUT" '[j["prune"]["packs_repacked"], j["prune"]["bytes_unused_after"]]')" = "[0, $UNUSED]" ] ||
+	fail "--max-repack-size 1 rewrote a pack: $STDOUT"
+
+# A size in between: kept to, with at least one pack rewritten.
+HALF=$((UNUSED / 2))
+expect_ok dv --repo "$L" --json prune --max-unused "$HALF"
+M=$(json_get "$STDOUT" 'j["prune"]')
+note "prune --max-unused $HALF: $M"
+[ "$(json_get "$M" "j['unused_limit'] == $HALF and 0 < j['bytes_unused_after'] <= $HALF and j['packs_repacked'] >= 1")" = true ] ||
+	fail "--max-unused $HALF not kept to: $M"
+check_unused "$M"
+
+# (a) 0: nothing unused is left; a second prune finds nothing to do.
+expect_ok dv --repo "$L" --json prune --max-unused 0
+Z=$(json_get "$STDOUT" 'j["prune"]')
+[ "$(json_get "$Z" '[j["bytes_unused_after"], j["packs_deleted"]]')" = "[0, 0]" ] || fail "--max-unused 0: $Z"
+[ "$(json_get "$Z" 'j["packs_repacked"] >= 1')" = true ] || fail "--max-unused 0 rewrote nothing: $Z"
+check_unused "$Z"
+expect_ok dv --repo "$L" --json prune --max-unused 0
+[ "$(json_get "$STDOUT" '[j["prune"][k] for k in ("packs_deleted", "packs_repacked", "bytes_unused_before")]')" = \
+	"[0, 0, 0]" ] || fail "a second prune still found work: $STDOUT"
+expect_ok dv --repo "$L" check --read-data

@@ -78,7 +78,8 @@ static void test_good_file(void **state)
 			   "keep_daily = 7\n"
 			   "keep_weekly = 0\n"
 			   "keep_within = 1.5d\n"
-			   "repack_threshold = 100\n"
+			   "max_unused = 12.5%\n"
+			   "max_repack_size = 1.5GiB\n"
 			   "[s3]\n"
 			   "endpoint = https://minio.local:9000/\n"
 			   "sse = aws:kms\n"
@@ -98,7 +99,8 @@ static void test_good_file(void **state)
 	assert_string_equal(dv_config_file_value(c, "backup", "host", NULL), "db#1");
 	assert_string_equal(dv_config_file_value(c, "retention", "keep_within", NULL), "1.5d");
 	assert_string_equal(dv_config_file_value(c, "paths", "state_dir", &line), "/var/lib/diskvault");
-	assert_int_equal(line, 24);
+	assert_int_equal(line, 25);
+	assert_string_equal(dv_config_file_value(c, "retention", "max_unused", NULL), "12.5%");
 	assert_null(dv_config_file_value(c, "retention", "keep_last", NULL));
 	assert_null(dv_config_file_value(c, "nosuch", "key", NULL));
 
@@ -215,7 +217,13 @@ static void test_bad_values(void **state)
 	expect_fail("[backup]\nthreads = 4x\n", "must be a decimal number");
 	expect_fail("[backup]\nthreads = 99999999999999999999999\n", "must be between");
 	expect_fail("[retention]\nkeep_daily = 1e3\n", "must be a decimal number");
-	expect_fail("[retention]\nrepack_threshold = 101\n", "between 0 and 100");
+	expect_fail("[retention]\nrepack_threshold = 20\n", "unknown key 'repack_threshold'");
+	expect_fail("[retention]\nmax_unused = 100%\n", "must be a percentage below 100");
+	expect_fail("[retention]\nmax_unused = -1%\n", "must be a percentage below 100");
+	expect_fail("[retention]\nmax_unused = 5 %\n", "must be a percentage below 100");
+	expect_fail("[retention]\nmax_unused = lots\n", "must be a percentage below 100");
+	expect_fail("[retention]\nmax_repack_size = 2X\n", "must be a size");
+	expect_fail("[retention]\nmax_repack_size = 1.\n", "must be a size");
 	expect_fail("[retention]\nkeep_within = 1y\n", "must be a duration");
 	expect_fail("[retention]\nkeep_within = d\n", "must be a duration");
 	expect_fail("[retention]\nkeep_within = 3dd\n", "must be a duration");
@@ -241,6 +249,48 @@ static void test_bad_values(void **state)
 
 /* Random and mutated input: no crash, no read past the end (ASan), and
  * every failure names t.conf:LINE. */
+/* The sizes and limits of prune's --max-unused / --max-repack-size. */
+static void test_sizes(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *s;
+		uint64_t v;
+	} good[] = {
+		{"0", 0}, {"4096", 4096}, {"4096B", 4096}, {"1k", 1024}, {"1K", 1024}, {"200M", 200ull << 20},
+		{"1.5G", 3ull << 29}, {"1.5GiB", 3ull << 29}, {"2TB", 2ull << 40}, {"0.5m", 512ull << 10},
+	};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		uint64_t v = 1;
+		assert_true(dv_config_parse_size(good[i].s, &v));
+		assert_int_equal(v, good[i].v);
+	}
+	static const char *const bad[] = {"", "M", "-1", "1.", ".5", "1X", "1MM", "1 M", "1Mi", "1e3", "9000000T",
+					  "5%", "unlimited", "1234567890123456", "1.5", "1.5B"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		uint64_t v = 7;
+		assert_false(dv_config_parse_size(bad[i], &v));
+		assert_int_equal(v, 7);
+	}
+	double pct;
+	uint64_t bytes;
+	assert_true(dv_config_parse_unused("5%", &pct, &bytes));
+	assert_true(pct == 5.0 && bytes == UINT64_MAX);
+	assert_true(dv_config_parse_unused("0%", &pct, &bytes));
+	assert_true(pct == 0.0);
+	assert_true(dv_config_parse_unused("99.5%", &pct, &bytes));
+	assert_true(pct == 99.5);
+	assert_true(dv_config_parse_unused("0", &pct, &bytes));
+	assert_true(pct < 0 && bytes == 0);
+	assert_true(dv_config_parse_unused("200M", &pct, &bytes));
+	assert_true(pct < 0 && bytes == 200ull << 20);
+	assert_true(dv_config_parse_unused("unlimited", &pct, &bytes));
+	assert_true(pct < 0 && bytes == UINT64_MAX);
+	static const char *const badu[] = {"100%", "150%", "-5%", "%", "5%%", "5 %", "1.%", "Unlimited", "none", ""};
+	for (size_t i = 0; i < sizeof badu / sizeof badu[0]; i++)
+		assert_false(dv_config_parse_unused(badu[i], &pct, &bytes));
+}
+
 static void test_hostile_random(void **state)
 {
 	(void)state;
@@ -488,6 +538,7 @@ int main(void)
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_secrets_refused),
 		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_hostile_random),
 		cmocka_unit_test(test_file_rules),
 		cmocka_unit_test(test_precedence),

@@ -464,6 +464,73 @@ static void test_workq_order(void **state)
 	dv_workq_free(q);
 }
 
+/* prune's choice: most unused bytes per used byte first, until what is left
+ * is within the limit; the repack cap passes over packs that do not fit. */
+static void test_prune_select(void **state)
+{
+	(void)state;
+	static const struct {
+		uint64_t used, unused;
+	} packs[] = {
+		{100, 0},   /* nothing unused: never rewritten */
+		{0, 500},   /* nothing used: deleted, not rewritten */
+		{10, 90},   /* ratio 9 */
+		{50, 50},   /* ratio 1 */
+		{100, 300}, /* ratio 3 */
+		{1000, 100} /* ratio 0.1 */
+	};
+	static const struct {
+		uint64_t limit, max_repack, left;
+		const char *marked; /* '1' per pack rewritten */
+	} cases[] = {
+		{0, DV_PRUNE_UNLIMITED, 0, "001111"},
+		{DV_PRUNE_UNLIMITED, DV_PRUNE_UNLIMITED, 540, "000000"},
+		{540, DV_PRUNE_UNLIMITED, 540, "000000"},
+		{539, DV_PRUNE_UNLIMITED, 450, "001000"},
+		{450, DV_PRUNE_UNLIMITED, 450, "001000"},
+		{200, DV_PRUNE_UNLIMITED, 150, "001010"},
+		{100, DV_PRUNE_UNLIMITED, 100, "001110"},
+		{99, DV_PRUNE_UNLIMITED, 0, "001111"},
+		{0, 60, 400, "001100"},  /* 100 used of pack 4 do not fit after 10 */
+		{0, 0, 540, "000000"},
+		{0, 1160, 0, "001111"},
+	};
+	enum { N = sizeof packs / sizeof packs[0] };
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		struct dv_prune_pack v[N];
+		for (size_t i = 0; i < N; i++)
+			v[i] = (struct dv_prune_pack){packs[i].used, packs[i].unused, i % 2 == 0};
+		assert_int_equal(dv_prune_select(v, N, cases[c].limit, cases[c].max_repack), cases[c].left);
+		char got[N + 1];
+		for (size_t i = 0; i < N; i++)
+			got[i] = v[i].repack ? '1' : '0';
+		got[N] = 0;
+		assert_string_equal(got, cases[c].marked);
+	}
+	/* equal ratios: the pack with more unused bytes first */
+	struct dv_prune_pack t[3] = {{10, 20, false}, {20, 40, false}, {5, 10, false}};
+	assert_int_equal(dv_prune_select(t, 3, 30, DV_PRUNE_UNLIMITED), 30);
+	assert_true(!t[0].repack && t[1].repack && !t[2].repack);
+	assert_int_equal(dv_prune_select(NULL, 0, 0, DV_PRUNE_UNLIMITED), 0);
+
+	struct dv_prune_opts o;
+	dv_prune_opts_init(&o);
+	assert_true(o.max_unused_pct == 5.0 && o.max_repack_bytes == DV_PRUNE_UNLIMITED && !o.dry_run);
+	assert_int_equal(dv_prune_unused_limit(&o, 950), 50); /* 50 of 1000 after prune */
+	assert_int_equal(dv_prune_unused_limit(&o, 0), 0);
+	o.max_unused_pct = 0;
+	assert_int_equal(dv_prune_unused_limit(&o, 1u << 30), 0);
+	o.max_unused_pct = 50;
+	assert_int_equal(dv_prune_unused_limit(&o, 1234), 1234);
+	o.max_unused_pct = 99.999999;
+	assert_true(dv_prune_unused_limit(&o, UINT64_MAX / 2) == DV_PRUNE_UNLIMITED);
+	o.max_unused_pct = -1;
+	o.max_unused_bytes = 200u << 20;
+	assert_int_equal(dv_prune_unused_limit(&o, 1), 200u << 20);
+	o.max_unused_bytes = DV_PRUNE_UNLIMITED;
+	assert_true(dv_prune_unused_limit(&o, 1) == DV_PRUNE_UNLIMITED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -474,6 +541,7 @@ int main(void)
 		cmocka_unit_test(test_repo_open_errors),
 		cmocka_unit_test(test_store_delete_many),
 		cmocka_unit_test(test_workq_order),
+		cmocka_unit_test(test_prune_select),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
