@@ -639,7 +639,7 @@ int cmd_ebs_import(int argc, char **argv)
 
 	if (!st.completing && im.ntodo) {
 		unsigned conc = dv_ebs_concurrency(ebs);
-		nthreads = DV_MAX(1u, DV_MIN(dv_cpu_count(), 8u));
+		nthreads = DV_MAX(1u, DV_MIN(dv_repo_reader_threads(repo, 0), 8u));
 		im.njobs = conc + nthreads * 2;
 		im.jobs = dv_calloc(im.njobs, sizeof *im.jobs);
 		im.free_jobs = dv_calloc(im.njobs, sizeof *im.free_jobs);

@@ -40,6 +40,16 @@ static const char *str_or(const json_t *o, const char *key, const char *def)
 void dv_repo_set_passphrase_source(dv_passphrase_fn fn) { pass_source = fn; }
 bool dv_repo_encrypted(const struct dv_repo *r) { return r->encrypted; }
 
+unsigned dv_repo_reader_threads(const struct dv_repo *r, unsigned asked)
+{
+	unsigned n = asked ? asked : dv_cpu_count();
+	if (!dv_store_is_local(r->store) && n > 2) {
+		dv_debug("reading from %s with 2 threads instead of %u (remote read-ahead)", dv_store_location(r->store), n);
+		n = 2;
+	}
+	return n;
+}
+
 static int get_passphrase(const char *location, bool new_key, char *buf, size_t cap, struct dv_err *err)
 {
 	if (!pass_source)

@@ -300,7 +300,7 @@ int dv_restore(struct dv_repo *r, const char *id, const char *target, const stru
 	rc = dv_target_open(target, d.disk_size, o->force, &t, err);
 	if (rc < 0)
 		goto out;
-	unsigned threads = o->threads ? o->threads : dv_cpu_count();
+	unsigned threads = dv_repo_reader_threads(r, o->threads);
 	w.ctx = (struct rctx){r, ix, &t, -1};
 	if (!dv_store_is_local(r->store) && (w.multi = repeated_chunks(&d))) {
 		w.ctx.read_fd = open(target, O_RDONLY | O_CLOEXEC);
@@ -347,7 +347,7 @@ int dv_verify(struct dv_repo *r, const char *id, const struct dv_restore_opts *o
 	json_t *disks = json_object_get(m, "disks");
 	for (size_t i = 0; i < json_array_size(disks); i++)
 		stats->bytes_total += (uint64_t)json_integer_value(json_object_get(json_array_get(disks, i), "size"));
-	unsigned threads = o && o->threads ? o->threads : dv_cpu_count();
+	unsigned threads = dv_repo_reader_threads(r, o ? o->threads : 0);
 	w.ctx = (struct rctx){r, ix, NULL, -1};
 	w.q = dv_workq_new(threads, 2 * threads + 2, rwork, &w.ctx);
 	seen = dv_chunk_index_new();
