@@ -268,12 +268,12 @@ def s3_section(meta, res):
                    f"{fmt(objs, 0) if objs is not None else '–'} | {fmt(packs, 0)} |")
     out.append("")
     out.append(
-        "Pack sizes: diskvault's packs target 32 MiB (`init --pack-size`, default 32) and go to S3 as "
-        "multipart uploads of 8 MiB parts (so a full pack costs about 6 requests: initiate, 4 parts, "
-        "complete); restic's packs target 16 MiB since restic 0.15 (`--pack-size`, 4–128 MiB; restic "
-        "0.14, the version the main benchmark runs, used 4 MiB minimum packs and had no option), each "
-        "uploaded with one PUT. Per GiB of packs that is ~192 pack requests for diskvault with 8 MiB "
-        "parts and ~64 PUTs for restic at 16 MiB; the rest of diskvault's requests are per command "
+        "Pack sizes: diskvault's packs target 32 MiB (`init --pack-size`, default 32) and go to S3 "
+        "with one PUT each (objects below `DISKVAULT_S3_MULTIPART_THRESHOLD`, default 64 MiB; larger ones "
+        "as multipart uploads of 8 MiB parts); restic's packs target 16 MiB since restic 0.15 "
+        "(`--pack-size`, 4–128 MiB; restic 0.14, the version the main benchmark runs, used 4 MiB minimum "
+        "packs and had no option), each uploaded with one PUT. Per GiB of packs that is ~32 PUTs for "
+        "diskvault and ~64 for restic at 16 MiB; the rest of diskvault's requests are per command "
         "(config, index segments, disk index, snapshot, lock, listings), which is why an incremental "
         "that stores little costs more requests per GiB.")
     out.append("")
