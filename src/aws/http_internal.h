@@ -6,8 +6,12 @@
  * wire quirks, counters, and two hooks: prepare signs and sets up one
  * attempt, classify judges its outcome), then runs requests with
  * dv_http_perform() on an easy handle it owns. The multipart paths (S3
- * UploadPart, EBS PutSnapshotBlock) drive curl multi themselves with the
- * same hooks and dv_http_next_attempt().
+ * UploadPart, EBS PutSnapshotBlock) keep several requests in flight with
+ * dv_http_multi_add/done, their own classify and dv_http_next_attempt().
+ *
+ * Thread safety: a struct dv_http_client is read-only once set up (its
+ * counters are updated atomically); a request and an easy handle belong
+ * to one thread at a time.
  *
  * What stays in each service: its endpoint and credentials, which HTTP
  * answers and error codes are worth another attempt, and how its error
@@ -24,9 +28,9 @@
 #define DV_HTTP_MAX_HDRS 10
 #define DV_HTTP_ERR_CAP (64u << 10) /* default cap of a non-2xx body */
 
-/* Transport failures (CURLcode) retried: CONNECT always (connection
- * refused, timeout, send/receive errors, empty or cut answer, TLS
- * handshake); the others when the client asks. */
+/* Transport failures (CURLcode) retried: connection refused, timeout,
+ * send/receive errors, an empty or cut answer and a failed TLS handshake
+ * always; these classes when the client asks. */
 enum {
 	DV_HTTP_RETRY_STREAM = 1,  /* HTTP/2 stream errors, upload aborted, body read error */
 	DV_HTTP_RETRY_RESOLVE = 2, /* host name did not resolve */
