@@ -200,6 +200,39 @@ int dv_aws_parse_imds_creds(const char *json, size_t len, struct dv_aws_creds *o
 	return r;
 }
 
+int dv_aws_imds_check_token(const char *token, size_t len, struct dv_err *err)
+{
+	bool ok = len >= 1 && len <= DV_IMDS_TOKEN_MAX;
+	for (size_t i = 0; ok && i < len; i++)
+		ok = token[i] > 0x20 && token[i] < 0x7f;
+	if (!ok)
+		return dv_error(err, DV_E_REMOTE,
+				"instance metadata (IMDS): the session token is not 1 to %d printable characters "
+				"(control characters or line breaks?)",
+				DV_IMDS_TOKEN_MAX);
+	return 0;
+}
+
+int dv_aws_imds_role(const char *listing, size_t len, char **role, struct dv_err *err)
+{
+	*role = NULL;
+	size_t n = 0;
+	while (n < len && listing[n] != '\r' && listing[n] != '\n')
+		n++;
+	bool ok = n >= 1 && n <= 64 && !(n == 1 && listing[0] == '.') && !(n == 2 && !memcmp(listing, "..", 2));
+	for (size_t i = 0; ok && i < n; i++) {
+		char ch = listing[i];
+		ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		     (ch && strchr("+=,.@_-", ch));
+	}
+	if (!ok)
+		return dv_error(err, DV_E_REMOTE,
+				"instance metadata (IMDS): the role name under iam/security-credentials/ is not a "
+				"valid IAM role name (1 to 64 of A-Z a-z 0-9 + = , . @ _ -)");
+	*role = dv_asprintf("%.*s", (int)n, listing);
+	return 0;
+}
+
 struct membuf {
 	struct dv_buf b;
 	size_t cap;
@@ -259,6 +292,9 @@ static int from_imds(struct dv_aws_creds *out, bool *found, struct dv_err *err)
 	h = NULL;
 	if (code != 200 || !m.b.len)
 		goto out; /* not on EC2 (or IMDS off): no credentials from here */
+	r = dv_aws_imds_check_token((char *)m.b.data, m.b.len, err);
+	if (r < 0)
+		goto out;
 	char *th = dv_asprintf("X-aws-ec2-metadata-token: %s", (char *)m.b.data);
 	h = curl_slist_append(NULL, th);
 	explicit_bzero(th, strlen(th));
@@ -268,7 +304,10 @@ static int from_imds(struct dv_aws_creds *out, bool *found, struct dv_err *err)
 	free(url);
 	if (code != 200 || !m.b.len)
 		goto out;
-	char *role = dv_asprintf("%.*s", (int)strcspn((char *)m.b.data, "\r\n"), (char *)m.b.data);
+	char *role;
+	r = dv_aws_imds_role((char *)m.b.data, m.b.len, &role, err);
+	if (r < 0)
+		goto out;
 	url = dv_asprintf("%.*s/latest/meta-data/iam/security-credentials/%s", (int)bl, base, role);
 	free(role);
 	code = imds_call(c, url, "GET", h, &m);

@@ -11,20 +11,16 @@
  */
 #include "ebs.h"
 #include "ec2.h"
+#include "http_internal.h"
 
-#include <curl/curl.h>
-#include <errno.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define EBS_JSON_CAP (8u << 20)
 #define EBS_ERR_CAP (64u << 10)
-#define EBS_MAX_HDRS 10
-#define EBS_MAX_QUERY 4
 
 struct endpoint {
 	char *origin;  /* "http://127.0.0.1:4590" */
@@ -42,10 +38,12 @@ struct dv_ebs {
 	CURLM *multi;  /* set while dv_ebs_put_blocks runs (for wakeup) */
 	pthread_mutex_t lock;
 	struct dv_ebs_stats stats;
+	struct dv_http_client http;  /* retry policy and hooks (http_internal.h) */
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+static int ebs_prepare(void *svc, CURL *c, struct dv_http_req *rq, struct dv_err *err);
+static enum dv_http_verdict ebs_classify(void *svc, CURL *c, struct dv_http_req *rq, CURLcode cc, struct dv_err *err);
+
 
 /* ---- pure helpers ------------------------------------------------------ */
 
@@ -344,7 +342,7 @@ static double env_num(const char *name, double dflt)
 int dv_ebs_new(const struct dv_aws_options *opt, const struct dv_ebs_settings *settings, struct dv_ebs **out,
 	       struct dv_err *err)
 {
-	pthread_once(&curl_once, curl_init_once);
+	dv_http_global_init();
 	struct dv_aws_options o = {0};
 	if (opt)
 		o = *opt;
@@ -391,8 +389,21 @@ int dv_ebs_new(const struct dv_aws_options *opt, const struct dv_ebs_settings *s
 	if (e->set.not_found_grace <= 0)
 		e->set.not_found_grace = 120;
 	e->desc = dv_strdup(e->ebs.origin);
-	if (!(e->easy = curl_easy_init()))
-		DV_BUG("curl_easy_init failed");
+	e->easy = dv_http_easy();
+	e->http = (struct dv_http_client){
+		.retry_curl = DV_HTTP_RETRY_STREAM | DV_HTTP_RETRY_RESOLVE,
+		.backoff_base = 0.2,
+		.backoff_floor = 0.1, /* a throttled service needs air */
+		.max_attempts = e->set.max_attempts,
+		.max_retry_seconds = e->set.max_retry_seconds,
+		.empty_post_form = true,
+		.requests = &e->stats.requests,
+		.retries = &e->stats.retries,
+		.bytes_sent = &e->stats.bytes_sent,
+		.prepare = ebs_prepare,
+		.classify = ebs_classify,
+		.svc = e,
+	};
 	*out = e;
 	return 0;
 }
@@ -426,6 +437,7 @@ void dv_ebs_get_stats(const struct dv_ebs *e, struct dv_ebs_stats *out)
 
 static void stat_add(uint64_t *p, uint64_t v) { __atomic_add_fetch(p, v, __ATOMIC_RELAXED); }
 
+
 void dv_ebs_wakeup(struct dv_ebs *e)
 {
 	pthread_mutex_lock(&e->lock);
@@ -436,368 +448,90 @@ void dv_ebs_wakeup(struct dv_ebs *e)
 
 /* ---- one request --------------------------------------------------------- */
 
-struct req {
-	const char *op;       /* "PutSnapshotBlock", for messages */
-	const char *what;     /* snapshot id or "" */
-	const struct endpoint *ep;
-	const char *service;
-	const char *method;
-	char path[256];
-	struct dv_aws_kv query[EBS_MAX_QUERY];
-	size_t nq;
-	struct dv_aws_kv hdr[EBS_MAX_HDRS];
-	size_t nh;
-	const uint8_t *body;
-	size_t body_len, pos;
-	bool unsigned_payload;
-	/* response */
-	struct dv_buf resp;
-	size_t cap;
-	bool too_big;
-	long hdr_status, status;
-	char err_type[128];
-	char request_id[128];
-	char errbuf[CURL_ERROR_SIZE];
-	struct curl_slist *hl;
-};
-
-static void req_init(struct req *rq, const char *op, const char *what, const struct endpoint *ep, const char *service,
-		     const char *method)
+/* Requests are struct dv_http_req (http_internal.h); path starts with the
+ * endpoint's prefix and the caller appends the rest. */
+static void req_init(struct dv_http_req *rq, const char *op, const char *what, const struct endpoint *ep,
+		     const char *service, const char *method)
 {
-	memset(rq, 0, sizeof *rq);
+	dv_http_req_init(rq, method, ep->origin, ep->host);
 	rq->op = op;
 	rq->what = what ? what : "";
-	rq->ep = ep;
 	rq->service = service;
-	rq->method = method;
 	rq->cap = EBS_JSON_CAP;
+	rq->err_cap = EBS_ERR_CAP;
+	dv_buf_addf(&rq->path, "%s", ep->path);
 }
 
-static void req_release(struct req *rq)
-{
-	dv_buf_release(&rq->resp);
-	curl_slist_free_all(rq->hl);
-	rq->hl = NULL;
-}
+static void req_release(struct dv_http_req *rq) { dv_http_req_release(rq); }
+static void add_h(struct dv_http_req *rq, const char *k, const char *v) { dv_http_add_header(rq, k, v); }
+static void add_q(struct dv_http_req *rq, const char *k, const char *v) { dv_http_add_query(rq, k, v); }
 
-static void add_h(struct req *rq, const char *k, const char *v)
+static void set_body(struct dv_http_req *rq, const void *body, size_t len)
 {
-	if (rq->nh >= EBS_MAX_HDRS)
-		DV_BUG("too many headers");
-	rq->hdr[rq->nh].key = k;
-	rq->hdr[rq->nh++].value = v;
-}
-
-static void add_q(struct req *rq, const char *k, const char *v)
-{
-	if (rq->nq >= EBS_MAX_QUERY)
-		DV_BUG("too many query parameters");
-	rq->query[rq->nq].key = k;
-	rq->query[rq->nq++].value = v;
-}
-
-static size_t read_cb(char *buf, size_t sz, size_t n, void *ud)
-{
-	struct req *rq = ud;
-	size_t want = DV_MIN(sz * n, rq->body_len - rq->pos);
-	memcpy(buf, rq->body + rq->pos, want);
-	rq->pos += want;
-	return want;
-}
-
-static int seek_cb(void *ud, curl_off_t off, int origin)
-{
-	struct req *rq = ud;
-	if (origin != SEEK_SET || off < 0 || (size_t)off > rq->body_len)
-		return CURL_SEEKFUNC_FAIL;
-	rq->pos = (size_t)off;
-	return CURL_SEEKFUNC_OK;
-}
-
-static size_t write_cb(char *p, size_t sz, size_t n, void *ud)
-{
-	struct req *rq = ud;
-	size_t len = sz * n;
-	size_t cap = rq->hdr_status >= 200 && rq->hdr_status < 300 ? rq->cap : EBS_ERR_CAP;
-	if (rq->resp.len + len > cap) {
-		rq->too_big = true;
-		return 0;
-	}
-	dv_buf_add(&rq->resp, p, len);
-	return len;
-}
-
-static void copy_hval(char *dst, size_t cap, const char *v, size_t n)
-{
-	while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
-		n--;
-	while (n && *v == ' ') {
-		v++;
-		n--;
-	}
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(dst, v, n);
-	dst[n] = 0;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)dst[i] < 0x20)
-			dst[i] = ' ';
-}
-
-static size_t header_cb(char *p, size_t sz, size_t n, void *ud)
-{
-	struct req *rq = ud;
-	size_t len = sz * n;
-	if (len >= 5 && !memcmp(p, "HTTP/", 5)) {
-		const char *sp = memchr(p, ' ', len);
-		rq->hdr_status = sp ? strtol(sp + 1, NULL, 10) : 0;
-		rq->err_type[0] = 0;
-		return len;
-	}
-	const char *colon = memchr(p, ':', len);
-	if (!colon)
-		return len;
-	size_t kl = (size_t)(colon - p);
-	if (kl == 16 && !strncasecmp(p, "x-amzn-ErrorType", 16))
-		copy_hval(rq->err_type, sizeof rq->err_type, colon + 1, len - kl - 1);
-	else if ((kl == 16 && !strncasecmp(p, "x-amzn-RequestId", 16)) ||
-		 (kl == 16 && !strncasecmp(p, "x-amz-request-id", 16)))
-		copy_hval(rq->request_id, sizeof rq->request_id, colon + 1, len - kl - 1);
-	return len;
+	rq->has_body = true;
+	rq->body = body;
+	rq->body_len = len;
 }
 
 /* Signs one attempt and prepares handle c. */
-static int setup(struct dv_ebs *e, CURL *c, struct req *rq, struct dv_err *err)
+static int ebs_prepare(void *svc, CURL *c, struct dv_http_req *rq, struct dv_err *err)
 {
-	struct dv_buf path = DV_BUF_INIT, url = DV_BUF_INIT, line = DV_BUF_INIT;
-	struct dv_sigv4_result sig = {0};
-	char body_hash[65];
-	rq->pos = 0;
-	rq->too_big = false;
-	rq->status = rq->hdr_status = 0;
-	rq->err_type[0] = rq->request_id[0] = rq->errbuf[0] = 0;
-	dv_buf_reset(&rq->resp);
-	curl_slist_free_all(rq->hl);
-	rq->hl = NULL;
-	if (rq->unsigned_payload)
-		snprintf(body_hash, sizeof body_hash, "UNSIGNED-PAYLOAD");
-	else
-		dv_aws_sha256_hex(body_hash, rq->body ? (const void *)rq->body : "", rq->body ? rq->body_len : 0);
-
-	dv_buf_addf(&path, "%s%s", rq->ep->path, rq->path);
-	struct dv_aws_kv hdrs[EBS_MAX_HDRS + 1];
-	hdrs[0].key = "Host";
-	hdrs[0].value = rq->ep->host;
-	memcpy(hdrs + 1, rq->hdr, rq->nh * sizeof *hdrs);
-	struct dv_sigv4_request sr = {
-		.method = rq->method,
-		.path = (char *)path.data,
-		.query = rq->query,
-		.n_query = rq->nq,
-		.headers = hdrs,
-		.n_headers = rq->nh + 1,
-		.payload_hash = body_hash,
-	};
-	struct dv_sigv4_params sp = {
-		.region = e->region,
-		.service = rq->service,
-		.time = dv_unix_now(),
-		.add_content_sha256 = rq->unsigned_payload,
-	};
-	int r = dv_sigv4_sign(&sr, &e->creds, &sp, &sig, err);
-	if (r < 0)
-		goto out;
-	dv_buf_addf(&url, "%s", rq->ep->origin);
-	dv_aws_uri_encode(&url, (char *)path.data, true);
-	for (size_t i = 0; i < rq->nq; i++) {
-		dv_buf_add(&url, i ? "&" : "?", 1);
-		dv_aws_uri_encode(&url, rq->query[i].key, false);
-		dv_buf_add(&url, "=", 1);
-		dv_aws_uri_encode(&url, rq->query[i].value, false);
-	}
-	struct curl_slist *h = NULL;
-#define ADDH(...)                                             \
-	do {                                                  \
-		dv_buf_reset(&line);                          \
-		dv_buf_addf(&line, __VA_ARGS__);              \
-		h = curl_slist_append(h, (char *)line.data); \
-	} while (0)
-	ADDH("Host: %s", rq->ep->host);
-	for (size_t i = 0; i < rq->nh; i++)
-		ADDH("%s: %s", rq->hdr[i].key, rq->hdr[i].value);
-	ADDH("X-Amz-Date: %s", sig.amz_date);
-	if (rq->unsigned_payload)
-		ADDH("X-Amz-Content-SHA256: UNSIGNED-PAYLOAD");
-	if (e->creds.session_token)
-		ADDH("X-Amz-Security-Token: %s", e->creds.session_token);
-	ADDH("Authorization: %s", (char *)sig.authorization.data);
-	h = curl_slist_append(h, "Expect:");
-	if (!rq->body && strcmp(rq->method, "GET"))
-		h = curl_slist_append(h, "Content-Length: 0");
-#undef ADDH
-	if (line.data)
-		explicit_bzero(line.data, line.len);
-	rq->hl = h;
-
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, (char *)url.data);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "diskvault/" DV_VERSION);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, rq->errbuf);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, e->set.connect_timeout);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, e->set.request_timeout);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, DV_MIN(60L, e->set.request_timeout));
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, rq);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, rq);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (rq->body) {
-		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
-		curl_easy_setopt(c, CURLOPT_READDATA, rq);
-		curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, seek_cb);
-		curl_easy_setopt(c, CURLOPT_SEEKDATA, rq);
-		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->body_len);
-		if (strcmp(rq->method, "PUT"))
-			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
-	} else if (!strcmp(rq->method, "POST")) {
-		curl_easy_setopt(c, CURLOPT_POST, 1L);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-	} else if (strcmp(rq->method, "GET")) {
-		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
-	}
-out:
-	dv_sigv4_result_release(&sig);
-	dv_buf_release(&path);
-	dv_buf_release(&url);
-	dv_buf_release(&line);
-	return r;
-}
-
-enum verdict { V_OK, V_RETRY, V_FAIL };
-
-static bool curl_retryable(CURLcode cc)
-{
-	switch (cc) {
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_OPERATION_TIMEDOUT:
-	case CURLE_SEND_ERROR:
-	case CURLE_RECV_ERROR:
-	case CURLE_GOT_NOTHING:
-	case CURLE_PARTIAL_FILE:
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_HTTP2:
-	case CURLE_HTTP2_STREAM:
-	case CURLE_UPLOAD_FAILED:
-	case CURLE_READ_ERROR:
-	case CURLE_COULDNT_RESOLVE_HOST:
-		return true;
-	default:
-		return false;
-	}
+	struct dv_ebs *e = svc;
+	rq->connect_timeout = e->set.connect_timeout;
+	rq->timeout = e->set.request_timeout;
+	rq->stall_timeout = DV_MIN(60L, e->set.request_timeout);
+	struct dv_http_signer sg = {.creds = &e->creds, .region = e->region, .time = dv_unix_now()};
+	return dv_http_setup(&e->http, c, rq, &sg, err);
 }
 
 /* Classifies a finished attempt; err gets the one-line description of a
  * failure. not_found_ok: a 404 ResourceNotFoundException is retried. */
-static enum verdict classify(struct dv_ebs *e, CURL *c, struct req *rq, CURLcode cc, bool not_found_ok,
-			     struct dv_err *err)
+static enum dv_http_verdict classify(struct dv_ebs *e, CURL *c, struct dv_http_req *rq, CURLcode cc,
+				     bool not_found_ok, struct dv_err *err)
 {
 	const char *svc = !strcmp(rq->service, "ec2") ? "EC2" : "EBS";
-	if (cc != CURLE_OK) {
-		if (rq->too_big) {
-			dv_error(err, DV_E_REMOTE, "%s %s %s: answer larger than %zu bytes", svc, rq->op, rq->what, rq->cap);
-			return V_FAIL;
-		}
-		dv_error(err, DV_E_REMOTE, "%s %s %s on %s: %s", svc, rq->op, rq->what, rq->ep->origin,
-			 rq->errbuf[0] ? rq->errbuf : curl_easy_strerror(cc));
-		return curl_retryable(cc) ? V_RETRY : V_FAIL;
-	}
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rq->status);
-	curl_off_t up = 0;
-	curl_easy_getinfo(c, CURLINFO_SIZE_UPLOAD_T, &up);
-	stat_add(&e->stats.bytes_sent, (uint64_t)up);
-	if (rq->status >= 200 && rq->status < 300)
-		return V_OK;
+	char wk[320];
+	snprintf(wk, sizeof wk, "%s %s %s", svc, rq->op, rq->what);
+	enum dv_http_verdict v = dv_http_finish(&e->http, c, rq, cc, wk, DV_E_REMOTE, err);
+	if (v != DV_HTTP_STATUS)
+		return v;
 	struct dv_ebs_error ee;
 	if (!strcmp(rq->service, "ec2")) {
 		struct dv_ec2_error x;
 		struct dv_err e2;
 		memset(&ee, 0, sizeof ee);
-		if (rq->resp.len && dv_ec2_parse_error((char *)rq->resp.data, rq->resp.len, &x, &e2) == 0) {
+		if (rq->resp->len && dv_ec2_parse_error((char *)rq->resp->data, rq->resp->len, &x, &e2) == 0) {
 			copy_str(ee.type, sizeof ee.type, x.code);
 			copy_str(ee.message, sizeof ee.message, x.message);
 			scrub(ee.message);
 			dv_ec2_error_release(&x);
 		}
 	} else {
-		dv_ebs_parse_error(rq->err_type, (char *)rq->resp.data, rq->resp.len, &ee);
+		dv_ebs_parse_error(rq->err_type, (char *)rq->resp->data, rq->resp->len, &ee);
 	}
+	copy_str(rq->code, sizeof rq->code, ee.type);
 	enum dv_code dc = rq->status == 404 ? DV_E_NOT_FOUND : DV_E_REMOTE;
-	dv_error(err, dc, "%s %s %s: HTTP %ld %s%s%s%s%s%s%s%s", svc, rq->op, rq->what, rq->status,
-		 ee.type[0] ? ee.type : "error", ee.message[0] ? ": " : "", ee.message, ee.reason[0] ? " (" : "",
-		 ee.reason, ee.reason[0] ? ")" : "", rq->request_id[0] ? " request id " : "", rq->request_id);
+	dv_error(err, dc, "%s: HTTP %ld %s%s%s%s%s%s%s%s", wk, rq->status, ee.type[0] ? ee.type : "error",
+		 ee.message[0] ? ": " : "", ee.message, ee.reason[0] ? " (" : "", ee.reason, ee.reason[0] ? ")" : "",
+		 rq->request_id[0] ? " request id " : "", rq->request_id);
 	if (strstr(ee.type, "Throttl") || !strcmp(ee.type, "RequestLimitExceeded"))
 		stat_add(&e->stats.throttled, 1);
 	if (dv_ebs_retryable(rq->status, ee.type))
-		return V_RETRY;
+		return DV_HTTP_RETRY;
 	if (not_found_ok && rq->status == 404 && !strcmp(ee.type, "ResourceNotFoundException"))
-		return V_RETRY;
-	return V_FAIL;
+		return DV_HTTP_RETRY;
+	return DV_HTTP_FAIL;
 }
 
-static double backoff(unsigned attempt)
+static enum dv_http_verdict ebs_classify(void *svc, CURL *c, struct dv_http_req *rq, CURLcode cc, struct dv_err *err)
 {
-	double cap = 20, base = 0.2;
-	double ceil = base * (double)(1u << (attempt > 16 ? 16 : attempt));
-	if (ceil > cap)
-		ceil = cap;
-	uint32_t rnd;
-	dv_random_bytes(&rnd, sizeof rnd);
-	/* never less than a tenth of the ceiling: a throttled service needs air */
-	return ceil * (0.1 + 0.9 * ((double)rnd / 4294967296.0));
+	return classify(svc, c, rq, cc, false, err);
 }
 
-static void sleep_s(double s)
+static int perform(struct dv_ebs *e, struct dv_http_req *rq, struct dv_err *err)
 {
-	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	return dv_http_perform(&e->http, e->easy, rq, err);
 }
-
-static int perform(struct dv_ebs *e, struct req *rq, struct dv_err *err)
-{
-	double start = dv_now();
-	int r = 0;
-	for (unsigned attempt = 1;; attempt++) {
-		r = setup(e, e->easy, rq, err);
-		if (r < 0)
-			break;
-		stat_add(&e->stats.requests, 1);
-		CURLcode cc = curl_easy_perform(e->easy);
-		enum verdict v = classify(e, e->easy, rq, cc, false, err);
-		if (v == V_OK) {
-			r = 0;
-			break;
-		}
-		r = -(int)err->code;
-		if (v == V_FAIL)
-			break;
-		double pause = backoff(attempt);
-		if (attempt >= e->set.max_attempts || dv_now() - start + pause > e->set.max_retry_seconds) {
-			dv_error_prefix(err, "giving up after %u attempts in %.0f s: ", attempt, dv_now() - start);
-			break;
-		}
-		dv_debug("retrying in %.2f s: %s", pause, err->msg);
-		stat_add(&e->stats.retries, 1);
-		sleep_s(pause);
-	}
-	return r;
-}
-
 /* ---- calls -------------------------------------------------------------- */
 
 int dv_ebs_start_snapshot(struct dv_ebs *e, const struct dv_ebs_start *s, struct dv_ebs_snapshot_info *out,
@@ -828,15 +562,14 @@ int dv_ebs_start_snapshot(struct dv_ebs *e, const struct dv_ebs_start *s, struct
 	json_decref(j);
 	if (!body)
 		return dv_error(err, DV_E_USAGE, "EBS StartSnapshot: a description or tag is not valid UTF-8");
-	struct req rq;
+	struct dv_http_req rq;
 	req_init(&rq, "StartSnapshot", "", &e->ebs, "ebs", "POST");
-	snprintf(rq.path, sizeof rq.path, "/snapshots");
+	dv_buf_addf(&rq.path, "/snapshots");
 	add_h(&rq, "Content-Type", "application/json");
-	rq.body = (const uint8_t *)body;
-	rq.body_len = strlen(body);
+	set_body(&rq, body, strlen(body));
 	int r = perform(e, &rq, err);
 	if (r == 0)
-		r = dv_ebs_parse_snapshot((char *)rq.resp.data, rq.resp.len, out, err);
+		r = dv_ebs_parse_snapshot((char *)rq.own.data, rq.own.len, out, err);
 	req_release(&rq);
 	free(body);
 	return r;
@@ -847,9 +580,9 @@ int dv_ebs_complete_snapshot(struct dv_ebs *e, const char *snapshot_id, uint64_t
 {
 	char cnt[24];
 	snprintf(cnt, sizeof cnt, "%llu", (unsigned long long)changed_blocks);
-	struct req rq;
+	struct dv_http_req rq;
 	req_init(&rq, "CompleteSnapshot", snapshot_id, &e->ebs, "ebs", "POST");
-	snprintf(rq.path, sizeof rq.path, "/snapshots/completion/%s", snapshot_id);
+	dv_buf_addf(&rq.path, "/snapshots/completion/%s", snapshot_id);
 	add_h(&rq, "x-amz-ChangedBlocksCount", cnt);
 	if (linear) {
 		add_h(&rq, "x-amz-Checksum", linear);
@@ -858,7 +591,7 @@ int dv_ebs_complete_snapshot(struct dv_ebs *e, const char *snapshot_id, uint64_t
 	}
 	int r = perform(e, &rq, err);
 	if (r == 0) {
-		dv_ebs_parse_complete((char *)rq.resp.data, rq.resp.len, status, 16);
+		dv_ebs_parse_complete((char *)rq.own.data, rq.own.len, status, 16);
 	}
 	req_release(&rq);
 	return r;
@@ -869,16 +602,16 @@ int dv_ebs_list_blocks(struct dv_ebs *e, const char *snapshot_id, dv_ebs_block_f
 	char *token = NULL;
 	int r = 0;
 	do {
-		struct req rq;
+		struct dv_http_req rq;
 		req_init(&rq, "ListSnapshotBlocks", snapshot_id, &e->ebs, "ebs", "GET");
-		snprintf(rq.path, sizeof rq.path, "/snapshots/%s/blocks", snapshot_id);
+		dv_buf_addf(&rq.path, "/snapshots/%s/blocks", snapshot_id);
 		add_q(&rq, "maxResults", "10000");
 		if (token)
 			add_q(&rq, "pageToken", token);
 		r = perform(e, &rq, err);
 		char *next = NULL;
 		if (r == 0)
-			r = dv_ebs_parse_block_list((char *)rq.resp.data, rq.resp.len, fn, ctx, &next, err);
+			r = dv_ebs_parse_block_list((char *)rq.own.data, rq.own.len, fn, ctx, &next, err);
 		req_release(&rq);
 		free(token);
 		token = next;
@@ -892,15 +625,14 @@ int dv_ebs_snapshot_status(struct dv_ebs *e, const char *snapshot_id, char statu
 	struct dv_buf body = DV_BUF_INIT;
 	dv_buf_addf(&body, "Action=DescribeSnapshots&Version=2016-11-15&SnapshotId.1=");
 	dv_aws_uri_encode(&body, snapshot_id, false);
-	struct req rq;
+	struct dv_http_req rq;
 	req_init(&rq, "DescribeSnapshots", snapshot_id, &e->ec2, "ec2", "POST");
-	snprintf(rq.path, sizeof rq.path, "/");
+	dv_buf_addf(&rq.path, "/");
 	add_h(&rq, "Content-Type", "application/x-www-form-urlencoded; charset=utf-8");
-	rq.body = body.data;
-	rq.body_len = body.len;
+	set_body(&rq, body.data, body.len);
 	int r = perform(e, &rq, err);
 	if (r == 0)
-		r = dv_ec2_parse_snapshot_status((char *)rq.resp.data, rq.resp.len, snapshot_id, status, 16, err);
+		r = dv_ec2_parse_snapshot_status((char *)rq.own.data, rq.own.len, snapshot_id, status, 16, err);
 	else if (rq.status == 400 && strstr(err->msg, "InvalidSnapshot.NotFound"))
 		err->code = DV_E_NOT_FOUND, r = -DV_E_NOT_FOUND;
 	req_release(&rq);
@@ -912,7 +644,7 @@ int dv_ebs_snapshot_status(struct dv_ebs *e, const char *snapshot_id, char statu
 
 struct slot {
 	CURL *c;
-	struct req rq;
+	struct dv_http_req rq;
 	struct dv_ebs_put_job *job;
 	char path_idx[32];
 	char len_hdr[16];
@@ -926,8 +658,7 @@ static void slot_request(struct slot *sl, struct dv_ebs *e, const char *snapshot
 {
 	struct dv_ebs_put_job *j = sl->job;
 	req_init(&sl->rq, "PutSnapshotBlock", snapshot_id, &e->ebs, "ebs", "PUT");
-	snprintf(sl->rq.path, sizeof sl->rq.path, "/snapshots/%s/blocks/%llu", snapshot_id,
-		 (unsigned long long)j->index);
+	dv_buf_addf(&sl->rq.path, "/snapshots/%s/blocks/%llu", snapshot_id, (unsigned long long)j->index);
 	snprintf(sl->len_hdr, sizeof sl->len_hdr, "%u", DV_EBS_BLOCK_SIZE);
 	add_h(&sl->rq, "x-amz-Data-Length", sl->len_hdr);
 	if (j->progress >= 0) {
@@ -937,9 +668,9 @@ static void slot_request(struct slot *sl, struct dv_ebs *e, const char *snapshot
 	add_h(&sl->rq, "x-amz-Checksum", j->checksum);
 	add_h(&sl->rq, "x-amz-Checksum-Algorithm", "SHA256");
 	add_h(&sl->rq, "Content-Type", "application/octet-stream");
-	sl->rq.body = j->data;
-	sl->rq.body_len = DV_EBS_BLOCK_SIZE;
-	sl->rq.unsigned_payload = true;
+	set_body(&sl->rq, j->data, DV_EBS_BLOCK_SIZE);
+	sl->rq.payload_hash = "UNSIGNED-PAYLOAD";
+	sl->rq.content_sha256 = true;
 	sl->rq.cap = EBS_ERR_CAP;
 }
 
@@ -956,8 +687,7 @@ int dv_ebs_put_blocks(struct dv_ebs *e, const char *snapshot_id, double started,
 	size_t nslots = e->set.concurrency;
 	struct slot *slots = dv_calloc(nslots, sizeof *slots);
 	for (size_t i = 0; i < nslots; i++)
-		if (!(slots[i].c = curl_easy_init()))
-			DV_BUG("curl_easy_init failed");
+		slots[i].c = dv_http_easy();
 	bool feed_end = false;
 	size_t busy = 0; /* slots holding a job */
 	int r = 0;
@@ -1000,50 +730,37 @@ int dv_ebs_put_blocks(struct dv_ebs *e, const char *snapshot_id, double started,
 				continue;
 			}
 			sl->attempt++;
-			r = setup(e, sl->c, &sl->rq, err);
+			r = dv_http_multi_add(&e->http, m, sl->c, &sl->rq, sl, err);
 			if (r < 0)
 				break;
-			curl_easy_setopt(sl->c, CURLOPT_PRIVATE, sl);
-			stat_add(&e->stats.requests, 1);
-			curl_multi_add_handle(m, sl->c);
 			sl->active = true;
 		}
 		if (r < 0)
 			break;
 		int running = 0;
 		curl_multi_perform(m, &running);
-		CURLMsg *msg;
-		int left;
-		while ((msg = curl_multi_info_read(m, &left))) {
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			struct slot *sl = NULL;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
-			CURLcode cc = msg->data.result;
-			curl_multi_remove_handle(m, sl->c);
+		CURLcode cc;
+		for (struct slot *sl; (sl = dv_http_multi_done(&e->http, m, &cc));) {
 			sl->active = false;
 			struct dv_err e1;
 			dv_err_clear(&e1);
 			bool grace = dv_now() - started < e->set.not_found_grace;
-			enum verdict v = classify(e, sl->c, &sl->rq, cc, grace, &e1);
-			if (v == V_RETRY) {
-				double pause = backoff(sl->attempt);
-				if (sl->attempt < e->set.max_attempts &&
-				    dv_now() - sl->first + pause <= e->set.max_retry_seconds) {
+			enum dv_http_verdict v = classify(e, sl->c, &sl->rq, cc, grace, &e1);
+			if (v == DV_HTTP_RETRY) {
+				double pause;
+				if (dv_http_next_attempt(&e->http, sl->attempt, sl->first, false, &pause, &e1)) {
 					dv_debug("block %llu: retrying in %.2f s: %s",
 						 (unsigned long long)sl->job->index, pause, e1.msg);
-					stat_add(&e->stats.retries, 1);
 					sl->ready_at = dv_now() + pause;
 					continue;
 				}
-				dv_error_prefix(&e1, "giving up after %u attempts: ", sl->attempt);
-				v = V_FAIL;
+				v = DV_HTTP_FAIL;
 			}
 			struct dv_ebs_put_job *j = sl->job;
 			sl->job = NULL;
 			busy--;
 			j->attempts = sl->attempt;
-			j->result = v == V_OK ? 0 : -(int)e1.code;
+			j->result = v == DV_HTTP_OK ? 0 : -(int)e1.code;
 			req_release(&sl->rq);
 			if (j->result < 0 && r == 0) {
 				*err = e1;
@@ -1066,7 +783,7 @@ int dv_ebs_put_blocks(struct dv_ebs *e, const char *snapshot_id, double started,
 	pthread_mutex_unlock(&e->lock);
 	for (size_t i = 0; i < nslots; i++) {
 		if (slots[i].active)
-			curl_multi_remove_handle(m, slots[i].c);
+			dv_http_multi_remove(&e->http, m, slots[i].c);
 		if (slots[i].job) {
 			slots[i].job->result = r ? r : -DV_E_INTERRUPTED;
 			req_release(&slots[i].rq);

@@ -2,20 +2,18 @@
  * ec2.c - EC2 query API: forms, response parsing and a small signed,
  * retrying client. Responses are walked by the module's one expat walker
  * (xml.h); signing, credentials, configuration, INI parsing and URI
- * encoding are aws.h's. The S3 client keeps its HTTP layer private to
- * s3.c, so the few lines of curl glue EC2 needs live here.
+ * encoding are aws.h's; signing each attempt, curl, the backoff and the
+ * retry loop are http.c's, so the client here only judges EC2's answers.
  */
 #include "ec2.h"
+#include "http_internal.h"
 #include "xml.h"
 
-#include <curl/curl.h>
-#include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define XML_MAX_ITEMS 100000
 #define CONTENT_TYPE "application/x-www-form-urlencoded; charset=utf-8"
@@ -283,210 +281,102 @@ int dv_ec2_parse_return(const char *xml, size_t len, const char *action, struct 
 
 /* ---- lists ---- */
 
-/* Grows a vector of items (each `size` bytes) by one zeroed element,
- * refusing absurd counts. */
-static void *grow(void *v, size_t *n, size_t size, bool *bad)
-{
-	if (*n >= XML_MAX_ITEMS) {
-		*bad = true;
-		return v;
-	}
-	v = dv_realloc(v, (*n + 1) * size);
-	memset((char *)v + *n * size, 0, size);
-	(*n)++;
-	return v;
-}
-
-struct inst_ctx {
-	struct dv_ec2_instances *l;
-	struct dv_ec2_instance cur;
-	bool bad, root_ok;
-	const char *root;
+/*
+ * The list answers share one shape: <Root> holds a set of <item> elements
+ * (one vector entry each, which must carry its id) and maybe <nextToken>.
+ * A table per answer says where those are and how an item's fields are
+ * read; list_end walks any of them.
+ */
+struct list_kind {
+	const char *what;             /* "EC2 DescribeImages", for messages */
+	const char *const *roots;     /* NULL-terminated root elements ... */
+	const char *const *items;     /* ... and the item path under each */
+	const char *token;            /* path of nextToken, or NULL */
+	const char *unexpected;       /* appended to "unexpected response" */
+	const char *malformed;        /* why an answer is "malformed" */
+	size_t size;                  /* of one item */
+	size_t key;                   /* offset of the char * every item needs */
+	void (*field)(void *item, const char *f, const char *text, bool *bad);
+	void (*free_item)(void *item);
+	void (*reset)(void *item);    /* after memset 0; or NULL */
 };
 
-static void inst_free(struct dv_ec2_instance *i)
-{
-	free(i->id);
-	free(i->type);
-	free(i->state);
-	free(i->image_id);
-	free(i->private_ip);
-	free(i->public_ip);
-	memset(i, 0, sizeof *i);
-}
-
-static void inst_end(void *ctx, const char *path, const char *text)
-{
-	struct inst_ctx *c = ctx;
-	const char *f = NULL;
-	if (!strcmp(path, "RunInstancesResponse") || !strcmp(path, "DescribeInstancesResponse") ||
-	    !strcmp(path, "TerminateInstancesResponse")) {
-		c->root_ok = true;
-		return;
-	}
-	if (!strcmp(path, "DescribeInstancesResponse/nextToken")) {
-		set_str(&c->l->next_token, text);
-		return;
-	}
-	const char *item = NULL;
-	if ((f = under(path, "RunInstancesResponse/instancesSet/item")))
-		item = f;
-	else if ((f = under(path, "DescribeInstancesResponse/reservationSet/item/instancesSet/item")))
-		item = f;
-	else if ((f = under(path, "TerminateInstancesResponse/instancesSet/item")))
-		item = f;
-	if (!strcmp(path, "RunInstancesResponse/instancesSet/item") ||
-	    !strcmp(path, "DescribeInstancesResponse/reservationSet/item/instancesSet/item") ||
-	    !strcmp(path, "TerminateInstancesResponse/instancesSet/item")) {
-		if (!c->cur.id) {
-			c->bad = true;
-			inst_free(&c->cur);
-			return;
-		}
-		c->l->v = grow(c->l->v, &c->l->n, sizeof *c->l->v, &c->bad);
-		if (c->bad) {
-			inst_free(&c->cur);
-			return;
-		}
-		c->l->v[c->l->n - 1] = c->cur;
-		memset(&c->cur, 0, sizeof c->cur);
-		return;
-	}
-	if (!item)
-		return;
-	if (!strcmp(item, "instanceId"))
-		set_str(&c->cur.id, text);
-	else if (!strcmp(item, "instanceType"))
-		set_str(&c->cur.type, text);
-	else if (!strcmp(item, "instanceState/name") || !strcmp(item, "currentState/name"))
-		set_str(&c->cur.state, text);
-	else if (!strcmp(item, "imageId"))
-		set_str(&c->cur.image_id, text);
-	else if (!strcmp(item, "privateIpAddress"))
-		set_str(&c->cur.private_ip, text);
-	else if (!strcmp(item, "ipAddress"))
-		set_str(&c->cur.public_ip, text);
-}
-
-void dv_ec2_instances_release(struct dv_ec2_instances *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		inst_free(&l->v[i]);
-	free(l->v);
-	free(l->next_token);
-	memset(l, 0, sizeof *l);
-}
-
-int dv_ec2_parse_instances(const char *xml, size_t len, struct dv_ec2_instances *out, struct dv_err *err)
-{
-	memset(out, 0, sizeof *out);
-	struct inst_ctx c = {.l = out};
-	int r = walk(xml, len, "EC2 instances", inst_end, &c, err);
-	inst_free(&c.cur);
-	if (r == 0 && !c.root_ok)
-		r = dv_error(err, DV_E_REMOTE, "EC2 instances: unexpected response (not Run/Describe/TerminateInstances)");
-	if (r == 0 && c.bad)
-		r = dv_error(err, DV_E_REMOTE, "EC2 instances: malformed response (an instance without an id, or too many)");
-	if (r < 0)
-		dv_ec2_instances_release(out);
-	return r;
-}
-
-struct img_ctx {
-	struct dv_ec2_images *l;
-	struct dv_ec2_image cur;
+struct list_ctx {
+	const struct list_kind *k;
+	void *v;
+	size_t n;
+	char **next_token;
+	void *cur;
 	bool bad, root_ok;
 };
 
-static void img_free(struct dv_ec2_image *i)
+static void item_reset(const struct list_kind *k, void *item)
 {
-	free(i->id);
-	free(i->name);
-	free(i->state);
-	for (size_t k = 0; k < i->nsnapshots; k++)
-		free(i->snapshots[k]);
-	free(i->snapshots);
-	memset(i, 0, sizeof *i);
+	memset(item, 0, k->size);
+	if (k->reset)
+		k->reset(item);
 }
 
-static void img_end(void *ctx, const char *path, const char *text)
+/* The finished item joins the vector (refusing absurd counts). */
+static void list_push(struct list_ctx *c)
 {
-	struct img_ctx *c = ctx;
-	static const char item_path[] = "DescribeImagesResponse/imagesSet/item";
-	if (!strcmp(path, "DescribeImagesResponse")) {
-		c->root_ok = true;
-	} else if (!strcmp(path, "DescribeImagesResponse/nextToken")) {
-		set_str(&c->l->next_token, text);
-	} else if (!strcmp(path, item_path)) {
-		if (!c->cur.id) {
-			c->bad = true;
-			img_free(&c->cur);
-			return;
-		}
-		c->l->v = grow(c->l->v, &c->l->n, sizeof *c->l->v, &c->bad);
-		if (c->bad) {
-			img_free(&c->cur);
-			return;
-		}
-		c->l->v[c->l->n - 1] = c->cur;
-		memset(&c->cur, 0, sizeof c->cur);
+	const struct list_kind *k = c->k;
+	if (!*(char **)((char *)c->cur + k->key) || c->n >= XML_MAX_ITEMS) {
+		c->bad = true;
+		k->free_item(c->cur);
 	} else {
-		const char *f = under(path, item_path);
-		if (!f)
-			return;
-		if (!strcmp(f, "imageId"))
-			set_str(&c->cur.id, text);
-		else if (!strcmp(f, "name"))
-			set_str(&c->cur.name, text);
-		else if (!strcmp(f, "imageState"))
-			set_str(&c->cur.state, text);
-		else if (!strcmp(f, "blockDeviceMapping/item/ebs/snapshotId") && *text) {
-			if (c->cur.nsnapshots >= 64) {
-				c->bad = true;
-				return;
-			}
-			c->cur.snapshots = dv_realloc(c->cur.snapshots, (c->cur.nsnapshots + 1) * sizeof(char *));
-			c->cur.snapshots[c->cur.nsnapshots++] = dv_strdup(text);
-		}
+		c->v = dv_realloc(c->v, (c->n + 1) * k->size);
+		memcpy((char *)c->v + c->n++ * k->size, c->cur, k->size);
+	}
+	item_reset(k, c->cur);
+}
+
+static void list_end(void *ctx, const char *path, const char *text)
+{
+	struct list_ctx *c = ctx;
+	const struct list_kind *k = c->k;
+	if (k->token && !strcmp(path, k->token)) {
+		set_str(c->next_token, text);
+		return;
+	}
+	for (size_t i = 0; k->roots[i]; i++) {
+		const char *f;
+		if (!strcmp(path, k->roots[i]))
+			c->root_ok = true;
+		else if (!strcmp(path, k->items[i]))
+			list_push(c);
+		else if ((f = under(path, k->items[i])))
+			k->field(c->cur, f, text, &c->bad);
+		else
+			continue;
+		return;
 	}
 }
 
-void dv_ec2_images_release(struct dv_ec2_images *l)
+/* Walks xml into a vector of k->size items (*v, *n; freed by the caller on
+ * failure too) and *next_token. cur: room for one item. */
+static int parse_list(const char *xml, size_t len, const struct list_kind *k, void **v, size_t *n, char **next_token,
+		      void *cur, struct dv_err *err)
 {
-	for (size_t i = 0; i < l->n; i++)
-		img_free(&l->v[i]);
-	free(l->v);
-	free(l->next_token);
-	memset(l, 0, sizeof *l);
-}
-
-int dv_ec2_parse_images(const char *xml, size_t len, struct dv_ec2_images *out, struct dv_err *err)
-{
-	memset(out, 0, sizeof *out);
-	struct img_ctx c = {.l = out};
-	int r = walk(xml, len, "EC2 DescribeImages", img_end, &c, err);
-	img_free(&c.cur);
+	struct list_ctx c = {.k = k, .next_token = next_token, .cur = cur};
+	item_reset(k, cur);
+	int r = walk(xml, len, k->what, list_end, &c, err);
+	k->free_item(cur);
+	*v = c.v;
+	*n = c.n;
 	if (r == 0 && !c.root_ok)
-		r = dv_error(err, DV_E_REMOTE, "EC2 DescribeImages: unexpected response");
+		r = dv_error(err, DV_E_REMOTE, "%s: unexpected response%s", k->what, k->unexpected);
 	if (r == 0 && c.bad)
-		r = dv_error(err, DV_E_REMOTE, "EC2 DescribeImages: malformed response (an image without an id, or too many)");
-	if (r < 0)
-		dv_ec2_images_release(out);
+		r = dv_error(err, DV_E_REMOTE, "%s: malformed response (%s)", k->what, k->malformed);
 	return r;
 }
 
-struct snap_ctx {
-	struct dv_ec2_snapshots *l;
-	struct dv_ec2_snapshot cur;
-	bool bad, root_ok;
-};
-
-static void snap_free(struct dv_ec2_snapshot *s)
+static void list_release(const struct list_kind *k, void *v, size_t n, char *next_token)
 {
-	free(s->id);
-	free(s->state);
-	free(s->description);
-	memset(s, 0, sizeof *s);
+	for (size_t i = 0; i < n; i++)
+		k->free_item((char *)v + i * k->size);
+	free(v);
+	free(next_token);
 }
 
 static bool parse_u64(const char *s, uint64_t max, uint64_t *v)
@@ -505,71 +395,198 @@ static bool parse_u64(const char *s, uint64_t max, uint64_t *v)
 	return true;
 }
 
-static void snap_end(void *ctx, const char *path, const char *text)
+/* ---- instances ---- */
+
+static void inst_free(void *p)
 {
-	struct snap_ctx *c = ctx;
-	static const char item_path[] = "DescribeSnapshotsResponse/snapshotSet/item";
-	if (!strcmp(path, "DescribeSnapshotsResponse")) {
-		c->root_ok = true;
-	} else if (!strcmp(path, "DescribeSnapshotsResponse/nextToken")) {
-		set_str(&c->l->next_token, text);
-	} else if (!strcmp(path, item_path)) {
-		if (!c->cur.id) {
-			c->bad = true;
-			snap_free(&c->cur);
+	struct dv_ec2_instance *i = p;
+	free(i->id);
+	free(i->type);
+	free(i->state);
+	free(i->image_id);
+	free(i->private_ip);
+	free(i->public_ip);
+	memset(i, 0, sizeof *i);
+}
+
+static void inst_field(void *p, const char *f, const char *text, bool *bad)
+{
+	struct dv_ec2_instance *i = p;
+	(void)bad;
+	if (!strcmp(f, "instanceId"))
+		set_str(&i->id, text);
+	else if (!strcmp(f, "instanceType"))
+		set_str(&i->type, text);
+	else if (!strcmp(f, "instanceState/name") || !strcmp(f, "currentState/name"))
+		set_str(&i->state, text);
+	else if (!strcmp(f, "imageId"))
+		set_str(&i->image_id, text);
+	else if (!strcmp(f, "privateIpAddress"))
+		set_str(&i->private_ip, text);
+	else if (!strcmp(f, "ipAddress"))
+		set_str(&i->public_ip, text);
+}
+
+static const char *const inst_roots[] = {"RunInstancesResponse", "DescribeInstancesResponse",
+					 "TerminateInstancesResponse", NULL};
+static const char *const inst_items[] = {"RunInstancesResponse/instancesSet/item",
+					 "DescribeInstancesResponse/reservationSet/item/instancesSet/item",
+					 "TerminateInstancesResponse/instancesSet/item"};
+static const struct list_kind inst_kind = {
+	.what = "EC2 instances",
+	.roots = inst_roots,
+	.items = inst_items,
+	.token = "DescribeInstancesResponse/nextToken",
+	.unexpected = " (not Run/Describe/TerminateInstances)",
+	.malformed = "an instance without an id, or too many",
+	.size = sizeof(struct dv_ec2_instance),
+	.key = offsetof(struct dv_ec2_instance, id),
+	.field = inst_field,
+	.free_item = inst_free,
+};
+
+void dv_ec2_instances_release(struct dv_ec2_instances *l)
+{
+	list_release(&inst_kind, l->v, l->n, l->next_token);
+	memset(l, 0, sizeof *l);
+}
+
+int dv_ec2_parse_instances(const char *xml, size_t len, struct dv_ec2_instances *out, struct dv_err *err)
+{
+	memset(out, 0, sizeof *out);
+	struct dv_ec2_instance cur;
+	void *v;
+	int r = parse_list(xml, len, &inst_kind, &v, &out->n, &out->next_token, &cur, err);
+	out->v = v;
+	if (r < 0)
+		dv_ec2_instances_release(out);
+	return r;
+}
+
+/* ---- images ---- */
+
+static void img_free(void *p)
+{
+	struct dv_ec2_image *i = p;
+	free(i->id);
+	free(i->name);
+	free(i->state);
+	for (size_t k = 0; k < i->nsnapshots; k++)
+		free(i->snapshots[k]);
+	free(i->snapshots);
+	memset(i, 0, sizeof *i);
+}
+
+static void img_field(void *p, const char *f, const char *text, bool *bad)
+{
+	struct dv_ec2_image *i = p;
+	if (!strcmp(f, "imageId")) {
+		set_str(&i->id, text);
+	} else if (!strcmp(f, "name")) {
+		set_str(&i->name, text);
+	} else if (!strcmp(f, "imageState")) {
+		set_str(&i->state, text);
+	} else if (!strcmp(f, "blockDeviceMapping/item/ebs/snapshotId") && *text) {
+		if (i->nsnapshots >= 64) {
+			*bad = true;
 			return;
 		}
-		c->l->v = grow(c->l->v, &c->l->n, sizeof *c->l->v, &c->bad);
-		if (c->bad) {
-			snap_free(&c->cur);
-			return;
-		}
-		c->l->v[c->l->n - 1] = c->cur;
-		memset(&c->cur, 0, sizeof c->cur);
-	} else {
-		const char *f = under(path, item_path);
-		if (!f)
-			return;
-		if (!strcmp(f, "snapshotId"))
-			set_str(&c->cur.id, text);
-		else if (!strcmp(f, "status"))
-			set_str(&c->cur.state, text);
-		else if (!strcmp(f, "description"))
-			set_str(&c->cur.description, text);
-		else if (!strcmp(f, "volumeSize") && !parse_u64(text, 1u << 20, &c->cur.volume_size_gib))
-			c->bad = true;
+		i->snapshots = dv_realloc(i->snapshots, (i->nsnapshots + 1) * sizeof(char *));
+		i->snapshots[i->nsnapshots++] = dv_strdup(text);
 	}
 }
 
+static const char *const img_roots[] = {"DescribeImagesResponse", NULL};
+static const char *const img_items[] = {"DescribeImagesResponse/imagesSet/item"};
+static const struct list_kind img_kind = {
+	.what = "EC2 DescribeImages",
+	.roots = img_roots,
+	.items = img_items,
+	.token = "DescribeImagesResponse/nextToken",
+	.unexpected = "",
+	.malformed = "an image without an id, or too many",
+	.size = sizeof(struct dv_ec2_image),
+	.key = offsetof(struct dv_ec2_image, id),
+	.field = img_field,
+	.free_item = img_free,
+};
+
+void dv_ec2_images_release(struct dv_ec2_images *l)
+{
+	list_release(&img_kind, l->v, l->n, l->next_token);
+	memset(l, 0, sizeof *l);
+}
+
+int dv_ec2_parse_images(const char *xml, size_t len, struct dv_ec2_images *out, struct dv_err *err)
+{
+	memset(out, 0, sizeof *out);
+	struct dv_ec2_image cur;
+	void *v;
+	int r = parse_list(xml, len, &img_kind, &v, &out->n, &out->next_token, &cur, err);
+	out->v = v;
+	if (r < 0)
+		dv_ec2_images_release(out);
+	return r;
+}
+
+/* ---- snapshots ---- */
+
+static void snap_free(void *p)
+{
+	struct dv_ec2_snapshot *s = p;
+	free(s->id);
+	free(s->state);
+	free(s->description);
+	memset(s, 0, sizeof *s);
+}
+
+static void snap_field(void *p, const char *f, const char *text, bool *bad)
+{
+	struct dv_ec2_snapshot *s = p;
+	if (!strcmp(f, "snapshotId"))
+		set_str(&s->id, text);
+	else if (!strcmp(f, "status"))
+		set_str(&s->state, text);
+	else if (!strcmp(f, "description"))
+		set_str(&s->description, text);
+	else if (!strcmp(f, "volumeSize") && !parse_u64(text, 1u << 20, &s->volume_size_gib))
+		*bad = true;
+}
+
+static const char *const snap_roots[] = {"DescribeSnapshotsResponse", NULL};
+static const char *const snap_items[] = {"DescribeSnapshotsResponse/snapshotSet/item"};
+static const struct list_kind snap_kind = {
+	.what = "EC2 DescribeSnapshots",
+	.roots = snap_roots,
+	.items = snap_items,
+	.token = "DescribeSnapshotsResponse/nextToken",
+	.unexpected = "",
+	.malformed = "bad snapshot id or size",
+	.size = sizeof(struct dv_ec2_snapshot),
+	.key = offsetof(struct dv_ec2_snapshot, id),
+	.field = snap_field,
+	.free_item = snap_free,
+};
+
 void dv_ec2_snapshots_release(struct dv_ec2_snapshots *l)
 {
-	for (size_t i = 0; i < l->n; i++)
-		snap_free(&l->v[i]);
-	free(l->v);
-	free(l->next_token);
+	list_release(&snap_kind, l->v, l->n, l->next_token);
 	memset(l, 0, sizeof *l);
 }
 
 int dv_ec2_parse_snapshots(const char *xml, size_t len, struct dv_ec2_snapshots *out, struct dv_err *err)
 {
 	memset(out, 0, sizeof *out);
-	struct snap_ctx c = {.l = out};
-	int r = walk(xml, len, "EC2 DescribeSnapshots", snap_end, &c, err);
-	snap_free(&c.cur);
-	if (r == 0 && !c.root_ok)
-		r = dv_error(err, DV_E_REMOTE, "EC2 DescribeSnapshots: unexpected response");
-	if (r == 0 && c.bad)
-		r = dv_error(err, DV_E_REMOTE, "EC2 DescribeSnapshots: malformed response (bad snapshot id or size)");
+	struct dv_ec2_snapshot cur;
+	void *v;
+	int r = parse_list(xml, len, &snap_kind, &v, &out->n, &out->next_token, &cur, err);
+	out->v = v;
 	if (r < 0)
 		dv_ec2_snapshots_release(out);
 	return r;
 }
 
-struct type_ctx {
-	struct dv_ec2_type_infos *l;
-	struct dv_ec2_type_info cur;
-	bool bad, root_ok;
-};
+/* ---- instance types ---- */
 
 static void list_add(char *dst, size_t cap, const char *v, bool *bad)
 {
@@ -589,82 +606,82 @@ static void copy_short(char *dst, size_t cap, const char *v, bool *bad)
 		snprintf(dst, cap, "%s", v);
 }
 
-static void type_end(void *ctx, const char *path, const char *text)
+static void type_free(void *p)
 {
-	struct type_ctx *c = ctx;
-	static const char item_path[] = "DescribeInstanceTypesResponse/instanceTypeSet/item";
-	if (!strcmp(path, "DescribeInstanceTypesResponse")) {
-		c->root_ok = true;
-	} else if (!strcmp(path, "DescribeInstanceTypesResponse/nextToken")) {
-		set_str(&c->l->next_token, text);
-	} else if (!strcmp(path, item_path)) {
-		if (!c->cur.type) {
-			c->bad = true;
-			return;
-		}
-		c->l->v = grow(c->l->v, &c->l->n, sizeof *c->l->v, &c->bad);
-		if (c->bad) {
-			free(c->cur.type);
-		} else {
-			c->l->v[c->l->n - 1] = c->cur;
-		}
-		memset(&c->cur, 0, sizeof c->cur);
-		c->cur.burstable = -1;
-	} else {
-		const char *f = under(path, item_path);
-		uint64_t v;
-		if (!f)
-			return;
-		if (!strcmp(f, "instanceType"))
-			set_str(&c->cur.type, text);
-		else if (!strcmp(f, "processorInfo/supportedArchitectures/item"))
-			list_add(c->cur.architectures, sizeof c->cur.architectures, text, &c->bad);
-		else if (!strcmp(f, "vCpuInfo/defaultVCpus")) {
-			if (parse_u64(text, 4096, &v) && v)
-				c->cur.vcpus = (unsigned)v;
-			else
-				c->bad = true;
-		} else if (!strcmp(f, "memoryInfo/sizeInMiB")) {
-			if (parse_u64(text, 1ull << 36, &v) && v)
-				c->cur.memory_mib = v;
-			else
-				c->bad = true;
-		} else if (!strcmp(f, "burstablePerformanceSupported")) {
-			if (!strcmp(text, "true"))
-				c->cur.burstable = 1;
-			else if (!strcmp(text, "false"))
-				c->cur.burstable = 0;
-			else
-				c->bad = true;
-		} else if (!strcmp(f, "networkInfo/enaSupport"))
-			copy_short(c->cur.ena, sizeof c->cur.ena, text, &c->bad);
-		else if (!strcmp(f, "ebsInfo/nvmeSupport"))
-			copy_short(c->cur.nvme, sizeof c->cur.nvme, text, &c->bad);
-		else if (!strcmp(f, "supportedBootModes/item"))
-			list_add(c->cur.boot_modes, sizeof c->cur.boot_modes, text, &c->bad);
+	struct dv_ec2_type_info *t = p;
+	free(t->type);
+	t->type = NULL;
+}
+
+static void type_reset(void *p)
+{
+	struct dv_ec2_type_info *t = p;
+	t->burstable = -1;
+}
+
+static void type_field(void *p, const char *f, const char *text, bool *bad)
+{
+	struct dv_ec2_type_info *t = p;
+	uint64_t v;
+	if (!strcmp(f, "instanceType")) {
+		set_str(&t->type, text);
+	} else if (!strcmp(f, "processorInfo/supportedArchitectures/item")) {
+		list_add(t->architectures, sizeof t->architectures, text, bad);
+	} else if (!strcmp(f, "vCpuInfo/defaultVCpus")) {
+		if (parse_u64(text, 4096, &v) && v)
+			t->vcpus = (unsigned)v;
+		else
+			*bad = true;
+	} else if (!strcmp(f, "memoryInfo/sizeInMiB")) {
+		if (parse_u64(text, 1ull << 36, &v) && v)
+			t->memory_mib = v;
+		else
+			*bad = true;
+	} else if (!strcmp(f, "burstablePerformanceSupported")) {
+		if (!strcmp(text, "true"))
+			t->burstable = 1;
+		else if (!strcmp(text, "false"))
+			t->burstable = 0;
+		else
+			*bad = true;
+	} else if (!strcmp(f, "networkInfo/enaSupport")) {
+		copy_short(t->ena, sizeof t->ena, text, bad);
+	} else if (!strcmp(f, "ebsInfo/nvmeSupport")) {
+		copy_short(t->nvme, sizeof t->nvme, text, bad);
+	} else if (!strcmp(f, "supportedBootModes/item")) {
+		list_add(t->boot_modes, sizeof t->boot_modes, text, bad);
 	}
 }
 
+static const char *const type_roots[] = {"DescribeInstanceTypesResponse", NULL};
+static const char *const type_items[] = {"DescribeInstanceTypesResponse/instanceTypeSet/item"};
+static const struct list_kind type_kind = {
+	.what = "EC2 DescribeInstanceTypes",
+	.roots = type_roots,
+	.items = type_items,
+	.token = "DescribeInstanceTypesResponse/nextToken",
+	.unexpected = "",
+	.malformed = "bad or missing values",
+	.size = sizeof(struct dv_ec2_type_info),
+	.key = offsetof(struct dv_ec2_type_info, type),
+	.field = type_field,
+	.free_item = type_free,
+	.reset = type_reset,
+};
+
 void dv_ec2_type_infos_release(struct dv_ec2_type_infos *l)
 {
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i].type);
-	free(l->v);
-	free(l->next_token);
+	list_release(&type_kind, l->v, l->n, l->next_token);
 	memset(l, 0, sizeof *l);
 }
 
 int dv_ec2_parse_instance_types(const char *xml, size_t len, struct dv_ec2_type_infos *out, struct dv_err *err)
 {
 	memset(out, 0, sizeof *out);
-	struct type_ctx c = {.l = out};
-	c.cur.burstable = -1;
-	int r = walk(xml, len, "EC2 DescribeInstanceTypes", type_end, &c, err);
-	free(c.cur.type);
-	if (r == 0 && !c.root_ok)
-		r = dv_error(err, DV_E_REMOTE, "EC2 DescribeInstanceTypes: unexpected response");
-	if (r == 0 && c.bad)
-		r = dv_error(err, DV_E_REMOTE, "EC2 DescribeInstanceTypes: malformed response (bad or missing values)");
+	struct dv_ec2_type_info cur;
+	void *v;
+	int r = parse_list(xml, len, &type_kind, &v, &out->n, &out->next_token, &cur, err);
+	out->v = v;
 	if (r < 0)
 		dv_ec2_type_infos_release(out);
 	return r;
@@ -756,15 +773,52 @@ struct dv_ec2 {
 	char *host;
 	char *region;
 	struct dv_aws_creds creds;
-	unsigned max_attempts;
-	double max_retry_seconds;
 	CURL *curl;
+	struct dv_http_client http;  /* retry policy and hooks (http_internal.h) */
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
 static char *xstrdup(const char *s) { return s ? dv_strdup(s) : NULL; }
+
+static int ec2_prepare(void *svc, CURL *c, struct dv_http_req *rq, struct dv_err *err)
+{
+	struct dv_ec2 *e = svc;
+	struct dv_http_signer sg = {
+		.creds = &e->creds, .region = e->region, .time = dv_unix_now(), .normalize_path = true};
+	return dv_http_setup(&e->http, c, rq, &sg, err);
+}
+
+static bool code_retryable(const char *code)
+{
+	static const char *const codes[] = {"RequestLimitExceeded", "Throttling", "ThrottlingException",
+					     "RequestThrottled", "InternalError", "InternalFailure", "Unavailable",
+					     "ServiceUnavailable", "InsufficientInstanceCapacity"};
+	for (size_t i = 0; i < DV_ARRAY_SIZE(codes); i++)
+		if (!strcmp(code, codes[i]))
+			return true;
+	return false;
+}
+
+static enum dv_http_verdict ec2_classify(void *svc, CURL *c, struct dv_http_req *rq, CURLcode cc, struct dv_err *err)
+{
+	struct dv_ec2 *e = svc;
+	char what[96];
+	snprintf(what, sizeof what, "EC2 %s", rq->op);
+	enum dv_http_verdict v = dv_http_finish(&e->http, c, rq, cc, what, DV_E_REMOTE, err);
+	if (v != DV_HTTP_STATUS)
+		return v;
+	struct dv_ec2_error ee;
+	struct dv_err e2;
+	bool parsed = rq->resp->len && dv_ec2_parse_error((char *)rq->resp->data, rq->resp->len, &ee, &e2) == 0;
+	const char *code = parsed ? ee.code : "";
+	snprintf(rq->code, sizeof rq->code, "%s", code);
+	size_t cl = strlen(code);
+	enum dv_code dc = cl > 9 && !strcmp(code + cl - 9, ".NotFound") ? DV_E_NOT_FOUND : DV_E_REMOTE;
+	dv_http_error(err, dc, what, rq->status, code, parsed ? ee.message : NULL, parsed ? ee.request_id : NULL);
+	bool retry = (rq->status >= 500 && rq->status != 501) || rq->status == 429 || code_retryable(code);
+	if (parsed)
+		dv_ec2_error_release(&ee);
+	return retry ? DV_HTTP_RETRY : DV_HTTP_FAIL;
+}
 
 int dv_ec2_new(const struct dv_aws_config *cfg, const struct dv_aws_creds *creds, const char *endpoint,
 	       struct dv_ec2 **out, struct dv_err *err)
@@ -781,7 +835,7 @@ int dv_ec2_new(const struct dv_aws_config *cfg, const struct dv_aws_creds *creds
 		free(ep);
 		return r;
 	}
-	pthread_once(&curl_once, curl_init_once);
+	dv_http_global_init();
 	struct dv_ec2 *e = dv_calloc(1, sizeof *e);
 	e->endpoint = ep;
 	e->host = dv_asprintf("%.*s", (int)hn, h);
@@ -792,12 +846,16 @@ int dv_ec2_new(const struct dv_aws_config *cfg, const struct dv_aws_creds *creds
 	e->creds.expiration = creds->expiration;
 	memcpy(e->creds.source, creds->source, sizeof e->creds.source);
 	const char *v = env("DISKVAULT_EC2_MAX_ATTEMPTS");
-	e->max_attempts = v && atoi(v) > 0 ? (unsigned)atoi(v) : 8;
+	e->http = (struct dv_http_client){
+		.backoff_base = 0.25,
+		.max_attempts = v && atoi(v) > 0 ? (unsigned)atoi(v) : 8,
+		.prepare = ec2_prepare,
+		.classify = ec2_classify,
+		.svc = e,
+	};
 	v = env("DISKVAULT_EC2_RETRY_SECONDS");
-	e->max_retry_seconds = v && atof(v) > 0 ? atof(v) : 120;
-	e->curl = curl_easy_init();
-	if (!e->curl)
-		DV_BUG("curl_easy_init failed");
+	e->http.max_retry_seconds = v && atof(v) > 0 ? atof(v) : 120;
+	e->curl = dv_http_easy();
 	*out = e;
 	return 0;
 }
@@ -818,148 +876,6 @@ void dv_ec2_free(struct dv_ec2 *e)
 const char *dv_ec2_endpoint(const struct dv_ec2 *e) { return e->endpoint; }
 const char *dv_ec2_region(const struct dv_ec2 *e) { return e->region; }
 
-struct sink {
-	struct dv_buf *b;
-	bool too_big;
-};
-
-static size_t sink_cb(char *p, size_t sz, size_t n, void *ud)
-{
-	struct sink *s = ud;
-	if (s->b->len + sz * n > DV_EC2_MAX_RESPONSE) {
-		s->too_big = true;
-		return 0;
-	}
-	dv_buf_add(s->b, p, sz * n);
-	return sz * n;
-}
-
-static bool curl_retryable(CURLcode cc)
-{
-	switch (cc) {
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_OPERATION_TIMEDOUT:
-	case CURLE_SEND_ERROR:
-	case CURLE_RECV_ERROR:
-	case CURLE_GOT_NOTHING:
-	case CURLE_PARTIAL_FILE:
-	case CURLE_SSL_CONNECT_ERROR:
-		return true;
-	default:
-		return false;
-	}
-}
-
-static bool code_retryable(const char *code)
-{
-	static const char *const codes[] = {"RequestLimitExceeded", "Throttling", "ThrottlingException",
-					     "RequestThrottled", "InternalError", "InternalFailure", "Unavailable",
-					     "ServiceUnavailable", "InsufficientInstanceCapacity"};
-	for (size_t i = 0; i < DV_ARRAY_SIZE(codes); i++)
-		if (!strcmp(code, codes[i]))
-			return true;
-	return false;
-}
-
-static double backoff(unsigned attempt)
-{
-	double ceil = 0.25 * (double)(1u << (attempt > 10 ? 10 : attempt));
-	if (ceil > 20)
-		ceil = 20;
-	uint32_t rnd;
-	dv_random_bytes(&rnd, sizeof rnd);
-	return ceil * ((double)rnd / 4294967296.0);
-}
-
-static void sleep_s(double s)
-{
-	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-/* One attempt; returns 0, or an error with *retry telling whether another
- * attempt may succeed. */
-static int attempt(struct dv_ec2 *e, const char *action, const char *body, struct dv_buf *resp, char code_out[64],
-		   bool *retry, struct dv_err *err)
-{
-	*retry = false;
-	struct dv_sigv4_result sig;
-	int r = dv_ec2_sign(e->host, body, &e->creds, e->region, dv_unix_now(), &sig, err);
-	if (r < 0) {
-		dv_sigv4_result_release(&sig);
-		return r;
-	}
-	struct curl_slist *h = NULL;
-	struct dv_buf line = DV_BUF_INIT;
-	dv_buf_addf(&line, "Content-Type: %s", CONTENT_TYPE);
-	h = curl_slist_append(h, (char *)line.data);
-	dv_buf_reset(&line);
-	dv_buf_addf(&line, "X-Amz-Date: %s", sig.amz_date);
-	h = curl_slist_append(h, (char *)line.data);
-	if (e->creds.session_token) {
-		dv_buf_reset(&line);
-		dv_buf_addf(&line, "X-Amz-Security-Token: %s", e->creds.session_token);
-		h = curl_slist_append(h, (char *)line.data);
-	}
-	dv_buf_reset(&line);
-	dv_buf_addf(&line, "Authorization: %s", (char *)sig.authorization.data);
-	h = curl_slist_append(h, (char *)line.data);
-	h = curl_slist_append(h, "Expect:");
-	explicit_bzero(line.data, line.len);
-	dv_buf_release(&line);
-	dv_sigv4_result_release(&sig);
-
-	char url[1024], errbuf[CURL_ERROR_SIZE] = "";
-	snprintf(url, sizeof url, "%s/", e->endpoint);
-	dv_buf_reset(resp);
-	struct sink s = {resp, false};
-	CURL *c = e->curl;
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "diskvault/" DV_VERSION);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_cb);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	CURLcode cc = curl_easy_perform(c);
-	curl_slist_free_all(h);
-	if (cc != CURLE_OK) {
-		if (s.too_big)
-			return dv_error(err, DV_E_REMOTE, "EC2 %s: response larger than %u bytes", action,
-					DV_EC2_MAX_RESPONSE);
-		*retry = curl_retryable(cc);
-		return dv_error(err, DV_E_REMOTE, "EC2 %s on %s: %s", action, e->endpoint,
-				errbuf[0] ? errbuf : curl_easy_strerror(cc));
-	}
-	long status = 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	if (status >= 200 && status < 300)
-		return 0;
-	struct dv_ec2_error ee;
-	struct dv_err e2;
-	bool parsed = resp->len && dv_ec2_parse_error((char *)resp->data, resp->len, &ee, &e2) == 0;
-	const char *code = parsed ? ee.code : "";
-	if (code_out)
-		snprintf(code_out, 64, "%s", code);
-	size_t cl = strlen(code);
-	enum dv_code dc = cl > 9 && !strcmp(code + cl - 9, ".NotFound") ? DV_E_NOT_FOUND : DV_E_REMOTE;
-	r = dv_error(err, dc, "EC2 %s: HTTP %ld%s%s%s%s%s%s%s", action, status, parsed ? " " : "", code,
-		     parsed && ee.message ? ": " : "", parsed && ee.message ? ee.message : "",
-		     parsed && ee.request_id ? " (request id " : "", parsed && ee.request_id ? ee.request_id : "",
-		     parsed && ee.request_id ? ")" : "");
-	*retry = (status >= 500 && status != 501) || status == 429 || code_retryable(code);
-	if (parsed)
-		dv_ec2_error_release(&ee);
-	return r;
-}
-
 int dv_ec2_call(struct dv_ec2 *e, const struct dv_ec2_form *f, struct dv_buf *resp, char code_out[64],
 		struct dv_err *err)
 {
@@ -970,21 +886,20 @@ int dv_ec2_call(struct dv_ec2 *e, const struct dv_ec2_form *f, struct dv_buf *re
 		code_out[0] = 0;
 	struct dv_buf body = DV_BUF_INIT;
 	dv_ec2_form_encode(f, &body);
-	double start = dv_now();
-	int r = 0;
-	for (unsigned n = 1;; n++) {
-		bool retry;
-		r = attempt(e, action, (char *)body.data, resp, code_out, &retry, err);
-		if (r == 0 || !retry)
-			break;
-		double pause = backoff(n);
-		if (n >= e->max_attempts || dv_now() - start + pause > e->max_retry_seconds) {
-			dv_error_prefix(err, "giving up after %u attempts in %.0f s: ", n, dv_now() - start);
-			break;
-		}
-		dv_debug("retrying in %.2f s: %s", pause, err->msg);
-		sleep_s(pause);
-	}
+	struct dv_http_req rq;
+	dv_http_req_init(&rq, "POST", e->endpoint, e->host);
+	rq.service = "ec2";
+	rq.op = action;
+	dv_http_add_header(&rq, "Content-Type", CONTENT_TYPE);
+	rq.has_body = true;
+	rq.body = body.data;
+	rq.body_len = body.len;
+	rq.resp = resp;
+	rq.cap = rq.err_cap = DV_EC2_MAX_RESPONSE;
+	int r = dv_http_perform(&e->http, e->curl, &rq, err);
+	if (r < 0 && code_out)
+		snprintf(code_out, 64, "%.63s", rq.code);
+	dv_http_req_release(&rq);
 	dv_buf_release(&body);
 	return r;
 }

@@ -1,9 +1,11 @@
 /*
  * S3 over libcurl. One struct dv_s3 per bucket holds a pool of easy handles
  * (each keeps its connections alive between requests) so several threads
- * can issue requests at once. Every attempt is signed afresh (the date is
- * part of the signature). Multipart parts go out through curl multi with a
- * bounded number in flight, each retried on its own.
+ * can issue requests at once. Signing, the curl setup, the retry loop and
+ * the backoff are http.c's; this file prepares S3 requests (addressing
+ * style, credentials refresh, clock skew, rate limits) and judges S3's
+ * answers. Multipart parts go out through curl multi with a bounded number
+ * in flight, each retried on its own.
  *
  * Retry policy: connection errors, timeouts, 5xx, 429, SlowDown and
  * RequestTimeout are retried with exponential backoff and full jitter
@@ -11,22 +13,16 @@
  * or max_retry_seconds; everything else fails at once with the server's
  * error code, message and request id.
  */
-#include "aws.h"
+#include "http_internal.h"
 
-#include <curl/curl.h>
-#include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #define S3_XML_CAP (16u << 20)
 #define S3_ERR_CAP (64u << 10)
 #define S3_POOL_MAX 64
-#define S3_MAX_QUERY 8
-#define S3_MAX_HDRS 10
 
 struct dv_s3 {
 	struct dv_aws_creds creds;
@@ -54,6 +50,7 @@ struct dv_s3 {
 	int64_t clock_offset;
 	int64_t test_skew;  /* DISKVAULT_S3_TEST_CLOCK_SKEW: tests only */
 	bool no_multi_delete;  /* the endpoint answered DeleteObjects with 501 */
+	struct dv_http_client http;  /* retry policy and hooks (http_internal.h) */
 };
 
 static void copy_creds(struct dv_aws_creds *dst, const struct dv_aws_creds *src)
@@ -87,71 +84,28 @@ static void current_creds(struct dv_s3 *s3, struct dv_aws_creds *out)
 	pthread_mutex_unlock(&s3->creds_lock);
 }
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
-/* One request and its outcome. */
-struct req {
-	const char *method;
-	const char *key;  /* object key, NULL for the bucket */
-	struct dv_aws_kv query[S3_MAX_QUERY];
-	size_t nq;
-	struct dv_aws_kv hdr[S3_MAX_HDRS];
-	size_t nh;
-	/* body: memory or a file range */
-	const uint8_t *body;
-	int fd;
-	uint64_t body_off, body_len, pos;
-	bool has_body;
-	const char *payload_hash;  /* hex; NULL = hash of memory body */
-	uint64_t *op_counter;      /* per-operation counter in stats, or NULL */
-	char body_hash[65];
-	/* response */
-	struct dv_buf *resp;  /* where the body goes (own buffer unless set) */
-	struct dv_buf own;
-	size_t cap;
-	bool too_big;
-	bool head;
-	long hdr_status;  /* status line seen by header_cb (caps error bodies) */
-	long status;
-	char etag[256];
-	char request_id[128];
-	uint64_t content_length;
-	bool have_cl;
-	int64_t server_date;  /* Date header, 0 if none */
-	char range_hdr[64];
-	char errbuf[CURL_ERROR_SIZE];
-};
-
-static void req_init(struct req *rq, const char *method, const char *key)
+/* Requests are struct dv_http_req (http_internal.h): what is the object
+ * key (NULL for the bucket); path, origin and host are filled when each
+ * attempt is prepared. */
+static void req_init(struct dv_http_req *rq, const char *method, const char *key)
 {
-	memset(rq, 0, sizeof *rq);
-	rq->method = method;
-	rq->key = key;
-	rq->fd = -1;
-	rq->resp = &rq->own;
+	dv_http_req_init(rq, method, NULL, NULL);
+	rq->service = "s3";
+	rq->op = method;
+	rq->what = key;
 	rq->cap = S3_XML_CAP;
+	rq->err_cap = S3_ERR_CAP;
+	rq->content_sha256 = true;
 }
 
-static void req_release(struct req *rq) { dv_buf_release(&rq->own); }
-
-static void add_q(struct req *rq, const char *k, const char *v)
-{
-	if (rq->nq >= S3_MAX_QUERY)
-		DV_BUG("too many query parameters");
-	rq->query[rq->nq].key = k;
-	rq->query[rq->nq++].value = v;
-}
-
-static void add_h(struct req *rq, const char *k, const char *v)
-{
-	if (rq->nh >= S3_MAX_HDRS)
-		DV_BUG("too many headers");
-	rq->hdr[rq->nh].key = k;
-	rq->hdr[rq->nh++].value = v;
-}
+static void req_release(struct dv_http_req *rq) { dv_http_req_release(rq); }
+static void add_q(struct dv_http_req *rq, const char *k, const char *v) { dv_http_add_query(rq, k, v); }
+static void add_h(struct dv_http_req *rq, const char *k, const char *v) { dv_http_add_header(rq, k, v); }
 
 static void stat_add(uint64_t *p, uint64_t v) { __atomic_add_fetch(p, v, __ATOMIC_RELAXED); }
+
+static int s3_prepare(void *svc, CURL *c, struct dv_http_req *rq, struct dv_err *err);
+static enum dv_http_verdict s3_classify(void *svc, CURL *c, struct dv_http_req *rq, CURLcode cc, struct dv_err *err);
 
 /* ---- setup ----------------------------------------------------------- */
 
@@ -178,7 +132,7 @@ static uint64_t parse_rate(const char *v)
 int dv_s3_new(const struct dv_aws_config *cfg, const struct dv_aws_creds *creds, const char *bucket,
 	      const struct dv_s3_settings *settings, struct dv_s3 **out, struct dv_err *err)
 {
-	pthread_once(&curl_once, curl_init_once);
+	dv_http_global_init();
 	if (!bucket || !*bucket || strchr(bucket, '/'))
 		return dv_error(err, DV_E_USAGE, "invalid S3 bucket name '%s'", bucket ? bucket : "");
 	struct dv_s3 *s3 = dv_calloc(1, sizeof *s3);
@@ -225,6 +179,21 @@ int dv_s3_new(const struct dv_aws_config *cfg, const struct dv_aws_creds *creds,
 		s3->set.connections = 1;
 	if (s3->set.connections > 32)
 		s3->set.connections = 32;
+	s3->http = (struct dv_http_client){
+		.retry_curl = DV_HTTP_RETRY_STREAM,
+		.backoff_base = 0.25,
+		.max_attempts = s3->set.max_attempts,
+		.max_retry_seconds = s3->set.max_retry_seconds,
+		.expect_from = 1u << 20,
+		.requests = &s3->stats.requests,
+		.retries = &s3->stats.retries,
+		.bytes_sent = &s3->stats.bytes_sent,
+		.bytes_received = &s3->stats.bytes_received,
+		.inflight = &s3->inflight,
+		.prepare = s3_prepare,
+		.classify = s3_classify,
+		.svc = s3,
+	};
 
 	bool path_style = cfg->path_style || strchr(bucket, '.');
 	if (cfg->endpoint) {
@@ -318,213 +287,41 @@ static void pool_put(struct dv_s3 *s3, CURL *c)
 		curl_easy_cleanup(c);
 }
 
-/* ---- callbacks ------------------------------------------------------- */
+/* ---- preparing and classifying one attempt ------------------------------ */
 
-static size_t read_cb(char *buf, size_t sz, size_t n, void *ud)
-{
-	struct req *rq = ud;
-	size_t want = sz * n;
-	uint64_t left = rq->body_len - rq->pos;
-	if (want > left)
-		want = (size_t)left;
-	if (!want)
-		return 0;
-	if (rq->body) {
-		memcpy(buf, rq->body + rq->pos, want);
-	} else {
-		ssize_t got;
-		do
-			got = pread(rq->fd, buf, want, (off_t)(rq->body_off + rq->pos));
-		while (got < 0 && errno == EINTR);
-		if (got <= 0)
-			return CURL_READFUNC_ABORT;
-		want = (size_t)got;
-	}
-	rq->pos += want;
-	return want;
-}
-
-static int seek_cb(void *ud, curl_off_t off, int origin)
-{
-	struct req *rq = ud;
-	if (origin != SEEK_SET || off < 0 || (uint64_t)off > rq->body_len)
-		return CURL_SEEKFUNC_FAIL;
-	rq->pos = (uint64_t)off;
-	return CURL_SEEKFUNC_OK;
-}
-
-static size_t write_cb(char *p, size_t sz, size_t n, void *ud)
-{
-	struct req *rq = ud;
-	size_t len = sz * n;
-	size_t cap = rq->hdr_status >= 200 && rq->hdr_status < 300 ? rq->cap : S3_ERR_CAP;
-	if (rq->resp->len + len > cap) {
-		rq->too_big = true;
-		return 0;
-	}
-	dv_buf_add(rq->resp, p, len);
-	return len;
-}
-
-static void copy_hval(char *dst, size_t cap, const char *v, size_t n)
-{
-	while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
-		n--;
-	while (n && *v == ' ') {
-		v++;
-		n--;
-	}
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(dst, v, n);
-	dst[n] = 0;
-}
-
-static size_t header_cb(char *p, size_t sz, size_t n, void *ud)
-{
-	struct req *rq = ud;
-	size_t len = sz * n;
-	const char *colon = memchr(p, ':', len);
-	if (len >= 5 && !memcmp(p, "HTTP/", 5)) {
-		/* a new response (after 100 Continue or a redirect) */
-		const char *sp = memchr(p, ' ', len);
-		rq->hdr_status = sp ? strtol(sp + 1, NULL, 10) : 0;
-		rq->etag[0] = 0;
-		rq->have_cl = false;
-		return len;
-	}
-	if (!colon)
-		return len;
-	size_t kl = (size_t)(colon - p);
-	const char *v = colon + 1;
-	size_t vl = len - kl - 1;
-	char tmp[64];
-	if (kl == 4 && !strncasecmp(p, "etag", 4)) {
-		copy_hval(rq->etag, sizeof rq->etag, v, vl);
-	} else if (kl == 16 && !strncasecmp(p, "x-amz-request-id", 16)) {
-		copy_hval(rq->request_id, sizeof rq->request_id, v, vl);
-	} else if (kl == 4 && !strncasecmp(p, "date", 4)) {
-		char d[128];
-		copy_hval(d, sizeof d, v, vl);
-		time_t t = curl_getdate(d, NULL);
-		rq->server_date = t > 0 ? (int64_t)t : 0;
-	} else if (kl == 14 && !strncasecmp(p, "content-length", 14)) {
-		copy_hval(tmp, sizeof tmp, v, vl);
-		char *end;
-		unsigned long long x = strtoull(tmp, &end, 10);
-		if (*tmp && !*end) {
-			rq->content_length = x;
-			rq->have_cl = true;
-		}
-	}
-	return len;
-}
-
-/* ---- building and signing one attempt --------------------------------- */
-
-static void key_path(struct dv_s3 *s3, const struct req *rq, struct dv_buf *path)
+static void key_path(struct dv_s3 *s3, const struct dv_http_req *rq, struct dv_buf *path)
 {
 	dv_buf_reset(path);
 	dv_buf_addf(path, "%s/", s3->base_path);
-	if (rq->key)
-		dv_buf_addf(path, "%s", rq->key);
+	if (rq->what)
+		dv_buf_addf(path, "%s", rq->what);
 	else if (path->len > 1 && *s3->base_path)
 		path->data[--path->len] = 0; /* "/bucket" not "/bucket/" */
 }
 
-static int setup(struct dv_s3 *s3, CURL *c, struct req *rq, struct curl_slist **hl, struct dv_err *err)
+static int s3_prepare(void *svc, CURL *c, struct dv_http_req *rq, struct dv_err *err)
 {
-	struct dv_buf path = DV_BUF_INIT, url = DV_BUF_INIT, line = DV_BUF_INIT;
-	struct dv_sigv4_result sig = {0};
+	struct dv_s3 *s3 = svc;
 	struct dv_aws_creds creds = {0};
-	int r = 0;
-
-	rq->pos = 0;
-	rq->too_big = false;
-	rq->status = 0;
-	rq->hdr_status = 0;
-	rq->etag[0] = rq->request_id[0] = rq->errbuf[0] = 0;
-	rq->have_cl = false;
-	rq->server_date = 0;
-	dv_buf_reset(rq->resp);
-	if (!rq->payload_hash) {
-		dv_aws_sha256_hex(rq->body_hash, rq->body ? (const void *)rq->body : "", rq->body ? rq->body_len : 0);
-		rq->payload_hash = rq->body_hash;
-	}
-
-	key_path(s3, rq, &path);
-	struct dv_aws_kv hdrs[S3_MAX_HDRS + 1];
-	hdrs[0].key = "Host";
-	hdrs[0].value = s3->host;
-	memcpy(hdrs + 1, rq->hdr, rq->nh * sizeof *hdrs);
-	struct dv_sigv4_request sr = {
-		.method = rq->method,
-		.path = (char *)path.data,
-		.query = rq->query,
-		.n_query = rq->nq,
-		.headers = hdrs,
-		.n_headers = rq->nh + 1,
-		.payload_hash = rq->payload_hash,
-	};
-	struct dv_sigv4_params sp = {
-		.region = s3->region,
-		.service = "s3",
-		.time = dv_unix_now() + __atomic_load_n(&s3->clock_offset, __ATOMIC_RELAXED) + s3->test_skew,
-		.add_content_sha256 = true};
-	current_creds(s3, &creds);
-	r = dv_sigv4_sign(&sr, &creds, &sp, &sig, err);
-	if (r < 0)
-		goto out;
-
-	dv_buf_addf(&url, "%s", s3->origin);
-	dv_aws_uri_encode(&url, (char *)path.data, true);
-	for (size_t i = 0; i < rq->nq; i++) {
-		dv_buf_add(&url, i ? "&" : "?", 1);
-		dv_aws_uri_encode(&url, rq->query[i].key, false);
-		if (rq->query[i].value) {
-			dv_buf_add(&url, "=", 1);
-			dv_aws_uri_encode(&url, rq->query[i].value, false);
-		}
-	}
-
-	struct curl_slist *h = NULL;
-#define ADDH(...)                                    \
-	do {                                         \
-		dv_buf_reset(&line);                 \
-		dv_buf_addf(&line, __VA_ARGS__);     \
-		h = curl_slist_append(h, (char *)line.data); \
-	} while (0)
-	ADDH("Host: %s", s3->host);
-	for (size_t i = 0; i < rq->nh; i++)
-		ADDH("%s: %s", rq->hdr[i].key, rq->hdr[i].value);
-	ADDH("X-Amz-Date: %s", sig.amz_date);
-	ADDH("X-Amz-Content-SHA256: %s", rq->payload_hash);
-	if (creds.session_token)
-		ADDH("X-Amz-Security-Token: %s", creds.session_token);
-	ADDH("Authorization: %s", (char *)sig.authorization.data);
-	if (!rq->has_body || rq->body_len < (1u << 20))
-		h = curl_slist_append(h, "Expect:");
-	if (!rq->has_body && strcmp(rq->method, "GET") && strcmp(rq->method, "HEAD") && strcmp(rq->method, "DELETE"))
-		h = curl_slist_append(h, "Content-Length: 0");
-#undef ADDH
-	if (line.data)
-		explicit_bzero(line.data, line.len);
-	*hl = h;
-
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, (char *)url.data);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "diskvault/" DV_VERSION);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, rq->errbuf);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, s3->set.connect_timeout);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, s3->set.stall_timeout);
+	rq->origin = s3->origin;
+	rq->host = s3->host;
+	key_path(s3, rq, &rq->path);
+	rq->connect_timeout = s3->set.connect_timeout;
+	rq->stall_timeout = s3->set.stall_timeout;
 	/* total bound per attempt: generous for the size, but finite */
-	long total = 300 + (long)((rq->body_len + rq->cap / 4) / (256 * 1024));
+	rq->timeout = 300 + (long)((rq->body_len + rq->cap / 4) / (256 * 1024));
 	if (rq->cap > S3_XML_CAP)
-		total = 300 + (long)(rq->cap / (256 * 1024));
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, total);
+		rq->timeout = 300 + (long)(rq->cap / (256 * 1024));
+	current_creds(s3, &creds);
+	struct dv_http_signer sg = {
+		.creds = &creds,
+		.region = s3->region,
+		.time = dv_unix_now() + __atomic_load_n(&s3->clock_offset, __ATOMIC_RELAXED) + s3->test_skew,
+	};
+	int r = dv_http_setup(&s3->http, c, rq, &sg, err);
+	dv_aws_creds_release(&creds);
+	if (r < 0)
+		return r;
 	/* a shared limit, split between the transfers running when this one
 	 * starts (libcurl limits each handle on its own) */
 	unsigned share = DV_MAX(1u, __atomic_load_n(&s3->inflight, __ATOMIC_RELAXED) + 1);
@@ -534,101 +331,37 @@ static int setup(struct dv_s3 *s3, CURL *c, struct req *rq, struct curl_slist **
 	if (s3->set.limit_download)
 		curl_easy_setopt(c, CURLOPT_MAX_RECV_SPEED_LARGE,
 				 (curl_off_t)DV_MAX(s3->set.limit_download / share, (uint64_t)1024));
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, rq);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, rq);
-	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, NULL);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (rq->head) {
-		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-	} else if (rq->has_body) {
-		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
-		curl_easy_setopt(c, CURLOPT_READDATA, rq);
-		curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, seek_cb);
-		curl_easy_setopt(c, CURLOPT_SEEKDATA, rq);
-		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->body_len);
-		if (strcmp(rq->method, "PUT"))
-			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
-	} else if (strcmp(rq->method, "GET")) {
-		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
-	}
-out:
-	dv_aws_creds_release(&creds);
-	dv_sigv4_result_release(&sig);
-	dv_buf_release(&path);
-	dv_buf_release(&url);
-	dv_buf_release(&line);
-	return r;
+	return 0;
 }
 
-/* ---- classifying an attempt ------------------------------------------ */
-
-enum verdict { V_OK, V_RETRY, V_FAIL };
-
-static bool curl_retryable(CURLcode cc)
+/* "S3 GET s3://bucket/key" for messages, in buf. */
+static const char *what_key(const struct dv_s3 *s3, const struct dv_http_req *rq, char *buf, size_t n)
 {
-	switch (cc) {
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_OPERATION_TIMEDOUT:
-	case CURLE_SEND_ERROR:
-	case CURLE_RECV_ERROR:
-	case CURLE_GOT_NOTHING:
-	case CURLE_PARTIAL_FILE:
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_HTTP2:
-	case CURLE_HTTP2_STREAM:
-	case CURLE_UPLOAD_FAILED:
-	case CURLE_READ_ERROR:
-		return true;
-	default:
-		return false;
-	}
-}
-
-/* "s3://bucket/key" for messages, in buf. */
-static const char *what_key(const struct dv_s3 *s3, const struct req *rq, char *buf, size_t n)
-{
-	snprintf(buf, n, "s3://%s%s%s", s3->bucket, rq->key ? "/" : "", rq->key ? rq->key : "");
+	snprintf(buf, n, "S3 %s s3://%s%s%s", rq->method, s3->bucket, rq->what ? "/" : "", rq->what ? rq->what : "");
 	return buf;
 }
 
 /* Fills err with the one-line description of a failed attempt. */
-static enum verdict classify(struct dv_s3 *s3, CURL *c, struct req *rq, CURLcode cc, struct dv_err *err)
+static enum dv_http_verdict s3_classify(void *svc, CURL *c, struct dv_http_req *rq, CURLcode cc, struct dv_err *err)
 {
+	struct dv_s3 *s3 = svc;
 	char wk[768];
-	if (cc != CURLE_OK) {
-		if (rq->too_big) {
-			dv_error(err, DV_E_CORRUPT, "S3 %s %s: response larger than the limit of %zu bytes", rq->method,
-				 what_key(s3, rq, wk, sizeof wk), rq->cap);
-			return V_FAIL;
-		}
-		dv_error(err, DV_E_REMOTE, "S3 %s %s on %s: %s", rq->method, what_key(s3, rq, wk, sizeof wk), s3->origin,
-			 rq->errbuf[0] ? rq->errbuf : curl_easy_strerror(cc));
-		return curl_retryable(cc) ? V_RETRY : V_FAIL;
-	}
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rq->status);
-	curl_off_t up = 0, down = 0;
-	curl_easy_getinfo(c, CURLINFO_SIZE_UPLOAD_T, &up);
-	curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &down);
-	stat_add(&s3->stats.bytes_sent, (uint64_t)up);
-	stat_add(&s3->stats.bytes_received, (uint64_t)down);
-	if (rq->status >= 200 && rq->status < 300)
-		return V_OK;
+	what_key(s3, rq, wk, sizeof wk);
+	enum dv_http_verdict v = dv_http_finish(&s3->http, c, rq, cc, wk, DV_E_CORRUPT, err);
+	if (v != DV_HTTP_STATUS)
+		return v;
 
 	struct dv_s3_error e = {0};
 	struct dv_err e2;
 	bool parsed = rq->resp->len && !rq->head &&
 		      dv_s3_parse_error((char *)rq->resp->data, DV_MIN(rq->resp->len, (size_t)S3_ERR_CAP), &e, &e2) == 0;
 	const char *code = parsed ? e.code : "";
+	snprintf(rq->code, sizeof rq->code, "%s", code);
 	const char *rid = parsed && e.request_id ? e.request_id : rq->request_id;
 	enum dv_code dc = rq->status == 404 ? DV_E_NOT_FOUND : DV_E_REMOTE;
 	if (rq->status == 416)
 		dc = DV_E_CORRUPT;
-	dv_error(err, dc, "S3 %s %s: HTTP %ld%s%s%s%s%s%s%s", rq->method, what_key(s3, rq, wk, sizeof wk), rq->status,
-		 parsed ? " " : "", code, parsed && e.message ? ": " : "", parsed && e.message ? e.message : "",
-		 *rid ? " (request id " : "", rid, *rid ? ")" : "");
+	dv_http_error(err, dc, wk, rq->status, code, parsed ? e.message : NULL, rid);
 	bool renewed = false;
 	if (!strcmp(code, "ExpiredToken") || !strcmp(code, "TokenRefreshRequired")) {
 		/* worth another attempt only if the sources now give other
@@ -660,72 +393,19 @@ static enum verdict classify(struct dv_s3 *s3, CURL *c, struct req *rq, CURLcode
 	if (rq->status == 501)
 		retry = false;
 	dv_s3_error_release(&e);
-	return retry ? V_RETRY : V_FAIL;
+	return retry ? DV_HTTP_RETRY : DV_HTTP_FAIL;
 }
 
-/* Full-jitter backoff for the given (1-based) failed attempt. */
-static double backoff(unsigned attempt)
+static int perform(struct dv_s3 *s3, struct dv_http_req *rq, struct dv_err *err)
 {
-	double cap = 20, base = 0.25;
-	double ceil = base * (double)(1u << (attempt > 16 ? 16 : attempt));
-	if (ceil > cap)
-		ceil = cap;
-	uint32_t rnd;
-	dv_random_bytes(&rnd, sizeof rnd);
-	return ceil * ((double)rnd / 4294967296.0);
-}
-
-static void sleep_s(double s)
-{
-	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static int perform(struct dv_s3 *s3, struct req *rq, struct dv_err *err)
-{
-	struct dv_err scratch;
-	if (!err)
-		err = &scratch;
 	CURL *c = pool_get(s3);
-	double start = dv_now();
-	int r = 0;
-	for (unsigned attempt = 1;; attempt++) {
-		struct curl_slist *h = NULL;
-		r = setup(s3, c, rq, &h, err);
-		if (r < 0)
-			break;
-		stat_add(&s3->stats.requests, 1);
-		if (rq->op_counter)
-			stat_add(rq->op_counter, 1);
-		__atomic_add_fetch(&s3->inflight, 1, __ATOMIC_RELAXED);
-		CURLcode cc = curl_easy_perform(c);
-		__atomic_sub_fetch(&s3->inflight, 1, __ATOMIC_RELAXED);
-		curl_slist_free_all(h);
-		enum verdict v = classify(s3, c, rq, cc, err);
-		if (v == V_OK) {
-			r = 0;
-			break;
-		}
-		r = -(int)err->code;
-		if (v == V_FAIL)
-			break;
-		double pause = backoff(attempt);
-		if (attempt >= s3->set.max_attempts || dv_now() - start + pause > s3->set.max_retry_seconds) {
-			dv_error_prefix(err, "giving up after %u attempts in %.0f s: ", attempt, dv_now() - start);
-			break;
-		}
-		dv_debug("retrying in %.2f s: %s", pause, err->msg);
-		stat_add(&s3->stats.retries, 1);
-		sleep_s(pause);
-	}
+	int r = dv_http_perform(&s3->http, c, rq, err);
 	pool_put(s3, c);
 	return r;
 }
-
 /* ---- simple object calls ---------------------------------------------- */
 
-static void add_put_opts(struct req *rq, const struct dv_s3_put_opts *o)
+static void add_put_opts(struct dv_http_req *rq, const struct dv_s3_put_opts *o)
 {
 	if (!o)
 		return;
@@ -748,7 +428,7 @@ static void md5_b64(char out[25], const void *data, size_t len)
 
 int dv_s3_check_bucket(struct dv_s3 *s3, const char *prefix, struct dv_err *err)
 {
-	struct req rq;
+	struct dv_http_req rq;
 	req_init(&rq, "GET", NULL);
 	add_q(&rq, "list-type", "2");
 	add_q(&rq, "max-keys", "1");
@@ -765,7 +445,7 @@ int dv_s3_check_bucket(struct dv_s3 *s3, const char *prefix, struct dv_err *err)
 	return r;
 }
 
-static int put_req(struct dv_s3 *s3, struct req *rq, const char *md5_b64, const struct dv_s3_put_opts *opts,
+static int put_req(struct dv_s3 *s3, struct dv_http_req *rq, const char *md5_b64, const struct dv_s3_put_opts *opts,
 		   struct dv_err *err)
 {
 	if (md5_b64)
@@ -781,7 +461,7 @@ static int put_req(struct dv_s3 *s3, struct req *rq, const char *md5_b64, const 
 int dv_s3_put_object(struct dv_s3 *s3, const char *key, const void *data, size_t len,
 		     const struct dv_s3_put_opts *opts, struct dv_err *err)
 {
-	struct req rq;
+	struct dv_http_req rq;
 	req_init(&rq, "PUT", key);
 	char md5[25];
 	if (opts && opts->content_md5)
@@ -794,7 +474,7 @@ int dv_s3_put_object(struct dv_s3 *s3, const char *key, const void *data, size_t
 int dv_s3_put_fd(struct dv_s3 *s3, const char *key, int fd, uint64_t len, const char *sha256_hex,
 		 const char *md5_b64, const struct dv_s3_put_opts *opts, struct dv_err *err)
 {
-	struct req rq;
+	struct dv_http_req rq;
 	req_init(&rq, "PUT", key);
 	rq.fd = fd;
 	rq.body_off = 0;
@@ -806,15 +486,16 @@ int dv_s3_put_fd(struct dv_s3 *s3, const char *key, int fd, uint64_t len, const 
 static int get_object(struct dv_s3 *s3, const char *key, uint64_t off, size_t len, bool whole, size_t cap,
 		      bool allow_short, struct dv_buf *out, struct dv_err *err)
 {
-	struct req rq;
+	struct dv_http_req rq;
+	char range[64];
 	req_init(&rq, "GET", key);
 	dv_buf_reset(out);
 	if (!whole && len == 0)
 		return 0;
 	if (!whole) {
-		snprintf(rq.range_hdr, sizeof rq.range_hdr, "bytes=%llu-%llu", (unsigned long long)off,
+		snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
 			 (unsigned long long)(off + len - 1));
-		add_h(&rq, "Range", rq.range_hdr);
+		add_h(&rq, "Range", range);
 	}
 	rq.resp = out;
 	rq.cap = whole ? cap : len;
@@ -846,7 +527,7 @@ int dv_s3_get_object_upto(struct dv_s3 *s3, const char *key, uint64_t off, size_
 
 int dv_s3_head_object(struct dv_s3 *s3, const char *key, uint64_t *size, struct dv_err *err)
 {
-	struct req rq;
+	struct dv_http_req rq;
 	req_init(&rq, "HEAD", key);
 	rq.head = true;
 	int r = perform(s3, &rq, err);
@@ -865,7 +546,7 @@ int dv_s3_list_objects(struct dv_s3 *s3, const char *prefix, dv_s3_list_fn fn, v
 	char *token = NULL;
 	int r = 0;
 	for (;;) {
-		struct req rq;
+		struct dv_http_req rq;
 		req_init(&rq, "GET", NULL);
 		add_q(&rq, "list-type", "2");
 		if (prefix && *prefix)
@@ -895,7 +576,7 @@ int dv_s3_list_objects(struct dv_s3 *s3, const char *prefix, dv_s3_list_fn fn, v
 
 int dv_s3_delete_object(struct dv_s3 *s3, const char *key, struct dv_err *err)
 {
-	struct req rq;
+	struct dv_http_req rq;
 	req_init(&rq, "DELETE", key);
 	rq.op_counter = &s3->stats.delete_requests;
 	int r = perform(s3, &rq, err);
@@ -938,7 +619,7 @@ static int delete_batch(struct dv_s3 *s3, char *const *keys, size_t n, bool *uns
 			DV_BUG("caller passed a key XML cannot carry");
 		char md5[25];
 		md5_b64(md5, body.data, body.len);
-		struct req rq;
+		struct dv_http_req rq;
 		req_init(&rq, "POST", NULL);
 		add_q(&rq, "delete", NULL);
 		add_h(&rq, "Content-MD5", md5);
@@ -949,15 +630,7 @@ static int delete_batch(struct dv_s3 *s3, char *const *keys, size_t n, bool *uns
 		rq.op_counter = &s3->stats.delete_objects_requests;
 		r = perform(s3, &rq, err);
 		if (r < 0) {
-			struct dv_s3_error e;
-			struct dv_err ignore;
-			bool code_ni = rq.status >= 400 && rq.own.len &&
-				       dv_s3_parse_error((char *)rq.own.data, rq.own.len, &e, &ignore) == 0;
-			if (code_ni) {
-				code_ni = !strcmp(e.code, "NotImplemented");
-				dv_s3_error_release(&e);
-			}
-			*unsupported = rq.status == 501 || code_ni;
+			*unsupported = rq.status == 501 || (rq.status >= 400 && !strcmp(rq.code, "NotImplemented"));
 			req_release(&rq);
 			break;
 		}
@@ -975,7 +648,7 @@ static int delete_batch(struct dv_s3 *s3, char *const *keys, size_t n, bool *uns
 			if (!again || attempt >= s3->set.max_attempts || dv_now() - start > s3->set.max_retry_seconds)
 				break;
 			stat_add(&s3->stats.retries, 1);
-			sleep_s(backoff(attempt));
+			dv_http_sleep(dv_http_backoff(&s3->http, attempt));
 			continue;
 		}
 		/* Keys refused for good, and keys worth another request. */
@@ -1015,7 +688,7 @@ static int delete_batch(struct dv_s3 *s3, char *const *keys, size_t n, bool *uns
 			break;
 		n = again;
 		stat_add(&s3->stats.retries, 1);
-		sleep_s(backoff(attempt));
+		dv_http_sleep(dv_http_backoff(&s3->http, attempt));
 	}
 	dv_buf_release(&body);
 	free(todo);
@@ -1064,7 +737,7 @@ int dv_s3_delete_objects(struct dv_s3 *s3, char *const *keys, size_t n, struct d
 int dv_s3_create_multipart(struct dv_s3 *s3, const char *key, const struct dv_s3_put_opts *opts, char **upload_id,
 			   struct dv_err *err)
 {
-	struct req rq;
+	struct dv_http_req rq;
 	req_init(&rq, "POST", key);
 	add_q(&rq, "uploads", NULL);
 	add_put_opts(&rq, opts);
@@ -1083,7 +756,7 @@ int dv_s3_list_parts(struct dv_s3 *s3, const char *key, const char *upload_id, s
 	int r = 0;
 	size_t cap = 0;
 	for (;;) {
-		struct req rq;
+		struct dv_http_req rq;
 		char mk[16];
 		req_init(&rq, "GET", key);
 		add_q(&rq, "uploadId", upload_id);
@@ -1129,7 +802,7 @@ int dv_s3_complete_multipart(struct dv_s3 *s3, const char *key, const char *uplo
 	int r = 0;
 	double start = dv_now();
 	for (unsigned attempt = 1;; attempt++) {
-		struct req rq;
+		struct dv_http_req rq;
 		req_init(&rq, "POST", key);
 		add_q(&rq, "uploadId", upload_id);
 		rq.has_body = true;
@@ -1157,7 +830,7 @@ int dv_s3_complete_multipart(struct dv_s3 *s3, const char *key, const char *uplo
 		if (!again || attempt >= s3->set.max_attempts || dv_now() - start > s3->set.max_retry_seconds)
 			break;
 		stat_add(&s3->stats.retries, 1);
-		sleep_s(backoff(attempt));
+		dv_http_sleep(dv_http_backoff(&s3->http, attempt));
 	}
 	dv_buf_release(&body);
 	return r;
@@ -1165,7 +838,7 @@ int dv_s3_complete_multipart(struct dv_s3 *s3, const char *key, const char *uplo
 
 int dv_s3_abort_multipart(struct dv_s3 *s3, const char *key, const char *upload_id, struct dv_err *err)
 {
-	struct req rq;
+	struct dv_http_req rq;
 	req_init(&rq, "DELETE", key);
 	add_q(&rq, "uploadId", upload_id);
 	int r = perform(s3, &rq, err);
@@ -1178,7 +851,7 @@ int dv_s3_list_uploads(struct dv_s3 *s3, const char *prefix, dv_s3_upload_fn fn,
 	char *km = NULL, *um = NULL;
 	int r = 0;
 	for (;;) {
-		struct req rq;
+		struct dv_http_req rq;
 		req_init(&rq, "GET", NULL);
 		add_q(&rq, "uploads", NULL);
 		if (prefix && *prefix)
@@ -1215,8 +888,7 @@ int dv_s3_list_uploads(struct dv_s3 *s3, const char *prefix, dv_s3_upload_fn fn,
  * one job at a time, so a retry keeps its slot and its backoff. */
 struct slot {
 	CURL *c;
-	struct curl_slist *h;
-	struct req rq;
+	struct dv_http_req rq;
 	struct dv_s3_part_job *job;
 	char part_q[16];
 	unsigned attempt;
@@ -1279,56 +951,39 @@ int dv_s3_upload_parts(struct dv_s3 *s3, const char *key, const char *upload_id,
 				continue;
 			}
 			sl->attempt++;
-			r = setup(s3, sl->c, &sl->rq, &sl->h, err);
+			r = dv_http_multi_add(&s3->http, m, sl->c, &sl->rq, sl, err);
 			if (r < 0)
 				break;
-			curl_easy_setopt(sl->c, CURLOPT_PRIVATE, sl);
-			stat_add(&s3->stats.requests, 1);
-			__atomic_add_fetch(&s3->inflight, 1, __ATOMIC_RELAXED);
-			curl_multi_add_handle(m, sl->c);
 			sl->active = true;
 		}
 		if (r < 0)
 			break;
 		int running = 0;
 		curl_multi_perform(m, &running);
-		CURLMsg *msg;
-		int left;
-		while ((msg = curl_multi_info_read(m, &left))) {
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			struct slot *sl = NULL;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
-			CURLcode cc = msg->data.result;
-			curl_multi_remove_handle(m, sl->c);
-			__atomic_sub_fetch(&s3->inflight, 1, __ATOMIC_RELAXED);
-			curl_slist_free_all(sl->h);
-			sl->h = NULL;
+		CURLcode cc;
+		for (struct slot *sl; (sl = dv_http_multi_done(&s3->http, m, &cc));) {
 			sl->active = false;
 			struct dv_err e;
 			dv_err_clear(&e);
-			enum verdict v = classify(s3, sl->c, &sl->rq, cc, &e);
-			if (v == V_OK && !sl->rq.etag[0]) {
+			enum dv_http_verdict v = s3_classify(s3, sl->c, &sl->rq, cc, &e);
+			if (v == DV_HTTP_OK && !sl->rq.etag[0]) {
 				dv_error(&e, DV_E_REMOTE, "S3 UploadPart %s part %u: no ETag in the answer", key,
 					 sl->job->number);
-				v = V_FAIL;
+				v = DV_HTTP_FAIL;
 			}
-			if (v == V_RETRY) {
-				double pause = backoff(sl->attempt);
-				if (sl->attempt < s3->set.max_attempts &&
-				    dv_now() - sl->first + pause <= s3->set.max_retry_seconds) {
+			if (v == DV_HTTP_RETRY) {
+				double pause;
+				if (dv_http_next_attempt(&s3->http, sl->attempt, sl->first, false, &pause, &e)) {
 					dv_debug("part %u: retrying in %.2f s: %s", sl->job->number, pause, e.msg);
-					stat_add(&s3->stats.retries, 1);
 					sl->ready_at = dv_now() + pause;
 					continue;
 				}
-				dv_error_prefix(&e, "giving up after %u attempts: ", sl->attempt);
-				v = V_FAIL;
+				v = DV_HTTP_FAIL;
 			}
 			struct dv_s3_part_job *j = sl->job;
 			sl->job = NULL;
 			finished++;
-			if (v == V_OK) {
+			if (v == DV_HTTP_OK) {
 				j->etag = dv_strdup(sl->rq.etag);
 				j->result = 0;
 			} else {
@@ -1365,11 +1020,8 @@ int dv_s3_upload_parts(struct dv_s3 *s3, const char *key, const char *upload_id,
 		}
 	}
 	for (size_t i = 0; i < nslots; i++) {
-		if (slots[i].active) {
-			curl_multi_remove_handle(m, slots[i].c);
-			__atomic_sub_fetch(&s3->inflight, 1, __ATOMIC_RELAXED);
-			curl_slist_free_all(slots[i].h);
-		}
+		if (slots[i].active)
+			dv_http_multi_remove(&s3->http, m, slots[i].c);
 		if (slots[i].job)
 			req_release(&slots[i].rq);
 		pool_put(s3, slots[i].c);

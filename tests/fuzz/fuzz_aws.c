@@ -200,6 +200,26 @@ static void fuzz(const char *x, size_t n)
 		CHECK(!c.access_key_id && !c.secret_access_key && !c.session_token);
 	}
 	dv_aws_creds_release(&c);
+
+	/* IMDS session token (goes into a header) and role listing (goes
+	 * into a URL path): what is accepted cannot split either */
+	if (dv_aws_imds_check_token(x, n, &err) == 0) {
+		CHECK(n >= 1 && n <= DV_IMDS_TOKEN_MAX);
+		for (size_t i = 0; i < n; i++)
+			CHECK(x[i] > 0x20 && x[i] < 0x7f);
+	} else {
+		CHECK(strstr(err.msg, "IMDS"));
+	}
+	char *role = NULL;
+	if (dv_aws_imds_role(x, n, &role, &err) == 0) {
+		size_t rl = strlen(role);
+		CHECK(rl >= 1 && rl <= 64 && rl <= n && !memcmp(role, x, rl));
+		CHECK(strcmp(role, ".") && strcmp(role, ".."));
+		CHECK(strspn(role, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+=,.@_-") == rl);
+		free(role);
+	} else {
+		CHECK(!role && strstr(err.msg, "IMDS"));
+	}
 }
 
 #elif DV_FUZZ_TARGET == 4

@@ -771,6 +771,67 @@ static void test_imds_creds(void **state)
 	dv_aws_creds_release(&c);
 }
 
+/* The IMDSv2 token goes into a header and the role name into a URL path:
+ * both are checked before use. */
+static void test_imds_token_role(void **state)
+{
+	(void)state;
+	struct dv_err e;
+	const char *tok = "AQAEAFh1c2VyLWRhdGEtdG9rZW4tdmFsdWU=";
+	assert_int_equal(dv_aws_imds_check_token(tok, strlen(tok), &e), 0);
+	char big[DV_IMDS_TOKEN_MAX + 1];
+	memset(big, 'A', sizeof big);
+	assert_int_equal(dv_aws_imds_check_token(big, DV_IMDS_TOKEN_MAX, &e), 0);
+	const struct {
+		const char *t;
+		size_t n;
+	} badtok[] = {
+		{"tok\r\nX-Evil: 1", 16}, {"tok\n", 4}, {"tok\r", 4}, {"to k", 4}, {"tok\t", 4},
+		{"tok\0x", 5},          {"tok\x7f", 4}, {"t\xc3\xa9", 3}, {"", 0},
+		{big, DV_IMDS_TOKEN_MAX + 1},
+	};
+	for (size_t i = 0; i < sizeof badtok / sizeof *badtok; i++) {
+		dv_err_clear(&e);
+		assert_int_equal(dv_aws_imds_check_token(badtok[i].t, badtok[i].n, &e), -DV_E_REMOTE);
+		assert_int_equal(e.code, DV_E_REMOTE);
+		assert_string_equal(e.msg, "instance metadata (IMDS): the session token is not 1 to 1024 printable "
+					   "characters (control characters or line breaks?)");
+	}
+
+	char *role = NULL;
+	const char *good[][2] = {
+		{"diskvault-role\n", "diskvault-role"},
+		{"r+=,.@_-9\r\nsecond-role\n", "r+=,.@_-9"},
+		{"x", "x"},
+		{"...", "..."},
+		{"a234567890123456789012345678901234567890123456789012345678901234",
+		 "a234567890123456789012345678901234567890123456789012345678901234"},
+	};
+	for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+		assert_int_equal(dv_aws_imds_role(good[i][0], strlen(good[i][0]), &role, &e), 0);
+		assert_string_equal(role, good[i][1]);
+		free(role);
+	}
+	const char *badrole[] = {
+		"a/../b",  "/../",       "../admin", "..",     ".",         "my role", " role", "role\t",
+		"",        "\nrole",     "r%2F",     "r?x=1",  "r#frag",    "r\x01",
+		"a2345678901234567890123456789012345678901234567890123456789012345", /* 65 */
+	};
+	for (size_t i = 0; i < sizeof badrole / sizeof *badrole; i++) {
+		role = (char *)"untouched";
+		dv_err_clear(&e);
+		assert_int_equal(dv_aws_imds_role(badrole[i], strlen(badrole[i]), &role, &e), -DV_E_REMOTE);
+		assert_null(role);
+		assert_string_equal(e.msg, "instance metadata (IMDS): the role name under iam/security-credentials/ is "
+					   "not a valid IAM role name (1 to 64 of A-Z a-z 0-9 + = , . @ _ -)");
+	}
+	/* the length bounds the first line, not a NUL */
+	assert_int_equal(dv_aws_imds_role("ab\0cd", 5, &role, &e), -DV_E_REMOTE);
+	assert_int_equal(dv_aws_imds_role("abcd", 2, &role, &e), 0);
+	assert_string_equal(role, "ab");
+	free(role);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -779,7 +840,7 @@ int main(void)
 		cmocka_unit_test(test_xml_hostile),  cmocka_unit_test(test_xml_list),
 		cmocka_unit_test(test_xml_multipart), cmocka_unit_test(test_xml_delete),
 		cmocka_unit_test(test_ini),           cmocka_unit_test(test_config),
-		cmocka_unit_test(test_imds_creds),
+		cmocka_unit_test(test_imds_creds),    cmocka_unit_test(test_imds_token_role),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
