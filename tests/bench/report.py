@@ -239,8 +239,8 @@ def main():
         w(f"Same generator with `--fill 25`: {ui['size'] / MiB:.0f} MiB disk, ext4 {ui['ext4_used_pct']}% used, "
           f"free space holding old non-zero data. partclone and the partition-only zstd read the ext4 "
           f"partition ({ui['root']['size'] / MiB:.0f} MiB) extracted with dd beforehand (not timed); "
-          "diskvault is run both on the whole disk image (which includes the 64 MiB ESP, read whole because "
-          "FAT is not a filesystem diskvault reads used blocks of, and whose free clusters hold old data) "
+          "diskvault is run both on the whole disk image (which adds the GPT, the used clusters of the 64 MiB "
+          "ESP, whose free clusters hold old data, and the swap header) "
           "and on the same extracted ext4 partition (the like-for-like comparison with partclone). Bytes read: diskvault's own `bytes_read` from `--json`, "
           "and for every tool `rchar` from /proc/PID/io of the command (includes reading its repository "
           "and pipes; for partclone only partclone's own reads are counted).")
