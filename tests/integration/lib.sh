@@ -71,6 +71,16 @@ expect_exit() {
 expect_ok() { expect_exit 0 "$@"; }
 
 # assert_contains HAYSTACK NEEDLE [WHAT]: fixed-string match.
+# producer | qgrep [GREP-OPTIONS] PATTERN: grep -q that reads all of its input
+# first. With pipefail, `producer | grep -q` fails at random when grep exits
+# at the first match while the producer still writes (SIGPIPE, status 141):
+# t_docs_help failed that way in CI.
+qgrep() {
+	local in
+	in=$(cat)
+	grep -q "$@" <<<"$in"
+}
+
 assert_contains() {
 	case "$1" in
 	*"$2"*) ;;

@@ -22,7 +22,7 @@ ADDED=$((2 * MiB))
 seeded_bytes incr-added $ADDED >"$T/added.bin"
 debugfs -w -R "write $T/added.bin added.bin" "$DISK?offset=$EXT_OFF" >"$T/debugfs.log" 2>&1 ||
 	{ cat "$T/debugfs.log" >&2; fail "debugfs could not add a file"; }
-debugfs -R "stat added.bin" "$DISK?offset=$EXT_OFF" 2>/dev/null | grep -q "Size: $ADDED" ||
+debugfs -R "stat added.bin" "$DISK?offset=$EXT_OFF" 2>/dev/null | qgrep "Size: $ADDED" ||
 	fail "added.bin is not in the filesystem"
 
 # ~2% of the disk in place: 5 contiguous runs and 12 single 4 KiB blocks,

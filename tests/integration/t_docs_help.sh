@@ -42,7 +42,7 @@ MAIN_HELP=$STDOUT
 COMMANDS=$(printf '%s\n' "$MAIN_HELP" | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 } on && /^$/ { on = 0 }')
 [ "$(echo "$COMMANDS" | wc -l)" -ge 8 ] || fail "too few commands in --help: $COMMANDS"
 for want in init backup restore list config; do
-	echo "$COMMANDS" | grep -qx "$want" || fail "--help does not list '$want'"
+	echo "$COMMANDS" | qgrep -x "$want" || fail "--help does not list '$want'"
 done
 
 checked=0 lines=0
@@ -82,7 +82,7 @@ fi
 # The page renders without roff errors where man is installed.
 if command -v man >/dev/null && command -v groff >/dev/null; then
 	MANWIDTH=100 man -l "$MAN" >"$T/man.txt" 2>"$T/man.err" || fail "man -l failed: $(cat "$T/man.err")"
-	if grep -v 'cannot adjust line' "$T/man.err" | grep -q .; then fail "roff warnings: $(cat "$T/man.err")"; fi
+	if grep -v 'cannot adjust line' "$T/man.err" | qgrep .; then fail "roff warnings: $(cat "$T/man.err")"; fi
 	grep -q -- "--all-blocks" "$T/man.txt" || fail "rendered page lacks --all-blocks"
 else
 	note "man/groff not installed: rendering not checked"
@@ -100,7 +100,7 @@ got=$(complete_words "$DISKVAULT" "" | sort)
 for c in $COMMANDS; do
 	offered=$(complete_words "$DISKVAULT" "$c" "-")
 	for o in $("$DISKVAULT" "$c" --help | offered_in); do
-		printf '%s\n' "$offered" | grep -qxE -- "$o=?" || fail "completion of '$c -' lacks $o (got: $offered)"
+		printf '%s\n' "$offered" | qgrep -xE -- "$o=?" || fail "completion of '$c -' lacks $o (got: $offered)"
 	done
 done
 got=$(complete_words "$DISKVAULT" --progress=)
@@ -138,7 +138,7 @@ if command -v systemd-analyze >/dev/null; then
 	# before installation; t_package.sh verifies the installed units fully.
 	systemd-analyze verify "$SRC/packaging/systemd/diskvault-backup.service" \
 		"$SRC/packaging/systemd/diskvault-backup.timer" >"$T/verify.out" 2>&1 || true
-	if grep -vE '/usr/bin/diskvault is not executable|man diskvault\(1\)' "$T/verify.out" | grep -q .; then
+	if grep -vE '/usr/bin/diskvault is not executable|man diskvault\(1\)' "$T/verify.out" | qgrep .; then
 		fail "systemd-analyze verify: $(cat "$T/verify.out")"
 	fi
 fi

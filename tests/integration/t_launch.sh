@@ -68,7 +68,7 @@ dd if=/dev/urandom of="$T/disk.img" bs=64K count=4 seek=300 conv=notrunc status=
 dv init >/dev/null
 dv backup --inventory "$FIX/idle-36t-72g.json" "$T/disk.img" >/dev/null
 SNAP=$(dv list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshots"][-1]["id"])')
-dv show "$SNAP" | grep -q "boot uefi" || fail "the test disk does not probe as uefi"
+grep -q "boot uefi" <<<"$(dv show "$SNAP")" || fail "the test disk does not probe as uefi"
 # the id from the output, whatever its form (text or --json)
 EBS=$(dv ebs-import "$SNAP" --json | grep -o 'snap-[0-9a-f]*' | sed -n 1p)
 case $EBS in snap-*) ;; *) fail "ebs-import gave no snapshot id" ;; esac
@@ -263,9 +263,9 @@ dv ebs-import "$SNAP4" >/dev/null
 out=$(dv launch "$SNAP4" --instance-type m7g.large --dry-run --json)
 [ "$(echo "$out" | jget architecture)" = arm64 ] || fail "launch did not take arm64 from the disk: $out"
 [ "$(echo "$out" | jget plan/RegisterImage/Architecture)" = arm64 ] || fail "RegisterImage Architecture: $out"
-echo "$out" | grep -q "kernel 6.1.0-13-arm64 on the disk has no nvme driver built in or in its initramfs" ||
+grep -q "kernel 6.1.0-13-arm64 on the disk has no nvme driver built in or in its initramfs" <<<"$out" ||
 	fail "no warning about nvme missing from the initramfs: $out"
-echo "$out" | grep -q "kernel 6.1.0-13-arm64 on the disk has no ena driver" || fail "no warning about ena: $out"
+grep -q "kernel 6.1.0-13-arm64 on the disk has no ena driver" <<<"$out" || fail "no warning about ena: $out"
 human=$(dv launch "$SNAP4" --instance-type m7g.large --dry-run 2>&1)
 grep -qF "arm64 (the installed OS)" <<<"$human" || fail "the plan does not say where arm64 came from: $human"
 set +e

@@ -20,7 +20,7 @@ done
 exec 9>/run/lock/diskvault-t_package.lock
 flock -w 600 9 || skip "another t_package.sh run holds /run/lock/diskvault-t_package.lock"
 APT_WAIT=(-o DPkg::Lock::Timeout=300)
-if dpkg-query -W -f='${Status}' diskvault 2>/dev/null | grep -q "install ok installed"; then
+if dpkg-query -W -f='${Status}' diskvault 2>/dev/null | qgrep "install ok installed"; then
 	skip "a diskvault package is already installed; not replacing it"
 fi
 if [ -e /usr/bin/diskvault ]; then
@@ -38,20 +38,20 @@ DEB=$(ls "$B"/diskvault_*.deb 2>/dev/null | sed -n 1p)
 [ -n "$DEB" ] || fail "cpack made no diskvault_*.deb: $(tail -5 "$T/cpack.log")"
 VERSION=$(dpkg-deb -f "$DEB" Version)
 note "built $(basename "$DEB"): Depends: $(dpkg-deb -f "$DEB" Depends)"
-dpkg-deb -f "$DEB" Depends | grep -q libzstd || fail "Depends (from dpkg-shlibdeps) lacks libzstd"
+dpkg-deb -f "$DEB" Depends | qgrep libzstd || fail "Depends (from dpkg-shlibdeps) lacks libzstd"
 CONTENTS=$(dpkg-deb -c "$DEB" | awk '{ print $NF }')
 for f in ./usr/bin/diskvault ./usr/share/man/man1/diskvault.1.gz ./usr/share/bash-completion/completions/diskvault \
 	./etc/diskvault/diskvault.conf.example ./usr/lib/systemd/system/diskvault-backup.service \
 	./usr/lib/systemd/system/diskvault-backup.timer ./usr/share/doc/diskvault/examples/cron.d/diskvault; do
-	printf '%s\n' "$CONTENTS" | grep -qx -- "$f" || fail "package lacks $f"
+	printf '%s\n' "$CONTENTS" | qgrep -x -- "$f" || fail "package lacks $f"
 done
 if [ -d "$SRC/data" ]; then
 	for f in "$SRC"/data/*; do
-		printf '%s\n' "$CONTENTS" | grep -qx -- "./usr/share/diskvault/$(basename "$f")" ||
+		printf '%s\n' "$CONTENTS" | qgrep -x -- "./usr/share/diskvault/$(basename "$f")" ||
 			fail "package lacks data file usr/share/diskvault/$(basename "$f")"
 	done
 fi
-if printf '%s\n' "$CONTENTS" | grep -vE '^\./(usr|etc)(/|$)' | grep -q .; then
+if printf '%s\n' "$CONTENTS" | grep -vE '^\./(usr|etc)(/|$)' | qgrep .; then
 	fail "package holds files outside /usr and /etc: $(printf '%s\n' "$CONTENTS" | grep -vE '^\./(usr|etc)(/|$)' | head)"
 fi
 
@@ -59,14 +59,14 @@ fi
 CLEANUP+=("DEBIAN_FRONTEND=noninteractive apt-get ${APT_WAIT[*]} purge -y -q diskvault >/dev/null 2>&1")
 DEBIAN_FRONTEND=noninteractive apt-get "${APT_WAIT[@]}" install -y -q --no-install-recommends "$DEB" >"$T/apt.log" 2>&1 ||
 	fail "apt-get install $DEB failed: $(tail -20 "$T/apt.log")"
-dpkg-query -W -f='${Status}' diskvault | grep -q "install ok installed" || fail "dpkg does not list diskvault as installed"
+dpkg-query -W -f='${Status}' diskvault | qgrep "install ok installed" || fail "dpkg does not list diskvault as installed"
 
 DV=/usr/bin/diskvault
 expect_ok "$DV" --version
 [ "$STDOUT" = "diskvault $VERSION" ] || fail "installed --version says '$STDOUT', package is $VERSION"
-zcat /usr/share/man/man1/diskvault.1.gz | grep -q '^\.SS "backup"' || fail "installed man page has no backup section"
+zcat /usr/share/man/man1/diskvault.1.gz | qgrep '^\.SS "backup"' || fail "installed man page has no backup section"
 if command -v man >/dev/null; then
-	MANWIDTH=80 man diskvault 2>/dev/null | grep -q -- "--all-blocks" || fail "'man diskvault' does not show the page"
+	MANWIDTH=80 man diskvault 2>/dev/null | qgrep -- "--all-blocks" || fail "'man diskvault' does not show the page"
 fi
 bash -c '. /usr/share/bash-completion/completions/diskvault; COMP_WORDS=(diskvault ba); COMP_CWORD=1; _diskvault;
 	[ "${COMPREPLY[*]}" = backup ]' || fail "installed bash completion does not complete 'ba' to backup"
@@ -76,7 +76,7 @@ if command -v systemd-analyze >/dev/null; then
 		/usr/lib/systemd/system/diskvault-backup.timer >"$T/verify.log" 2>&1 ||
 		fail "systemd-analyze verify of the installed units: $(cat "$T/verify.log")"
 	# man-db may lack the page index in a minimal system: only that is tolerated
-	if grep -v "man diskvault(1)" "$T/verify.log" | grep -q .; then
+	if grep -v "man diskvault(1)" "$T/verify.log" | qgrep .; then
 		fail "systemd-analyze verify: $(cat "$T/verify.log")"
 	fi
 	note "systemd-analyze verify: units ok"

@@ -14,7 +14,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_disk.sh"
 
-if ! "$DISKVAULT" backup --help 2>&1 | grep -q -- '--all-blocks'; then
+if ! "$DISKVAULT" backup --help 2>&1 | qgrep -- '--all-blocks'; then
 	echo "SKIP: backup has no --all-blocks yet (dv_disk_probe not wired into backup)"
 	exit 0
 fi

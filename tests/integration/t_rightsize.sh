@@ -53,7 +53,7 @@ out=$(rs memory-heavy-8t-64g.json)
 out=$(rs arm64-4c-8g.json)
 [ "$(echo "$out" | jget chosen.arch)" = arm64 ] || fail "arm64 server got $(echo "$out" | jget chosen.type)"
 case $(echo "$out" | jget chosen.type) in m7g.* | t4g.*) ;; *) fail "arm64: not m7g/t4g" ;; esac
-echo "$out" | grep -q "only 1 utilisation sample" || fail "arm64: no single-sample note"
+grep -q "only 1 utilisation sample" <<<"$out" || fail "arm64: no single-sample note"
 out=$(rs arm64-4c-8g.json --arch x86_64)
 [ "$(echo "$out" | jget chosen.arch)" = x86_64 ] || fail "--arch x86_64 ignored"
 
@@ -61,7 +61,7 @@ out=$(rs arm64-4c-8g.json --arch x86_64)
 out=$(rs no-samples-8t-32g.json)
 [ "$(echo "$out" | jget from_spec)" = true ] || fail "no samples: not from spec"
 [ "$(echo "$out" | jget chosen.type)" = m6i.2xlarge ] || fail "no samples: $(echo "$out" | jget chosen.type)"
-dv rightsize --inventory "$FIX/no-samples-8t-32g.json" | grep -q "no utilisation samples: sized on the spec" ||
+grep -q "no utilisation samples: sized on the spec" <<<"$(dv rightsize --inventory "$FIX/no-samples-8t-32g.json")" ||
 	fail "no samples: the report does not say so"
 
 # options: region from the environment, --region, --headroom
@@ -92,7 +92,7 @@ set +e; dv rightsize --inventory "$FIX/idle-36t-72g.json" --catalog "$T/cat.csv"
 dd if=/dev/zero of="$T/disk.img" bs=1M count=4 status=none
 dv --repo "$T/repo" init >/dev/null
 dv --repo "$T/repo" backup "$T/disk.img" >/dev/null
-if dv --repo "$T/repo" backup --help 2>/dev/null | grep -q -- "--inventory"; then
+if grep -q -- "--inventory" <<<"$(dv --repo "$T/repo" backup --help 2>/dev/null)"; then
 	dv --repo "$T/repo" backup --inventory "$FIX/idle-36t-72g.json" "$T/disk.img" >/dev/null
 	out=$(dv --repo "$T/repo" rightsize latest --json)
 	[ "$(echo "$out" | jget chosen.type)" = "$chosen" ] || fail "snapshot inventory: $(echo "$out" | jget chosen.type)"

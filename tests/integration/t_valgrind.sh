@@ -5,7 +5,7 @@
 # built with sanitizers (they do not mix).
 source "$(dirname "$0")/lib.sh"
 command -v valgrind >/dev/null || { echo "SKIP: valgrind is not installed"; exit 77; }
-# (grep on the file itself: with pipefail, nm | grep -q fails when nm gets SIGPIPE.)
+# (grep on the file itself: with pipefail, nm | qgrep fails when nm gets SIGPIPE.)
 if grep -aq __asan_init "$DISKVAULT"; then
 	echo "SKIP: $DISKVAULT is built with AddressSanitizer"
 	exit 77
