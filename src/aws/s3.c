@@ -463,12 +463,13 @@ int dv_s3_put_object(struct dv_s3 *s3, const char *key, const void *data, size_t
 {
 	struct dv_http_req rq;
 	req_init(&rq, "PUT", key);
-	char md5[25];
-	if (opts && opts->content_md5)
-		md5_b64(md5, data ? data : "", len);
 	rq.body = data ? data : (const uint8_t *)"";
 	rq.body_len = len;
-	return put_req(s3, &rq, opts && opts->content_md5 ? md5 : NULL, opts, err);
+	char md5[25];
+	bool want_md5 = opts && opts->content_md5;
+	if (want_md5)
+		md5_b64(md5, rq.body, len);
+	return put_req(s3, &rq, want_md5 ? md5 : NULL, opts, err);
 }
 
 int dv_s3_put_fd(struct dv_s3 *s3, const char *key, int fd, uint64_t len, const char *sha256_hex,

@@ -506,10 +506,13 @@ static bool etag_is(const char *etag, const char *hex)
 	return !strcasecmp(etag, hex);
 }
 
-/* Hashes part i of the file: SHA-256 (the signed payload hash, which S3
- * verifies) always, MD5 when want_md5. */
-static int hash_part(struct upload *u, struct part *p, bool want_md5, uint8_t *buf, size_t bsz, struct dv_err *err)
+/* Hashes [p->offset, p->offset + p->size) of fd (name: for messages):
+ * SHA-256 (the signed payload hash, which S3 verifies) always, MD5 when
+ * want_md5. */
+static int hash_part(int fd, const char *name, struct part *p, bool want_md5, struct dv_err *err)
 {
+	size_t bsz = 1 << 20;
+	uint8_t *buf = dv_malloc(bsz);
 	EVP_MD_CTX *a = EVP_MD_CTX_new(), *b = want_md5 ? EVP_MD_CTX_new() : NULL;
 	if (!a || (want_md5 && !b))
 		DV_BUG("EVP_MD_CTX_new failed");
@@ -519,7 +522,7 @@ static int hash_part(struct upload *u, struct part *p, bool want_md5, uint8_t *b
 	int r = 0;
 	for (uint64_t done = 0; done < p->size && r == 0;) {
 		size_t n = (size_t)DV_MIN((uint64_t)bsz, p->size - done);
-		r = dv_pread_all(u->fd, buf, n, (off_t)(p->offset + done), err, u->name);
+		r = dv_pread_all(fd, buf, n, (off_t)(p->offset + done), err, name);
 		if (r == 0) {
 			EVP_DigestUpdate(a, buf, n);
 			if (b)
@@ -540,6 +543,7 @@ static int hash_part(struct upload *u, struct part *p, bool want_md5, uint8_t *b
 	}
 	EVP_MD_CTX_free(a);
 	EVP_MD_CTX_free(b);
+	free(buf);
 	return r;
 }
 
@@ -548,12 +552,9 @@ static int hash_part(struct upload *u, struct part *p, bool want_md5, uint8_t *b
  * parts the server reports (reconcile). */
 static int hash_parts(struct upload *u, bool want_md5, struct dv_err *err)
 {
-	size_t bsz = 1 << 20;
-	uint8_t *buf = dv_malloc(bsz);
 	int r = 0;
 	for (size_t i = 0; i < u->n && r == 0; i++)
-		r = hash_part(u, &u->parts[i], want_md5, buf, bsz, err);
-	free(buf);
+		r = hash_part(u->fd, u->name, &u->parts[i], want_md5, err);
 	return r;
 }
 
@@ -566,8 +567,6 @@ static int reconcile(struct upload *u, json_t *rec, struct dv_err *err)
 	int r = dv_s3_list_parts(u->st->s3, u->key, u->upload_id, &have, err);
 	if (r < 0)
 		return r;
-	size_t bsz = 1 << 20;
-	uint8_t *buf = NULL;
 	for (size_t i = 0; i < have.n && r == 0; i++) {
 		unsigned num = have.parts[i].number;
 		if (num < 1 || num > u->n)
@@ -575,12 +574,8 @@ static int reconcile(struct upload *u, json_t *rec, struct dv_err *err)
 		struct part *p = &u->parts[num - 1];
 		if (have.parts[i].size != p->size)
 			continue;
-		if (!p->md5_hex[0]) {
-			if (!buf)
-				buf = dv_malloc(bsz);
-			if ((r = hash_part(u, p, true, buf, bsz, err)) < 0)
-				break;
-		}
+		if (!p->md5_hex[0] && (r = hash_part(u->fd, u->name, p, true, err)) < 0)
+			break;
 		bool ok = etag_is(have.parts[i].etag, p->md5_hex);
 		size_t k;
 		json_t *v;
@@ -598,7 +593,6 @@ static int reconcile(struct upload *u, json_t *rec, struct dv_err *err)
 			p->etag = dv_strdup(have.parts[i].etag);
 		}
 	}
-	free(buf);
 	dv_s3_parts_release(&have);
 	return r;
 }
@@ -774,12 +768,8 @@ static int put_file_sync(struct s3store *st, const char *name, const char *spool
 	if (size < st->threshold) {
 		/* streamed from the file: four uploads of 32 MiB packs in
 		 * memory would be 128 MiB of RSS */
-		struct upload u = {.st = st, .name = name, .fd = fd, .size = size, .n = 1};
 		struct part p = {.number = 1, .size = size};
-		size_t bsz = 1 << 20;
-		uint8_t *buf = dv_malloc(bsz);
-		r = hash_part(&u, &p, st->content_md5, buf, bsz, err);
-		free(buf);
+		r = hash_part(fd, spool_path, &p, st->content_md5, err);
 		if (r == 0) {
 			struct dv_s3_put_opts o;
 			put_opts(st, name, &o);
