@@ -5,7 +5,8 @@
 # byte) is refused and sent again, for a multipart part and for a single PUT,
 # and the object is byte-identical (official AWS CLI). Content-MD5 is not
 # sent by default (a second full hash of the same bytes) and is sent when
-# DISKVAULT_S3_CONTENT_MD5=1 asks for it.
+# DISKVAULT_S3_CONTENT_MD5=1 asks for it. Below the multipart threshold
+# (default 64 MiB) an object goes up with one PUT.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_s3.sh"
 s3_up
@@ -57,4 +58,15 @@ proxy_down
 	fail "expected 3 parts and 1 object with Content-MD5: $(puts)"
 put_check packs/cc/big "$T/big"
 put_check packs/cc/small "$T/small"
-note "damaged bodies refused and resent; Content-MD5 only on request"
+# Default threshold (64 MiB): a 20 MiB object, the size of a pack, goes up
+# with one streamed PUT, not as a multipart upload.
+seeded_bytes integrity-pack $((20 * MiB + 3)) >"$T/pack"
+proxy_up
+AWS_ENDPOINT_URL=$PROXY_URL expect_ok env -u DISKVAULT_S3_MULTIPART_THRESHOLD -u DISKVAULT_S3_PART_SIZE \
+	"$PROG" put-file "$LOC" packs/dd/pack "$T/pack"
+proxy_down
+[ "$(puts | grep -c .)" -eq 1 ] || fail "expected one PUT for a 20 MiB object: $(cat "$PROXY_LOG")"
+[ "$(puts | awk '$4 == 200 && $5 == '$((20 * MiB + 3))'' | grep -c .)" -eq 1 ] || fail "the PUT did not carry the whole object: $(puts)"
+! grep -q "uploads" "$PROXY_LOG" || fail "a multipart upload was started below the threshold: $(cat "$PROXY_LOG")"
+put_check packs/dd/pack "$T/pack"
+note "damaged bodies refused and resent; Content-MD5 only on request; one PUT below the threshold"
