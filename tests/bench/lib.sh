@@ -107,6 +107,31 @@ bench_mutated() {
   cp "$base.stamp" "$mut.stamp"
 }
 
+# bench_check_used_blocks RESTORED ORIGINAL: checks a restore of diskvault's
+# used-blocks mode, where the free blocks of ext4, the free clusters of the
+# ESP (vfat) and the swap body are not expected to match: the GPT and the
+# swap header bit-exact, the ESP passes fsck.fat and holds the same files,
+# the ext4 passes e2fsck. Prints one word: the result, or what failed.
+bench_check_used_blocks() {
+  local f="$1" orig="$2" rs sw es ess d
+  rs=$(jq .root.start "$orig.info.json"); sw=$(jq .swap.start "$orig.info.json")
+  es=$(jq .esp.start "$orig.info.json"); ess=$(jq .esp.size "$orig.info.json")
+  cmp -s -n "$es" "$f" "$orig" || { echo "MISMATCH-gpt"; return; }
+  cmp -s -n 4096 -i "$sw:$sw" "$f" "$orig" || { echo "MISMATCH-swap-header"; return; }
+  d=$(mktemp -d)
+  dd if="$f" of="$d/esp.r" bs=1M skip=$((es / 1048576)) count=$((ess / 1048576)) status=none
+  dd if="$orig" of="$d/esp.m" bs=1M skip=$((es / 1048576)) count=$((ess / 1048576)) status=none
+  mkdir "$d/r" "$d/m"
+  if ! fsck.fat -n "$d/esp.r" >/dev/null 2>&1 ||
+    ! MTOOLS_SKIP_CHECK=1 mcopy -s -n -i "$d/esp.r" '::/*' "$d/r/" ||
+    ! MTOOLS_SKIP_CHECK=1 mcopy -s -n -i "$d/esp.m" '::/*' "$d/m/" || ! diff -r "$d/r" "$d/m" >/dev/null; then
+    rm -rf "$d"; echo "MISMATCH-esp"; return
+  fi
+  rm -rf "$d"
+  if e2fsck -fn "$f?offset=$rs" >/dev/null 2>&1; then echo "used-blocks:gpt+swaphdr-equal,esp-files-equal,e2fsck-ok"
+  else echo "used-blocks:e2fsck-FAILED"; fi
+}
+
 sha() { openssl dgst -sha256 -r "$1" | cut -d' ' -f1; }
 dusb() { du -sb "$1" 2>/dev/null | cut -f1; }
 point_src() { ln -f "$1" "$SRC/disk.img"; }

@@ -166,8 +166,9 @@ def crypt_table(meta, res, size):
                      + res.vals("crypt", "plain", "restore", lambda r: r["verify"])))
     out.append(
         f"Restores verified: every restored image has the SHA-256 of the reference restore from a plain "
-        f"local repository ({', '.join(ver) or 'n/a'}); that reference has the mutated image's GPT, ESP and "
-        f"swap header bit-exact and its ext4 passes `e2fsck -fn` ({meta['e2fsck']}).")
+        f"local repository ({', '.join(ver) or 'n/a'}); that reference has the mutated image's GPT and swap "
+        f"header bit-exact, its ESP passes `fsck.fat -n` and holds the same files, and its ext4 passes "
+        f"`e2fsck -fn` ({meta['e2fsck']}).")
     out.append("")
     out.append("| target (issue 7) | measured | result |")
     out.append("|---|---|---|")

@@ -172,26 +172,7 @@ verify_restore() { # tool file
   [[ -f "$f" ]] || { echo "missing"; return; }
   local s; s="$(sha "$f")"
   if [[ "$s" == "$MUT_SHA" ]]; then echo "sha256-equal"; return; fi
-  if [[ "$tool" == diskvault ]]; then
-    local rs sw es ess d
-    rs=$(jq .root.start "$MUT.info.json"); sw=$(jq .swap.start "$MUT.info.json")
-    es=$(jq .esp.start "$MUT.info.json"); ess=$(jq .esp.size "$MUT.info.json")
-    cmp -s -n "$es" "$f" "$MUT" || { echo "MISMATCH-gpt"; return; }
-    cmp -s -n 4096 -i "$sw:$sw" "$f" "$MUT" || { echo "MISMATCH-swap-header"; return; }
-    d=$(mktemp -d)
-    dd if="$f" of="$d/esp.r" bs=1M skip=$((es / 1048576)) count=$((ess / 1048576)) status=none
-    dd if="$MUT" of="$d/esp.m" bs=1M skip=$((es / 1048576)) count=$((ess / 1048576)) status=none
-    mkdir "$d/r" "$d/m"
-    if ! fsck.fat -n "$d/esp.r" >/dev/null 2>&1 ||
-      ! MTOOLS_SKIP_CHECK=1 mcopy -s -n -i "$d/esp.r" '::/*' "$d/r/" ||
-      ! MTOOLS_SKIP_CHECK=1 mcopy -s -n -i "$d/esp.m" '::/*' "$d/m/" || ! diff -r "$d/r" "$d/m" >/dev/null; then
-      rm -rf "$d"; echo "MISMATCH-esp"; return
-    fi
-    rm -rf "$d"
-    if e2fsck -fn "$f?offset=$rs" >/dev/null 2>&1; then echo "used-blocks:gpt+swaphdr-equal,esp-files-equal,e2fsck-ok"
-    else echo "used-blocks:e2fsck-FAILED"; fi
-    return
-  fi
+  if [[ "$tool" == diskvault ]]; then bench_check_used_blocks "$f" "$MUT"; return; fi
   echo "MISMATCH"
 }
 
