@@ -14,7 +14,8 @@ static const char help[] =
 	"  --encrypt                encrypt everything stored (AES-256-GCM; key from a passphrase via scrypt):\n"
 	"                           the passphrase comes from --password-file, DISKVAULT_PASSWORD_FILE,\n"
 	"                           DISKVAULT_PASSWORD_COMMAND or a prompt (formats/encryption.md)\n"
-	"  --kdf-n N                scrypt cost N, a power of two (default: tuned to ~0.5 s here)\n";
+	"  --kdf-n N                scrypt cost N, a power of two (default: N and P tuned to ~0.5 s of CPU here)\n"
+	"  --kdf-p P                scrypt lanes 1..16, derived in parallel (default: tuned; 1 with --kdf-n)\n";
 
 /* --kdf-n N: a power of two */
 static int kdf_n_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
@@ -38,6 +39,7 @@ int cmd_init(int argc, char **argv)
 		DV_OPT_UINT("pack-size", &pack_mib, 1, 1024, "--pack-size must be between 1 and 1024 MiB"),
 		DV_OPT_FLAG("encrypt", &io.encrypt),
 		DV_OPT_CALLBACK("kdf-n", required_argument, kdf_n_opt, &io.scrypt_n),
+		DV_OPT_UINT("kdf-p", &io.scrypt_p, 1, 16, "--kdf-p must be between 1 and 16"),
 		DV_OPT_END,
 	};
 	int first, rc;

@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
+#include <pthread.h>
 #include <string.h>
 
 void dv_crypt_seal(const uint8_t key[DV_CRYPT_KEY_LEN], const void *aad, size_t aad_len, const void *in, size_t n,
@@ -56,18 +57,17 @@ int dv_crypt_open(const uint8_t key[DV_CRYPT_KEY_LEN], const void *aad, size_t a
 	return 0;
 }
 
-int dv_crypt_scrypt(const char *pass, size_t pass_len, const uint8_t salt[DV_CRYPT_SALT_LEN],
-		    const struct dv_scrypt_params *sp, uint8_t out[DV_CRYPT_KEY_LEN], struct dv_err *err)
+/* scrypt through OpenSSL's EVP_KDF, any salt length. */
+static int scrypt_raw(const char *pass, size_t pass_len, const uint8_t *salt, size_t salt_len, uint64_t n,
+		      uint32_t r, uint32_t p, uint8_t out[DV_CRYPT_KEY_LEN], struct dv_err *err)
 {
 	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
 	EVP_KDF_CTX *k = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-	uint64_t n = sp->n;
-	uint32_t r = sp->r, p = sp->p;
 	/* scrypt needs 128 * N * r bytes; allow that plus slack. */
 	uint64_t maxmem = 128 * n * r + (16u << 20);
 	OSSL_PARAM params[] = {
 		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, (void *)pass, pass_len),
-		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, DV_CRYPT_SALT_LEN),
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len),
 		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
 		OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r),
 		OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &p),
@@ -81,6 +81,98 @@ int dv_crypt_scrypt(const char *pass, size_t pass_len, const uint8_t salt[DV_CRY
 		return dv_error(err, DV_E_FAIL, "scrypt key derivation failed (N=%llu, r=%u, p=%u)", (unsigned long long)n,
 				r, p);
 	return 0;
+}
+
+int dv_crypt_scrypt(const char *pass, size_t pass_len, const uint8_t salt[DV_CRYPT_SALT_LEN],
+		    const struct dv_scrypt_params *sp, uint8_t out[DV_CRYPT_KEY_LEN], struct dv_err *err)
+{
+	return scrypt_raw(pass, pass_len, salt, DV_CRYPT_SALT_LEN, sp->n, sp->r, sp->p, out, err);
+}
+
+/* ---- scrypt-parallel: p one-lane scryptions on several threads -------- */
+
+struct lane_work {
+	const char *pass;
+	size_t pass_len;
+	const uint8_t *salt;
+	const struct dv_scrypt_params *sp;
+	uint8_t *lanes;        /* p * DV_CRYPT_KEY_LEN bytes */
+	uint32_t first, step;  /* this worker derives lanes first, first + step, ... */
+	int rc;
+	struct dv_err err;
+};
+
+static void *lane_worker(void *arg)
+{
+	struct lane_work *w = arg;
+	uint8_t salt[DV_CRYPT_SALT_LEN + 4];
+	memcpy(salt, w->salt, DV_CRYPT_SALT_LEN);
+	for (uint32_t i = w->first; i < w->sp->p && w->rc == 0; i += w->step) {
+		for (int b = 0; b < 4; b++) /* lane number, little-endian */
+			salt[DV_CRYPT_SALT_LEN + b] = (uint8_t)(i >> (8 * b));
+		w->rc = scrypt_raw(w->pass, w->pass_len, salt, sizeof salt, w->sp->n, w->sp->r, 1,
+				   w->lanes + (size_t)i * DV_CRYPT_KEY_LEN, &w->err);
+	}
+	return NULL;
+}
+
+static int hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt_len, const char *info,
+		       uint8_t out[DV_CRYPT_KEY_LEN], struct dv_err *err)
+{
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	EVP_KDF_CTX *k = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)ikm, ikm_len),
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len),
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, strlen(info)),
+		OSSL_PARAM_construct_end(),
+	};
+	int ok = k && EVP_KDF_derive(k, out, DV_CRYPT_KEY_LEN, params) == 1;
+	EVP_KDF_CTX_free(k);
+	EVP_KDF_free(kdf);
+	return ok ? 0 : dv_error(err, DV_E_FAIL, "HKDF-SHA256 failed");
+}
+
+int dv_crypt_scrypt_parallel(const char *pass, size_t pass_len, const uint8_t salt[DV_CRYPT_SALT_LEN],
+			     const struct dv_scrypt_params *sp, unsigned max_threads, uint8_t out[DV_CRYPT_KEY_LEN],
+			     struct dv_err *err)
+{
+	if (sp->p < 1 || sp->p > DV_SCRYPT_MAX_P)
+		return dv_error(err, DV_E_FAIL, "scrypt-parallel: p=%u is outside 1..%d", sp->p, DV_SCRYPT_MAX_P);
+	unsigned nt = max_threads ? max_threads : 1;
+	if (nt > sp->p)
+		nt = sp->p;
+	if (nt > DV_SCRYPT_MAX_P)
+		nt = DV_SCRYPT_MAX_P;
+	uint8_t lanes[DV_SCRYPT_MAX_P * DV_CRYPT_KEY_LEN];
+	struct lane_work w[DV_SCRYPT_MAX_P];
+	pthread_t tid[DV_SCRYPT_MAX_P];
+	bool started[DV_SCRYPT_MAX_P] = {false};
+	for (unsigned t = 0; t < nt; t++)
+		w[t] = (struct lane_work){pass, pass_len, salt, sp, lanes, t, nt, 0, {0}};
+	/* Workers 1.. on their own threads, worker 0 on this one; a worker
+	 * whose thread cannot start runs here afterwards. */
+	for (unsigned t = 1; t < nt; t++)
+		started[t] = pthread_create(&tid[t], NULL, lane_worker, &w[t]) == 0;
+	lane_worker(&w[0]);
+	int rc = 0;
+	for (unsigned t = 0; t < nt; t++) {
+		if (started[t])
+			pthread_join(tid[t], NULL);
+		else if (t > 0)
+			lane_worker(&w[t]);
+		if (w[t].rc < 0 && rc == 0) {
+			rc = w[t].rc;
+			if (err)
+				*err = w[t].err;
+		}
+	}
+	if (rc == 0)
+		rc = hkdf_sha256(lanes, (size_t)sp->p * DV_CRYPT_KEY_LEN, salt, DV_CRYPT_SALT_LEN,
+				 "diskvault scrypt-parallel", out, err);
+	dv_crypt_wipe(lanes, sizeof lanes);
+	return rc;
 }
 
 void dv_crypt_scrypt_tune(double target_seconds, struct dv_scrypt_params *sp)
@@ -107,7 +199,7 @@ void dv_crypt_scrypt_tune(double target_seconds, struct dv_scrypt_params *sp)
 	sp->n = n;
 	if (dt > 0 && dt < target_seconds) {
 		double p = target_seconds / dt;
-		sp->p = p > 16 ? 16 : (uint32_t)(p + 0.5); /* configs allow p <= 16 */
+		sp->p = p > DV_SCRYPT_MAX_P ? DV_SCRYPT_MAX_P : (uint32_t)(p + 0.5);
 	}
 	if (sp->p < 1)
 		sp->p = 1;

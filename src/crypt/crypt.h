@@ -35,6 +35,16 @@ struct dv_scrypt_params {
 /* Derives a 32-byte key from a passphrase with scrypt. */
 int dv_crypt_scrypt(const char *pass, size_t pass_len, const uint8_t salt[DV_CRYPT_SALT_LEN],
 		    const struct dv_scrypt_params *sp, uint8_t out[DV_CRYPT_KEY_LEN], struct dv_err *err) DV_WUR;
+/* scrypt-parallel (formats/encryption.md): p lanes, lane i =
+ * scrypt(pass, salt || le32(i), N, r, 1), derived on up to max_threads
+ * threads, combined by HKDF-SHA256(lanes, salt, "diskvault scrypt-parallel").
+ * An attacker pays the work of scrypt(N, r, p) per guess (p times one
+ * lane's time and memory); here the lanes run side by side. Memory:
+ * 128 * N * r bytes per running thread. */
+#define DV_SCRYPT_MAX_P 16
+int dv_crypt_scrypt_parallel(const char *pass, size_t pass_len, const uint8_t salt[DV_CRYPT_SALT_LEN],
+			     const struct dv_scrypt_params *sp, unsigned max_threads, uint8_t out[DV_CRYPT_KEY_LEN],
+			     struct dv_err *err) DV_WUR;
 /* Picks scrypt parameters that take about target_seconds here: r = 8, N
  * up to DV_SCRYPT_MAX_TUNED_N (32 MiB of memory), then p. */
 #define DV_SCRYPT_MAX_TUNED_N (1u << 15)

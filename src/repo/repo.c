@@ -57,12 +57,32 @@ static int get_passphrase(const char *location, bool new_key, char *buf, size_t 
 	return pass_source(location, new_key, buf, cap, err);
 }
 
-static json_t *make_slot(const char *pass, const char *repo_id, const uint8_t master[MASTER_LEN],
+/* The KDF names of config.encryption.kdf: every slot of a repository uses
+ * the same one. "scrypt" is plain scrypt(N, r, p), computed lane after lane
+ * (the first encrypted repositories, up to commit 4825d7b, have it; opened and given
+ * new slots); "scrypt-parallel" costs an attacker the same per guess and
+ * opens in 1/threads of the time. */
+#define KDF_SCRYPT "scrypt"
+#define KDF_SCRYPT_PARALLEL "scrypt-parallel"
+#define KDF_MAX_THREADS 4 /* 32 MiB per lane at the tuned N */
+
+static int derive_kek(bool parallel, const char *pass, const uint8_t salt[DV_CRYPT_SALT_LEN],
+		      const struct dv_scrypt_params *sp, uint8_t kek[DV_CRYPT_KEY_LEN], struct dv_err *err)
+{
+	if (!parallel)
+		return dv_crypt_scrypt(pass, strlen(pass), salt, sp, kek, err);
+	unsigned threads = dv_cpu_count();
+	if (threads > KDF_MAX_THREADS)
+		threads = KDF_MAX_THREADS;
+	return dv_crypt_scrypt_parallel(pass, strlen(pass), salt, sp, threads, kek, err);
+}
+
+static json_t *make_slot(bool parallel, const char *pass, const char *repo_id, const uint8_t master[MASTER_LEN],
 			 const struct dv_scrypt_params *sp, struct dv_err *err)
 {
 	uint8_t salt[DV_CRYPT_SALT_LEN], kek[DV_CRYPT_KEY_LEN];
 	dv_random_bytes(salt, sizeof salt);
-	if (dv_crypt_scrypt(pass, strlen(pass), salt, sp, kek, err) < 0)
+	if (derive_kek(parallel, pass, salt, sp, kek, err) < 0)
 		return NULL;
 	char aad[64], saltx[2 * DV_CRYPT_SALT_LEN + 1], idx[17], created[32], host[256];
 	snprintf(aad, sizeof aad, "diskvault key %s", repo_id);
@@ -85,8 +105,8 @@ static json_t *make_slot(const char *pass, const char *repo_id, const uint8_t ma
 }
 
 /* 0 when pass opens slot (master filled), -DV_E_AUTH when it does not. */
-static int open_slot(const char *pass, const char *repo_id, const json_t *slot, uint8_t master[MASTER_LEN],
-		     struct dv_err *err)
+static int open_slot(bool parallel, const char *pass, const char *repo_id, const json_t *slot,
+		     uint8_t master[MASTER_LEN], struct dv_err *err)
 {
 	const char *saltx = json_string_value(json_object_get(slot, "salt"));
 	const char *wrapped = json_string_value(json_object_get(slot, "wrapped"));
@@ -96,13 +116,13 @@ static int open_slot(const char *pass, const char *repo_id, const json_t *slot, 
 	size_t wl = wrapped ? strlen(wrapped) : 0;
 	if (!saltx || strlen(saltx) != 2 * DV_CRYPT_SALT_LEN || dv_unhex(salt, saltx, DV_CRYPT_SALT_LEN) < 0 || !wl ||
 	    wl % 2 || wl / 2 != MASTER_LEN + DV_CRYPT_OVERHEAD || n < 1024 || n > (1 << 24) || (n & (n - 1)) ||
-	    r < 1 || r > 32 || p < 1 || p > 16)
+	    r < 1 || r > 32 || p < 1 || p > DV_SCRYPT_MAX_P)
 		return dv_error(err, DV_E_CORRUPT, "config: malformed key slot");
 	uint8_t blob[MASTER_LEN + DV_CRYPT_OVERHEAD], kek[DV_CRYPT_KEY_LEN];
 	if (dv_unhex(blob, wrapped, sizeof blob) < 0)
 		return dv_error(err, DV_E_CORRUPT, "config: malformed key slot");
 	struct dv_scrypt_params sp = {(uint64_t)n, (uint32_t)r, (uint32_t)p};
-	int rc = dv_crypt_scrypt(pass, strlen(pass), salt, &sp, kek, err);
+	int rc = derive_kek(parallel, pass, salt, &sp, kek, err);
 	if (rc < 0)
 		return rc;
 	char aad[64];
@@ -135,8 +155,10 @@ static int unlock_keys(struct dv_repo *r, const json_t *enc, const char *loc, st
 	const char *kdf = json_string_value(json_object_get(enc, "kdf"));
 	const char *cid = json_string_value(json_object_get(enc, "chunk_id"));
 	json_t *slots = json_object_get(enc, "keys");
-	if (!alg || strcmp(alg, "aes-256-gcm") || !kdf || strcmp(kdf, "scrypt") || !cid || strcmp(cid, "hmac-sha256"))
+	if (!alg || strcmp(alg, "aes-256-gcm") || !kdf || (strcmp(kdf, KDF_SCRYPT) && strcmp(kdf, KDF_SCRYPT_PARALLEL)) ||
+	    !cid || strcmp(cid, "hmac-sha256"))
 		return dv_error(err, DV_E_VERSION, "%s: unsupported encryption scheme", loc);
+	r->kdf_parallel = strcmp(kdf, KDF_SCRYPT_PARALLEL) == 0;
 	if (!json_is_array(slots) || json_array_size(slots) == 0 || json_array_size(slots) > 64)
 		return dv_error(err, DV_E_CORRUPT, "%s/config: no key slots", loc);
 	char pass[1024];
@@ -146,7 +168,7 @@ static int unlock_keys(struct dv_repo *r, const json_t *enc, const char *loc, st
 	uint8_t master[MASTER_LEN];
 	rc = -DV_E_AUTH;
 	for (size_t i = 0; i < json_array_size(slots) && rc == -DV_E_AUTH; i++) {
-		rc = open_slot(pass, r->id, json_array_get(slots, i), master, err);
+		rc = open_slot(r->kdf_parallel, pass, r->id, json_array_get(slots, i), master, err);
 		if (rc == 0)
 			r->key_slot = (int)i;
 	}
@@ -202,7 +224,7 @@ int dv_repo_key_add(struct dv_repo *r, char id_out[17], struct dv_err *err)
 	struct dv_scrypt_params sp = {(uint64_t)json_integer_value(json_object_get(first, "n")),
 				      (uint32_t)json_integer_value(json_object_get(first, "r")),
 				      (uint32_t)json_integer_value(json_object_get(first, "p"))};
-	json_t *slot = make_slot(pass, r->id, master, &sp, err);
+	json_t *slot = make_slot(r->kdf_parallel, pass, r->id, master, &sp, err);
 	dv_crypt_wipe(pass, sizeof pass);
 	dv_crypt_wipe(master, sizeof master);
 	if (!slot)
@@ -381,9 +403,11 @@ int dv_repo_init(const char *location, const struct dv_repo_init_opts *o, char i
 		struct dv_scrypt_params sp = {o->scrypt_n, 8, 1};
 		if (!sp.n)
 			dv_crypt_scrypt_tune(0.5, &sp);
+		if (o->scrypt_p)
+			sp.p = o->scrypt_p;
 		uint8_t master[MASTER_LEN];
 		dv_random_bytes(master, sizeof master);
-		json_t *slot = make_slot(pass, id, master, &sp, err);
+		json_t *slot = make_slot(true, pass, id, master, &sp, err);
 		dv_crypt_wipe(pass, sizeof pass);
 		dv_crypt_wipe(master, sizeof master);
 		if (!slot) {
@@ -393,7 +417,7 @@ int dv_repo_init(const char *location, const struct dv_repo_init_opts *o, char i
 		}
 		json_object_set_new(cfg, "encryption",
 				    json_pack("{s:s, s:s, s:s, s:[o]}", "algorithm", "aes-256-gcm", "chunk_id", "hmac-sha256",
-					      "kdf", "scrypt", "keys", slot));
+					      "kdf", KDF_SCRYPT_PARALLEL, "keys", slot));
 	}
 	r = write_config(s, cfg, err);
 	json_decref(cfg);

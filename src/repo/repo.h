@@ -36,6 +36,7 @@ struct dv_repo_init_opts {
 	uint32_t pack_size;      /* target pack size in bytes; default 32 MiB */
 	bool encrypt;            /* client-side encryption (formats/encryption.md) */
 	uint64_t scrypt_n;       /* 0: tuned to ~0.5 s on this machine */
+	unsigned scrypt_p;       /* 0: tuned with n, or 1 when n is given */
 };
 void dv_repo_init_opts_default(struct dv_repo_init_opts *o);
 

@@ -17,6 +17,7 @@ struct dv_repo {
 	uint32_t pack_size;
 	double lock_wait;
 	bool encrypted;
+	bool kdf_parallel;   /* key slots use scrypt-parallel, not scrypt */
 	uint8_t enc_key[32]; /* AES-256-GCM key for every sealed object */
 	uint8_t mac_key[32]; /* HMAC-SHA256 key for chunk ids */
 	int key_slot;        /* the key slot the passphrase opened, or -1 */

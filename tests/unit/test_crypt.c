@@ -31,6 +31,48 @@ static void test_scrypt_vector(void **state)
 	assert_memory_not_equal(out, out2, 32);
 }
 
+static void test_scrypt_parallel_vector(void **state)
+{
+	(void)state;
+	/* scrypt-parallel (formats/encryption.md) computed independently with
+	 * Python: lanes = b"".join(hashlib.scrypt(b"password",
+	 * salt=salt + struct.pack("<I", i), n=1024, r=8, p=1, dklen=32) for i
+	 * in range(p)); key = HKDF-SHA256 (RFC 5869, written out with hmac)
+	 * of lanes with salt and info b"diskvault scrypt-parallel". The result
+	 * must not depend on how many threads derive the lanes. */
+	static const struct {
+		uint32_t p;
+		const char *hex;
+	} want[] = {
+		{1, "ae0a3752fbc664a02e4352c1322e66cde5920a463b4238a9d1684f0029dfe663"},
+		{3, "f8b1bdf58275180cf1b5ab01fbe4523ea3941442ed95ae1224a1fe34266d4acc"},
+		{5, "a6aa059209e3974802586bcac86d5d3301ae4a8ed61b9a35f278f43c2dbeb70f"},
+	};
+	uint8_t salt[DV_CRYPT_SALT_LEN], out[32];
+	char hex[65];
+	struct dv_err err;
+	memcpy(salt, "NaCl-diskvault!!", 16);
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+		for (unsigned threads = 0; threads <= 6; threads += 2) {
+			struct dv_scrypt_params sp = {1024, 8, want[i].p};
+			assert_int_equal(dv_crypt_scrypt_parallel("password", 8, salt, &sp, threads, out, &err), 0);
+			dv_hex(hex, out, 32);
+			assert_string_equal(hex, want[i].hex);
+		}
+	/* Not plain scrypt, and the passphrase matters. */
+	struct dv_scrypt_params sp = {1024, 8, 3};
+	uint8_t plain[32];
+	assert_int_equal(dv_crypt_scrypt("password", 8, salt, &sp, plain, &err), 0);
+	dv_hex(hex, plain, 32);
+	assert_string_not_equal(hex, want[1].hex);
+	assert_int_equal(dv_crypt_scrypt_parallel("passwore", 8, salt, &sp, 2, out, &err), 0);
+	dv_hex(hex, out, 32);
+	assert_string_not_equal(hex, want[1].hex);
+	/* p outside the range configs allow is refused, not derived. */
+	sp.p = DV_SCRYPT_MAX_P + 1;
+	assert_int_equal(dv_crypt_scrypt_parallel("password", 8, salt, &sp, 2, out, &err), -DV_E_FAIL);
+}
+
 static void test_seal_open(void **state)
 {
 	(void)state;
@@ -80,6 +122,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_scrypt_vector),
+		cmocka_unit_test(test_scrypt_parallel_vector),
 		cmocka_unit_test(test_seal_open),
 		cmocka_unit_test(test_equal_wipe),
 	};
