@@ -327,9 +327,16 @@ def mutate(img, seed, part_off, manifest, fraction):
             if int(s) >= BLOCK and k != "sparse":
                 files.append((p, int(s), k))
     files.sort()
-    # Pick candidate files, weighted by size (bigger files get more writes).
+    # Pick candidate files, weighted by size (bigger files get more writes):
+    # 1500, or as many more as hold four times the blocks to change (on big
+    # disks 1500 files held fewer blocks than the target, and the loops
+    # below searched for unchanged blocks that did not exist).
     r.shuffle(files)
-    chosen = files[:min(len(files), 1500)]
+    count, held = 0, 0
+    while count < len(files) and (count < 1500 or held < 4 * target * BLOCK):
+        held += files[count][1]
+        count += 1
+    chosen = files[:count]
     blocks = debugfs_blocks(img, part_off, [p for p, _, _ in chosen])
     kind_of = {p: k for p, _, k in chosen}
     cands = [(p, b) for p in sorted(blocks) for b in blocks[p]]
@@ -352,6 +359,7 @@ def mutate(img, seed, part_off, manifest, fraction):
                 plan.append((b, kind_of.get(p, "bin")))
                 runs_target -= 1
         runs += 1
+    singles_target = min(singles_target, len(set(b for _, b in cands) - changed))
     while singles_target > 0:
         p, b = cands[r.randrange(len(cands))]
         if b in changed:
