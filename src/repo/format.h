@@ -29,6 +29,10 @@
 #define DV_PACKIX_ENTRY_SIZE 48
 #define DV_PACK_INDEX_NAME "index"
 #define DV_PACK_BLOB_SUFFIX ".zst"
+/* The member suffix in encrypted repositories: the data is a sealed zstd
+ * frame (formats/encryption.md §3), which zstd alone cannot read. Readers
+ * find blobs by offset and never look at member names. */
+#define DV_PACK_SEALED_SUFFIX ".zst.gcm"
 
 #define DV_INDEX_MAGIC "DVINDEX1"
 #define DV_INDEX_VERSION 1

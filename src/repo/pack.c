@@ -124,7 +124,7 @@ int dv_pack_writer_add(struct dv_pack_writer *w, const struct dv_id *id, const v
 {
 	char name[DV_ID_HEX_LEN + 8];
 	dv_id_hex(name, id);
-	strcat(name, DV_PACK_BLOB_SUFFIX);
+	strcat(name, w->repo->encrypted ? DV_PACK_SEALED_SUFFIX : DV_PACK_BLOB_SUFFIX);
 	int rc = add_member(w, name, blob, stored_len, offset, err);
 	if (rc < 0)
 		return rc;

@@ -30,8 +30,12 @@ cmp -s "$T/a.img" "$T/out.img" || fail "encrypted round trip is not bit-exact"
 # Nothing of the plaintext is readable: no marker in any file, no JSON
 # manifest, no chunk id equal to the plain SHA-256 of a chunk.
 if grep -rqa "SECRET-MARKER" "$repo"; then fail "plaintext found in the repository"; fi
+# Blob members are named <id>.zst.gcm (sealed), none <id>.zst.
 for f in "$repo"/packs/*/*; do
-	tar xOf "$f" --wildcards '*.zst' 2>/dev/null | zstd -dq >/dev/null 2>&1 && fail "a blob in $f decompresses without the key"
+	members=$(tar tf "$f")
+	[ "$(grep -c '^[0-9a-f]\{64\}\.zst\.gcm$' <<<"$members")" -gt 0 ] || fail "$f has no sealed blob members: $members"
+	if grep -q '\.zst$' <<<"$members"; then fail "$f names a sealed blob .zst"; fi
+	tar xOf "$f" --wildcards '*.zst.gcm' 2>/dev/null | zstd -dq >/dev/null 2>&1 && fail "a blob in $f decompresses without the key"
 done
 m=$(ls "$repo"/snapshots/* | sed -n 1p)
 python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$m" 2>/dev/null && fail "snapshot manifest is plain JSON"
