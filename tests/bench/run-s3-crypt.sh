@@ -188,8 +188,8 @@ crypt_case() { # mode(plain|enc) run
   rm -rf "$R" "$O" "$X"; mkdir -p "$O" "$X"
   point_src "$BASE"
   run_timed init "${C[init-$m]}" || { recfail crypt "$m" init "$run" "init failed"; return; }
-  # init tunes scrypt's N to ~0.5 s at that moment: record what it chose
-  rec crypt "$m" init "$run" "$(jq -c '{kdf: (.encryption.keys[0] // null)} | del(.kdf.wrapped, .kdf.salt)' "$R/config" 2>/dev/null || echo '{}')"
+  # init tunes scrypt to ~0.5 s of CPU at that moment: record what it chose
+  rec crypt "$m" init "$run" "$(jq -c '{kdf: (.encryption.keys[0] // null), kdf_name: (.encryption.kdf // null)} | del(.kdf.wrapped, .kdf.salt)' "$R/config" 2>/dev/null || echo '{}')"
   s0=$(dusb "$R")
   log "crypt $m run $run: first backup"
   run_timed first "${C[first-$m]}" || { recfail crypt "$m" first "$run" "first backup failed"; return; }
