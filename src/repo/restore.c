@@ -5,7 +5,7 @@
  * the restored disk is, byte for byte, the disk that was imaged (with
  * zeros where the snapshot recorded zero, unused or unreadable extents).
  *
- * The reads are planned (formats/repository.md, "Reading"): the disk index
+ * The reads are planned (docs/s3.md, "Reads"): the disk index
  * names every chunk the disk uses and the chunk index where its blob lies
  * (pack, offset, stored length). The uses are sorted by pack and offset, so
  * a chunk used at several disk offsets is one blob, fetched once and
