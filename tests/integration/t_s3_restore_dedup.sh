@@ -47,6 +47,12 @@ note "restore downloaded $GOT bytes for $PACK_BYTES bytes of $NPACKS packs ($REQ
 [ "$GOT" -le $((PACK_BYTES * 11 / 10)) ] || fail "restore downloaded $GOT bytes, the packs hold $PACK_BYTES"
 [ -n "$RANGES" ] && [ "$RANGES" -ge 1 ] && [ "$RANGES" -le "$NPACKS" ] ||
 	fail "restore read $NPACKS packs as '$RANGES' ranges"
+# The bytes between blobs are at most 5% of the blob bytes (restore --json
+# bytes_read counts both).
+GAPB=$(sed -n 's/.*ranges (\([0-9]*\) bytes between blobs).*/\1/p' <<<"$STDERR")
+READ=$(json_get "$STDOUT" 'j["bytes_read"]')
+[ -n "$GAPB" ] && [ $((GAPB * 20)) -le $((READ - GAPB)) ] || fail "restore read '$GAPB' bytes between blobs of $READ"
+[ "$READ" -le "$GOT" ] || fail "restore counted $READ bytes read, the S3 store received $GOT"
 # the other requests: config, lock, snapshot listing and manifest, index
 # segments, disk index (13 at the time of writing)
 [ "$REQ_DEFAULT" -le $((RANGES + 16)) ] || fail "restore made $REQ_DEFAULT requests for $RANGES ranges"
@@ -75,13 +81,14 @@ note "restore with DISKVAULT_READ_GAP=0: $RANGES0 ranges, $GOT0 bytes"
 [ "$RANGES0" -gt "$RANGES" ] || fail "DISKVAULT_READ_GAP=0 read $RANGES0 ranges, the default $RANGES"
 [ "$GOT0" -lt "$GOT" ] || fail "DISKVAULT_READ_GAP=0 downloaded $GOT0 bytes, the default $GOT"
 
-# The same snapshot from a local copy (reads packs, nothing copied within
-# the target) is bit-exact too.
+# The same snapshot from a local copy is bit-exact too, with the same plan.
 L=$T/local
 expect_ok dv copy --from "$R" --to "$L"
 rm -f "$T/out.img"
 expect_ok dv --repo "$L" --json restore latest "$T/out.img"
 assert_same_file "$IMG" "$T/out.img"
+GOT_DEDUP=$(json_get "$STDOUT" 'j["bytes_dedup"]')
+[ "$GOT_DEDUP" -eq "$DEDUP" ] || fail "local restore wrote $GOT_DEDUP bytes of repeated chunks, the backup deduplicated $DEDUP"
 
 # copy back to S3: one listing per directory, one HEAD for config, and the
 # uploads; no per-object HEAD (each would wait for the queued uploads).
