@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include "repo_internal.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 

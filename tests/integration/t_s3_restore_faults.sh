@@ -42,7 +42,7 @@ for cmd in restore verify; do
 	assert_contains "$STDERR" "truncated" "$cmd with a short range"
 	assert_contains "$STDERR" "packs/$PACK" "$cmd with a short range"
 	assert_contains "$STDERR" "disk offset" "$cmd with a short range"
-	note "$cmd: $STDERR"
+	note "$cmd: $(tail -1 <<<"$STDERR")"
 done
 
 rm -f "$T/out.img"
