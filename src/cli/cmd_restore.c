@@ -13,7 +13,7 @@ static const char restore_help[] =
 	"disk index against the snapshot's digest, so a successful restore is bit-exact.\n"
 	"  --disk N      which disk of a multi-disk snapshot\n"
 	"  --force       overwrite a non-empty file or a device that holds a partition table or filesystem\n"
-	"  --threads N   worker threads (default: CPUs; at most 2 from S3, see docs/s3.md)\n";
+	"  --threads N   readers (default: CPUs, at least 4 from S3; see docs/s3.md)\n";
 
 static const char verify_help[] =
 	"usage: diskvault --repo PATH verify SNAPSHOT [--threads N]\n"

@@ -80,12 +80,14 @@ int dv_repo_key_remove(struct dv_repo *r, const char *id, struct dv_err *err) DV
 int dv_repo_key_remove_current(struct dv_repo *r, struct dv_err *err) DV_WUR;
 bool dv_repo_encrypted(const struct dv_repo *r);
 /*
- * How many threads should read chunks of r at once: asked (0 = one per
- * CPU), but at most 2 on a remote store. Reads there go through the S3
- * store's read-ahead, which serves one sequential reader per object well;
- * more workers interleaving chunk by chunk turn its windows into many small
- * ranged GETs (a restore of the 1 GiB benchmark disk with 8 workers: 3,000
- * requests and 6x the time of 2 workers).
+ * How many threads should read chunks of r one by one at once (ebs-import's
+ * block reader): asked (0 = one per CPU), but at most 2 on a remote store.
+ * Such reads go through the S3 store's read-ahead, which serves one
+ * sequential reader per object well; more workers interleaving chunk by
+ * chunk turn its windows into many small ranged GETs (a restore of the
+ * 1 GiB benchmark disk with 8 workers, before restore planned its reads:
+ * 3,000 requests and 6x the time of 2 workers). Restore and verify plan
+ * their reads (restore.c) and are not capped.
  */
 unsigned dv_repo_reader_threads(const struct dv_repo *r, unsigned asked);
 

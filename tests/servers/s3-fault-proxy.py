@@ -27,6 +27,12 @@ Rules (each counts requests of METHOD, 1-based, "*" = any method):
     flip:METHOD:NTH              invert one byte in the middle of the NTH request's body
                                  and forward it (data damaged in transit: the server
                                  must refuse it by its checksum)
+    cut:METHOD:NTH[:TEXT]        forward the NTH request (whose path contains TEXT, when
+                                 given), send the answer's headers and half its body,
+                                 then reset the connection (a response dropped in transit)
+    short:METHOD:NTH[:TEXT]      forward it, answer with the first half of the body and a
+                                 Content-Length that matches (a body that is complete as
+                                 far as HTTP can tell, but shorter than asked for)
 
 --expired-token TOKEN answers every request whose X-Amz-Security-Token is TOKEN
 as S3 answers a request signed with an expired session token: 400 with the
@@ -49,6 +55,7 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 import xml.sax.saxutils
 
+TEXT_RULES = ("deny", "cut", "short")  # rules whose NTH counts only requests with TEXT
 HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "expect"}
 
 
@@ -70,7 +77,7 @@ class State:
             self.seq += 1
             self.per_method[method] = self.per_method.get(method, 0) + 1
             for i, r in enumerate(self.rules):
-                if len(r) > 3 and r[0] == "deny" and (r[1] in ("*", method)) and r[3] in path:
+                if len(r) > 3 and r[0] in TEXT_RULES and (r[1] in ("*", method)) and r[3] in path:
                     self.per_method[("deny", i)] = self.per_method.get(("deny", i), 0) + 1
             return self.seq, self.per_method[method], self.seq
 
@@ -81,7 +88,7 @@ class State:
         for i, r in enumerate(self.rules):
             kind, m = r[0], r[1]
             n = seq if m == "*" else nth
-            if kind == "deny" and len(r) > 3:
+            if kind in TEXT_RULES and len(r) > 3:
                 if r[3] not in path or (m != "*" and m != method):
                     continue
                 n = self.text_count(i)
@@ -99,6 +106,8 @@ class State:
                 return ("noimpl",)
             if kind == "flip" and n == int(r[2]):
                 return ("flip",)
+            if kind in ("cut", "short") and n == int(r[2]):
+                return (kind,)
         if method == "POST" and "?delete" in path:
             with self.lock:
                 self.per_method["delete"] = self.per_method.get("delete", 0) + 1
@@ -231,15 +240,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         finally:
             conn.close()
+        cut = fault[0] if fault and fault[0] in ("cut", "short") and len(data) > 1 else None
+        sent = data[:len(data) // 2] if cut else data
         self.send_response_only(resp.status, resp.reason)
         for k, v in resp.getheaders():
             if k.lower() not in HOP and k.lower() != "content-length":
                 self.send_header(k, v)
         cl = resp.getheader("Content-Length")
-        self.send_header("Content-Length", cl if self.command == "HEAD" and cl else str(len(data)))
+        self.send_header("Content-Length", cl if self.command == "HEAD" and cl else
+                         str(len(sent if cut == "short" else data)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(data)
+            self.wfile.write(sent)
+        if cut:
+            st.write_log("%d %s %s %s %d" % (seq, self.command, self.path, cut, len(sent)))
+            if cut == "cut":
+                self.wfile.flush()
+                self._reset()
+            return
         st.write_log("%d %s %s %d %d %s" % (seq, self.command, self.path, resp.status, len(body),
                                             "md5" if self.headers.get("Content-MD5") else "-"))
 
