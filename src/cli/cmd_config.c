@@ -49,7 +49,7 @@ void dv_cli_config_prune(struct dv_prune_opts *po)
 	const char *v = dv_config_get("retention", "max_unused");
 	if (v && !dv_config_parse_unused(v, &po->max_unused_pct, &po->max_unused_bytes))
 		DV_BUG("retention.max_unused passed the config check but does not parse");
-	if ((v = dv_config_get("retention", "max_repack_size")) && !dv_config_parse_size(v, &po->max_repack_bytes))
+	if ((v = dv_config_get("retention", "max_repack_size")) && !dv_parse_size(v, &po->max_repack_bytes))
 		DV_BUG("retention.max_repack_size passed the config check but does not parse");
 }
 

@@ -78,7 +78,7 @@ static int repack_size_opt(const char *cmd, const struct dv_cli_opt *o, const ch
 {
 	struct opts *x = o->dest;
 	x->budget_flag = "--max-repack-size";
-	if (!dv_config_parse_size(arg, &x->po.max_repack_bytes))
+	if (!dv_parse_size(arg, &x->po.max_repack_bytes))
 		return dv_cli_usage(cmd, "--max-repack-size '%s': expected a size such as 500M or 2G", arg);
 	return 0;
 }

@@ -31,7 +31,7 @@ enum kind {
 	K_DURATION,    /* 1y6m, 30d, 12h, 2w */
 	K_ENUM,        /* one of choices ("a|b") */
 	K_URL,         /* http(s)://, no credentials */
-	K_SIZE,        /* 200M, 1.5G (dv_config_parse_size) */
+	K_SIZE,        /* 200M, 1.5G (dv_parse_size) */
 	K_UNUSED,      /* 5%, a size or unlimited (dv_config_parse_unused) */
 };
 
@@ -234,31 +234,6 @@ static void add_quoted(struct dv_buf *b, const char *item)
 
 /* ---- values ----------------------------------------------------------- */
 
-bool dv_config_parse_size(const char *s, uint64_t *out)
-{
-	size_t n = strspn(s, "0123456789"), f = 0;
-	if (s[n] == '.')
-		f = 1 + strspn(s + n + 1, "0123456789");
-	if (n == 0 || n > 15 || f == 1 || f > 7)
-		return false;
-	double v = strtod(s, NULL), unit = 1;
-	const char *u = s + n + f, *units = "KMGT", *c;
-	if (*u && (c = strchr(units, *u >= 'a' ? *u - 'a' + 'A' : *u))) {
-		for (const char *x = units; x <= c; x++)
-			unit *= 1024;
-		u++;
-		if (!strcmp(u, "iB") || !strcmp(u, "B"))
-			u += strlen(u);
-	} else if (f) {
-		return false; /* a fraction of a byte */
-	} else if (!strcmp(u, "B")) {
-		u++;
-	}
-	if (*u || v * unit >= 9.2e18)
-		return false;
-	*out = (uint64_t)(v * unit);
-	return true;
-}
 
 bool dv_config_parse_unused(const char *s, double *pct, uint64_t *bytes)
 {
@@ -277,7 +252,7 @@ bool dv_config_parse_unused(const char *s, double *pct, uint64_t *bytes)
 		*pct = v;
 		return true;
 	}
-	return dv_config_parse_size(s, bytes);
+	return dv_parse_size(s, bytes);
 }
 
 static bool printable_word(const char *s)
@@ -348,7 +323,7 @@ static bool check_value(const struct keydef *k, const char *v, char **norm, cons
 	}
 	case K_SIZE: {
 		uint64_t b;
-		if (!dv_config_parse_size(v, &b))
+		if (!dv_parse_size(v, &b))
 			return *why = "must be a size such as 500M or 2G", false;
 		break;
 	}

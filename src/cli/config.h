@@ -97,10 +97,6 @@ const char *dv_config_file_path(const struct dv_config *c);
  */
 size_t dv_config_split(const char *value, char ***out);
 
-/* A size: a decimal number, then optionally K, M, G or T (powers of 1024,
- * either case; a fraction is allowed with one) and "iB" or "B", e.g. 200M,
- * 1.5GiB, 4096. False when malformed or at least 2^63 bytes. */
-bool dv_config_parse_size(const char *s, uint64_t *out);
 /* prune's limit on unused data: "unlimited" (*pct = -1, *bytes =
  * UINT64_MAX), "N%" with 0 <= N < 100 (*pct = N), or a size (*pct = -1,
  * *bytes). False when malformed. */

@@ -128,6 +128,17 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return DV_EXIT_USAGE;
 	}
+	/* Tuning variables that hold sizes (docs/s3.md): the library takes an
+	 * unparsable one as unset, so refuse it here, before any work. */
+	static const char *const size_vars[] = {"DISKVAULT_READ_GAP", "DISKVAULT_S3_PART_SIZE",
+						"DISKVAULT_S3_MULTIPART_THRESHOLD"};
+	for (size_t k = 0; k < DV_ARRAY_SIZE(size_vars); k++) {
+		const char *v = getenv(size_vars[k]);
+		uint64_t x;
+		if (v && *v && !dv_parse_size(v, &x))
+			return dv_cli_usage(NULL, "%s='%s' is not a size (bytes, or with K, M or G: 256K, 8M)", size_vars[k],
+					    v);
+	}
 	for (size_t k = 0; k < DV_ARRAY_SIZE(commands); k++)
 		if (!strcmp(argv[i], commands[k].name)) {
 			int crc = dv_cli_config_load(argc, argv);

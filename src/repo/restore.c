@@ -372,14 +372,7 @@ static unsigned plan_threads(struct dv_repo *r, unsigned asked)
 static void walker_start(struct walker *w, struct dv_repo *r, unsigned asked)
 {
 	w->threads = plan_threads(r, asked);
-	w->range_gap = RANGE_GAP;
-	const char *g = getenv("DISKVAULT_READ_GAP");
-	if (g && *g) {
-		char *end;
-		unsigned long long x = strtoull(g, &end, 10);
-		if (!*end)
-			w->range_gap = x;
-	}
+	w->range_gap = dv_env_size("DISKVAULT_READ_GAP", RANGE_GAP);
 	w->q = dv_workq_new(w->threads, 2 * w->threads + 2, rwork, &w->ctx);
 	dv_store_set_readahead(r->store, false);
 }

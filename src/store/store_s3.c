@@ -113,17 +113,10 @@ static const char *env(const char *name)
 	return v && *v ? v : NULL;
 }
 
+/* A size variable; 0 means the default too. */
 static uint64_t env_size(const char *name, uint64_t def)
 {
-	const char *v = env(name);
-	if (!v)
-		return def;
-	char *end;
-	unsigned long long x = strtoull(v, &end, 10);
-	if (*end == 'M' || *end == 'm')
-		x *= MIB;
-	else if (*end == 'K' || *end == 'k')
-		x *= 1024;
+	uint64_t x = dv_env_size(name, def);
 	return x ? x : def;
 }
 

@@ -127,6 +127,17 @@ void dv_hex(char *out, const uint8_t *in, size_t n);
 /* Parses exactly 2n lowercase hex digits; returns 0 or -1. */
 int dv_unhex(uint8_t *out, const char *in, size_t n);
 
+/* ---- sizes ----------------------------------------------------------- */
+
+/* A size: a decimal number, then optionally K, M, G or T (powers of 1024,
+ * either case; a fraction is allowed with one) and "iB" or "B", e.g. 200M,
+ * 1.5GiB, 4096. False when malformed or at least 2^63 bytes. */
+bool dv_parse_size(const char *s, uint64_t *out);
+/* The size in the environment variable name, or def when it is unset,
+ * empty or not a size (the CLI refuses a bad one before any command runs,
+ * in main.c). */
+uint64_t dv_env_size(const char *name, uint64_t def);
+
 /* ---- logging (CLI sets the level; library code uses only dv_debug) ---- */
 
 enum dv_log_level { DV_LOG_QUIET = 0, DV_LOG_NORMAL = 1, DV_LOG_VERBOSE = 2, DV_LOG_DEBUG = 3 };

@@ -162,3 +162,11 @@ expect_ok dv -q --config "$C" backup
 expect_ok dv --config "$C" backup </dev/null
 assert_lines "$STDOUT" 1 "backup summary without a TTY"
 [ -z "$STDERR" ] || fail "backup without a TTY wrote to stderr: $STDERR"
+
+# 7. a size tuning variable that is not a size is refused before any work
+#    (the library would take it as unset); a valid one is accepted
+DISKVAULT_READ_GAP=lots expect_exit 2 dv --config "$C" list
+assert_contains "$STDERR" "DISKVAULT_READ_GAP='lots' is not a size"
+DISKVAULT_S3_PART_SIZE=8Mb expect_exit 2 dv --config "$C" list
+assert_contains "$STDERR" "DISKVAULT_S3_PART_SIZE='8Mb' is not a size"
+DISKVAULT_READ_GAP=64K expect_ok dv --config "$C" list

@@ -262,14 +262,14 @@ static void test_sizes(void **state)
 	};
 	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
 		uint64_t v = 1;
-		assert_true(dv_config_parse_size(good[i].s, &v));
+		assert_true(dv_parse_size(good[i].s, &v));
 		assert_int_equal(v, good[i].v);
 	}
 	static const char *const bad[] = {"", "M", "-1", "1.", ".5", "1X", "1MM", "1 M", "1Mi", "1e3", "9000000T",
 					  "5%", "unlimited", "1234567890123456", "1.5", "1.5B"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		uint64_t v = 7;
-		assert_false(dv_config_parse_size(bad[i], &v));
+		assert_false(dv_parse_size(bad[i], &v));
 		assert_int_equal(v, 7);
 	}
 	double pct;
