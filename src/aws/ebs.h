@@ -13,11 +13,9 @@
  * checksums"). Errors name their type in x-amzn-ErrorType and a JSON body
  * {"Message"|"message", "Reason"}.
  *
- * Endpoints follow the AWS CLI's convention: AWS_ENDPOINT_URL_EBS (or
- * AWS_ENDPOINT_URL_EC2), then AWS_ENDPOINT_URL, then the profile's
- * "services" section ("ebs.endpoint_url"), then the profile's
- * "endpoint_url", else https://ebs.REGION.amazonaws.com (ec2.REGION...).
- * AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true ignores all but the option.
+ * Endpoints: dv_aws_endpoint_resolve() for "ebs" and for "ec2" (aws.h: the
+ * option, AWS_ENDPOINT_URL_EBS / _EC2, AWS_ENDPOINT_URL, the profile, else
+ * https://ebs.REGION.amazonaws.com and https://ec2.REGION.amazonaws.com).
  *
  * Retries: connection errors, timeouts, 5xx, 429, ThrottlingException,
  * RequestThrottledException, ConcurrentLimitExceededException,
@@ -89,11 +87,6 @@ void dv_ebs_parse_complete(const char *json, size_t len, char *status, size_t ca
  * malformed. */
 int dv_ec2_parse_snapshot_status(const char *xml, size_t len, const char *id, char *status, size_t cap,
 				 struct dv_err *err) DV_WUR;
-
-/* Resolves the endpoint of service ("ebs", "ec2") for cfg's profile with
- * the precedence above; *out is malloc'ed (NULL = AWS default). */
-int dv_aws_service_endpoint(const struct dv_aws_options *opt, const struct dv_aws_config *cfg, const char *service,
-			    char **out, struct dv_err *err) DV_WUR;
 
 /* ---- client ------------------------------------------------------------ */
 
