@@ -574,7 +574,7 @@ int dv_ebs_snapshot_status(struct dv_ebs *e, const char *snapshot_id, char statu
 	int r = perform(e, &rq, err);
 	if (r == 0)
 		r = dv_ec2_parse_snapshot_status((char *)rq.own.data, rq.own.len, snapshot_id, status, 16, err);
-	else if (rq.status == 400 && strstr(err->msg, "InvalidSnapshot.NotFound"))
+	else if (rq.status == 400 && !strcmp(rq.code, "InvalidSnapshot.NotFound")) /* the parsed code */
 		err->code = DV_E_NOT_FOUND, r = -DV_E_NOT_FOUND;
 	req_release(&rq);
 	dv_buf_release(&body);

@@ -160,7 +160,9 @@ int dv_ebs_list_blocks(struct dv_ebs *e, const char *snapshot_id, dv_ebs_block_f
 		       struct dv_err *err) DV_WUR;
 
 /* EC2 DescribeSnapshots for one id: status into status (16 bytes);
- * DV_E_NOT_FOUND when the snapshot does not exist. */
+ * DV_E_NOT_FOUND when the snapshot does not exist (the answer's error code
+ * is InvalidSnapshot.NotFound, or it does not list the id), with the
+ * service's error line in err. */
 int dv_ebs_snapshot_status(struct dv_ebs *e, const char *snapshot_id, char status[16], struct dv_err *err) DV_WUR;
 
 /* Counters since dv_ebs_new (requests include retries). */
