@@ -118,13 +118,34 @@ struct dv_aws_config {
 /*
  * Resolves region, endpoint and addressing style with the AWS CLI's
  * precedence: explicit option, then environment (AWS_REGION,
- * AWS_DEFAULT_REGION; AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL), then the
- * profile in AWS_CONFIG_FILE or ~/.aws/config ("region", "endpoint_url",
- * "s3.endpoint_url", "services" sections, "s3.addressing_style").
- * AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true ignores all but the option.
+ * AWS_DEFAULT_REGION), then the profile in AWS_CONFIG_FILE or
+ * ~/.aws/config ("region", "s3.addressing_style"). The endpoint is
+ * dv_aws_endpoint_resolve(cfg, "s3", opt->endpoint), kept only when it is
+ * a custom one.
  */
 int dv_aws_config_load(const struct dv_aws_options *opt, struct dv_aws_config *cfg, struct dv_err *err) DV_WUR;
 void dv_aws_config_release(struct dv_aws_config *cfg);
+
+/*
+ * The endpoint URL of one service for cfg's profile and region, the one
+ * resolver for S3, EBS and EC2. service is the service id ("s3", "ebs",
+ * "ec2"), explicit_url an endpoint given on the command line (borrowed,
+ * may be NULL). Precedence, first found wins:
+ *   1. explicit_url;
+ *   2. AWS_ENDPOINT_URL_<ID> (the id upper-cased, spaces as underscores);
+ *   3. AWS_ENDPOINT_URL;
+ *   4. the profile's "services = NAME" section: "<id> =" / "endpoint_url =";
+ *   5. the profile's nested "<id> =" / "endpoint_url =";
+ *   6. the profile's "endpoint_url";
+ *   7. https://<id>.<region>.amazonaws.com (".cn" appended in cn-* regions).
+ * AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true skips 2 to 6. A URL not starting
+ * with http:// or https:// is DV_E_USAGE naming the service; a malformed
+ * config file is DV_E_USAGE naming the file. *url is malloc'ed without
+ * trailing '/' (NULL on error); *custom (may be NULL) is false for the
+ * default of 7.
+ */
+int dv_aws_endpoint_resolve(const struct dv_aws_config *cfg, const char *service, const char *explicit_url,
+			    char **url, bool *custom, struct dv_err *err) DV_WUR;
 
 /*
  * Finds credentials: environment (skipped when a profile was given as an

@@ -6,6 +6,7 @@
 #include "aws.h"
 #include "aws_internal.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -56,6 +57,79 @@ static int load_ini(const char *path, struct dv_aws_ini **ini, struct dv_err *er
 static char *config_section(const char *profile)
 {
 	return strcmp(profile, "default") ? dv_asprintf("profile %s", profile) : dv_strdup("default");
+}
+
+/*
+ * The endpoint of one service, by the AWS SDKs' precedence: the explicit
+ * URL, then (unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true)
+ * AWS_ENDPOINT_URL_<ID>, AWS_ENDPOINT_URL, the profile's "services"
+ * section ("<id> =" / "endpoint_url ="), the profile's nested
+ * "<id>.endpoint_url", the profile's endpoint_url; else the AWS default.
+ * ini may be NULL (no config file). See dv_aws_endpoint_resolve().
+ */
+static int resolve_endpoint(const struct dv_aws_ini *ini, const char *sec, const char *region, const char *service,
+			    const char *explicit_url, char **url, bool *custom, struct dv_err *err)
+{
+	*url = NULL;
+	*custom = false;
+	char id[64]; /* "ID" of AWS_ENDPOINT_URL_ID and of messages */
+	size_t n = 0;
+	for (; service[n] && n < sizeof id - 1; n++)
+		id[n] = service[n] == ' ' ? '_' : (char)toupper((unsigned char)service[n]);
+	id[n] = '\0';
+	const char *ep = explicit_url;
+	if (!ep && !env_true("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")) {
+		char *name = dv_asprintf("AWS_ENDPOINT_URL_%s", id);
+		ep = env(name);
+		free(name);
+		if (!ep)
+			ep = env("AWS_ENDPOINT_URL");
+		char *key = dv_asprintf("%s.endpoint_url", service);
+		const char *services = ep ? NULL : dv_aws_ini_get(ini, sec, "services");
+		if (services) {
+			char *ss = dv_asprintf("services %s", services);
+			ep = dv_aws_ini_get(ini, ss, key);
+			free(ss);
+		}
+		if (!ep)
+			ep = dv_aws_ini_get(ini, sec, key);
+		if (!ep)
+			ep = dv_aws_ini_get(ini, sec, "endpoint_url");
+		free(key);
+	}
+	if (!ep || !*ep) {
+		*url = dv_asprintf("https://%s.%s.amazonaws.com%s", service, region,
+				   strncmp(region, "cn-", 3) ? "" : ".cn");
+		return 0;
+	}
+	size_t len = strlen(ep);
+	while (len > 0 && ep[len - 1] == '/')
+		len--;
+	if (strncmp(ep, "http://", 7) && strncmp(ep, "https://", 8))
+		return dv_error(err, DV_E_USAGE, "%s endpoint '%.*s' must start with http:// or https://", id, (int)len,
+				ep);
+	*url = dv_asprintf("%.*s", (int)len, ep);
+	*custom = true;
+	return 0;
+}
+
+int dv_aws_endpoint_resolve(const struct dv_aws_config *cfg, const char *service, const char *explicit_url,
+			    char **url, bool *custom, struct dv_err *err)
+{
+	struct dv_aws_ini *ini = NULL;
+	int r = cfg->config_path ? load_ini(cfg->config_path, &ini, err) : 0;
+	if (r < 0) {
+		*url = NULL;
+		return r;
+	}
+	char *sec = config_section(cfg->profile ? cfg->profile : "default");
+	bool c;
+	r = resolve_endpoint(ini, sec, cfg->region ? cfg->region : "us-east-1", service, explicit_url, url, &c, err);
+	if (custom)
+		*custom = c;
+	free(sec);
+	dv_aws_ini_free(ini);
+	return r;
 }
 
 void dv_aws_config_release(struct dv_aws_config *cfg)
@@ -109,37 +183,20 @@ int dv_aws_config_load(const struct dv_aws_options *opt, struct dv_aws_config *c
 		region = dv_aws_ini_get(ini, sec, "region");
 	cfg->region = dv_strdup(region && *region ? region : "us-east-1");
 
-	const char *ep = opt ? opt->endpoint : NULL;
-	if (!ep && !env_true("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")) {
-		ep = env("AWS_ENDPOINT_URL_S3");
-		if (!ep)
-			ep = env("AWS_ENDPOINT_URL");
-		if (!ep) {
-			const char *services = dv_aws_ini_get(ini, sec, "services");
-			if (services) {
-				char *ss = dv_asprintf("services %s", services);
-				ep = dv_aws_ini_get(ini, ss, "s3.endpoint_url");
-				free(ss);
-			}
-		}
-		if (!ep)
-			ep = dv_aws_ini_get(ini, sec, "s3.endpoint_url");
-		if (!ep)
-			ep = dv_aws_ini_get(ini, sec, "endpoint_url");
+	char *ep = NULL;
+	bool custom = false;
+	r = resolve_endpoint(ini, sec, cfg->region, "s3", opt ? opt->endpoint : NULL, &ep, &custom, err);
+	if (r < 0) {
+		free(sec);
+		dv_aws_ini_free(ini);
+		dv_aws_config_release(cfg);
+		return r;
 	}
-	if (ep && *ep) {
-		size_t n = strlen(ep);
-		while (n > 0 && ep[n - 1] == '/')
-			n--;
-		cfg->endpoint = dv_asprintf("%.*s", (int)n, ep);
-		if (strncmp(cfg->endpoint, "http://", 7) && strncmp(cfg->endpoint, "https://", 8)) {
-			r = dv_error(err, DV_E_USAGE, "endpoint '%s' must start with http:// or https://", cfg->endpoint);
-			free(sec);
-			dv_aws_ini_free(ini);
-			dv_aws_config_release(cfg);
-			return r;
-		}
-	}
+	/* NULL = AWS itself: dv_s3_new builds the bucket's virtual host */
+	if (custom)
+		cfg->endpoint = ep;
+	else
+		free(ep);
 	cfg->path_style = cfg->endpoint != NULL;
 	const char *style = env("DISKVAULT_S3_ADDRESSING");
 	if (!style)

@@ -249,69 +249,9 @@ static const char *env(const char *name)
 	return v && *v ? v : NULL;
 }
 
-int dv_aws_service_endpoint(const struct dv_aws_options *opt, const struct dv_aws_config *cfg, const char *service,
-			    char **out, struct dv_err *err)
+/* url from dv_aws_endpoint_resolve: http(s)://host[:port][/path] */
+static int set_endpoint(struct endpoint *ep, const char *url, const char *service, struct dv_err *err)
 {
-	*out = NULL;
-	if (opt && opt->endpoint) {
-		*out = dv_strdup(opt->endpoint);
-		return 0;
-	}
-	const char *ign = env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
-	if (ign && !strcasecmp(ign, "true"))
-		return 0;
-	char envname[64];
-	snprintf(envname, sizeof envname, "AWS_ENDPOINT_URL_%s", service);
-	for (char *p = envname; *p; p++)
-		if (*p >= 'a' && *p <= 'z')
-			*p = (char)(*p - 'a' + 'A');
-	const char *ep = env(envname);
-	if (!ep)
-		ep = env("AWS_ENDPOINT_URL");
-	if (ep) {
-		*out = dv_strdup(ep);
-		return 0;
-	}
-	struct dv_buf b = DV_BUF_INIT;
-	struct dv_err e2;
-	if (!cfg->config_path || dv_read_file(cfg->config_path, 1u << 20, &b, &e2) < 0) {
-		dv_buf_release(&b);
-		return 0; /* unreadable files were reported by dv_aws_config_load */
-	}
-	struct dv_aws_ini *ini = NULL;
-	int r = dv_aws_ini_parse(b.data ? (char *)b.data : "", b.len, &ini, &e2);
-	dv_buf_release(&b);
-	if (r < 0)
-		return dv_error(err, DV_E_USAGE, "%s: %s", cfg->config_path, e2.msg);
-	char *sec = strcmp(cfg->profile, "default") ? dv_asprintf("profile %s", cfg->profile) : dv_strdup("default");
-	const char *services = dv_aws_ini_get(ini, sec, "services");
-	char key[64];
-	snprintf(key, sizeof key, "%s.endpoint_url", service);
-	if (services) {
-		char *ss = dv_asprintf("services %s", services);
-		ep = dv_aws_ini_get(ini, ss, key);
-		free(ss);
-	}
-	if (!ep)
-		ep = dv_aws_ini_get(ini, sec, "endpoint_url");
-	if (ep && *ep)
-		*out = dv_strdup(ep);
-	free(sec);
-	dv_aws_ini_free(ini);
-	return 0;
-}
-
-static int set_endpoint(struct endpoint *ep, const char *url, const char *service, const char *region,
-			struct dv_err *err)
-{
-	if (!url) {
-		ep->host = dv_asprintf("%s.%s.amazonaws.com", service, region);
-		ep->origin = dv_asprintf("https://%s", ep->host);
-		ep->path = dv_strdup("");
-		return 0;
-	}
-	if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
-		return dv_error(err, DV_E_USAGE, "%s endpoint '%s' must start with http:// or https://", service, url);
 	const char *hs = strstr(url, "://") + 3;
 	const char *pe = strchr(hs, '/');
 	size_t hl = pe ? (size_t)(pe - hs) : strlen(hs);
@@ -355,13 +295,14 @@ int dv_ebs_new(const struct dv_aws_options *opt, const struct dv_ebs_settings *s
 	pthread_mutex_init(&e->lock, NULL);
 	e->region = dv_strdup(cfg.region);
 	char *ebs_url = NULL, *ec2_url = NULL;
-	r = dv_aws_service_endpoint(opt, &cfg, "ebs", &ebs_url, err);
+	const char *explicit_url = opt ? opt->endpoint : NULL;
+	r = dv_aws_endpoint_resolve(&cfg, "ebs", explicit_url, &ebs_url, NULL, err);
 	if (r == 0)
-		r = dv_aws_service_endpoint(opt, &cfg, "ec2", &ec2_url, err);
+		r = dv_aws_endpoint_resolve(&cfg, "ec2", explicit_url, &ec2_url, NULL, err);
 	if (r == 0)
-		r = set_endpoint(&e->ebs, ebs_url, "ebs", e->region, err);
+		r = set_endpoint(&e->ebs, ebs_url, "EBS", err);
 	if (r == 0)
-		r = set_endpoint(&e->ec2, ec2_url, "ec2", e->region, err);
+		r = set_endpoint(&e->ec2, ec2_url, "EC2", err);
 	free(ebs_url);
 	free(ec2_url);
 	if (r == 0)
@@ -633,7 +574,7 @@ int dv_ebs_snapshot_status(struct dv_ebs *e, const char *snapshot_id, char statu
 	int r = perform(e, &rq, err);
 	if (r == 0)
 		r = dv_ec2_parse_snapshot_status((char *)rq.own.data, rq.own.len, snapshot_id, status, 16, err);
-	else if (rq.status == 400 && strstr(err->msg, "InvalidSnapshot.NotFound"))
+	else if (rq.status == 400 && !strcmp(rq.code, "InvalidSnapshot.NotFound")) /* the parsed code */
 		err->code = DV_E_NOT_FOUND, r = -DV_E_NOT_FOUND;
 	req_release(&rq);
 	dv_buf_release(&body);

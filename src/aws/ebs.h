@@ -13,11 +13,9 @@
  * checksums"). Errors name their type in x-amzn-ErrorType and a JSON body
  * {"Message"|"message", "Reason"}.
  *
- * Endpoints follow the AWS CLI's convention: AWS_ENDPOINT_URL_EBS (or
- * AWS_ENDPOINT_URL_EC2), then AWS_ENDPOINT_URL, then the profile's
- * "services" section ("ebs.endpoint_url"), then the profile's
- * "endpoint_url", else https://ebs.REGION.amazonaws.com (ec2.REGION...).
- * AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true ignores all but the option.
+ * Endpoints: dv_aws_endpoint_resolve() for "ebs" and for "ec2" (aws.h: the
+ * option, AWS_ENDPOINT_URL_EBS / _EC2, AWS_ENDPOINT_URL, the profile, else
+ * https://ebs.REGION.amazonaws.com and https://ec2.REGION.amazonaws.com).
  *
  * Retries: connection errors, timeouts, 5xx, 429, ThrottlingException,
  * RequestThrottledException, ConcurrentLimitExceededException,
@@ -89,11 +87,6 @@ void dv_ebs_parse_complete(const char *json, size_t len, char *status, size_t ca
  * malformed. */
 int dv_ec2_parse_snapshot_status(const char *xml, size_t len, const char *id, char *status, size_t cap,
 				 struct dv_err *err) DV_WUR;
-
-/* Resolves the endpoint of service ("ebs", "ec2") for cfg's profile with
- * the precedence above; *out is malloc'ed (NULL = AWS default). */
-int dv_aws_service_endpoint(const struct dv_aws_options *opt, const struct dv_aws_config *cfg, const char *service,
-			    char **out, struct dv_err *err) DV_WUR;
 
 /* ---- client ------------------------------------------------------------ */
 
@@ -167,7 +160,9 @@ int dv_ebs_list_blocks(struct dv_ebs *e, const char *snapshot_id, dv_ebs_block_f
 		       struct dv_err *err) DV_WUR;
 
 /* EC2 DescribeSnapshots for one id: status into status (16 bytes);
- * DV_E_NOT_FOUND when the snapshot does not exist. */
+ * DV_E_NOT_FOUND when the snapshot does not exist (the answer's error code
+ * is InvalidSnapshot.NotFound, or it does not list the id), with the
+ * service's error line in err. */
 int dv_ebs_snapshot_status(struct dv_ebs *e, const char *snapshot_id, char status[16], struct dv_err *err) DV_WUR;
 
 /* Counters since dv_ebs_new (requests include retries). */

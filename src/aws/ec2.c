@@ -687,70 +687,12 @@ int dv_ec2_parse_instance_types(const char *xml, size_t len, struct dv_ec2_type_
 	return r;
 }
 
-/* ---- endpoint, signing ------------------------------------------------------ */
+/* ---- signing -------------------------------------------------------------- */
 
 static const char *env(const char *name)
 {
 	const char *v = getenv(name);
 	return v && *v ? v : NULL;
-}
-
-static bool env_true(const char *name)
-{
-	const char *v = env(name);
-	return v && !strcasecmp(v, "true");
-}
-
-int dv_ec2_resolve_endpoint(const struct dv_aws_config *cfg, const char *explicit_endpoint, char **endpoint,
-			    struct dv_err *err)
-{
-	*endpoint = NULL;
-	const char *ep = explicit_endpoint;
-	struct dv_aws_ini *ini = NULL;
-	char *sec = NULL;
-	if (!ep && !env_true("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")) {
-		ep = env("AWS_ENDPOINT_URL_EC2");
-		if (!ep)
-			ep = env("AWS_ENDPOINT_URL");
-		if (!ep && cfg->config_path) {
-			struct dv_buf b = DV_BUF_INIT;
-			struct dv_err e2;
-			if (dv_read_file(cfg->config_path, 1u << 20, &b, &e2) == 0 &&
-			    dv_aws_ini_parse(b.data ? (char *)b.data : "", b.len, &ini, &e2) == 0) {
-				sec = strcmp(cfg->profile, "default") ? dv_asprintf("profile %s", cfg->profile)
-								      : dv_strdup("default");
-				const char *services = dv_aws_ini_get(ini, sec, "services");
-				if (services) {
-					char *ss = dv_asprintf("services %s", services);
-					ep = dv_aws_ini_get(ini, ss, "ec2.endpoint_url");
-					free(ss);
-				}
-				if (!ep)
-					ep = dv_aws_ini_get(ini, sec, "ec2.endpoint_url");
-				if (!ep)
-					ep = dv_aws_ini_get(ini, sec, "endpoint_url");
-			}
-			dv_buf_release(&b);
-		}
-	}
-	int r = 0;
-	if (ep && *ep) {
-		size_t n = strlen(ep);
-		while (n > 0 && ep[n - 1] == '/')
-			n--;
-		*endpoint = dv_asprintf("%.*s", (int)n, ep);
-		if (strncmp(*endpoint, "http://", 7) && strncmp(*endpoint, "https://", 8)) {
-			r = dv_error(err, DV_E_USAGE, "EC2 endpoint '%s' must start with http:// or https://", *endpoint);
-			free(*endpoint);
-			*endpoint = NULL;
-		}
-	} else {
-		*endpoint = dv_asprintf("https://ec2.%s.amazonaws.com%s", cfg->region,
-					!strncmp(cfg->region, "cn-", 3) ? ".cn" : "");
-	}
-	free(sec);
-	dv_aws_ini_free(ini);
-	return r;
 }
 
 int dv_ec2_sign(const char *host, const char *body, const struct dv_aws_creds *creds, const char *region,
@@ -825,7 +767,7 @@ int dv_ec2_new(const struct dv_aws_config *cfg, const struct dv_aws_creds *creds
 {
 	*out = NULL;
 	char *ep = NULL;
-	int r = dv_ec2_resolve_endpoint(cfg, endpoint, &ep, err);
+	int r = dv_aws_endpoint_resolve(cfg, "ec2", endpoint, &ep, NULL, err);
 	if (r < 0)
 		return r;
 	const char *h = strstr(ep, "://") + 3;

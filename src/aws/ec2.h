@@ -183,26 +183,16 @@ void dv_ec2_type_infos_release(struct dv_ec2_type_infos *l);
 
 /* ---- client ---------------------------------------------------------------- */
 
-/*
- * The EC2 endpoint, resolved the way the AWS CLI does: explicit (borrowed,
- * may be NULL), then AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL, the profile's
- * "services" section ("ec2 =" / "endpoint_url ="), the profile's
- * endpoint_url (configured ones ignored when
- * AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true), else
- * https://ec2.<region>.amazonaws.com. *endpoint malloc'ed, no trailing '/'.
- */
-int dv_ec2_resolve_endpoint(const struct dv_aws_config *cfg, const char *explicit_endpoint, char **endpoint,
-			    struct dv_err *err) DV_WUR;
-
 /* Signs body for POST / on host (SigV4, service ec2, headers content-type,
  * host, x-amz-date and the session token when there is one). For tests. */
 int dv_ec2_sign(const char *host, const char *body, const struct dv_aws_creds *creds, const char *region,
 		int64_t time, struct dv_sigv4_result *out, struct dv_err *err) DV_WUR;
 
 struct dv_ec2;
-/* cfg and creds are copied; endpoint NULL = dv_ec2_resolve_endpoint(cfg,
- * NULL). Retries: DISKVAULT_EC2_MAX_ATTEMPTS (default 8) within
- * DISKVAULT_EC2_RETRY_SECONDS (default 120). Caller frees with
+/* cfg and creds are copied; the endpoint is dv_aws_endpoint_resolve(cfg,
+ * "ec2", endpoint) (endpoint borrowed, NULL = the configured or AWS one)
+ * and must have no path. Retries: DISKVAULT_EC2_MAX_ATTEMPTS (default 8)
+ * within DISKVAULT_EC2_RETRY_SECONDS (default 120). Caller frees with
  * dv_ec2_free(). */
 int dv_ec2_new(const struct dv_aws_config *cfg, const struct dv_aws_creds *creds, const char *endpoint,
 	       struct dv_ec2 **out, struct dv_err *err) DV_WUR;

@@ -9,8 +9,8 @@ static const char help[] =
 	"usage: diskvault --repo PATH check [--read-data[=PCT]]\n"
 	"Checks the repository's structure: every pack an index names exists with the right size,\n"
 	"pack indexes agree with the index, manifests and disk indexes are intact, and every chunk\n"
-	"a snapshot uses is stored. Unreferenced data is reported, not deleted. Exit code 4 when\n"
-	"an error is found.\n"
+	"a snapshot uses is stored. Unreferenced data and further copies of a chunk in other packs\n"
+	"are reported (unused, as prune counts them), not deleted. Exit code 4 when an error is found.\n"
 	"  --read-data[=PCT]  also read PCT percent of the packs (default 100), chosen at random, and\n"
 	"                     verify every chunk in them; a nightly --read-data=5 covers all in ~20 runs\n";
 
@@ -71,9 +71,12 @@ int cmd_check(int argc, char **argv)
 	}
 	rc = crc < 0 ? DV_EXIT_INTEGRITY : 0;
 	if (dv_cli.json) {
-		dv_cli_print_json(json_pack("{s:I, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:O}",
+		dv_cli_print_json(json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+					    "s:I, s:I, s:I, s:O}",
 					    "packs_read", (json_int_t)rep.packs_read, "bytes_read", (json_int_t)rep.bytes_read,
-					    "command",
+					    "used_bytes", (json_int_t)rep.used_bytes, "unused_bytes",
+					    (json_int_t)rep.unused_bytes, "duplicate_chunks", (json_int_t)rep.duplicate_chunks,
+					    "duplicate_bytes", (json_int_t)rep.duplicate_bytes, "command",
 					    "check", "ok", crc == 0, "snapshots", (json_int_t)rep.snapshots, "packs",
 					    (json_int_t)rep.packs, "index_segments", (json_int_t)rep.index_segments,
 					    "disk_indexes", (json_int_t)rep.disk_indexes, "chunks", (json_int_t)rep.chunks,
@@ -87,11 +90,14 @@ int cmd_check(int argc, char **argv)
 			fprintf(stderr, "diskvault check: %s\n", err.msg);
 		else if (!dv_cli.quiet)
 			printf("repository %s is consistent: %llu snapshots, %llu packs, %llu chunks, %llu index segments; "
-			       "%llu unreferenced chunks (%s); %llu packs (%s) read and verified\n",
+			       "%llu unreferenced chunks (%s), %llu duplicate copies (%s), %s unused in all; "
+			       "%llu packs (%s) read and verified\n",
 			       repo_path, (unsigned long long)rep.snapshots, (unsigned long long)rep.packs,
 			       (unsigned long long)rep.chunks, (unsigned long long)rep.index_segments,
 			       (unsigned long long)rep.unreferenced_chunks, dv_cli_size(rep.unreferenced_bytes),
-			       (unsigned long long)rep.packs_read, dv_cli_size(rep.bytes_read));
+			       (unsigned long long)rep.duplicate_chunks, dv_cli_size(rep.duplicate_bytes),
+			       dv_cli_size(rep.unused_bytes), (unsigned long long)rep.packs_read,
+			       dv_cli_size(rep.bytes_read));
 	}
 out:
 	json_decref(p.list);

@@ -111,6 +111,15 @@ static const struct keydef keys[] = {
 
 #define NKEYS DV_ARRAY_SIZE(keys)
 
+/* Keys an older diskvault knew: an error that says what to write instead
+ * beats "unknown key" for a file written back then. */
+static const struct {
+	const char *section, *key, *hint;
+} old_keys[] = {
+	{"retention", "repack_threshold",
+	 "was replaced by max_unused (repository-wide budget for unused data, default 5%) and max_repack_size"},
+};
+
 struct dv_config {
 	char *path;
 	char *value[NKEYS];
@@ -499,6 +508,9 @@ static int parse_line(struct dv_config *c, const char *path, unsigned ln, char *
 				"(password_file, credentials_file)",
 				path, ln, section, key);
 	int k = find_key(section, key);
+	for (size_t i = 0; k < 0 && i < DV_ARRAY_SIZE(old_keys); i++)
+		if (!strcmp(old_keys[i].section, section) && !strcmp(old_keys[i].key, key))
+			return dv_error(err, DV_E_USAGE, "%s:%u: [%s] %s %s", path, ln, section, key, old_keys[i].hint);
 	if (k < 0) {
 		struct dv_buf b = DV_BUF_INIT;
 		key_list(&b, section);

@@ -31,6 +31,8 @@ struct checker {
 	struct packrec *packs;
 	size_t npacks, cap;
 	struct dv_chunk_index *referenced;
+	struct dv_index_segment *segs;  /* every readable segment, in name order */
+	size_t nsegs;
 	struct dv_strlist names;
 };
 
@@ -58,18 +60,9 @@ static void placement_key(const struct dv_id *pack, const struct dv_id *chunk, s
 
 static size_t pack_rec(struct checker *c, const struct dv_pack_info *p)
 {
-	struct dv_chunk_loc loc;
-	if (dv_chunk_index_lookup(c->packmap, &p->id, &loc))
-		return loc.pack;
-	if (c->npacks == c->cap) {
-		c->cap = c->cap ? 2 * c->cap : 64;
-		c->packs = dv_realloc(c->packs, c->cap * sizeof *c->packs);
-	}
-	memset(&c->packs[c->npacks], 0, sizeof c->packs[0]);
-	c->packs[c->npacks].info = *p;
-	loc = (struct dv_chunk_loc){.pack = (uint32_t)c->npacks};
-	dv_chunk_index_insert(c->packmap, &p->id, &loc);
-	return c->npacks++;
+	size_t no;
+	c->packs = dv_pack_table_find(c->packmap, c->packs, sizeof *c->packs, &c->npacks, &c->cap, p, &no);
+	return no;
 }
 
 static const char *base_of(const char *name)
@@ -83,6 +76,8 @@ static int check_segments(struct checker *c, struct dv_err *err)
 	int rc = dv_store_list_names(c->r->store, "index/", &c->names, err);
 	if (rc < 0)
 		return rc;
+	dv_strlist_sort(&c->names); /* prune's order: the same copy of a chunk is the one kept */
+	c->segs = dv_calloc(c->names.n ? c->names.n : 1, sizeof *c->segs);
 	for (size_t i = 0; i < c->names.n; i++) {
 		struct dv_id x;
 		if (dv_id_parse(&x, base_of(c->names.v[i])) < 0) {
@@ -111,7 +106,7 @@ static int check_segments(struct checker *c, struct dv_err *err)
 				p->entries++;
 		}
 		free(map);
-		dv_index_segment_release(&s);
+		c->segs[c->nsegs++] = s;
 	}
 	return 0;
 }
@@ -338,11 +333,25 @@ int dv_check(struct dv_repo *r, const struct dv_check_opts *o, dv_check_problem_
 		if (rep->unreferenced_chunks)
 			report(&c, false, "%llu chunk(s), %llu stored bytes, are not used by any snapshot (prune removes them)",
 			       (unsigned long long)rep->unreferenced_chunks, (unsigned long long)rep->unreferenced_bytes);
+		struct dv_usage u;
+		dv_usage_count(&u, c.segs, c.nsegs, c.referenced);
+		rep->used_bytes = u.used_bytes;
+		rep->unused_bytes = u.unused_bytes;
+		rep->duplicate_chunks = u.duplicates;
+		rep->duplicate_bytes = u.duplicate_bytes;
+		dv_usage_release(&u);
+		if (rep->duplicate_chunks)
+			report(&c, false, "%llu further copies of used chunks, %llu stored bytes, are in more than one pack "
+			       "(unused: prune keeps one copy)", (unsigned long long)rep->duplicate_chunks,
+			       (unsigned long long)rep->duplicate_bytes);
 	}
 	if (rc == 0 && rep->errors)
 		rc = dv_error(err, DV_E_CORRUPT, "repository %s: check found %llu error(s)", dv_store_location(r->store),
 			      (unsigned long long)rep->errors);
 	dv_strlist_release(&c.names);
+	for (size_t i = 0; i < c.nsegs; i++)
+		dv_index_segment_release(&c.segs[i]);
+	free(c.segs);
 	free(c.packs);
 	dv_chunk_index_free(c.chunks);
 	dv_chunk_index_free(c.packmap);

@@ -116,6 +116,27 @@ uint32_t dv_chunk_index_add_pack(struct dv_chunk_index *ix, const struct dv_pack
 	return n;
 }
 
+void *dv_pack_table_find(struct dv_chunk_index *map, void *v, size_t elem, size_t *n, size_t *cap,
+			 const struct dv_pack_info *info, size_t *no)
+{
+	struct dv_chunk_loc loc;
+	if (dv_chunk_index_lookup(map, &info->id, &loc)) {
+		*no = loc.pack;
+		return v;
+	}
+	if (*n == *cap) {
+		*cap = *cap ? 2 * *cap : 64;
+		v = dv_realloc(v, *cap * elem);
+	}
+	char *rec = (char *)v + *n * elem;
+	memset(rec, 0, elem);
+	memcpy(rec, info, sizeof *info);
+	loc = (struct dv_chunk_loc){.pack = (uint32_t)*n};
+	dv_chunk_index_insert(map, &info->id, &loc);
+	*no = (*n)++;
+	return v;
+}
+
 void dv_chunk_index_set_pack(struct dv_chunk_index *ix, uint32_t n, const struct dv_pack_info *p)
 {
 	pthread_rwlock_wrlock(&ix->lock);

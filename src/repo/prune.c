@@ -217,14 +217,7 @@ int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run,
 
 /* ---- prune ------------------------------------------------------------- */
 
-struct ppack {
-	struct dv_pack_info info;
-	size_t seg;            /* the first segment that names it */
-	uint64_t used_bytes;   /* stored bytes of chunks to keep in this pack */
-	uint64_t total_bytes;  /* stored bytes of all its blobs */
-	size_t used, total;    /* blob counts */
-	enum { P_KEEP, P_REPACK, P_DELETE } action;
-};
+enum pack_action { P_KEEP, P_REPACK, P_DELETE };
 
 struct pruner {
 	struct dv_repo *r;
@@ -234,10 +227,8 @@ struct pruner {
 	struct dv_index_segment *segs;
 	char **seg_names;
 	size_t nsegs;
-	struct dv_chunk_index *packmap; /* pack id -> ppack number */
-	struct ppack *packs;
-	size_t npacks, packcap;
-	struct dv_chunk_index *chosen;  /* chunk id -> (ppack number, location) of the copy kept */
+	struct dv_usage u;              /* the packs, the copy kept of each used chunk */
+	enum pack_action *action;       /* of each of u.packs */
 	struct dv_chunk_index *referenced;
 	struct dv_chunk_index *diskixs; /* referenced disk index ids */
 	struct dv_strlist snapshots;    /* ids of the snapshots there are */
@@ -250,23 +241,6 @@ static const char *base_of(const char *name)
 	return s ? s + 1 : name;
 }
 
-
-static size_t pack_no(struct pruner *p, const struct dv_pack_info *info, size_t seg)
-{
-	struct dv_chunk_loc loc;
-	if (dv_chunk_index_lookup(p->packmap, &info->id, &loc))
-		return loc.pack;
-	if (p->npacks == p->packcap) {
-		p->packcap = p->packcap ? 2 * p->packcap : 64;
-		p->packs = dv_realloc(p->packs, p->packcap * sizeof *p->packs);
-	}
-	memset(&p->packs[p->npacks], 0, sizeof p->packs[0]);
-	p->packs[p->npacks].info = *info;
-	p->packs[p->npacks].seg = seg;
-	loc = (struct dv_chunk_loc){.pack = (uint32_t)p->npacks};
-	dv_chunk_index_insert(p->packmap, &info->id, &loc);
-	return p->npacks++;
-}
 
 static int load_segments(struct pruner *p)
 {
@@ -382,15 +356,23 @@ uint64_t dv_prune_unused_limit(const struct dv_prune_opts *o, uint64_t used)
 	return lim >= 18446744073709551615.0 ? DV_PRUNE_UNLIMITED : (uint64_t)lim; /* rounded down */
 }
 
-/* Decides which copy of each referenced chunk survives and what happens to
- * each pack. Every referenced chunk must be found, or prune stops. */
-static int classify(struct pruner *p)
+/* ---- which stored bytes are used (shared with check) -------------------- */
+
+void dv_usage_count(struct dv_usage *u, const struct dv_index_segment *segs, size_t nsegs,
+		    struct dv_chunk_index *referenced)
 {
-	for (size_t s = 0; s < p->nsegs; s++) {
-		struct dv_index_segment *seg = &p->segs[s];
+	memset(u, 0, sizeof *u);
+	u->packmap = dv_chunk_index_new();
+	u->chosen = dv_chunk_index_new();
+	for (size_t s = 0; s < nsegs; s++) {
+		const struct dv_index_segment *seg = &segs[s];
 		for (size_t k = 0; k < seg->n; k++) {
-			size_t pn = pack_no(p, &seg->packs[seg->locs[k].pack], s);
-			struct ppack *pk = &p->packs[pn];
+			size_t pn, before = u->npacks;
+			u->packs = dv_pack_table_find(u->packmap, u->packs, sizeof *u->packs, &u->npacks, &u->cap,
+						      &seg->packs[seg->locs[k].pack], &pn);
+			struct dv_usage_pack *pk = &u->packs[pn];
+			if (u->npacks > before)
+				pk->seg = s;
 			/* A pack named by several segments (a crashed prune, a
 			 * copy) is listed whole by each: count it once. */
 			if (pk->seg == s) {
@@ -399,30 +381,59 @@ static int classify(struct pruner *p)
 			}
 			struct dv_chunk_loc loc = seg->locs[k];
 			loc.pack = (uint32_t)pn;
-			if (dv_chunk_index_lookup(p->referenced, &seg->ids[k], NULL) &&
-			    dv_chunk_index_insert(p->chosen, &seg->ids[k], &loc)) {
+			if (!dv_chunk_index_lookup(referenced, &seg->ids[k], NULL))
+				continue;
+			if (dv_chunk_index_insert(u->chosen, &seg->ids[k], &loc)) {
 				pk->used++;
 				pk->used_bytes += loc.stored_len;
+			} else if (pk->seg == s) {
+				struct dv_chunk_loc kept;
+				if (dv_chunk_index_lookup(u->chosen, &seg->ids[k], &kept) && kept.pack != pn) {
+					u->duplicates++;
+					u->duplicate_bytes += loc.stored_len;
+				}
 			}
 		}
 	}
-	if (dv_chunk_index_count(p->chosen) != dv_chunk_index_count(p->referenced))
+	for (size_t i = 0; i < u->npacks; i++) {
+		struct dv_usage_pack *pk = &u->packs[i];
+		pk->unused_bytes = pk->total_bytes > pk->used_bytes ? pk->total_bytes - pk->used_bytes : 0;
+		u->used_bytes += pk->used_bytes;
+		u->unused_bytes += pk->unused_bytes;
+	}
+}
+
+void dv_usage_release(struct dv_usage *u)
+{
+	free(u->packs);
+	dv_chunk_index_free(u->packmap);
+	dv_chunk_index_free(u->chosen);
+	memset(u, 0, sizeof *u);
+}
+
+/* Decides which copy of each referenced chunk survives and what happens to
+ * each pack. Every referenced chunk must be found, or prune stops. */
+static int classify(struct pruner *p)
+{
+	struct dv_usage *u = &p->u;
+	dv_usage_count(u, p->segs, p->nsegs, p->referenced);
+	if (dv_chunk_index_count(u->chosen) != dv_chunk_index_count(p->referenced))
 		return dv_error(p->err, DV_E_CORRUPT,
 				"prune: %zu chunk(s) that snapshots use are in no pack; nothing was deleted (run check)",
-				dv_chunk_index_count(p->referenced) - dv_chunk_index_count(p->chosen));
-	struct dv_prune_pack *v = dv_calloc(p->npacks ? p->npacks : 1, sizeof *v);
+				dv_chunk_index_count(p->referenced) - dv_chunk_index_count(u->chosen));
+	struct dv_prune_pack *v = dv_calloc(u->npacks ? u->npacks : 1, sizeof *v);
 	struct dv_prune_result *res = p->res;
-	for (size_t i = 0; i < p->npacks; i++) {
-		const struct ppack *pk = &p->packs[i];
-		v[i].used = pk->used_bytes;
-		v[i].unused = pk->total_bytes > pk->used_bytes ? pk->total_bytes - pk->used_bytes : 0;
-		res->bytes_used += v[i].used;
-		res->bytes_unused_before += v[i].unused;
+	for (size_t i = 0; i < u->npacks; i++) {
+		v[i].used = u->packs[i].used_bytes;
+		v[i].unused = u->packs[i].unused_bytes;
 	}
+	res->bytes_used = u->used_bytes;
+	res->bytes_unused_before = u->unused_bytes;
 	res->unused_limit = dv_prune_unused_limit(p->o, res->bytes_used);
-	res->bytes_unused_after = dv_prune_select(v, p->npacks, res->unused_limit, p->o->max_repack_bytes);
-	for (size_t i = 0; i < p->npacks; i++)
-		p->packs[i].action = p->packs[i].used == 0 ? P_DELETE : v[i].repack ? P_REPACK : P_KEEP;
+	res->bytes_unused_after = dv_prune_select(v, u->npacks, res->unused_limit, p->o->max_repack_bytes);
+	p->action = dv_calloc(u->npacks ? u->npacks : 1, sizeof *p->action);
+	for (size_t i = 0; i < u->npacks; i++)
+		p->action[i] = u->packs[i].used == 0 ? P_DELETE : v[i].repack ? P_REPACK : P_KEEP;
 	free(v);
 	return 0;
 }
@@ -473,7 +484,7 @@ static void add_seg_entry(struct dv_index_segment *s, const struct dv_id *id, co
 /* A kept chunk of a pack being repacked. */
 struct rblob {
 	struct dv_id id;
-	struct dv_chunk_loc loc;  /* loc.pack: ppack number */
+	struct dv_chunk_loc loc;  /* loc.pack: number in u.packs */
 };
 
 struct repack_ctx {
@@ -486,7 +497,7 @@ struct repack_ctx {
 static int gather_blob(const struct dv_id *id, const struct dv_chunk_loc *loc, void *arg)
 {
 	struct repack_ctx *c = arg;
-	if (c->st->p->packs[loc->pack].action != P_REPACK)
+	if (c->st->p->action[loc->pack] != P_REPACK)
 		return 0;
 	if (c->n == c->cap) {
 		c->cap = c->cap ? 2 * c->cap : 1024;
@@ -550,7 +561,7 @@ static int repack_pack(struct repack_ctx *c, const struct rblob *v, size_t n)
 {
 	struct pruner *p = c->st->p;
 	char name[128];
-	dv_pack_name(name, sizeof name, &p->packs[v[0].loc.pack].info.id);
+	dv_pack_name(name, sizeof name, &p->u.packs[v[0].loc.pack].info.id);
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < n;) {
 		uint64_t start = v[i].loc.offset, end = start + v[i].loc.stored_len;
@@ -618,8 +629,6 @@ int dv_prune(struct dv_repo *r, const struct dv_prune_opts *o, struct dv_prune_r
 	if (rc < 0)
 		return rc;
 	struct pruner p = {.r = r, .o = o, .res = res, .err = err};
-	p.packmap = dv_chunk_index_new();
-	p.chosen = dv_chunk_index_new();
 	p.referenced = dv_chunk_index_new();
 	p.diskixs = dv_chunk_index_new();
 	struct dv_index_segment out = {0};
@@ -633,14 +642,14 @@ int dv_prune(struct dv_repo *r, const struct dv_prune_opts *o, struct dv_prune_r
 		rc = load_references(&p);
 	if (rc == 0)
 		rc = classify(&p);
-	for (size_t i = 0; rc == 0 && i < p.npacks; i++) {
-		struct ppack *pk = &p.packs[i];
+	for (size_t i = 0; rc == 0 && i < p.u.npacks; i++) {
+		const struct dv_usage_pack *pk = &p.u.packs[i];
 		res->packs++;
 		res->bytes_before += pk->info.size;
-		if (pk->action == P_DELETE) {
+		if (p.action[i] == P_DELETE) {
 			res->packs_deleted++;
 			res->bytes_freed += pk->info.size;
-		} else if (pk->action == P_REPACK) {
+		} else if (p.action[i] == P_REPACK) {
 			res->packs_repacked++;
 			res->bytes_freed += pk->info.size;
 		} else {
@@ -651,7 +660,7 @@ int dv_prune(struct dv_repo *r, const struct dv_prune_opts *o, struct dv_prune_r
 		/* 3. Repack: the kept blobs of every repacked pack, gathered in
 		 * one pass over the chosen copies, pack by pack in offset order. */
 		struct repack_ctx c = {.st = &st};
-		dv_chunk_index_each(p.chosen, gather_blob, &c);
+		dv_chunk_index_each(p.u.chosen, gather_blob, &c);
 		if (c.n)
 			qsort(c.v, c.n, sizeof *c.v, cmp_rblob);
 		/* exactly the merged ranges: no read-ahead window on top */
@@ -678,8 +687,8 @@ int dv_prune(struct dv_repo *r, const struct dv_prune_opts *o, struct dv_prune_r
 		 * compares them with the pack's own index) and the new packs.
 		 * A pack listed by two old segments (a crashed earlier prune)
 		 * contributes each of its entries once. */
-		uint32_t *outno = dv_malloc((p.npacks ? p.npacks : 1) * sizeof *outno);
-		for (size_t i = 0; i < p.npacks; i++)
+		uint32_t *outno = dv_malloc((p.u.npacks ? p.u.npacks : 1) * sizeof *outno);
+		for (size_t i = 0; i < p.u.npacks; i++)
 			outno[i] = UINT32_MAX;
 		struct dv_chunk_index *placed = dv_chunk_index_new();
 		for (size_t sg = 0; rc == 0 && sg < p.nsegs; sg++) {
@@ -687,7 +696,7 @@ int dv_prune(struct dv_repo *r, const struct dv_prune_opts *o, struct dv_prune_r
 			for (size_t e = 0; e < seg->n; e++) {
 				const struct dv_pack_info *pi = &seg->packs[seg->locs[e].pack];
 				struct dv_chunk_loc pl;
-				if (!dv_chunk_index_lookup(p.packmap, &pi->id, &pl) || p.packs[pl.pack].action != P_KEEP)
+				if (!dv_chunk_index_lookup(p.u.packmap, &pi->id, &pl) || p.action[pl.pack] != P_KEEP)
 					continue;
 				uint8_t both[2 * DV_ID_LEN];
 				struct dv_id key;
@@ -769,10 +778,9 @@ int dv_prune(struct dv_repo *r, const struct dv_prune_opts *o, struct dv_prune_r
 	free(p.seg_names);
 	dv_strlist_release(&p.names);
 	dv_strlist_release(&p.snapshots);
-	free(p.packs);
+	dv_usage_release(&p.u);
+	free(p.action);
 	dv_chunk_index_free(live);
-	dv_chunk_index_free(p.packmap);
-	dv_chunk_index_free(p.chosen);
 	dv_chunk_index_free(p.referenced);
 	dv_chunk_index_free(p.diskixs);
 	dv_lock_release(lock);

@@ -288,7 +288,11 @@ struct dv_check_report {
 	uint64_t snapshots, packs, index_segments, disk_indexes, chunks;
 	uint64_t errors;               /* problems found (each also passed to problem()) */
 	uint64_t unreferenced_chunks;  /* garbage: stored but no snapshot uses them */
-	uint64_t unreferenced_bytes;
+	uint64_t unreferenced_bytes;   /* (one copy of each) */
+	uint64_t duplicate_chunks;     /* further copies of used chunks in other packs */
+	uint64_t duplicate_bytes;
+	uint64_t used_bytes;           /* as prune counts them (bytes_used): one copy of each used chunk */
+	uint64_t unused_bytes;         /* all else in indexed packs (prune's bytes_unused_before) */
 	uint64_t unindexed_packs;      /* packs no index segment lists (interrupted backup) */
 	uint64_t stray_objects;        /* leftover temporary files, unknown names */
 	uint64_t packs_read;           /* --read-data: packs read and verified */

@@ -125,6 +125,15 @@ bool dv_chunk_index_insert(struct dv_chunk_index *ix, const struct dv_id *id, co
 uint32_t dv_chunk_index_add_pack(struct dv_chunk_index *ix, const struct dv_pack_info *p);
 void dv_chunk_index_set_pack(struct dv_chunk_index *ix, uint32_t n, const struct dv_pack_info *p);
 const struct dv_pack_info *dv_chunk_index_pack(struct dv_chunk_index *ix, uint32_t n);
+/*
+ * A table of per-pack records v[0..*n) (elem bytes each, the first member a
+ * struct dv_pack_info) with map (pack id -> record number in loc.pack):
+ * *no receives the number of info's pack; a pack not in the table yet gets
+ * a new zeroed record holding info (v grown, *cap its capacity). Returns v,
+ * possibly moved; the caller frees it.
+ */
+void *dv_pack_table_find(struct dv_chunk_index *map, void *v, size_t elem, size_t *n, size_t *cap,
+			 const struct dv_pack_info *info, size_t *no);
 uint32_t dv_chunk_index_pack_count(struct dv_chunk_index *ix);
 size_t dv_chunk_index_count(struct dv_chunk_index *ix);
 /* Calls fn for every entry (no concurrent inserts allowed meanwhile). */
@@ -241,6 +250,43 @@ int dv_repo_put_content(struct dv_repo *r, const char *dir, const void *data, si
 int dv_repo_get_content(struct dv_repo *r, const char *dir, const char *id_hex, size_t cap, struct dv_buf *out,
 			struct dv_err *err) DV_WUR;
 bool dv_repo_interrupted(void);
+
+/* ---- which stored bytes are used: prune's accounting, shared with check -- */
+
+/* One pack that index segments name. */
+struct dv_usage_pack {
+	struct dv_pack_info info;
+	size_t seg;            /* the first segment that names it */
+	uint64_t used_bytes;   /* stored bytes of the copies kept */
+	uint64_t total_bytes;  /* stored bytes of all its blobs */
+	uint64_t unused_bytes; /* total_bytes - used_bytes */
+	size_t used, total;    /* blob counts */
+};
+
+struct dv_usage {
+	struct dv_chunk_index *packmap; /* pack id -> number in packs (loc.pack) */
+	struct dv_chunk_index *chosen;  /* used chunk id -> the copy kept (loc.pack: number in packs) */
+	struct dv_usage_pack *packs;
+	size_t npacks, cap;
+	uint64_t used_bytes, unused_bytes;   /* sums over packs */
+	uint64_t duplicates, duplicate_bytes; /* further copies of used chunks in other packs */
+};
+/*
+ * Splits the stored bytes of the packs that segs[0..nsegs) name (in the
+ * order of their names) into used and unused, the way prune decides what
+ * to keep: of each chunk in referenced (the chunks snapshots use) the first
+ * copy in segment order is kept and used; everything else is unused -
+ * chunks no snapshot uses, and every further copy of a used chunk stored in
+ * another pack (a duplicate: two backups that ran concurrently, a copy into
+ * a repository that had the data already; counted in duplicates too). A
+ * pack that several segments name is counted once, from the first. A used
+ * chunk in no pack is not in chosen (prune refuses to run, check reports
+ * it). u is initialised here (borrows nothing); release with
+ * dv_usage_release().
+ */
+void dv_usage_count(struct dv_usage *u, const struct dv_index_segment *segs, size_t nsegs,
+		    struct dv_chunk_index *referenced);
+void dv_usage_release(struct dv_usage *u);
 
 /* ---- prune's choice of packs to rewrite (prune.c) ----------------------- */
 

@@ -95,6 +95,10 @@ bad() { # TEXT WANT
 }
 bad $'[repository]\npath = /x\n[retension]' "bad.conf:3: unknown section [retension]"
 bad $'[retention]\nkeep_dialy = 7' "bad.conf:2: unknown key 'keep_dialy' in [retention]"
+# a key of an older version: one line naming its replacement
+bad $'[retention]\nkeep_daily = 7\nrepack_threshold = 20' "bad.conf:3: [retention] repack_threshold"
+[ "$STDERR" = "diskvault: $T/bad.conf:3: [retention] repack_threshold was replaced by max_unused (repository-wide budget for unused data, default 5%) and max_repack_size" ] ||
+	fail "repack_threshold: $STDERR"
 bad $'[s3]\nsecret_access_key = hunter2' "bad.conf:2: [s3] secret_access_key: secrets are not allowed"
 assert_not_contains "$STDERR" hunter2 "secret refusal"
 bad $'[backup]\nthreads = lots' "bad.conf:2: backup.threads = lots: must be a decimal number"

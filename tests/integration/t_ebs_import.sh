@@ -218,6 +218,7 @@ expect_ok dv --repo "$T/enc" init --encrypt --kdf-n 1024
 expect_ok dv --repo "$T/enc" backup "$T/rand0.img" --all-blocks -q
 import_json "$T/enc" latest --parent none
 enc_snap=$EBS_SNAP
+enc_full=$(json_get "$IMP" 'j["blocks_sent"]')
 for f in "$T"/enc/ebs/*; do
 	if grep -aq "$enc_snap" "$f"; then fail "$f holds the EBS snapshot id in plaintext"; fi
 done
@@ -226,4 +227,12 @@ assert_same_file "$T/rand0.img" "$T/eback.img"
 expect_ok dv --repo "$T/enc" backup "$T/rand0.img" --all-blocks -q
 import_json "$T/enc" latest --parent auto
 [ "$(json_get "$IMP" 'j["blocks_sent"]')" = 0 ] || fail "unchanged disk sent blocks with --parent auto: $IMP"
+# both recorded EBS snapshots deleted since: DescribeSnapshots answers 400
+# InvalidSnapshot.NotFound for each, --parent auto passes over them
+A ec2 delete-snapshot --snapshot-id "$EBS_SNAP" || fail "delete-snapshot $EBS_SNAP"
+A ec2 delete-snapshot --snapshot-id "$enc_snap" || fail "delete-snapshot $enc_snap"
+import_json "$T/enc" latest --parent auto
+[ "$(json_get "$IMP" '[j["parent_ebs_snapshot_id"], j["blocks_sent"]]')" = "[null, $enc_full]" ] ||
+	fail "--parent auto with the recorded snapshots deleted: $IMP"
+note "  recorded snapshots deleted since: --parent auto sends all $enc_full blocks"
 unset DISKVAULT_PASSWORD_FILE

@@ -217,7 +217,9 @@ static void test_bad_values(void **state)
 	expect_fail("[backup]\nthreads = 4x\n", "must be a decimal number");
 	expect_fail("[backup]\nthreads = 99999999999999999999999\n", "must be between");
 	expect_fail("[retention]\nkeep_daily = 1e3\n", "must be a decimal number");
-	expect_fail("[retention]\nrepack_threshold = 20\n", "unknown key 'repack_threshold'");
+	expect_fail("[retention]\nrepack_threshold = 20\n",
+		    "t.conf:2: [retention] repack_threshold was replaced by max_unused (repository-wide budget for "
+		    "unused data, default 5%) and max_repack_size");
 	expect_fail("[retention]\nmax_unused = 100%\n", "must be a percentage below 100");
 	expect_fail("[retention]\nmax_unused = -1%\n", "must be a percentage below 100");
 	expect_fail("[retention]\nmax_unused = 5 %\n", "must be a percentage below 100");

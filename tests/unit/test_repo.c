@@ -531,6 +531,80 @@ static void test_prune_select(void **state)
 	assert_true(dv_prune_unused_limit(&o, 1) == DV_PRUNE_UNLIMITED);
 }
 
+/* The accounting prune and check share: one copy of each used chunk (the
+ * first in segment order) is used, every further copy in another pack and
+ * every unused chunk is unused; a pack two segments name counts once. */
+static void test_usage_count(void **state)
+{
+	(void)state;
+	struct dv_pack_info pk[3];
+	struct dv_id ch[5]; /* chunks 0..2 used, 3..4 not */
+	memset(pk, 0, sizeof pk);
+	for (int i = 0; i < 3; i++)
+		pk[i].id.b[0] = (uint8_t)(0x10 + i);
+	memset(ch, 0, sizeof ch);
+	for (int i = 0; i < 5; i++)
+		ch[i].b[0] = (uint8_t)(0x20 + i);
+	/* segment 0: pack A {0:100, 1:200, 3:50}, pack B {1:210, 2:300}
+	 * segment 1: pack B again (the same entries), pack C {0:105, 4:70, 2:300} */
+	static const struct {
+		int seg, pack, chunk;
+		uint32_t len;
+	} e[] = {{0, 0, 0, 100}, {0, 0, 1, 200}, {0, 0, 3, 50}, {0, 1, 1, 210}, {0, 1, 2, 300},
+		 {1, 1, 1, 210}, {1, 1, 2, 300}, {1, 2, 0, 105}, {1, 2, 4, 70},  {1, 2, 2, 300}};
+	struct dv_index_segment segs[2];
+	memset(segs, 0, sizeof segs);
+	for (int s = 0; s < 2; s++) {
+		segs[s].npacks = 3;
+		segs[s].packs = dv_calloc(3, sizeof *segs[s].packs);
+		memcpy(segs[s].packs, pk, sizeof pk);
+		segs[s].ids = dv_calloc(DV_ARRAY_SIZE(e), sizeof *segs[s].ids);
+		segs[s].locs = dv_calloc(DV_ARRAY_SIZE(e), sizeof *segs[s].locs);
+	}
+	for (size_t i = 0; i < DV_ARRAY_SIZE(e); i++) {
+		struct dv_index_segment *sg = &segs[e[i].seg];
+		sg->ids[sg->n] = ch[e[i].chunk];
+		sg->locs[sg->n] = (struct dv_chunk_loc){.pack = (uint32_t)e[i].pack, .stored_len = e[i].len};
+		sg->n++;
+	}
+	struct dv_chunk_index *ref = dv_chunk_index_new();
+	for (int i = 0; i < 3; i++)
+		assert_true(dv_chunk_index_insert(ref, &ch[i], &(struct dv_chunk_loc){0}));
+	struct dv_usage u;
+	dv_usage_count(&u, segs, 2, ref);
+	assert_int_equal(u.npacks, 3);
+	/* A: 0 and 1 kept, 3 unused; B: 2 kept, 1 a duplicate; C: all unused */
+	static const uint64_t used[3] = {300, 300, 0}, unused[3] = {50, 210, 475};
+	for (int i = 0; i < 3; i++) {
+		assert_true(dv_id_eq(&u.packs[i].info.id, &pk[i].id));
+		assert_int_equal(u.packs[i].used_bytes, used[i]);
+		assert_int_equal(u.packs[i].unused_bytes, unused[i]);
+	}
+	assert_int_equal(u.packs[1].seg, 0);
+	assert_int_equal(u.packs[2].seg, 1);
+	assert_int_equal(u.used_bytes, 600);
+	assert_int_equal(u.unused_bytes, 735);
+	/* further copies of used chunks: 1 in B, 0 and 2 in C */
+	assert_int_equal(u.duplicates, 3);
+	assert_int_equal(u.duplicate_bytes, 210 + 105 + 300);
+	struct dv_chunk_loc kept;
+	assert_true(dv_chunk_index_lookup(u.chosen, &ch[1], &kept));
+	assert_int_equal(kept.pack, 0);
+	assert_false(dv_chunk_index_lookup(u.chosen, &ch[3], NULL));
+	dv_usage_release(&u);
+	/* nothing used: all unused, no duplicates */
+	struct dv_chunk_index *none = dv_chunk_index_new();
+	dv_usage_count(&u, segs, 2, none);
+	assert_int_equal(u.used_bytes, 0);
+	assert_int_equal(u.unused_bytes, 100 + 200 + 50 + 210 + 300 + 105 + 70 + 300);
+	assert_int_equal(u.duplicates, 0);
+	dv_usage_release(&u);
+	dv_chunk_index_free(none);
+	dv_chunk_index_free(ref);
+	for (int s = 0; s < 2; s++)
+		dv_index_segment_release(&segs[s]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -542,6 +616,7 @@ int main(void)
 		cmocka_unit_test(test_store_delete_many),
 		cmocka_unit_test(test_workq_order),
 		cmocka_unit_test(test_prune_select),
+		cmocka_unit_test(test_usage_count),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

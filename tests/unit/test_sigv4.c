@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -731,6 +732,102 @@ static void test_config(void **state)
 	free(credp);
 }
 
+/* dv_aws_endpoint_resolve: each step of the precedence, for S3, EBS and EC2,
+ * removed one at a time from the top. */
+static char *resolved(const struct dv_aws_config *cfg, const char *service, const char *explicit_url, bool *custom)
+{
+	char *url = NULL;
+	struct dv_err err;
+	assert_int_equal(dv_aws_endpoint_resolve(cfg, service, explicit_url, &url, custom, &err), 0);
+	assert_non_null(url);
+	return url;
+}
+
+#define assert_endpoint(cfg, service, explicit_url, want, want_custom)                                            \
+	do {                                                                                                      \
+		bool c_ = !(want_custom);                                                                         \
+		char *u_ = resolved(cfg, service, explicit_url, &c_);                                             \
+		assert_string_equal(u_, want);                                                                    \
+		assert_int_equal(c_, want_custom);                                                                \
+		free(u_);                                                                                         \
+	} while (0)
+
+static void test_endpoint_precedence(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/dv-aws-ep-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	static const char ini[] = "[profile p]\nservices = loc\nendpoint_url = http://profile:6/\n"
+				  "s3 =\n  endpoint_url = http://nested-s3:5\n  addressing_style = path\n"
+				  "ec2 =\n  endpoint_url = http://nested-ec2:5\n"
+				  "[services loc]\nebs =\n  endpoint_url = http://services-ebs:4\n"
+				  "s3 =\n  endpoint_url = http://services-s3:4\n";
+	assert_int_equal(write(fd, ini, sizeof ini - 1), (ssize_t)(sizeof ini - 1));
+	close(fd);
+	struct dv_aws_config cfg = {.profile = "p", .region = "eu-west-1", .config_path = path};
+	unsetenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+	setenv("AWS_ENDPOINT_URL", "http://all:3", 1);
+	setenv("AWS_ENDPOINT_URL_S3", "http://env-s3:2", 1);
+	setenv("AWS_ENDPOINT_URL_EBS", "http://env-ebs:2", 1);
+	setenv("AWS_ENDPOINT_URL_EC2", "http://env-ec2:2", 1);
+	setenv("AWS_ENDPOINT_URL_ELASTIC_BEANSTALK", "http://env-eb:2", 1);
+
+	/* 1. the option */
+	assert_endpoint(&cfg, "s3", "http://opt:1//", "http://opt:1", true);
+	assert_endpoint(&cfg, "ebs", "https://opt:1/p", "https://opt:1/p", true);
+	/* 2. AWS_ENDPOINT_URL_<ID>: upper case, spaces as underscores */
+	assert_endpoint(&cfg, "s3", NULL, "http://env-s3:2", true);
+	assert_endpoint(&cfg, "ebs", NULL, "http://env-ebs:2", true);
+	assert_endpoint(&cfg, "ec2", NULL, "http://env-ec2:2", true);
+	assert_endpoint(&cfg, "elastic beanstalk", NULL, "http://env-eb:2", true);
+	/* 3. AWS_ENDPOINT_URL */
+	unsetenv("AWS_ENDPOINT_URL_S3");
+	unsetenv("AWS_ENDPOINT_URL_EBS");
+	unsetenv("AWS_ENDPOINT_URL_EC2");
+	unsetenv("AWS_ENDPOINT_URL_ELASTIC_BEANSTALK");
+	assert_endpoint(&cfg, "s3", NULL, "http://all:3", true);
+	assert_endpoint(&cfg, "ec2", NULL, "http://all:3", true);
+	/* the option still wins, the ignore switch leaves only it and the default */
+	assert_endpoint(&cfg, "ec2", "http://opt:1", "http://opt:1", true);
+	setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "TRUE", 1);
+	assert_endpoint(&cfg, "ec2", NULL, "https://ec2.eu-west-1.amazonaws.com", false);
+	assert_endpoint(&cfg, "s3", "http://opt:1", "http://opt:1", true);
+	unsetenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+	unsetenv("AWS_ENDPOINT_URL");
+	/* 4. the services section, 5. the profile's nested block, 6. its endpoint_url */
+	assert_endpoint(&cfg, "ebs", NULL, "http://services-ebs:4", true);
+	assert_endpoint(&cfg, "s3", NULL, "http://services-s3:4", true);
+	assert_endpoint(&cfg, "ec2", NULL, "http://nested-ec2:5", true);
+	assert_endpoint(&cfg, "sts", NULL, "http://profile:6", true);
+	/* 7. the default, also for a profile without a config file */
+	cfg.profile = "other";
+	assert_endpoint(&cfg, "ebs", NULL, "https://ebs.eu-west-1.amazonaws.com", false);
+	cfg.config_path = "/nonexistent/config";
+	cfg.region = "cn-north-1";
+	assert_endpoint(&cfg, "ec2", NULL, "https://ec2.cn-north-1.amazonaws.com.cn", false);
+
+	/* a URL without http(s):// names the service and is a usage error */
+	char *url = (char *)"x";
+	struct dv_err err;
+	assert_int_equal(dv_aws_endpoint_resolve(&cfg, "ebs", "ftp://h", &url, NULL, &err), -DV_E_USAGE);
+	assert_null(url);
+	assert_string_equal(err.msg, "EBS endpoint 'ftp://h' must start with http:// or https://");
+	setenv("AWS_ENDPOINT_URL_S3", "minio:9000/", 1);
+	assert_int_equal(dv_aws_endpoint_resolve(&cfg, "s3", NULL, &url, NULL, &err), -DV_E_USAGE);
+	assert_string_equal(err.msg, "S3 endpoint 'minio:9000' must start with http:// or https://");
+	unsetenv("AWS_ENDPOINT_URL_S3");
+	/* a malformed config file names the file */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "[profile p\n", 11), 11);
+	close(fd);
+	cfg.config_path = path;
+	assert_int_equal(dv_aws_endpoint_resolve(&cfg, "ec2", NULL, &url, NULL, &err), -DV_E_USAGE);
+	assert_non_null(strstr(err.msg, path));
+	unlink(path);
+}
+
 static void test_imds_creds(void **state)
 {
 	(void)state;
@@ -840,6 +937,7 @@ int main(void)
 		cmocka_unit_test(test_xml_hostile),  cmocka_unit_test(test_xml_list),
 		cmocka_unit_test(test_xml_multipart), cmocka_unit_test(test_xml_delete),
 		cmocka_unit_test(test_ini),           cmocka_unit_test(test_config),
+		cmocka_unit_test(test_endpoint_precedence),
 		cmocka_unit_test(test_imds_creds),    cmocka_unit_test(test_imds_token_role),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
