@@ -23,6 +23,7 @@ Subcommands:
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 
@@ -297,19 +298,32 @@ def stream(kind, seed, n):
 
 
 def debugfs_blocks(img, part_off, paths):
-    """Physical block numbers (fs blocks) of each path, via one debugfs run."""
-    cmds = "".join(f'blocks "{p}"\n' for p in paths)
+    """Physical block numbers (fs blocks) of each path's data, via one
+    debugfs run. debugfs "blocks" also lists the extent tree's own blocks
+    (of files with more than four extents): "dump_extents -n" names those,
+    and they are left out, so that a mutation never overwrites metadata."""
+    cmds = "".join(f'blocks "{p}"\ndump_extents -n "{p}"\n' for p in paths)
     res = subprocess.run(["debugfs", "-f", "-", f"{img}?offset={part_off}"],
                          input=cmds.encode(), capture_output=True, check=True)
-    out = {}
-    cur = None
+    out, tree = {}, {}
+    cur, cmd = None, None
+    node = re.compile(r"^\s*\d+/\s*\d+\s+\d+/\s*\d+\s+\d+\s*-\s*\d+\s+(\d+)\s")
     for line in res.stdout.decode(errors="replace").splitlines():
         if line.startswith("debugfs:"):
-            cur = line.split(None, 2)[2].strip().strip('"') if len(line.split()) > 2 else None
+            parts = line.split(None, 2)
+            cmd = parts[1] if len(parts) > 1 else None
+            rest = line.split(None, 3) if cmd == "dump_extents" else parts
+            cur = rest[-1].strip().strip('"') if len(rest) > 2 else None
             continue
-        if cur is not None and line.strip():
+        if cur is None or not line.strip():
+            continue
+        if cmd == "blocks":
             out.setdefault(cur, []).extend(int(x) for x in line.split() if x.isdigit())
-    return out
+        elif cmd == "dump_extents":
+            m = node.match(line)
+            if m:
+                tree.setdefault(cur, set()).add(int(m.group(1)))
+    return {p: [b for b in bl if b not in tree.get(p, ())] for p, bl in out.items()}
 
 
 def mutate(img, seed, part_off, manifest, fraction):

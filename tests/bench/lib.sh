@@ -104,6 +104,10 @@ bench_mutated() {
   cp --sparse=always "$base" "$mut"
   cp "$base.info.json" "$mut.info.json"; cp "$base.manifest.tsv" "$mut.manifest.tsv"
   "$HERE/mutate.sh" "$mut" "$SEED" >/dev/null
+  # the mutation changes file data only: the ext4 must stay consistent
+  if ! e2fsck -fn "$mut?offset=$(jq .root.start "$mut.info.json")" >/dev/null 2>&1; then
+    echo "bench: the mutated image $mut fails e2fsck (mutate.sh damaged metadata)" >&2; return 1
+  fi
   cp "$base.stamp" "$mut.stamp"
 }
 

@@ -106,7 +106,7 @@ def crypt_section(meta, res):
     nlist = ", ".join(str(n) for n in ns) if ns else str(k.get("n", "n/a"))
     kdf_names = sorted({r.get("kdf_name") or "scrypt" for r in res.get("crypt", "enc", "init") if r.get("kdf")})
     kdf_name = ", ".join(kdf_names) or "n/a"
-    lanes = (f"; scrypt-parallel derives the p lanes on min(p, CPUs, 4) = {min(int(k.get('p', 1)), meta['nproc'], 4)} "
+    lanes = (f"; scrypt-parallel derives the p lanes on min(p, CPUs, 4) = {min(int(k.get('p', 1)), int(meta['nproc']), 4)} "
              f"threads here" if "scrypt-parallel" in kdf_names and k else "")
     out.append(
         f"The same image ({', '.join(str(x) for x in sizes)} MiB; generator and mutation of the main benchmark, seed "
