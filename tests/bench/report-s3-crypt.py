@@ -175,16 +175,19 @@ def crypt_table(meta, res, size):
         f"header bit-exact, its ESP passes `fsck.fat -n` and holds the same files, and its ext4 passes "
         f"`e2fsck -fn` ({meta['e2fsck']}).")
     out.append("")
-    out.append("| target (issue 7) | measured | result |")
-    out.append("|---|---|---|")
+    # Two verdicts: the whole command, and its data path (net of the fixed
+    # key derivation, which the issue sets at ~0.5 s of scrypt).
+    def verdict(x):
+        return "n/a" if x is None else ("**met**" if x <= 1.10 else "**missed**")
+    out.append("| target (issue 7) | measured | whole command (wall) | data path (net of opening) |")
+    out.append("|---|---|---|---|")
     for ph, label in (("first", "first backup"), ("incr", "incremental backup")):
         r, net, cr = ratios.get(ph, (None, None, None))
-        res_s = "n/a" if r is None else ("**met**" if r <= 1.10 else "**missed**")
-        out.append(f"| encrypted {label} within 10% of unencrypted (wall), {size} MiB disk | {rx(r)} (net of opening: {rx(net)}; "
-                   f"CPU: {rx(cr)}) | {res_s} |")
+        out.append(f"| encrypted {label} within 10% of unencrypted, {size} MiB disk | {rx(r)} (net of opening: {rx(net)}; "
+                   f"CPU: {rx(cr)}) | {verdict(r)} | {verdict(net)} |")
     r, net, cr = ratios.get("restore", (None, None, None))
     out.append(f"| restore, encrypted vs unencrypted (stated, no target), {size} MiB disk | {rx(r)} (net of opening: {rx(net)}; "
-               f"CPU: {rx(cr)}) | – |")
+               f"CPU: {rx(cr)}) | – | – |")
     out.append("")
     return out
 
@@ -296,7 +299,7 @@ def s3_section(meta, res):
         "everything stored (both snapshots), so its ratio is a lower bound.")
     out.append("")
     out.append("| restore | wall s | stored MB | downloaded MB | downloaded / stored | requests | "
-               "repeats read back from the target MB | client CPU s | server CPU s | verified |")
+               "repeated chunks written from one download MB | client CPU s | server CPU s | verified |")
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     dr = {}
     for ph, label in (("restore-first", "first snapshot"), ("restore-latest", "latest snapshot")):
