@@ -101,19 +101,20 @@ def crypt_section(meta, res):
     rows = [r for r in res.rows if r.get("part") == "crypt"]
     sizes = sorted({r.get("size_mib", meta["size_mib"]) for r in rows}) or [meta["size_mib"]]
     ns = sorted({r["kdf"]["n"] for r in res.get("crypt", "enc", "init") if r.get("kdf")})
+    ps = sorted({r["kdf"]["p"] for r in res.get("crypt", "enc", "init") if r.get("kdf")})
     kdf = meta.get("kdf")
     k = kdf["keys"][0] if isinstance(kdf, dict) and kdf.get("keys") else {}
     nlist = ", ".join(str(n) for n in ns) if ns else str(k.get("n", "n/a"))
     kdf_names = sorted({r.get("kdf_name") or "scrypt" for r in res.get("crypt", "enc", "init") if r.get("kdf")})
     kdf_name = ", ".join(kdf_names) or "n/a"
-    lanes = (f"; scrypt-parallel derives the p lanes on min(p, CPUs, 4) = {min(int(k.get('p', 1)), int(meta['nproc']), 4)} "
-             f"threads here" if "scrypt-parallel" in kdf_names and k else "")
+    lanes = (f"; scrypt-parallel derives the p lanes on min(p, CPUs, 4) = {min(max(ps or [1]), int(meta['nproc']), 4)} "
+             f"threads here" if "scrypt-parallel" in kdf_names else "")
     out.append(
         f"The same image ({', '.join(str(x) for x in sizes)} MiB; generator and mutation of the main benchmark, seed "
         f"{meta['seed']}), backed up into an unencrypted repository (`init`) and an encrypted one "
         f"(`init --encrypt`, passphrase from `--password-file`, key derivation `{kdf_name}` with the scrypt "
         f"parameters `init` tunes to ~0.5 s of CPU work at the moment it runs: r={k.get('r', 'n/a')}, "
-        f"p={k.get('p', 'n/a')}, N={nlist} in these runs (scrypt memory N·r·128 bytes per lane: "
+        f"p={(str(ps[0]) if len(ps) == 1 else f'{ps[0]}–{ps[-1]}') if ps else k.get('p', 'n/a')}, N={nlist} in these runs (scrypt memory N·r·128 bytes per lane: "
         f"{', '.join(f'{n * 8 * 128 >> 20} MiB' for n in ns) or 'n/a'}{lanes}); AES-256-GCM, "
         f"HMAC-SHA256 chunk ids; CPU AES-NI: {meta['aes_ni']}). {meta.get('crypt_runs', meta['runs'])} runs, the two modes "
         "interleaved (plain first in odd runs, encrypted first in even runs), fresh repositories each run: "
