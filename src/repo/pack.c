@@ -122,7 +122,8 @@ static int add_member(struct dv_pack_writer *w, const char *name, const void *da
 int dv_pack_writer_add(struct dv_pack_writer *w, const struct dv_id *id, const void *blob, uint32_t stored_len,
 		       uint32_t raw_len, uint64_t *offset, struct dv_err *err)
 {
-	char name[DV_ID_HEX_LEN + 8];
+	char name[DV_ID_HEX_LEN + sizeof DV_PACK_SEALED_SUFFIX];
+	_Static_assert(sizeof DV_PACK_SEALED_SUFFIX >= sizeof DV_PACK_BLOB_SUFFIX, "name buffer");
 	dv_id_hex(name, id);
 	strcat(name, w->repo->encrypted ? DV_PACK_SEALED_SUFFIX : DV_PACK_BLOB_SUFFIX);
 	int rc = add_member(w, name, blob, stored_len, offset, err);
