@@ -128,7 +128,7 @@ struct walker {
 	const char *disk_name;
 	struct dv_lock *lock;
 	uint64_t range_gap;
-	uint32_t last_pack;   /* for stats->packs */
+	bool *pack_seen;      /* per pack of the chunk index: counted in stats->packs */
 };
 
 static void finish_job(struct walker *w, struct rjob *j)
@@ -315,8 +315,12 @@ static int run_plan(struct walker *w, const struct dv_disk_index *d, const struc
 			}
 			k++;
 		}
-		if (i == 0 || v[i].pack != v[i - 1].pack)
+		if (!w->pack_seen)
+			w->pack_seen = dv_calloc(dv_chunk_index_pack_count(w->ctx.ix) + 1, sizeof *w->pack_seen);
+		if (!w->pack_seen[v[i].pack]) { /* once per command, not per disk */
+			w->pack_seen[v[i].pack] = true;
 			w->st->packs++;
+		}
 		struct rjob *j = w->free_jobs;
 		if (j)
 			w->free_jobs = j->next_free;
@@ -381,6 +385,7 @@ static void walker_release(struct walker *w, struct dv_repo *r)
 {
 	dv_store_set_readahead(r->store, true);
 	dv_workq_free(w->q);
+	free(w->pack_seen);
 	while (w->free_jobs) {
 		struct rjob *j = w->free_jobs;
 		w->free_jobs = j->next_free;

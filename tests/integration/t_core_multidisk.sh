@@ -56,3 +56,11 @@ restore_check "$R" "$SNAP" "$T/b.img"
 restore_check "$R" "$S_A" "$T/a.img"
 expect_ok dv --repo "$R" check
 expect_ok dv --repo "$R2" check
+
+# verify of the two-disk snapshot reads each pack it needs and counts it
+# once, not once per disk: a and b share nearly everything.
+expect_ok dv --repo "$R2" --json verify "$S3"
+VPACKS=$(json_get "$STDOUT" 'j["packs"]')
+NPACKS=$(pack_files "$R2" | wc -l)
+note "verify of a + b: $VPACKS packs read of $NPACKS"
+[ "$VPACKS" -ge 1 ] && [ "$VPACKS" -le "$NPACKS" ] || fail "verify counted $VPACKS packs; the repository has $NPACKS"
