@@ -142,9 +142,7 @@ int dv_crypt_scrypt_parallel(const char *pass, size_t pass_len, const uint8_t sa
 		return dv_error(err, DV_E_FAIL, "scrypt-parallel: p=%u is outside 1..%d", sp->p, DV_SCRYPT_MAX_P);
 	unsigned nt = max_threads ? max_threads : 1;
 	if (nt > sp->p)
-		nt = sp->p;
-	if (nt > DV_SCRYPT_MAX_P)
-		nt = DV_SCRYPT_MAX_P;
+		nt = sp->p; /* so nt <= DV_SCRYPT_MAX_P */
 	uint8_t lanes[DV_SCRYPT_MAX_P * DV_CRYPT_KEY_LEN];
 	struct lane_work w[DV_SCRYPT_MAX_P];
 	pthread_t tid[DV_SCRYPT_MAX_P];
@@ -175,6 +173,17 @@ int dv_crypt_scrypt_parallel(const char *pass, size_t pass_len, const uint8_t sa
 	return rc;
 }
 
+/* Seconds one scrypt lane (N = n, r = 8, p = 1) takes here; -1 on failure. */
+static double lane_seconds(uint64_t n)
+{
+	uint8_t salt[DV_CRYPT_SALT_LEN] = {0}, key[DV_CRYPT_KEY_LEN];
+	struct dv_scrypt_params t = {n, 8, 1};
+	double t0 = dv_now();
+	int rc = dv_crypt_scrypt("tune", 4, salt, &t, key, NULL);
+	dv_crypt_wipe(key, sizeof key);
+	return rc < 0 ? -1 : dv_now() - t0;
+}
+
 void dv_crypt_scrypt_tune(double target_seconds, struct dv_scrypt_params *sp)
 {
 	/* Memory is 128 * N * r bytes and time N * r * p: N stops at 2^15
@@ -182,15 +191,13 @@ void dv_crypt_scrypt_tune(double target_seconds, struct dv_scrypt_params *sp)
 	 * memory bound of a plain one, and p buys the rest of the time. */
 	sp->r = 8;
 	sp->p = 1;
-	uint8_t salt[DV_CRYPT_SALT_LEN] = {0}, key[DV_CRYPT_KEY_LEN];
 	uint64_t n = 1u << 12;
 	double dt = 0;
 	for (;;) {
-		struct dv_scrypt_params t = {n, 8, 1};
-		double t0 = dv_now();
-		if (dv_crypt_scrypt("tune", 4, salt, &t, key, NULL) < 0)
+		double t = lane_seconds(n);
+		if (t < 0)
 			break;
-		dt = dv_now() - t0;
+		dt = t;
 		/* Doubling N doubles the time: stop at the last N under target. */
 		if (dt * 2 > target_seconds || n >= DV_SCRYPT_MAX_TUNED_N)
 			break;
@@ -200,11 +207,10 @@ void dv_crypt_scrypt_tune(double target_seconds, struct dv_scrypt_params *sp)
 	/* p comes from one lane's time: take the fastest of three, so that
 	 * other load at init time does not lower the cost for good. */
 	for (int i = 0; i < 2 && dt > 0; i++) {
-		struct dv_scrypt_params t = {n, 8, 1};
-		double t0 = dv_now();
-		if (dv_crypt_scrypt("tune", 4, salt, &t, key, NULL) < 0)
+		double t = lane_seconds(n);
+		if (t < 0)
 			break;
-		dt = DV_MIN(dt, dv_now() - t0);
+		dt = DV_MIN(dt, t);
 	}
 	if (dt > 0 && dt < target_seconds) {
 		double p = target_seconds / dt;
@@ -212,7 +218,6 @@ void dv_crypt_scrypt_tune(double target_seconds, struct dv_scrypt_params *sp)
 	}
 	if (sp->p < 1)
 		sp->p = 1;
-	dv_crypt_wipe(key, sizeof key);
 }
 
 bool dv_crypt_equal(const void *a, const void *b, size_t n) { return CRYPTO_memcmp(a, b, n) == 0; }

@@ -315,8 +315,6 @@ static int run_plan(struct walker *w, const struct dv_disk_index *d, const struc
 			}
 			k++;
 		}
-		if (!w->pack_seen)
-			w->pack_seen = dv_calloc(dv_chunk_index_pack_count(w->ctx.ix) + 1, sizeof *w->pack_seen);
 		if (!w->pack_seen[v[i].pack]) { /* once per command, not per disk */
 			w->pack_seen[v[i].pack] = true;
 			w->st->packs++;
@@ -373,11 +371,13 @@ static unsigned plan_threads(struct dv_repo *r, unsigned asked)
 	return dv_store_is_local(r->store) ? n : DV_MAX(n, (unsigned)REMOTE_READERS);
 }
 
+/* w->ctx.ix is set: the chunk index is loaded. */
 static void walker_start(struct walker *w, struct dv_repo *r, unsigned asked)
 {
 	w->threads = plan_threads(r, asked);
 	w->range_gap = dv_env_size("DISKVAULT_READ_GAP", RANGE_GAP);
 	w->q = dv_workq_new(w->threads, 2 * w->threads + 2, rwork, &w->ctx);
+	w->pack_seen = dv_calloc(dv_chunk_index_pack_count(w->ctx.ix) + 1, sizeof *w->pack_seen);
 	dv_store_set_readahead(r->store, false);
 }
 
