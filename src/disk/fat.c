@@ -10,7 +10,7 @@
  *
  * A cluster whose FAT entry is 0 is free; anything else (a next-cluster
  * pointer, end of chain, bad cluster) is kept. Everything is read through
- * dv_source_read with bounds checked before each read; the table is
+ * dv_vol_read with bounds checked before each read; the table is
  * streamed in 1 MiB pieces, so its size needs no allocation.
  *
  * The free-space map is trusted only when every check below passes;
@@ -117,14 +117,14 @@ static uint32_t fat12_entry(const uint8_t *t, uint64_t k)
 	return k & 1 ? v >> 4 : v & 0xfff;
 }
 
-int dv_usedmap_fat(const struct dv_source *src, uint64_t part_off, uint64_t part_len, struct dv_ext_info *info,
-		   struct dv_ivl_list *unused, char **why)
+int dv_usedmap_fat(const struct dv_vol *vol, struct dv_ext_info *info, struct dv_ivl_list *unused, char **why)
 {
+	const uint64_t part_len = vol->size;
 	memset(info, 0, sizeof *info);
 	*why = NULL;
 	uint8_t bs[512];
 	struct dv_err e;
-	if (part_len < 512 || dv_source_read(src, part_off, bs, 512, &e) < 0) {
+	if (part_len < 512 || dv_vol_read(vol, 0, bs, 512, &e) < 0) {
 		*why = dv_strdup("its boot sector cannot be read");
 		return -1;
 	}
@@ -151,12 +151,12 @@ int dv_usedmap_fat(const struct dv_source *src, uint64_t part_off, uint64_t part
 
 	for (uint64_t pos = 0; pos < tbytes;) {
 		size_t n = g.bits == 12 ? (size_t)tbytes : (size_t)DV_MIN((uint64_t)CHUNK, tbytes - pos);
-		if (dv_source_read(src, part_off + g.fat_off + pos, t, n, &e) < 0) {
+		if (dv_vol_read(vol, g.fat_off + pos, t, n, &e) < 0) {
 			*why = dv_strdup("its FAT cannot be read");
 			goto out;
 		}
 		for (unsigned k = 1; k < g.nfats; k++) {
-			if (dv_source_read(src, part_off + g.fat_off + k * g.fat_bytes + pos, c, n, &e) < 0) {
+			if (dv_vol_read(vol, g.fat_off + k * g.fat_bytes + pos, c, n, &e) < 0) {
 				*why = dv_asprintf("its FAT %u cannot be read", k + 1);
 				goto out;
 			}
@@ -195,7 +195,7 @@ int dv_usedmap_fat(const struct dv_source *src, uint64_t part_off, uint64_t part
 				if (k == g.root_cluster)
 					root_used = true;
 				if (in_run)
-					dv_ivl_add(&runs, part_off + g.data_off + (run_start - 2) * g.cluster,
+					dv_ivl_add(&runs, g.data_off + (run_start - 2) * g.cluster,
 						   (k - run_start) * g.cluster);
 				in_run = false;
 			} else if (!in_run) {
@@ -206,7 +206,7 @@ int dv_usedmap_fat(const struct dv_source *src, uint64_t part_off, uint64_t part
 		pos += n;
 	}
 	if (in_run)
-		dv_ivl_add(&runs, part_off + g.data_off + (run_start - 2) * g.cluster,
+		dv_ivl_add(&runs, g.data_off + (run_start - 2) * g.cluster,
 			   (g.clusters + 2 - run_start) * g.cluster);
 	info->has_used = true;
 	info->used_bytes = g.data_off + used * g.cluster;

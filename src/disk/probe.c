@@ -426,6 +426,23 @@ static bool is_ext(const char *type)
 			!strcmp(type, "ext4dev"));
 }
 
+/* The used-block parsers that read a filesystem through a volume
+ * (probe_internal.h), by libblkid TYPE. One line per filesystem. */
+static const struct {
+	const char *type;
+	dv_usedmap_fn fn;
+} fs_maps[] = {
+	{"vfat", dv_usedmap_fat},
+};
+
+static dv_usedmap_fn fs_map(const char *type)
+{
+	for (size_t i = 0; type && i < sizeof fs_maps / sizeof fs_maps[0]; i++)
+		if (!strcmp(type, fs_maps[i].type))
+			return fs_maps[i].fn;
+	return NULL;
+}
+
 /* The filesystem's unused runs become the partition's unused extents. */
 static void take_unused(const struct dv_ivl_list *runs, struct dv_ivl_list *unused, const char **imaged)
 {
@@ -514,18 +531,26 @@ static int analyse(const struct dv_source *src, const char *what, json_t *fs, ui
 		dv_ivl_release(&runs);
 		return 0;
 	}
-	if (type && !strcmp(type, "vfat")) {
+	dv_usedmap_fn map = fs_map(type);
+	if (map) {
 		struct dv_ext_info info;
 		struct dv_ivl_list runs = {0};
+		struct dv_vol vol;
+		dv_vol_range(&vol, src, start, len, "%s", what);
 		char *why = NULL;
-		int r = dv_usedmap_fat(src, start, len, &info, &runs, &why);
+		int r = map(&vol, &info, &runs, &why);
 		if (info.has_used)
 			json_object_set_new(fs, "used_bytes", json_integer((json_int_t)info.used_bytes));
 		if (r < 0 && !inconsistent && !whole)
 			warn(warnings, "%s (%s): %s; it was read whole", what, type, why);
-		if (r == 0 && !whole && !inconsistent && !all_blocks)
-			take_unused(&runs, unused, imaged);
+		if (r == 0 && !whole && !inconsistent && !all_blocks) {
+			struct dv_ivl_list on_disk = {0};
+			dv_vol_to_disk(&vol, src, &runs, &on_disk);
+			take_unused(&on_disk, unused, imaged);
+			dv_ivl_release(&on_disk);
+		}
 		free(why);
+		dv_vol_release(&vol);
 		dv_ivl_release(&runs);
 		return 0;
 	}

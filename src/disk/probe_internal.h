@@ -6,6 +6,7 @@
 #define DV_DISK_PROBE_INTERNAL_H
 
 #include "disk/probe.h"
+#include "disk/volume.h"
 
 /* A list of byte ranges [off, off+len) on the disk. */
 struct dv_ivl {
@@ -54,16 +55,21 @@ int dv_usedmap_ext(const char *path, uint64_t part_off, uint64_t part_len, struc
 void dv_ext2_errors_init(void);
 
 /*
- * Reads the boot sector and allocation tables of the FAT12/16/32 filesystem
- * at byte part_off of src (at most part_len bytes; fat.c says what is
- * checked) and appends to unused every run of free clusters. Returns 0 when
- * the map can be trusted; otherwise -1 with *why (caller frees) saying why
- * the partition must be read whole, and nothing appended. info: opened (the
- * boot sector made sense), has_used / used_bytes (reserved sectors, FATs,
- * root directory and allocated clusters), fs_bytes; needs_recovery unused.
+ * A used-block parser of one filesystem type: reads the filesystem that
+ * fills volume v (volume.h) and appends to unused every run of free space,
+ * in volume offsets. Returns 0 when the map can be trusted; otherwise -1
+ * with *why (caller frees) a sentence saying why the volume must be read
+ * whole, and nothing appended. info is filled as far as known in both
+ * cases (opened, has_used / used_bytes, fs_bytes; needs_recovery where the
+ * filesystem has a journal or log that must be replayed first).
+ * Every read goes through dv_vol_read and is bounds-checked first.
  */
-int dv_usedmap_fat(const struct dv_source *src, uint64_t part_off, uint64_t part_len, struct dv_ext_info *info,
-		   struct dv_ivl_list *unused, char **why);
+typedef int (*dv_usedmap_fn)(const struct dv_vol *v, struct dv_ext_info *info, struct dv_ivl_list *unused,
+			     char **why);
+
+/* FAT12/16/32 (fat.c says what is checked): used = reserved sectors, FATs,
+ * root directory and allocated clusters. */
+int dv_usedmap_fat(const struct dv_vol *v, struct dv_ext_info *info, struct dv_ivl_list *unused, char **why);
 
 /* ---- devices stacked on a disk (probe.c) ---------------------------------- */
 

@@ -92,12 +92,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct dv_ext_info info;
 	struct dv_ivl_list unused = {0};
 	char *why = NULL;
-	if (dv_usedmap_fat(&src, 0, size, &info, &unused, &why) == 0) {
+	struct dv_vol vol;
+	dv_vol_range(&vol, &src, 0, size, "fuzz");
+	if (dv_usedmap_fat(&vol, &info, &unused, &why) == 0) {
 		for (size_t i = 0; i < unused.n; i++)
 			if (unused.v[i].off + unused.v[i].len > size)
 				abort(); /* free space past the filesystem */
 	}
 	free(why);
+	dv_vol_release(&vol);
 	dv_ivl_release(&unused);
 	(void)err;
 #elif DV_FUZZ_TARGET == 9
