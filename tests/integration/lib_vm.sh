@@ -122,9 +122,9 @@ _vm_base() {
 		[ -e "$r$p" ] || ln -s "$(readlink -f "$p")" "$r$p"
 	done
 	for t in pvcreate vgcreate lvcreate lvremove vgchange vgremove pvs vgs lvs lvchange vgscan; do
-		ln -sf lvm "$r/sbin/$t"
+		ln -sf "$(readlink -f "$(PATH=$PATH:/usr/sbin command -v lvm)")" "$r/sbin/$t"
 	done
-	ln -sf mke2fs "$r/sbin/mkfs.ext4"
+	ln -sf "$(readlink -f "$(PATH=$PATH:/usr/sbin command -v mke2fs)")" "$r/sbin/mkfs.ext4"
 	# lvm2 without udev: it creates its /dev nodes itself
 	cat >"$r/etc/lvm/lvm.conf" <<-'EOF'
 		devices { obtain_device_list_from_udev = 0 }
@@ -274,4 +274,5 @@ vm_expect_run() {
 		tail -n 60 "$VM_OUT" >&2
 		fail "VM script $(basename "$1") exited $rc"
 	fi
+	grep -E '^(DVINIT|DVMARK)' "$VM_OUT" | sed 's/^/# /' || true
 }
