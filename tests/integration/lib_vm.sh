@@ -34,7 +34,10 @@ VM_CACHE=${DV_BUILD_DIR:-$T}/vm
 VM_LOG=$T/vm.log
 VM_OUT=$T/vm.out
 # the modules loaded at boot, with their dependencies (modules.dep)
-VM_MODULES=(virtio_pci virtio_blk dm-mod dm-snapshot dm-flakey dm-zero md-mod raid1 linear xfs)
+VM_MODULES=(virtio_pci virtio_blk dm-mod dm-snapshot dm-flakey dm-zero md-mod raid1 linear)
+# in the initramfs but loaded only by `modload` in a script (xfs alone takes
+# seconds to load under TCG)
+VM_LAZY_MODULES=(xfs)
 # the programs copied with their shared libraries (ldd); busybox gives the rest
 VM_TOOLS=(lvm dmsetup mdadm mke2fs e2fsck tune2fs dumpe2fs debugfs mkfs.xfs xfs_repair xfs_db 
 	sfdisk blkid wipefs losetup sha256sum cmp truncate)
@@ -87,7 +90,7 @@ _vm_modules() {
 		done
 		echo "$p"
 	}
-	for m in "${VM_MODULES[@]}"; do
+	for m in "$@"; do
 		local p
 		p=$(awk -F: -v m="$m" '{ n = $1; sub(/.*\//, "", n); sub(/\.ko(\.[a-z]+)?$/, "", n); gsub(/_/, "-", n)
 			mm = m; gsub(/_/, "-", mm); if (n == mm) { print $1; exit } }' "$dep")
@@ -135,10 +138,17 @@ _vm_base() {
 	echo 'root:x:0:0:root:/tmp:/bin/sh' >"$r/etc/passwd"
 	echo 'root:x:0:' >"$r/etc/group"
 	: >"$r/etc/mtab"
-	for p in $(_vm_modules); do
+	for p in $(_vm_modules "${VM_MODULES[@]}"); do
 		mkdir -p "$r/lib/modules/$VM_KVER/$(dirname "$p")"
 		cp "/lib/modules/$VM_KVER/$p" "$r/lib/modules/$VM_KVER/$p"
 		echo "$p" >>"$r/etc/modules.order"
+	done
+	: >"$r/etc/modules.lazy"
+	for p in $(_vm_modules "${VM_LAZY_MODULES[@]}"); do
+		grep -qxF "$p" "$r/etc/modules.order" && continue
+		mkdir -p "$r/lib/modules/$VM_KVER/$(dirname "$p")"
+		cp "/lib/modules/$VM_KVER/$p" "$r/lib/modules/$VM_KVER/$p"
+		echo "$p" >>"$r/etc/modules.lazy"
 	done
 	cat >"$r/init" <<-'EOF'
 		#!/bin/busybox sh
@@ -169,6 +179,7 @@ _vm_base() {
 		sh -c '. /dv/vmlib.sh; . /dv/test.sh'
 		rc=$?
 		echo
+		echo "DVINIT script done at $(cut -d' ' -f1 /proc/uptime) s"
 		echo "DVRESULT exit=$rc"
 		sync
 		poweroff -f
@@ -176,6 +187,8 @@ _vm_base() {
 	chmod 755 "$r/init"
 	(cd "$r" && find . | cpio -o -H newc --quiet) >"$r.cpio"
 	mv -f "$r.cpio" "$out"
+	# base archives of other kernels or tool versions are stale
+	find "$VM_CACHE" -maxdepth 1 -name 'base-*.cpio' ! -name "base-$key.cpio" -delete 2>/dev/null || true
 	rm -rf "$r"
 	echo "$out"
 }
@@ -200,6 +213,18 @@ vm_run() {
 		mark() { echo "DVMARK $1=$2"; }
 		# dev_sha DEV: sha256 of a whole block device
 		dev_sha() { sha256sum <"$1" | cut -d' ' -f1; }
+		# modload NAME: loads a lazy module (xfs) after the lazy modules
+		# listed before it, its dependencies among them
+		modload() {
+			local p
+			while read -r p; do
+				grep -q "^$(basename "${p%%.ko*}" | tr - _) " /proc/modules ||
+					insmod "/lib/modules/$(uname -r)/$p"
+				case $p in */"$1".ko*) return 0 ;; esac
+			done </etc/modules.lazy
+			echo "modload: no module $1" >&2
+			return 1
+		}
 	EOF
 	(cd "$r" && find . | cpio -o -H newc --quiet) >"$T/vmrun.cpio"
 	cat "$base" "$T/vmrun.cpio" >"$T/initrd.cpio"
