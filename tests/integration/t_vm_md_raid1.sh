@@ -13,7 +13,7 @@ vm_available
 
 imgs=()
 for d in 1 2 3 4 5 6 7 8; do
-	seeded_bytes "md-old-$d" $((20 * MiB)) >"$T/$d.img"
+	seeded_bytes "md-old-$d" $((12 * MiB)) >"$T/$d.img"
 	imgs+=("$T/$d.img")
 done
 cat >"$T/in.sh" <<'EOT'
@@ -26,7 +26,7 @@ one() {
 	mkfs.ext4 -q -F /dev/md0
 	mkdir -p /mnt/md
 	mount /dev/md0 /mnt/md
-	head -c 2000000 /dev/urandom >/mnt/md/big
+	head -c 1000000 /dev/urandom >/mnt/md/big
 	echo "meta $meta" >/mnt/md/small
 	mark "files_$m" "$(cd /mnt/md && sha256sum big small | sha256sum | cut -d' ' -f1)"
 	umount /mnt/md
@@ -55,7 +55,7 @@ vm_expect_run "$T/in.sh" "${imgs[@]}"
 for p in "12 1 3" "090 5 7"; do
 	set -- $p
 	src=$(sha "$T/$2.img")
-	[ "$src" != "$(seeded_bytes "md-old-$2" $((20 * MiB)) | sha256sum | cut -d' ' -f1)" ] ||
+	[ "$src" != "$(seeded_bytes "md-old-$2" $((12 * MiB)) | sha256sum | cut -d' ' -f1)" ] ||
 		fail "metadata $1: member $2 unchanged"
 	[ "$(sha "$T/$3.img")" = "$src" ] || fail "metadata $1: --all-blocks restore of member $2 differs"
 	vm_expect_mark "used_backup_rc_$1" 0
