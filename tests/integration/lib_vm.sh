@@ -34,7 +34,7 @@ VM_CACHE=${DV_BUILD_DIR:-$T}/vm
 VM_LOG=$T/vm.log
 VM_OUT=$T/vm.out
 # the modules loaded at boot, with their dependencies (modules.dep)
-VM_MODULES=(virtio_pci virtio_blk dm-mod dm-snapshot dm-flakey dm-zero md-mod raid1 linear)
+VM_MODULES=(virtio_pci virtio_blk loop dm-mod dm-snapshot dm-flakey dm-zero md-mod raid1 linear)
 # in the initramfs but loaded only by `modload` in a script (xfs alone takes
 # seconds to load under TCG)
 VM_LAZY_MODULES=(xfs)
@@ -115,7 +115,7 @@ _vm_base() {
 	mkdir -p "$VM_CACHE"
 	local r
 	r=$(mktemp -d "$VM_CACHE/root.XXXXXX")
-	mkdir -p "$r"/{bin,sbin,dev,proc,sys,tmp,run,etc/lvm,dv} "$r/lib/modules/$VM_KVER"
+	mkdir -p "$r"/{bin,sbin,dev,proc,sys,tmp,run,mnt,etc/lvm,dv} "$r/lib/modules/$VM_KVER"
 	cp -L "$(command -v busybox)" "$r/bin/busybox"
 	local t p
 	for t in "${VM_TOOLS[@]}"; do
