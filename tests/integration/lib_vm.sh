@@ -5,12 +5,13 @@
 #   vm_run SCRIPT [IMAGE | nvme:IMAGE]...
 #
 # boots Debian's cloud kernel under QEMU (TCG) with a busybox initramfs that
-# holds lvm2, mdadm, dmsetup, e2fsprogs, xfsprogs, the dm/md/xfs/btrfs
-# modules and the diskvault binary under test ($DISKVAULT) with its
-# libraries. Each IMAGE becomes a virtio disk (/dev/vda, vdb, ... in
+# holds lvm2, mdadm, dmsetup, e2fsprogs, xfsprogs, btrfs-progs, the dm, md
+# and loop modules (loaded at boot), xfs and btrfs (loaded by `modload`),
+# and the diskvault binary under test ($DISKVAULT) with its libraries. Each IMAGE becomes a virtio disk (/dev/vda, vdb, ... in
 # order), each nvme:IMAGE an NVMe namespace (/dev/nvme0n1, nvme1n1, ...).
 # SCRIPT (a host file) runs inside as `sh SCRIPT` in /tmp (a tmpfs), with
-# `dv` (diskvault --progress=never) and `mark NAME VALUE` defined; mark
+# `dv` (diskvault --progress=never), `mark NAME VALUE`, `dev_sha DEV` and
+# `modload MODULE` defined; mark
 # prints `DVMARK NAME=VALUE` so the host checks values, not just an exit
 # status. The VM powers off after the script.
 #
@@ -29,18 +30,18 @@
 
 VM_QEMU=${DV_VM_QEMU:-qemu-system-x86_64}
 VM_MEM=${DV_VM_MEM:-768}
-VM_TIMEOUT=${DV_VM_TIMEOUT:-150}
+VM_TIMEOUT=${DV_VM_TIMEOUT:-300}
 VM_CACHE=${DV_BUILD_DIR:-$T}/vm
 VM_LOG=$T/vm.log
 VM_OUT=$T/vm.out
 # the modules loaded at boot, with their dependencies (modules.dep)
 VM_MODULES=(virtio_pci virtio_blk loop dm-mod dm-snapshot dm-flakey dm-zero md-mod raid1 linear)
-# in the initramfs but loaded only by `modload` in a script (xfs alone takes
-# seconds to load under TCG)
-VM_LAZY_MODULES=(xfs)
+# in the initramfs but loaded only by `modload` in a script: under TCG xfs
+# takes seconds to load, and btrfs's raid6_pq benchmarks itself
+VM_LAZY_MODULES=(xfs btrfs)
 # the programs copied with their shared libraries (ldd); busybox gives the rest
-VM_TOOLS=(lvm dmsetup mdadm mke2fs e2fsck tune2fs dumpe2fs debugfs mkfs.xfs xfs_repair xfs_db 
-	sfdisk blkid wipefs losetup sha256sum cmp truncate)
+VM_TOOLS=(lvm dmsetup mdadm mke2fs e2fsck tune2fs dumpe2fs debugfs mkfs.xfs xfs_repair xfs_db
+	mkfs.btrfs btrfs sfdisk blkid wipefs losetup sha256sum cmp truncate)
 
 # vm_kernel: the newest cloud kernel under /boot.
 vm_kernel() {
@@ -143,12 +144,18 @@ _vm_base() {
 		cp "/lib/modules/$VM_KVER/$p" "$r/lib/modules/$VM_KVER/$p"
 		echo "$p" >>"$r/etc/modules.order"
 	done
+	# one line per lazy module: its name, then the modules to load for it
 	: >"$r/etc/modules.lazy"
-	for p in $(_vm_modules "${VM_LAZY_MODULES[@]}"); do
-		grep -qxF "$p" "$r/etc/modules.order" && continue
-		mkdir -p "$r/lib/modules/$VM_KVER/$(dirname "$p")"
-		cp "/lib/modules/$VM_KVER/$p" "$r/lib/modules/$VM_KVER/$p"
-		echo "$p" >>"$r/etc/modules.lazy"
+	local m line
+	for m in "${VM_LAZY_MODULES[@]}"; do
+		line=$m
+		for p in $(_vm_modules "$m"); do
+			grep -qxF "$p" "$r/etc/modules.order" && continue
+			mkdir -p "$r/lib/modules/$VM_KVER/$(dirname "$p")"
+			cp -n "/lib/modules/$VM_KVER/$p" "$r/lib/modules/$VM_KVER/$p"
+			line="$line $p"
+		done
+		echo "$line" >>"$r/etc/modules.lazy"
 	done
 	cat >"$r/init" <<-'EOF'
 		#!/bin/busybox sh
@@ -213,17 +220,14 @@ vm_run() {
 		mark() { echo "DVMARK $1=$2"; }
 		# dev_sha DEV: sha256 of a whole block device
 		dev_sha() { sha256sum <"$1" | cut -d' ' -f1; }
-		# modload NAME: loads a lazy module (xfs) after the lazy modules
-		# listed before it, its dependencies among them
+		# modload NAME: loads a lazy module (xfs, btrfs) and its dependencies
 		modload() {
-			local p
-			while read -r p; do
+			local line p
+			line=$(grep "^$1 " /etc/modules.lazy) || { echo "modload: no module $1" >&2; return 1; }
+			for p in ${line#* }; do
 				grep -q "^$(basename "${p%%.ko*}" | tr - _) " /proc/modules ||
 					insmod "/lib/modules/$(uname -r)/$p"
-				case $p in */"$1".ko*) return 0 ;; esac
-			done </etc/modules.lazy
-			echo "modload: no module $1" >&2
-			return 1
+			done
 		}
 	EOF
 	(cd "$r" && find . | cpio -o -H newc --quiet) >"$T/vmrun.cpio"
