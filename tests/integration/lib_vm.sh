@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib_vm.sh - a QEMU test bed with a real kernel, for the tests that need
 # device-mapper, md or real virtio/NVMe block devices (t_vm_*.sh). Sourced
 # after lib.sh. docs/testbed.md describes it.
