@@ -205,6 +205,8 @@ static const char *check_sb(struct xfs *x, const uint8_t *sb, uint64_t vol_size)
 		x->logstart = agno * x->agblocks + agbno;
 		if (!x->logblocks || x->logstart + x->logblocks > x->dblocks)
 			return "its superblock puts the log outside the filesystem";
+		if ((uint64_t)x->logblocks * x->blocksize > (2ull << 30))
+			return "its superblock gives a log larger than XFS allows (2 GiB)";
 	}
 	return NULL;
 }

@@ -20,6 +20,7 @@
 
 static char dir[64];
 
+static void sh(const char *fmt, ...) DV_PRINTF(1, 2);
 static void sh(const char *fmt, ...)
 {
 	char cmd[4096];
@@ -32,6 +33,7 @@ static void sh(const char *fmt, ...)
 		fail_msg("command failed (%d): %s", r, cmd);
 }
 
+static char *capture(const char *fmt, ...) DV_PRINTF(1, 2);
 static char *capture(const char *fmt, ...)
 {
 	char cmd[4096];
@@ -242,8 +244,9 @@ static void test_bad(void **state)
 }
 
 /* As root: a loop mount, thousands of small files, every other one
- * deleted (a multi-level free-space btree), then a clean unmount; then a
- * shutdown without log flush (a dirty log). */
+ * deleted (a multi-level free-space btree), then a clean unmount; a log
+ * with a stripe unit, cleanly unmounted; then a shutdown without log flush
+ * (a dirty log). */
 static void test_mounted(void **state)
 {
 	(void)state;
@@ -257,6 +260,10 @@ static void test_mounted(void **state)
 	   dir);
 	assert_true(xdb_num("frag.img", "-c 'agf 0'", "bnolevel") >= 2);
 	expect_same_as_xfs_db("frag.img");
+	/* a log stripe unit: records padded to 32 KiB */
+	mkfs("su.img", "320M", "-l su=32k");
+	sh("cd %s && mount -o loop su.img m && cp -r src m/ && umount m", dir);
+	expect_same_as_xfs_db("su.img");
 	sh("cd %s && mount -o loop frag.img m && echo x >m/new && sync && xfs_io -x -c 'shutdown' m && umount m", dir);
 	expect_whole("frag.img", "unmount record", true);
 }
