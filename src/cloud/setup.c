@@ -2,8 +2,9 @@
  * about a disk (cloud.h). */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "cloud.h"
+#include "cloud_internal.h"
 
 int dv_cloud_region(const char *explicit_region, char **region, struct dv_err *err)
 {
@@ -116,4 +117,28 @@ bool dv_cloud_disk_nitro(const json_t *manifest, unsigned disk, int *nvme, int *
 	if (!*kernel)
 		*kernel = "?";
 	return true;
+}
+
+bool dv_cloud_interrupted(const struct dv_cloud_cb *cb)
+{
+	return cb && cb->interrupted && cb->interrupted(cb->ctx);
+}
+
+double dv_cloud_poll_interval(void)
+{
+	const char *v = getenv("DISKVAULT_EC2_POLL_SECONDS");
+	double d = v ? atof(v) : 0;
+	return d > 0 && d <= 60 ? d : 5;
+}
+
+double dv_cloud_wait_limit(void)
+{
+	const char *v = getenv("DISKVAULT_EC2_WAIT_SECONDS");
+	return v && atof(v) > 0 ? atof(v) : 900;
+}
+
+void dv_cloud_pause(double s)
+{
+	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+	nanosleep(&ts, NULL);
 }
