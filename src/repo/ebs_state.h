@@ -1,7 +1,8 @@
 /*
  * ebs_state.h - what the repository remembers about EBS imports, so a later
  * import of the same disk can name the earlier EBS snapshot as its parent
- * and send only the blocks that changed.
+ * and send only the blocks that changed. Specified in
+ * formats/ebs-record.md.
  *
  * Objects (written by ebs-import, read by it and by launch, deleted by
  * forget and prune once their snapshot is gone: dv_ebs_state_purge):
