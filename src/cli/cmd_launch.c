@@ -35,27 +35,6 @@ static const char launch_help[] =
 #define STR_(x) #x
 #define STR(x) STR_(x) /* MAX_SG, MAX_TAGS as string literals, for messages */
 
-struct opts {
-	unsigned disk;
-	const char *itype;
-	const char *subnet;
-	const char *sg[MAX_SG];
-	size_t nsg;
-	const char *key_name;
-	const char *name;
-	const char *tag_args[MAX_TAGS];
-	size_t ntags;
-	const char *region;
-	const char *inventory;
-	const char *catalog;
-	double headroom;
-	enum dv_arch arch;
-	const char *boot_mode;
-	const char *root_device;
-	bool dry_run;
-	bool no_wait;
-};
-
 static int boot_mode_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
 {
 	if (strcmp(arg, "uefi") && strcmp(arg, "bios") && strcmp(arg, "uefi+bios"))
@@ -71,7 +50,6 @@ static int root_device_opt(const char *cmd, const struct dv_cli_opt *o, const ch
 	*(const char **)o->dest = arg;
 	return 0;
 }
-
 
 static bool interrupted(void *ctx)
 {
@@ -162,20 +140,22 @@ static void print_launched(const struct dv_cloud_plan *p, const struct dv_cloud_
 
 int cmd_launch(int argc, char **argv)
 {
-	struct opts x = {.headroom = -1, .itype = "auto", .root_device = "/dev/xvda"};
+	struct dv_cloud_launch_opts x = {.headroom = -1, .instance_type = "auto", .root_device = "/dev/xvda"};
+	const char *sg[MAX_SG], *tags[MAX_TAGS];
+	bool dry_run = false, no_wait = false;
 	const struct dv_cli_opt opts[] = {
 		DV_OPT_UINT("disk", &x.disk, 0, 1000, "--disk must be a disk number"),
-		DV_OPT_STRING("instance-type", &x.itype),
+		DV_OPT_STRING("instance-type", &x.instance_type),
 		DV_OPT_STRING("subnet", &x.subnet),
-		DV_OPT_LIST("security-group", x.sg, &x.nsg, MAX_SG, "at most " STR(MAX_SG) " --security-group"),
+		DV_OPT_LIST("security-group", sg, &x.nsecurity_groups, MAX_SG, "at most " STR(MAX_SG) " --security-group"),
 		DV_OPT_STRING("key-name", &x.key_name),
 		DV_OPT_STRING("name", &x.name),
-		DV_OPT_LIST("tag", x.tag_args, &x.ntags, MAX_TAGS, "at most " STR(MAX_TAGS) " --tag"),
+		DV_OPT_LIST("tag", tags, &x.ntags, MAX_TAGS, "at most " STR(MAX_TAGS) " --tag"),
 		DV_CLOUD_SIZING_OPTS(&x),
 		DV_OPT_CALLBACK("boot-mode", required_argument, boot_mode_opt, &x.boot_mode),
 		DV_OPT_CALLBACK("root-device", required_argument, root_device_opt, &x.root_device),
-		DV_OPT_FLAG("no-wait", &x.no_wait),
-		DV_OPT_FLAG("dry-run", &x.dry_run),
+		DV_OPT_FLAG("no-wait", &no_wait),
+		DV_OPT_FLAG("dry-run", &dry_run),
 		DV_OPT_END,
 	};
 	int first, rc;
@@ -192,12 +172,8 @@ int cmd_launch(int argc, char **argv)
 	struct dv_cloud_launched l;
 	memset(&plan, 0, sizeof plan);
 	memset(&l, 0, sizeof l);
-	struct dv_cloud_launch_opts lo = {
-		.disk = x.disk, .instance_type = x.itype, .subnet = x.subnet, .key_name = x.key_name,
-		.name = x.name, .security_groups = x.sg, .nsecurity_groups = x.nsg, .tag_args = x.tag_args,
-		.ntags = x.ntags, .region = x.region, .inventory = x.inventory, .catalog = x.catalog,
-		.headroom = x.headroom, .arch = x.arch, .boot_mode = x.boot_mode, .root_device = x.root_device,
-	};
+	x.security_groups = sg;
+	x.tag_args = tags;
 	struct dv_cloud_cb cb = {.interrupted = interrupted, .launch_started = started};
 	bool is_ebs = dv_cloud_is_ebs_snapshot_id(src);
 	if (!is_ebs) {
@@ -207,7 +183,7 @@ int cmd_launch(int argc, char **argv)
 		if (dv_cli_open_snapshot(repo_path, src, &repo, id, &manifest, &err) < 0)
 			goto fail;
 	}
-	if (dv_cloud_launch_plan(repo, is_ebs ? NULL : id, manifest, is_ebs ? src : NULL, &lo, &plan, &err) < 0)
+	if (dv_cloud_launch_plan(repo, is_ebs ? NULL : id, manifest, is_ebs ? src : NULL, &x, &plan, &err) < 0)
 		goto fail;
 	if (plan.sized && !dv_cli.json && !dv_cli.quiet) {
 		printf("right-sizing (--instance-type auto):\n");
@@ -216,9 +192,9 @@ int cmd_launch(int argc, char **argv)
 	if (!dv_cli.json)
 		for (size_t i = 0; i < plan.d.w.n; i++)
 			fprintf(stderr, "diskvault launch: warning: %s\n", plan.d.w.v[i]);
-	if (x.dry_run)
+	if (dry_run)
 		print_plan(&plan);
-	else if (dv_cloud_launch_run(&plan, x.no_wait, &cb, &l, &err) < 0)
+	else if (dv_cloud_launch_run(&plan, no_wait, &cb, &l, &err) < 0)
 		goto fail;
 	else
 		print_launched(&plan, &l);
