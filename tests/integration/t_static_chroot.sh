@@ -1,0 +1,140 @@
+#!/bin/bash
+# t_static_chroot.sh - the static release binary (packaging/build-static.sh):
+# no ELF interpreter and no NEEDED entries; copied alone into an empty
+# directory and run there through chroot (no libc, no /etc, no /dev, no
+# /proc): --version, then a backup and a restore of a generated disk image,
+# bit-exact by sha256. Then, still in the chroot, name resolution and HTTPS:
+# a host name from the chroot's /etc/hosts (glibc's built-in files NSS, no
+# libnss_*.so) reaches a TLS server on loopback whose CA sits where RHEL keeps
+# its bundle, and without that file the certificate is refused.
+#
+# The static build is cached: libcurl in ~/.cache/diskvault-static (the
+# first build on a machine takes about 3 minutes on 2 cores), diskvault in
+# $DV_BUILD_DIR/static (incremental afterwards, seconds). SKIPs when not
+# root (chroot) or when the build's prerequisites are missing on this
+# machine (build-static.sh exit 3, reason printed).
+. "$(dirname "$0")/lib.sh"
+
+SRC=${DV_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+skip() { echo "SKIP: $(basename "$0"): $*"; exit 77; }
+[ "$(id -u)" -eq 0 ] || skip "needs root for chroot"
+command -v chroot >/dev/null || skip "chroot is not installed"
+command -v file >/dev/null || fail "file(1) is missing (scripts/deps.sh test installs it)"
+
+# 1. Build (or reuse) the static binary. One build at a time per tree.
+SB=${DV_BUILD_DIR:-$T}/static
+mkdir -p "$SB"
+exec 9>"$SB/.lock"
+flock -w 900 9 || fail "another build holds $SB/.lock"
+rc=0
+"$SRC/packaging/build-static.sh" "$SB" >"$T/build.out" 2>"$T/build.err" || rc=$?
+[ "$rc" -ne 3 ] || skip "static build impossible here: $(cat "$T/build.err")"
+[ "$rc" -eq 0 ] || fail "packaging/build-static.sh failed ($rc): $(tail -30 "$T/build.err")"
+exec 9>&-
+BIN=$(tail -1 "$T/build.out")
+[ -x "$BIN" ] || fail "build-static.sh printed no binary: $(cat "$T/build.out")"
+note "static binary: $BIN ($(stat -c %s "$BIN") bytes)"
+
+# 2. Static: file(1) says so, readelf shows no interpreter and no NEEDED.
+FILE=$(file -b "$BIN")
+assert_contains "$FILE" "statically linked" "file $BIN"
+assert_contains "$FILE" "x86-64" "file $BIN"
+readelf -lW "$BIN" >"$T/phdr" || fail "readelf -l $BIN failed"
+qgrep LOAD "$T/phdr" || fail "readelf -l shows no LOAD segment (not an executable?)"
+! qgrep INTERP "$T/phdr" || fail "$BIN has an ELF interpreter: $(grep -A1 INTERP "$T/phdr")"
+readelf -dW "$BIN" >"$T/dyn" 2>&1 || true
+! qgrep NEEDED "$T/dyn" || fail "$BIN needs shared libraries: $(grep NEEDED "$T/dyn")"
+
+# 3. An empty root with the binary alone; the run is `env -i chroot`.
+ROOT=$T/root
+mkdir "$ROOT"
+cp "$BIN" "$ROOT/diskvault"
+[ "$(find "$ROOT" -mindepth 1 | wc -l)" -eq 1 ] || fail "the chroot holds more than the binary"
+cr() { env -i PATH=/ DISKVAULT_STATE_DIR=/state DISKVAULT_CACHE_DIR=/cache "${CR_ENV[@]}" chroot "$ROOT" /diskvault --progress=never "$@"; }
+CR_ENV=()
+expect_ok cr --version
+assert_contains "$STDOUT" "diskvault $("$DISKVAULT" --version | awk '{print $NF; exit}')" "--version in the chroot"
+
+# 4. Backup and restore inside the chroot; the image is made outside.
+make_disk "$T/disk.img" 48 static
+SRC_SHA=$(sha "$T/disk.img")
+mkdir "$ROOT/in"
+cp "$T/disk.img" "$ROOT/in/disk.img"
+expect_ok cr --repo /repo init
+expect_ok cr --repo /repo --json backup /in/disk.img --name static
+assert_json_ok "$STDOUT"
+[ "$(json_get "$STDOUT" 'j["bytes_new_stored"]')" -gt 0 ] || fail "the backup stored nothing: $STDOUT"
+expect_ok cr --repo /repo restore latest /out.img
+assert_same_file "$T/disk.img" "$ROOT/out.img"
+[ "$(sha "$ROOT/out.img")" = "$SRC_SHA" ] || fail "restored image differs"
+expect_ok cr --repo /repo check
+rm -f "$ROOT/out.img" "$ROOT/in/disk.img"
+
+# 5. getaddrinfo and TLS in the chroot: /etc/hosts names a loopback TLS
+# server; its CA is at RHEL's path, the only file of /etc/pki.
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=dv-static-ca -keyout "$T/ca.key" -out "$T/ca.crt" \
+	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign >/dev/null 2>&1 || fail "openssl: CA"
+openssl req -newkey rsa:2048 -nodes -subj /CN=s3.dv-static.test -keyout "$T/srv.key" -out "$T/srv.csr" >/dev/null 2>&1 ||
+	fail "openssl: server key"
+printf 'subjectAltName=DNS:s3.dv-static.test\n' >"$T/ext"
+openssl x509 -req -in "$T/srv.csr" -CA "$T/ca.crt" -CAkey "$T/ca.key" -CAcreateserial -days 2 \
+	-extfile "$T/ext" -out "$T/srv.crt" >/dev/null 2>&1 || fail "openssl: server cert"
+python3 - "$PORT" "$T/srv.crt" "$T/srv.key" "$T/https.log" <<'PY' >"$T/https.stderr" 2>&1 &
+import http.server, ssl, sys
+port, crt, key, log = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+class H(http.server.BaseHTTPRequestHandler):
+    def any(self):
+        with open(log, "a") as f:
+            f.write("%s %s host=%s\n" % (self.command, self.path, self.headers.get("Host")))
+        body = b"<Error><Code>AccessDenied</Code><Message>test server</Message></Error>"
+        self.send_response(403)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = any
+    def log_message(self, *a): pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(crt, key)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.timeout = 1
+import time
+end = time.time() + 60
+while time.time() < end:
+    srv.handle_request()
+PY
+HTTPS_PID=$!
+CLEANUP+=("kill $HTTPS_PID 2>/dev/null")
+for _ in $(seq 50); do
+	python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$PORT),0.2)" 2>/dev/null && break
+	sleep 0.1
+done
+mkdir -p "$ROOT/etc"
+echo "127.0.0.1 s3.dv-static.test" >"$ROOT/etc/hosts"
+CR_ENV=(AWS_ACCESS_KEY_ID=AKIDSTATICTEST AWS_SECRET_ACCESS_KEY=static/test/secret AWS_REGION=us-east-1
+	AWS_ENDPOINT_URL=https://s3.dv-static.test:$PORT)
+
+# No CA bundle anywhere in the chroot: the TLS handshake is refused.
+: >"$T/https.log"
+expect_exit_nonzero() { local rc=0; "$@" >"$OUT_FILE" 2>"$ERR_FILE" || rc=$?; STDERR=$(cat "$ERR_FILE"); [ "$rc" -ne 0 ] || fail "$* succeeded"; }
+expect_exit_nonzero cr --repo s3://bucket/vault list
+note "without a CA bundle: $STDERR"
+assert_contains "$STDERR" "certificate" "the error without a CA bundle"
+[ ! -s "$T/https.log" ] || fail "a request got through without a CA bundle: $(cat "$T/https.log")"
+
+# RHEL's bundle path: the request reaches the server by its /etc/hosts name.
+mkdir -p "$ROOT/etc/pki/tls/certs"
+cp "$T/ca.crt" "$ROOT/etc/pki/tls/certs/ca-bundle.crt"
+expect_exit_nonzero cr --repo s3://bucket/vault list
+note "with RHEL's CA bundle: $STDERR"
+assert_not_contains "$STDERR" "certificate" "the error with the CA bundle"
+qgrep "host=s3.dv-static.test:$PORT" "$T/https.log" ||
+	fail "no request reached the TLS server by name: $(cat "$T/https.log") / $STDERR"
+
+# AWS_CA_BUNDLE wins over the search: pointing it at a missing file fails.
+: >"$T/https.log"
+CR_ENV+=(AWS_CA_BUNDLE=/nonexistent.pem)
+expect_exit_nonzero cr --repo s3://bucket/vault list
+[ ! -s "$T/https.log" ] || fail "AWS_CA_BUNDLE=/nonexistent.pem was not used: $(cat "$T/https.log")"
