@@ -8,6 +8,9 @@
 #include "http_internal.h"
 
 #include <errno.h>
+#ifdef DV_STATIC_BUILD
+#include <nss.h>
+#endif
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +20,17 @@
 #define HTTP_DEFAULT_CAP (16u << 20)
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void curl_init_once(void)
+{
+#ifdef DV_STATIC_BUILD
+	/* A static glibc has the files and dns NSS modules built in but would
+	 * dlopen any other that the host's nsswitch.conf names for hosts
+	 * (myhostname, mdns4_minimal, resolve...), built for the host's glibc:
+	 * host names are looked up in /etc/hosts and DNS only. */
+	__nss_configure_lookup("hosts", "files dns");
+#endif
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 void dv_http_global_init(void) { pthread_once(&curl_once, curl_init_once); }
 
