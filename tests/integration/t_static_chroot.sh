@@ -9,8 +9,8 @@
 # its bundle, and without that file the certificate is refused.
 #
 # The static build is cached: libcurl in ~/.cache/diskvault-static (the
-# first build on a machine takes about 3 minutes on 2 cores), diskvault in
-# $DV_BUILD_DIR/static (incremental afterwards, seconds). SKIPs when not
+# first build on a machine takes about 3.5 minutes on 2 cores), diskvault in
+# $DV_SOURCE_DIR/build-static (about 1 minute, then incremental: seconds). SKIPs when not
 # root (chroot) or when the build's prerequisites are missing on this
 # machine (build-static.sh exit 3, reason printed).
 . "$(dirname "$0")/lib.sh"
@@ -21,16 +21,13 @@ skip() { echo "SKIP: $(basename "$0"): $*"; exit 77; }
 CHROOT=$(command -v chroot) || skip "chroot is not installed"
 command -v file >/dev/null || fail "file(1) is missing (scripts/deps.sh test installs it)"
 
-# 1. Build (or reuse) the static binary. One build at a time per tree.
-SB=${DV_BUILD_DIR:-$T}/static
-mkdir -p "$SB"
-exec 9>"$SB/.lock"
-flock -w 900 9 || fail "another build holds $SB/.lock"
+# 1. Build (or reuse) the static binary, in the source tree's build-static
+# (shared by the regular and the sanitizer test trees; build-static.sh locks).
+SB=${DV_STATIC_BUILD_DIR:-$SRC/build-static}
 rc=0
 "$SRC/packaging/build-static.sh" "$SB" >"$T/build.out" 2>"$T/build.err" || rc=$?
 [ "$rc" -ne 3 ] || skip "static build impossible here: $(cat "$T/build.err")"
 [ "$rc" -eq 0 ] || fail "packaging/build-static.sh failed ($rc): $(tail -30 "$T/build.err")"
-exec 9>&-
 BIN=$(tail -1 "$T/build.out")
 [ -x "$BIN" ] || fail "build-static.sh printed no binary: $(cat "$T/build.out")"
 note "static binary: $BIN ($(stat -c %s "$BIN") bytes)"
