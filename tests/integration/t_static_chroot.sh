@@ -36,6 +36,11 @@ note "static binary: $BIN ($(stat -c %s "$BIN") bytes)"
 FILE=$(file -b "$BIN")
 assert_contains "$FILE" "statically linked" "file $BIN"
 assert_contains "$FILE" "x86-64" "file $BIN"
+# The ELF ABI tag (glibc's minimum kernel) must not be above CentOS 7's 3.10.
+ABI=$(sed -n 's/.*for GNU\/Linux \([0-9]*\)\.\([0-9]*\).*/\1 \2/p' <<<"$FILE")
+[ -n "$ABI" ] || fail "file shows no 'for GNU/Linux X.Y' ABI tag: $FILE"
+read -r KMAJ KMIN <<<"$ABI"
+[ $((KMAJ * 100 + KMIN)) -le 310 ] || fail "the binary needs Linux $KMAJ.$KMIN, above 3.10: $FILE"
 readelf -lW "$BIN" >"$T/phdr" || fail "readelf -l $BIN failed"
 qgrep LOAD "$T/phdr" || fail "readelf -l shows no LOAD segment (not an executable?)"
 ! qgrep INTERP "$T/phdr" || fail "$BIN has an ELF interpreter: $(grep -A1 INTERP "$T/phdr")"
