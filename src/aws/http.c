@@ -46,7 +46,7 @@ static const char *const ca_bundles[] = {
 	"/etc/pki/tls/certs/ca-bundle.crt",                  /* RHEL/CentOS 6+, Fedora */
 	"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", /* RHEL 7+ (the file the above links to) */
 	"/etc/ssl/ca-bundle.pem",                            /* SUSE, openSUSE */
-	"/etc/ssl/cert.pem",                                 /* Alpine, macOS-like layouts */
+	"/etc/ssl/cert.pem",                                 /* Alpine */
 };
 static pthread_once_t ca_once = PTHREAD_ONCE_INIT;
 static const char *ca_bundle;
