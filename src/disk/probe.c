@@ -433,6 +433,7 @@ static const struct {
 	dv_usedmap_fn fn;
 } fs_maps[] = {
 	{"vfat", dv_usedmap_fat},
+	{"ntfs", dv_usedmap_ntfs},
 };
 
 static dv_usedmap_fn fs_map(const char *type)

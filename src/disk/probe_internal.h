@@ -71,6 +71,10 @@ typedef int (*dv_usedmap_fn)(const struct dv_vol *v, struct dv_ext_info *info, s
  * root directory and allocated clusters. */
 int dv_usedmap_fat(const struct dv_vol *v, struct dv_ext_info *info, struct dv_ivl_list *unused, char **why);
 
+/* NTFS through libntfs-3g (ntfs.c says what is checked): used = the
+ * clusters $Bitmap marks allocated. */
+int dv_usedmap_ntfs(const struct dv_vol *v, struct dv_ext_info *info, struct dv_ivl_list *unused, char **why);
+
 /* ---- devices stacked on a disk (probe.c) ---------------------------------- */
 
 #include <sys/types.h>
