@@ -434,6 +434,7 @@ static const struct {
 } fs_maps[] = {
 	{"vfat", dv_usedmap_fat},
 	{"ntfs", dv_usedmap_ntfs},
+	{"btrfs", dv_usedmap_btrfs},
 };
 
 static dv_usedmap_fn fs_map(const char *type)

@@ -75,6 +75,10 @@ int dv_usedmap_fat(const struct dv_vol *v, struct dv_ext_info *info, struct dv_i
  * clusters $Bitmap marks allocated. */
 int dv_usedmap_ntfs(const struct dv_vol *v, struct dv_ext_info *info, struct dv_ivl_list *unused, char **why);
 
+/* A single-device btrfs (btrfs.c says what is checked): used = the device
+ * extents of its chunks, the first MiB and the superblock mirrors. */
+int dv_usedmap_btrfs(const struct dv_vol *v, struct dv_ext_info *info, struct dv_ivl_list *unused, char **why);
+
 /* ---- devices stacked on a disk (probe.c) ---------------------------------- */
 
 #include <sys/types.h>
