@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""Writes a fuzz_ntfs seed (the sparse image format of fuzz_formats.c's
-ntfs target) from a small NTFS image:
-    mkntfs -F -Q -q -c 512 -s 512 IMG   (on a 2 MiB file)
-    tests/fuzz/ntfs_seed.py IMG SEED
-Sectors that hold one byte value become fill records, $UpCase (found by
-ntfscat) becomes an upcase record, everything else data records."""
+"""Writes a fuzz_ntfs or fuzz_btrfs seed (the sparse image format of
+fuzz_formats.c's ntfs and btrfs targets) from a small image:
+    mkntfs -F -Q -q -c 512 -s 512 IMG      (on a 2 MiB file), or
+    mkfs.btrfs -q -f [-m single] IMG       (on a 120 MiB file of zeros)
+    tests/fuzz/sparse_seed.py IMG SEED
+Sectors that hold one byte value become fill records (zeros: nothing),
+an NTFS's $UpCase (found by ntfscat) becomes an upcase record, everything
+else data records."""
 import struct, subprocess, sys
 
 img = open(sys.argv[1], "rb").read()
-up = subprocess.run(["ntfscat", sys.argv[1], "$UpCase"], capture_output=True, check=True).stdout
+up = subprocess.run(["ntfscat", sys.argv[1], "$UpCase"], capture_output=True).stdout
 at = img.find(up) if len(up) == 131072 else -1
 out = [struct.pack("<I", len(img))]
 S = 512
