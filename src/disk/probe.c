@@ -434,6 +434,8 @@ static const struct {
 } fs_maps[] = {
 	{"vfat", dv_usedmap_fat},
 	{"xfs", dv_usedmap_xfs},
+	{"ntfs", dv_usedmap_ntfs},
+	{"btrfs", dv_usedmap_btrfs},
 };
 
 static dv_usedmap_fn fs_map(const char *type)

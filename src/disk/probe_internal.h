@@ -75,8 +75,14 @@ int dv_usedmap_fat(const struct dv_vol *v, struct dv_ext_info *info, struct dv_i
  * allocation group's by-block-number free-space btree; a log that is not
  * clean sets needs_recovery. */
 int dv_usedmap_xfs(const struct dv_vol *v, struct dv_ext_info *info, struct dv_ivl_list *unused, char **why);
-/* The CRC32c (Castagnoli) of s[0..n), as xfs.c computes it. */
-uint32_t dv_xfs_crc32c(const void *s, size_t n);
+
+/* NTFS through libntfs-3g (ntfs.c says what is checked): used = the
+ * clusters $Bitmap marks allocated. */
+int dv_usedmap_ntfs(const struct dv_vol *v, struct dv_ext_info *info, struct dv_ivl_list *unused, char **why);
+
+/* A single-device btrfs (btrfs.c says what is checked): used = the device
+ * extents of its chunks, the first MiB and the superblock mirrors. */
+int dv_usedmap_btrfs(const struct dv_vol *v, struct dv_ext_info *info, struct dv_ivl_list *unused, char **why);
 
 /* ---- devices stacked on a disk (probe.c) ---------------------------------- */
 

@@ -16,11 +16,7 @@
  * inodes, btree blocks, the internal log - is not in that tree, so it
  * counts as used by construction.
  *
- * CRC32c (v5 metadata): Debian's only C library offering crc32c is ISA-L
- * (libisal-dev), which ships no static archive, and the release binary is
- * linked from Debian's .a files (packaging/build-static.sh); zlib's crc32
- * is a different polynomial. So a small table-driven crc32c (Castagnoli,
- * reflected 0x82f63b78) is computed here.
+ * CRC32c (v5 metadata): dv_crc32c (src/util/crc32c.c says why it is ours).
  *
  * The map is trusted only when every check passes; otherwise the caller
  * reads the filesystem whole, with the reason:
@@ -85,43 +81,17 @@ static uint32_t le32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? c >> 1 ^ 0x82f63b78u : c >> 1;
-		crc_table[i] = c;
-	}
-}
-
-static uint32_t crc32c_update(uint32_t c, const uint8_t *p, size_t n)
-{
-	while (n--)
-		c = crc_table[(c ^ *p++) & 0xff] ^ c >> 8;
-	return c;
-}
-
 /* The CRC32c of buf[0..n) with the 4 bytes at crc_off taken as zero, as
  * XFS computes it; true when it equals the little-endian value stored there. */
 static bool xfs_crc_ok(const uint8_t *buf, size_t n, size_t crc_off)
 {
 	static const uint8_t zero[4];
-	uint32_t c = crc32c_update(0xffffffffu, buf, crc_off);
-	c = crc32c_update(c, zero, 4);
-	c = crc32c_update(c, buf + crc_off + 4, n - crc_off - 4);
+	uint32_t c = dv_crc32c_update(0xffffffffu, buf, crc_off);
+	c = dv_crc32c_update(c, zero, 4);
+	c = dv_crc32c_update(c, buf + crc_off + 4, n - crc_off - 4);
 	return ~c == le32(buf + crc_off);
 }
 
-/* The CRC32c of s (tests: the check value of "123456789" is e3069283). */
-uint32_t dv_xfs_crc32c(const void *s, size_t n)
-{
-	pthread_once(&crc_once, crc_init);
-	return ~crc32c_update(0xffffffffu, s, n);
-}
 
 struct xfs {
 	const struct dv_vol *vol;
@@ -439,7 +409,6 @@ int dv_usedmap_xfs(const struct dv_vol *vol, struct dv_ext_info *info, struct dv
 {
 	memset(info, 0, sizeof *info);
 	*why = NULL;
-	pthread_once(&crc_once, crc_init);
 	struct xfs x = {.vol = vol};
 	struct dv_ivl_list runs = {0};
 	uint8_t sb[32768];

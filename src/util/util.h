@@ -204,4 +204,13 @@ unsigned dv_workq_outstanding(const struct dv_workq *q);
 void dv_workq_free(struct dv_workq *q); /* all jobs must have been collected */
 unsigned dv_cpu_count(void);
 
+
+/* ---- checksums (crc32c.c) --------------------------------------------- */
+
+/* CRC-32C (Castagnoli) of s[0..n): dv_crc32c("123456789", 9) == 0xe3069283.
+ * dv_crc32c_update runs the raw register: start from 0xffffffff, finish
+ * with ~, to checksum a buffer in pieces. Thread safe. */
+uint32_t dv_crc32c(const void *s, size_t n);
+uint32_t dv_crc32c_update(uint32_t state, const void *s, size_t n);
+
 #endif

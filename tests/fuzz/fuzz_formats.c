@@ -4,7 +4,7 @@
  * (tests/CMakeLists.txt builds fuzz_index_segment, fuzz_disk_index,
  * fuzz_pack_index, fuzz_manifest, fuzz_config, fuzz_sealed, and for the
  * disk probe's parsers of what is on a source disk: fuzz_initramfs,
- * fuzz_fat, fuzz_elf, fuzz_xfs).
+ * fuzz_fat, fuzz_elf, fuzz_xfs, fuzz_ntfs, fuzz_btrfs).
  *
  * fuzz_xfs input: a sparse volume, as a 4-byte big-endian size in KiB
  * (capped at 256 MiB) then pieces [8-byte big-endian offset][2-byte
@@ -39,6 +39,104 @@ static ssize_t mem_read(void *ctx, uint64_t off, void *buf, size_t n)
 		n = m->n - (size_t)off;
 	memcpy(buf, m->p + off, n);
 	return (ssize_t)n;
+}
+#endif
+
+#if DV_FUZZ_TARGET == 11
+#include <sys/stat.h> /* before ntfs-3g's headers, which otherwise define struct timespec */
+
+#include <ntfs-3g/types.h>
+#include <ntfs-3g/volume.h>
+#include <ntfs-3g/unistr.h>
+#endif
+
+#if DV_FUZZ_TARGET == 11 || DV_FUZZ_TARGET == 12
+/*
+ * An NTFS volume is at least 1 MiB (its $UpCase alone is 128 KiB) and a
+ * btrfs at least 114 MiB, so the ntfs and btrfs targets' input is a sparse
+ * image: le32 image size (at most 256 MiB), then records of le32 offset,
+ * le32 length, u8 kind: 0 = length bytes of data follow, 1 = one byte
+ * follows and fills the range, 2 = the default NTFS upcase table (128 KiB,
+ * libntfs-3g's ntfs_upcase_table_build; ntfs target only) is written there.
+ * The rest is zeros (a sparse memfd); writes are cut at the image's end.
+ * tests/fuzz/sparse_seed.py turns a small image into a seed.
+ */
+static uint32_t rd32(const uint8_t *r)
+{
+	return (uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 | (uint32_t)r[3] << 24;
+}
+
+static void put(int fd, uint64_t size, uint64_t off, const uint8_t *src, uint64_t n, int fill)
+{
+	static uint8_t buf[65536];
+	if (off >= size)
+		return;
+	if (n > size - off)
+		n = size - off;
+	if (src) {
+		if (pwrite(fd, src, n, (off_t)off) != (ssize_t)n)
+			abort();
+		return;
+	}
+	memset(buf, fill, sizeof buf);
+	for (uint64_t done = 0; done < n;) {
+		size_t k = n - done < sizeof buf ? (size_t)(n - done) : sizeof buf;
+		if (pwrite(fd, buf, k, (off_t)(off + done)) != (ssize_t)k)
+			abort();
+		done += k;
+	}
+}
+
+/* Loads the sparse image into fd; returns its size (0: no image). */
+static uint64_t sparse_load(int fd, const uint8_t *data, size_t size, const uint8_t *upcase, size_t upcase_len)
+{
+	if (size < 4)
+		return 0;
+	uint64_t isize = rd32(data);
+	if (isize > (256u << 20))
+		isize = 256u << 20;
+	if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)isize) < 0)
+		abort();
+	for (size_t p = 4; p + 9 <= size;) {
+		const uint8_t *r = data + p;
+		uint64_t off = rd32(r), len = rd32(r + 4);
+		p += 9;
+		if (r[8] == 0) {
+			if (len > size - p)
+				len = size - p;
+			put(fd, isize, off, data + p, len, 0);
+			p += len;
+		} else if (r[8] == 1) {
+			if (p >= size)
+				break;
+			/* fills are capped so that one input cannot write 256 MiB */
+			put(fd, isize, off, NULL, len < (1u << 20) ? len : (1u << 20), data[p++]);
+		} else if (upcase) {
+			put(fd, isize, off, upcase, upcase_len, 0);
+		}
+	}
+	return isize;
+}
+
+/* Runs a used-block parser on the image in fd and checks its answer. */
+static void check_map(dv_usedmap_fn fn, int fd, uint64_t isize)
+{
+	struct dv_source src = {.fd = fd, .path = "fuzz", .size = isize, .sector_size = 512};
+	struct dv_ext_info info;
+	struct dv_ivl_list unused = {0};
+	char *why = NULL;
+	struct dv_vol vol;
+	dv_vol_range(&vol, &src, 0, isize, "fuzz");
+	if (fn(&vol, &info, &unused, &why) == 0) {
+		for (size_t i = 0; i < unused.n; i++)
+			if (unused.v[i].off + unused.v[i].len > isize || unused.v[i].off < 512)
+				abort(); /* free space past the filesystem, or in its first sector */
+	} else if (!why || unused.n) {
+		abort(); /* refused without a reason, or with ranges */
+	}
+	free(why);
+	dv_vol_release(&vol);
+	dv_ivl_release(&unused);
 }
 #endif
 
@@ -153,6 +251,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(why);
 	dv_vol_release(&vol);
 	dv_ivl_release(&unused);
+	(void)err;
+#elif DV_FUZZ_TARGET == 11
+	/* an NTFS filesystem (sparse image, above) as a whole-disk source */
+	static int fd = -1;
+	static uint8_t upcase[65536 * 2];
+	if (fd < 0) {
+		if ((fd = memfd_create("ntfs", 0)) < 0)
+			abort();
+		ntfs_upcase_table_build((ntfschar *)upcase, sizeof upcase);
+	}
+	uint64_t isize = sparse_load(fd, data, size, upcase, sizeof upcase);
+	if (isize)
+		check_map(dv_usedmap_ntfs, fd, isize);
+	(void)err;
+#elif DV_FUZZ_TARGET == 12
+	/* a btrfs (sparse image, above) as a whole-disk source */
+	static int fd = -1;
+	if (fd < 0 && (fd = memfd_create("btrfs", 0)) < 0)
+		abort();
+	uint64_t isize = sparse_load(fd, data, size, NULL, 0);
+	if (isize)
+		check_map(dv_usedmap_btrfs, fd, isize);
 	(void)err;
 #else
 #error "DV_FUZZ_TARGET must select a parser"

@@ -8,11 +8,12 @@
 #
 # Targets: fuzz_formats.c (repository formats: index_segment, disk_index,
 # pack_index, manifest, config, sealed; what the OS probe reads from an
-# installed system: initramfs, fat, elf; the XFS used-block parser: xfs), fuzz_aws.c (s3_xml, ec2_xml,
+# installed system: initramfs, fat, elf; the XFS used-block parser: xfs; ntfs and btrfs, on a sparse
+# image format described in fuzz_formats.c, seeds made by sparse_seed.py), fuzz_aws.c (s3_xml, ec2_xml,
 # ebs_json - which also covers the instance-metadata credentials - and
 # aws_ini), fuzz_disk.c (disk_image: libblkid + libext2fs on a 4 MiB image).
 #
-# Inputs are capped at 64 KiB, except disk_image (256 KiB: its seeds are the
+# Inputs are capped at 64 KiB, except ntfs and btrfs (128 KiB) and disk_image (256 KiB: its seeds are the
 # first sectors of real small images). scripts/test.sh runs 100000
 # executions of each target; measured on 2 shared cores that takes 0-46 s
 # per target and about 140 s for the first eleven (ec2_xml, which tries 8 parsers
@@ -30,6 +31,7 @@ for bin in "$build"/tests/fuzz_*; do
 	t=${bin##*/fuzz_}
 	case $t in
 	disk_image) max_len=262144 ;;
+	ntfs | btrfs) max_len=131072 ;;
 	*) max_len=65536 ;;
 	esac
 	mkdir -p "$work/$t"
