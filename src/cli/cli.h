@@ -135,8 +135,10 @@ int dv_cli_open_repo(const char *location, struct dv_repo **out, struct dv_err *
  * frees it with dv_repo_free either way. */
 int dv_cli_open_snapshot(const char *location, const char *spec, struct dv_repo **repo, char *id, json_t **manifest,
 			 struct dv_err *err);
-/* Parses a duration "90", "90s", "15m", "2h", "7d" into seconds; -1 if bad. */
-double dv_cli_parse_duration(const char *s);
+/* Parses a --lock-wait duration (dv_parse_duration, DV_DUR_WAIT: "90",
+ * "90s", "15m" = minutes, "1h30m", "2d") into seconds; -1 if bad. */
+double dv_cli_parse_wait(const char *s);
+#define DV_CLI_WAIT_MSG "--lock-wait '%s': expected a duration such as 90s, 15m (minutes), 2h or 1h30m"
 /* The repository location, or a usage error when none was given. */
 int dv_cli_need_repo(const char *cmd, const char **repo);
 struct dv_stats;

@@ -15,7 +15,8 @@ static const char forget_help[] =
 	"Removes the snapshots no rule keeps, and prints what it keeps and why. Snapshots are grouped\n"
 	"by host and disk sources; each rule keeps, per group, the newest snapshot of each of the\n"
 	"last N hours/days/ISO weeks/months/years (UTC) that have one. --keep-within keeps all\n"
-	"snapshots that are at most DURATION (e.g. 36h, 14d) older than the newest one. The EBS\n"
+	"snapshots that are at most DURATION older than the newest one, on the calendar: y years,\n"
+	"m months, w weeks, d days, h hours, combined as in 1y6m2d (restic's units; 6m is six months). The EBS\n"
 	"import records of removed snapshots go too (the newest one of each disk stays as the parent\n"
 	"of the next import). --prune frees the data right after (see 'diskvault prune --help').\n"
 	"Without --keep-* options, the [retention] policy of the config file applies\n"
@@ -47,10 +48,10 @@ static int count_opt(const char *cmd, const struct dv_cli_opt *o, const char *ar
 /* --keep-within DURATION */
 static int within_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
 {
-	double d = dv_cli_parse_duration(arg);
-	if (d <= 0)
-		return dv_cli_usage(cmd, "--keep-within needs a duration such as 36h or 14d");
-	*(int64_t *)o->dest = (int64_t)d;
+	struct dv_duration *d = o->dest;
+	if (!dv_parse_duration(arg, DV_DUR_RETENTION, d) || dv_duration_is_zero(d))
+		return dv_cli_usage(cmd, "--keep-within '%s': expected a duration of y (years), m (months), w, d and h, "
+				    "such as 14d, 6m or 1y6m2d", arg);
 	return 0;
 }
 

@@ -108,9 +108,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--password-file") && i + 1 < argc)
 			dv_cli.password_file = argv[++i];
 		else if (!strcmp(a, "--lock-wait") && i + 1 < argc) {
-			dv_cli.lock_wait = dv_cli_parse_duration(argv[++i]);
+			dv_cli.lock_wait = dv_cli_parse_wait(argv[++i]);
 			if (dv_cli.lock_wait < 0)
-				return dv_cli_usage(NULL, "--lock-wait needs a duration such as 90s, 15m or 2h");
+				return dv_cli_usage(NULL, DV_CLI_WAIT_MSG, argv[i]);
 		}
 		else if (!strncmp(a, "--progress=", 11)) {
 			if (!strcmp(a + 11, "auto"))

@@ -112,22 +112,10 @@ int dv_cli_open_snapshot(const char *location, const char *spec, struct dv_repo 
 	return rc;
 }
 
-double dv_cli_parse_duration(const char *s)
+double dv_cli_parse_wait(const char *s)
 {
-	char *end;
-	double v = strtod(s, &end);
-	if (end == s || v < 0)
-		return -1;
-	double unit = 1;
-	if (!strcmp(end, "m"))
-		unit = 60;
-	else if (!strcmp(end, "h"))
-		unit = 3600;
-	else if (!strcmp(end, "d"))
-		unit = 86400;
-	else if (*end && strcmp(end, "s"))
-		return -1;
-	return v * unit;
+	struct dv_duration d;
+	return dv_parse_duration(s, DV_DUR_WAIT, &d) ? dv_duration_seconds(&d) : -1;
 }
 
 /* Checks and stores the value of one of the command's own options. */
@@ -230,9 +218,9 @@ bool dv_cli_parse(const char *cmd, const char *help, int argc, char **argv, cons
 			dv_cli.password_file = optarg;
 			break;
 		case OPT_LOCK_WAIT:
-			dv_cli.lock_wait = dv_cli_parse_duration(optarg);
+			dv_cli.lock_wait = dv_cli_parse_wait(optarg);
 			if (dv_cli.lock_wait < 0)
-				rc = dv_cli_usage(cmd, "--lock-wait needs a duration such as 90s, 15m or 2h");
+				rc = dv_cli_usage(cmd, DV_CLI_WAIT_MSG, optarg);
 			break;
 		case OPT_CONFIG:
 			break; /* read before the command ran (dv_cli_config_load) */

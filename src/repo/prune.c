@@ -95,7 +95,7 @@ static char *group_of(const json_t *m)
 
 bool dv_forget_policy_empty(const struct dv_forget_policy *p)
 {
-	if (p->keep_last || p->keep_within > 0 || p->ntags)
+	if (p->keep_last || !dv_duration_is_zero(&p->keep_within) || p->ntags)
 		return false;
 	for (int k = 0; k < DV_KEEP_KINDS; k++)
 		if (p->keep[k])
@@ -131,6 +131,8 @@ int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run,
 	int64_t latest = 0;
 	for (size_t i = 0; i < l.n; i++)
 		latest = DV_MAX(latest, l.v[i].time);
+	bool within = !dv_duration_is_zero(&p->keep_within);
+	int64_t cutoff = within ? dv_duration_before(latest, &p->keep_within) : 0;
 	for (size_t g = 0; g < l.n; g++) {
 		if (done[g])
 			continue;
@@ -167,7 +169,7 @@ int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run,
 						REASON("%s%s", rl ? ", " : "", bucket_names[k]);
 					}
 				}
-				if (p->keep_within > 0 && latest - l.v[j].time <= p->keep_within)
+				if (within && l.v[j].time >= cutoff)
 					REASON("%swithin", rl ? ", " : "");
 				for (size_t t = 0; t < p->ntags; t++)
 					if (has_tag(m, p->tags[t])) {

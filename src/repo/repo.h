@@ -199,7 +199,7 @@ int dv_verify(struct dv_repo *r, const char *id, const struct dv_restore_opts *o
 struct dv_forget_policy {
 	int64_t keep_last;
 	int64_t keep[DV_KEEP_KINDS];   /* most recent per hour/day/ISO week/month/year (UTC) */
-	int64_t keep_within;           /* seconds before the newest snapshot */
+	struct dv_duration keep_within; /* calendar span before the newest snapshot */
 	const char *const *tags;       /* keep snapshots carrying any of these */
 	size_t ntags;
 	const char *host;              /* only snapshots of this host are considered */
