@@ -50,7 +50,8 @@ int dv_cli_exit_code(enum dv_code code);
 /* Prints "diskvault: <message>" on stderr (and, with --json, an error
  * object on stdout) and returns the exit code for err. */
 int dv_cli_fail(const char *cmd, const struct dv_err *err);
-/* Usage error: prints the message and a hint, returns DV_EXIT_USAGE. */
+/* Usage error: prints the message and a hint on stderr (and, with --json,
+ * the error object of dv_cli_fail on stdout), returns DV_EXIT_USAGE. */
 int dv_cli_usage(const char *cmd, const char *fmt, ...) DV_PRINTF(2, 3);
 
 /*
@@ -119,7 +120,11 @@ int dv_cli_no_operands(const char *cmd, int argc, char **argv, int first);
 /* true when the progress line should be drawn (stderr is a TTY, or
  * --progress=always, and not --quiet/--json). */
 bool dv_cli_progress_enabled(void);
-/* Redraws the single progress line on stderr (\r, clear to EOL). */
+/* The terminal's width in columns (TIOCGWINSZ on stderr, else $COLUMNS,
+ * else 80). */
+size_t dv_cli_term_width(void);
+/* Redraws the single progress line on stderr (\r, clear to EOL), cut to
+ * one column less than the terminal's width so that it never wraps. */
 void dv_cli_progress_line(const char *fmt, ...) DV_PRINTF(1, 2);
 void dv_cli_progress_done(void);
 /* Prints j as one line of JSON on stdout and releases it. */
@@ -135,14 +140,27 @@ int dv_cli_open_repo(const char *location, struct dv_repo **out, struct dv_err *
  * frees it with dv_repo_free either way. */
 int dv_cli_open_snapshot(const char *location, const char *spec, struct dv_repo **repo, char *id, json_t **manifest,
 			 struct dv_err *err);
-/* Parses a duration "90", "90s", "15m", "2h", "7d" into seconds; -1 if bad. */
-double dv_cli_parse_duration(const char *s);
+/* Parses a --lock-wait duration (dv_parse_duration, DV_DUR_WAIT: "90",
+ * "90s", "15m" = minutes, "1h30m", "2d") into seconds; -1 if bad. */
+double dv_cli_parse_wait(const char *s);
+#define DV_CLI_WAIT_MSG "--lock-wait '%s': expected a duration such as 90s, 15m (minutes), 2h or 1h30m"
+/* Names each damaged manifest a command skipped on stderr ("diskvault CMD:
+ * skipped snapshot ID: message") with what to run, and returns
+ * DV_EXIT_PARTIAL, or DV_EXIT_OK when there are none. With --json,
+ * *json (if non-NULL) gets an array "unreadable" of {id, error}. */
+struct dv_strlist;
+int dv_cli_report_unreadable(const char *cmd, const struct dv_strlist *ids, const struct dv_strlist *msgs,
+			     json_t *json);
 /* The repository location, or a usage error when none was given. */
 int dv_cli_need_repo(const char *cmd, const char **repo);
 struct dv_stats;
-/* A dv_progress_fn drawing "verb: done/total, MB/s, dedup, ratio, ETA";
- * ctx is the verb (a string). */
+/* A dv_progress_fn drawing "verb: done / total (pct), MiB/s, dedup, ratio,
+ * ETA h:mm:ss"; the final call draws the completed frame ("done in
+ * h:mm:ss") and ends the line. ctx is the verb (a string). */
 void dv_cli_progress_cb(const struct dv_stats *s, bool final, void *ctx);
+/* Draws one frame of dv_cli_progress_cb, the longest variant of at most
+ * width columns (dropping dedup and ratio, then the rate, then sizes). */
+void dv_cli_progress_frame(const char *verb, const struct dv_stats *s, bool final, size_t width);
 /* Human size "1.23 GiB" (rotating static buffers: up to 8 per statement). */
 const char *dv_cli_size(uint64_t bytes);
 /* Applies an S3 option (--endpoint, --profile, --region, --connections,
@@ -176,5 +194,6 @@ int cmd_rightsize(int argc, char **argv);
 int cmd_catalog(int argc, char **argv);
 int cmd_launch(int argc, char **argv);
 int cmd_cleanup(int argc, char **argv);
+int cmd_repair(int argc, char **argv);
 
 #endif

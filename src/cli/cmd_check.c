@@ -70,6 +70,14 @@ int cmd_check(int argc, char **argv)
 		goto out;
 	}
 	rc = crc < 0 ? DV_EXIT_INTEGRITY : 0;
+	/* What to run: damaged manifests are removed by repair snapshots. */
+	struct dv_snapshot_list l;
+	struct dv_err lerr;
+	size_t damaged = 0;
+	if (crc < 0 && dv_snapshot_list_load_readable(repo, &l, &lerr) == 0) {
+		damaged = l.unreadable.n;
+		dv_snapshot_list_release(&l);
+	}
 	if (dv_cli.json) {
 		dv_cli_print_json(json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
 					    "s:I, s:I, s:I, s:O}",
@@ -85,9 +93,17 @@ int cmd_check(int argc, char **argv)
 					    (json_int_t)rep.unreferenced_bytes, "unindexed_packs",
 					    (json_int_t)rep.unindexed_packs, "stray_objects", (json_int_t)rep.stray_objects,
 					    "problems", p.list));
+		if (damaged)
+			fprintf(stderr, "diskvault check: %zu snapshot manifest(s) cannot be read: run 'diskvault repair "
+				"snapshots --dry-run' to see them, 'diskvault repair snapshots' to remove them, then "
+				"'diskvault prune'\n", damaged);
 	} else {
 		if (crc < 0)
 			fprintf(stderr, "diskvault check: %s\n", err.msg);
+		if (damaged)
+			fprintf(stderr, "diskvault check: %zu snapshot manifest(s) cannot be read: run 'diskvault repair "
+				"snapshots --dry-run' to see them, 'diskvault repair snapshots' to remove them, then "
+				"'diskvault prune'\n", damaged);
 		else if (!dv_cli.quiet)
 			printf("repository %s is consistent: %llu snapshots, %llu packs, %llu chunks, %llu index segments; "
 			       "%llu unreferenced chunks (%s), %llu duplicate copies (%s), %s unused in all; "

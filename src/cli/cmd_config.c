@@ -39,7 +39,7 @@ int dv_cli_config_load(int argc, char **argv)
 	}
 	const char *lw = dv_config_get("repository", "lock_wait");
 	if (lw && dv_cli.lock_wait == 0)
-		dv_cli.lock_wait = dv_cli_parse_duration(lw); /* --lock-wait after the command overrides */
+		dv_cli.lock_wait = dv_cli_parse_wait(lw); /* --lock-wait after the command overrides */
 	return 0;
 }
 
@@ -66,7 +66,8 @@ void dv_cli_config_forget(struct dv_forget_policy *p, const char **tagbuf, size_
 		if ((v = dv_config_get("retention", kinds[i])))
 			p->keep[i] = strtoll(v, NULL, 10);
 	if ((v = dv_config_get("retention", "keep_within")))
-		p->keep_within = (int64_t)dv_cli_parse_duration(v);
+		if (!dv_parse_duration(v, DV_DUR_RETENTION, &p->keep_within))
+			DV_BUG("retention.keep_within passed the config check but does not parse");
 	size_t n;
 	const char *const *tags = dv_config_get_list("retention", "keep_tags", &n);
 	for (size_t i = 0; i < n && p->ntags < tagcap; i++)

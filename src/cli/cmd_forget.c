@@ -12,14 +12,19 @@ static const char forget_help[] =
 	"         [--keep-weekly N] [--keep-monthly N] [--keep-yearly N] [--keep-within DURATION]\n"
 	"         [--keep-tag TAG]... [--host HOST] [--dry-run]\n"
 	"         [--prune [--max-unused LIMIT] [--max-repack-size SIZE]]\n"
+	"       diskvault --repo PATH forget [--dry-run] [--prune ...] SNAPSHOT...\n"
 	"Removes the snapshots no rule keeps, and prints what it keeps and why. Snapshots are grouped\n"
 	"by host and disk sources; each rule keeps, per group, the newest snapshot of each of the\n"
 	"last N hours/days/ISO weeks/months/years (UTC) that have one. --keep-within keeps all\n"
-	"snapshots that are at most DURATION (e.g. 36h, 14d) older than the newest one. The EBS\n"
+	"snapshots that are at most DURATION older than the newest one, on the calendar: y years,\n"
+	"m months, w weeks, d days, h hours, combined as in 1y6m2d (restic's units; 6m is six months). The EBS\n"
 	"import records of removed snapshots go too (the newest one of each disk stays as the parent\n"
 	"of the next import). --prune frees the data right after (see 'diskvault prune --help').\n"
 	"Without --keep-* options, the [retention] policy of the config file applies\n"
-	"(docs/configuration.md).\n";
+	"(docs/configuration.md). Given SNAPSHOTs (ids or unique prefixes of 4+ hex digits), exactly\n"
+	"those are forgotten, damaged ones too, and no rule applies. A manifest that cannot be read is\n"
+	"skipped (neither kept nor forgotten), named on stderr, and the exit code is 3; --prune then\n"
+	"refuses until 'diskvault repair snapshots' removed it.\n";
 
 static const char prune_help[] =
 	"usage: diskvault --repo PATH prune [--max-unused LIMIT] [--max-repack-size SIZE] [--dry-run]\n"
@@ -47,16 +52,18 @@ static int count_opt(const char *cmd, const struct dv_cli_opt *o, const char *ar
 /* --keep-within DURATION */
 static int within_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
 {
-	double d = dv_cli_parse_duration(arg);
-	if (d <= 0)
-		return dv_cli_usage(cmd, "--keep-within needs a duration such as 36h or 14d");
-	*(int64_t *)o->dest = (int64_t)d;
+	struct dv_duration *d = o->dest;
+	if (!dv_parse_duration(arg, DV_DUR_RETENTION, d) || dv_duration_is_zero(d))
+		return dv_cli_usage(cmd, "--keep-within '%s': expected a duration of y (years), m (months), w, d and h, "
+				    "such as 14d, 6m or 1y6m2d", arg);
 	return 0;
 }
 
 struct opts {
 	struct dv_forget_policy pol;
 	const char *tags[64];
+	char (*ids)[DV_ID_HEX_LEN + 1]; /* forget SNAPSHOT...: resolved */
+	const char **idp;
 	bool dry_run, prune;
 	const char *budget_flag; /* --max-unused or --max-repack-size given */
 	struct dv_prune_opts po;
@@ -86,6 +93,14 @@ static int repack_size_opt(const char *cmd, const struct dv_cli_opt *o, const ch
 static void print_decision(const char *id, const json_t *m, bool keep, const char *reasons, void *ctx)
 {
 	json_t *list = ctx;
+	if (!m) { /* a damaged manifest named on the command line */
+		if (dv_cli.json)
+			json_array_append_new(list, json_pack("{s:s, s:n, s:n, s:b, s:s}", "id", id, "time", "host",
+							      "keep", 0, "reasons", "unreadable"));
+		else if (!dv_cli.quiet)
+			printf("%-6s %.8s  (manifest cannot be read)\n", "forget", id);
+		return;
+	}
 	if (dv_cli.json) {
 		json_array_append_new(list, json_pack("{s:s, s:O, s:O, s:b, s:s}", "id", id, "time",
 						      json_object_get(m, "time"), "host", json_object_get(m, "host"),
@@ -177,9 +192,16 @@ static int run(const char *cmd, int argc, char **argv)
 	if (!dv_cli_parse(cmd, forget ? forget_help : prune_help, argc, argv, own, &first, &rc))
 		return rc;
 	x.po.dry_run = x.dry_run;
+	if (forget && first < argc && !dv_forget_policy_empty(&x.pol))
+		return dv_cli_usage(cmd, "give either SNAPSHOTs or --keep-* rules, not both");
+	if (forget && first < argc) {
+		/* set now so that the config's policy does not apply; resolved below */
+		x.pol.ids = (const char *const *)(argv + first);
+		x.pol.nids = (size_t)(argc - first);
+	}
 	if (forget)
 		dv_cli_config_forget(&x.pol, x.tags, DV_ARRAY_SIZE(x.tags)); /* [retention] */
-	if ((rc = dv_cli_no_operands(cmd, argc, argv, first)))
+	if (!forget && (rc = dv_cli_no_operands(cmd, argc, argv, first)))
 		return rc;
 	if (forget && !x.prune && x.budget_flag)
 		return dv_cli_usage(cmd, "%s applies to the prune: give --prune too", x.budget_flag);
@@ -194,9 +216,22 @@ static int run(const char *cmd, int argc, char **argv)
 	struct dv_forget_result fr = {0};
 	struct dv_prune_result pr;
 	bool pruned = false;
+	int partial = 0;
 	if (dv_cli_open_repo(repo_path, &repo, &err) < 0) {
 		rc = dv_cli_fail(cmd, &err);
 		goto out;
+	}
+	if (forget && x.pol.nids) {
+		x.ids = dv_calloc(x.pol.nids, sizeof *x.ids);
+		x.idp = dv_calloc(x.pol.nids, sizeof *x.idp);
+		for (size_t i = 0; i < x.pol.nids; i++) {
+			if (dv_snapshot_resolve(repo, x.pol.ids[i], x.ids[i], &err) < 0) {
+				rc = dv_cli_fail(cmd, &err);
+				goto out;
+			}
+			x.idp[i] = x.ids[i];
+		}
+		x.pol.ids = x.idp;
 	}
 	if (forget) {
 		if (dv_forget(repo, &x.pol, x.dry_run, print_decision, decisions, &fr, &err) < 0) {
@@ -204,6 +239,7 @@ static int run(const char *cmd, int argc, char **argv)
 			goto out;
 		}
 		report_replayed(cmd, fr.replayed);
+		partial = dv_cli_report_unreadable(cmd, &fr.unreadable, &fr.unreadable_msg, NULL);
 		if (!dv_cli.json && !dv_cli.quiet)
 			printf("%llu snapshot(s) kept, %llu %sforgotten\n", (unsigned long long)fr.kept,
 			       (unsigned long long)fr.removed, x.dry_run ? "would be " : "");
@@ -228,13 +264,23 @@ static int run(const char *cmd, int argc, char **argv)
 			json_object_set_new(j, "kept", json_integer((json_int_t)fr.kept));
 			json_object_set_new(j, "removed", json_integer((json_int_t)fr.removed));
 			json_object_set_new(j, "ebs_records_deleted", json_integer((json_int_t)fr.ebs_records_deleted));
+			json_t *un = json_array();
+			for (size_t i = 0; i < fr.unreadable.n; i++)
+				json_array_append_new(un, json_pack("{s:s, s:s}", "id", fr.unreadable.v[i], "error",
+								    fr.unreadable_msg.v[i]));
+			json_object_set_new(j, "unreadable", un);
+			json_object_set_new(j, "exit_code", json_integer(partial));
 		}
 		json_object_set_new(j, "replayed_removed", json_integer((json_int_t)(fr.replayed + (pruned ? pr.replayed : 0))));
 		if (pruned)
 			json_object_set_new(j, "prune", prune_json(&pr));
 		dv_cli_print_json(j);
 	}
+	rc = partial;
 out:
+	dv_forget_result_release(&fr);
+	free(x.ids);
+	free(x.idp);
 	json_decref(decisions);
 	dv_repo_free(repo);
 	return rc;

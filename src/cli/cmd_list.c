@@ -5,7 +5,9 @@
 #include "repo/repo.h"
 
 static const char help[] = "usage: diskvault --repo PATH list\n"
-			   "Lists snapshots, oldest first: id, time, host, name, disks, logical size, new data.\n";
+			   "Lists snapshots, oldest first: id, time, host, name, disks, logical size, new data.\n"
+			   "A manifest that cannot be read is skipped and named on stderr; the exit code is then 3\n"
+			   "(see 'diskvault repair --help').\n";
 
 /* Total logical size of a manifest's disks. */
 static uint64_t logical_size(const json_t *m)
@@ -29,7 +31,7 @@ int cmd_list(int argc, char **argv)
 	struct dv_err err;
 	struct dv_repo *repo = NULL;
 	struct dv_snapshot_list l = {0};
-	if (dv_cli_open_repo(repo_path, &repo, &err) < 0 || dv_snapshot_list_load(repo, &l, &err) < 0) {
+	if (dv_cli_open_repo(repo_path, &repo, &err) < 0 || dv_snapshot_list_load_readable(repo, &l, &err) < 0) {
 		rc = dv_cli_fail("list", &err);
 		goto out;
 	}
@@ -46,8 +48,14 @@ int cmd_list(int argc, char **argv)
 					       (json_int_t)logical_size(m), "bytes_new_stored",
 					       json_object_get(stats, "bytes_new_stored")));
 		}
-		dv_cli_print_json(json_pack("{s:s, s:b, s:o}", "command", "list", "ok", 1, "snapshots", arr));
-	} else if (!dv_cli.quiet) {
+		json_t *j = json_pack("{s:s, s:b, s:o}", "command", "list", "ok", 1, "snapshots", arr);
+		rc = dv_cli_report_unreadable("list", &l.unreadable, &l.unreadable_msg, j);
+		json_object_set_new(j, "exit_code", json_integer(rc));
+		dv_cli_print_json(j);
+	} else {
+		rc = dv_cli_report_unreadable("list", &l.unreadable, &l.unreadable_msg, NULL);
+	}
+	if (!dv_cli.json && !dv_cli.quiet) {
 		printf("%-8s  %-20s  %-16s  %-16s  %5s  %12s  %12s\n", "ID", "TIME", "HOST", "NAME", "DISKS", "SIZE",
 		       "NEW DATA");
 		for (size_t i = 0; i < l.n; i++) {

@@ -28,7 +28,8 @@ enum kind {
 	K_LIST,        /* list of words */
 	K_BOOL,
 	K_COUNT,       /* decimal in [min, max] */
-	K_DURATION,    /* 1y6m, 30d, 12h, 2w */
+	K_DURATION,    /* retention: 1y6m, 30d, 12h, 2w (dv_parse_duration) */
+	K_WAIT,        /* lock wait: 90s, 15m (minutes), 2h */
 	K_ENUM,        /* one of choices ("a|b") */
 	K_URL,         /* http(s)://, no credentials */
 	K_SIZE,        /* 200M, 1.5G (dv_parse_size) */
@@ -57,7 +58,7 @@ static const char *const sections[] = {"repository", "backup", "retention", "s3"
 static const struct keydef keys[] = {
 	KEY("repository", "path", K_LOCATION, "repository location: a directory or s3://bucket/prefix (--repo)",
 	    .env = "DISKVAULT_REPO"),
-	KEY("repository", "lock_wait", K_DURATION, "how long to wait for a conflicting lock (--lock-wait), e.g. 15m"),
+	KEY("repository", "lock_wait", K_WAIT, "how long to wait for a conflicting lock (--lock-wait), e.g. 15m"),
 	KEY("repository", "password_file", K_SECRET_FILE, "file holding the repository password (mode 0600/0400)",
 	    .env = "DISKVAULT_PASSWORD_FILE", .export_env = true),
 	KEY("repository", "password_command", K_STRING,
@@ -320,14 +321,15 @@ static bool check_value(const struct keydef *k, const char *v, char **norm, cons
 		break;
 	}
 	case K_DURATION: {
-		/* what the CLI's --keep-within / --lock-wait accept: a number and
-		 * an optional unit s, m (minutes), h or d */
-		size_t n = strspn(v, "0123456789"), f = 0;
-		if (v[n] == '.')
-			f = 1 + strspn(v + n + 1, "0123456789");
-		const char *u = v + n + f;
-		if (n == 0 || n > 9 || f == 1 || (*u && (!strchr("smhd", *u) || u[1])))
-			return *why = "must be a duration such as 90s, 15m, 36h or 14d", false;
+		struct dv_duration d;
+		if (!dv_parse_duration(v, DV_DUR_RETENTION, &d) || dv_duration_is_zero(&d))
+			return *why = "must be a duration of y, m (months), w, d, h such as 14d, 6m or 1y6m2d", false;
+		break;
+	}
+	case K_WAIT: {
+		struct dv_duration d;
+		if (!dv_parse_duration(v, DV_DUR_WAIT, &d))
+			return *why = "must be a duration such as 90s, 15m (minutes) or 2h", false;
 		break;
 	}
 	case K_SIZE: {

@@ -24,14 +24,14 @@
  *   repository.path            repository location (--repo, DISKVAULT_REPO)
  *   repository.password_file   path of the repository password (secret file)
  *   repository.password_command  command printing the password (first line)
- *   repository.lock_wait       duration (90s, 15m, 2h, 1d) as --lock-wait
+ *   repository.lock_wait       duration (90s, 15m = minutes, 2h, 1d) as --lock-wait
  *   backup.sources             SOURCE list (dv_config_get_list)
  *   backup.name, backup.host   strings; backup.tags a list
  *   backup.all_blocks, backup.allow_mounted, backup.sha256  "true"/"false"
  *   backup.threads             decimal 1..256
  *   retention.keep_last, keep_hourly, keep_daily, keep_weekly,
  *     keep_monthly, keep_yearly  decimal counts (forget --keep-*)
- *   retention.keep_within      duration such as 36h or 14d (forget --keep-within)
+ *   retention.keep_within      duration such as 36h, 14d, 6m = months (forget --keep-within)
  *   retention.keep_tags        list of tags (forget --keep-tag, repeated)
  *   retention.max_unused       5%, a size or unlimited (prune --max-unused)
  *   retention.max_repack_size  a size (prune --max-repack-size)

@@ -32,6 +32,7 @@ static const struct command commands[] = {
 	{"prune", cmd_prune, "delete data no snapshot uses"},
 	{"unlock", cmd_unlock, "remove stale locks"},
 	{"rebuild-index", cmd_rebuild_index, "rebuild the chunk index from the packs"},
+	{"repair", cmd_repair, "repair snapshots: remove manifests that cannot be read"},
 	{"key", cmd_key, "manage the passphrases of an encrypted repository"},
 	{"copy", cmd_copy, "copy a repository or some snapshots elsewhere (e.g. local to S3), resumable"},
 	{"s3", cmd_s3, "list or abort multipart uploads interrupted runs left on S3"},
@@ -75,6 +76,11 @@ int main(int argc, char **argv)
 	dv_interrupt_flag = &dv_cli_interrupted;
 	dv_repo_set_passphrase_source(dv_cli_passphrase);
 
+	/* --json anywhere: a usage error found before the parser reaches it
+	 * (an unknown option in front of it) is reported as JSON too. */
+	for (int k = 1; k < argc && strcmp(argv[k], "--"); k++)
+		if (!strcmp(argv[k], "--json"))
+			dv_cli.json = true;
 	/* Global options before the command; commands accept them too. */
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
@@ -108,9 +114,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--password-file") && i + 1 < argc)
 			dv_cli.password_file = argv[++i];
 		else if (!strcmp(a, "--lock-wait") && i + 1 < argc) {
-			dv_cli.lock_wait = dv_cli_parse_duration(argv[++i]);
+			dv_cli.lock_wait = dv_cli_parse_wait(argv[++i]);
 			if (dv_cli.lock_wait < 0)
-				return dv_cli_usage(NULL, "--lock-wait needs a duration such as 90s, 15m or 2h");
+				return dv_cli_usage(NULL, DV_CLI_WAIT_MSG, argv[i]);
 		}
 		else if (!strncmp(a, "--progress=", 11)) {
 			if (!strcmp(a + 11, "auto"))
@@ -125,6 +131,8 @@ int main(int argc, char **argv)
 			return dv_cli_usage(NULL, "unknown option '%s'", a);
 	}
 	if (i >= argc) {
+		if (dv_cli.json)
+			return dv_cli_usage(NULL, "no command given");
 		usage(stderr);
 		return DV_EXIT_USAGE;
 	}

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 int dv_cli_exit_code(enum dv_code code)
@@ -59,11 +60,15 @@ int dv_cli_fail(const char *cmd, const struct dv_err *err)
 int dv_cli_usage(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(stderr, "diskvault%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+	char msg[1024];
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry 'diskvault %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
+	fprintf(stderr, "diskvault%s%s: %s\nTry 'diskvault %s%s--help'.\n", cmd ? " " : "", cmd ? cmd : "", msg,
+		cmd ? cmd : "", cmd ? " " : "");
+	if (dv_cli.json)
+		dv_cli_print_json(json_pack("{s:s, s:b, s:s, s:s, s:i}", "command", cmd ? cmd : "", "ok", 0, "error", msg,
+					    "error_class", dv_code_name(DV_E_USAGE), "exit_code", DV_EXIT_USAGE));
 	return DV_EXIT_USAGE;
 }
 
@@ -112,22 +117,10 @@ int dv_cli_open_snapshot(const char *location, const char *spec, struct dv_repo 
 	return rc;
 }
 
-double dv_cli_parse_duration(const char *s)
+double dv_cli_parse_wait(const char *s)
 {
-	char *end;
-	double v = strtod(s, &end);
-	if (end == s || v < 0)
-		return -1;
-	double unit = 1;
-	if (!strcmp(end, "m"))
-		unit = 60;
-	else if (!strcmp(end, "h"))
-		unit = 3600;
-	else if (!strcmp(end, "d"))
-		unit = 86400;
-	else if (*end && strcmp(end, "s"))
-		return -1;
-	return v * unit;
+	struct dv_duration d;
+	return dv_parse_duration(s, DV_DUR_WAIT, &d) ? dv_duration_seconds(&d) : -1;
 }
 
 /* Checks and stores the value of one of the command's own options. */
@@ -230,9 +223,9 @@ bool dv_cli_parse(const char *cmd, const char *help, int argc, char **argv, cons
 			dv_cli.password_file = optarg;
 			break;
 		case OPT_LOCK_WAIT:
-			dv_cli.lock_wait = dv_cli_parse_duration(optarg);
+			dv_cli.lock_wait = dv_cli_parse_wait(optarg);
 			if (dv_cli.lock_wait < 0)
-				rc = dv_cli_usage(cmd, "--lock-wait needs a duration such as 90s, 15m or 2h");
+				rc = dv_cli_usage(cmd, DV_CLI_WAIT_MSG, optarg);
 			break;
 		case OPT_CONFIG:
 			break; /* read before the command ran (dv_cli_config_load) */
@@ -283,13 +276,28 @@ bool dv_cli_progress_enabled(void)
 
 static bool progress_shown;
 
+size_t dv_cli_term_width(void)
+{
+	struct winsize ws;
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	const char *c = getenv("COLUMNS");
+	long v = c ? strtol(c, NULL, 10) : 0;
+	return v >= 20 && v <= 1000 ? (size_t)v : 80;
+}
+
 void dv_cli_progress_line(const char *fmt, ...)
 {
-	char line[256];
+	char line[512];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
+	/* One column short of the width: a line filling the last column
+	 * wraps on some terminals, and then every \r redraw adds a line. */
+	size_t w = dv_cli_term_width() - 1;
+	if (strlen(line) > w)
+		line[w] = 0;
 	fprintf(stderr, "\r%s\033[K", line);
 	fflush(stderr);
 	progress_shown = true;
@@ -315,6 +323,26 @@ void dv_cli_print_json(json_t *j)
 	json_decref(j);
 }
 
+int dv_cli_report_unreadable(const char *cmd, const struct dv_strlist *ids, const struct dv_strlist *msgs,
+			     json_t *json)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < ids->n; i++) {
+		fprintf(stderr, "diskvault %s: skipped snapshot %s: %s\n", cmd, ids->v[i], msgs->v[i]);
+		json_array_append_new(arr, json_pack("{s:s, s:s}", "id", ids->v[i], "error", msgs->v[i]));
+	}
+	if (ids->n)
+		fprintf(stderr,
+			"diskvault %s: %zu snapshot manifest(s) cannot be read; 'diskvault repair snapshots --dry-run' "
+			"shows them and 'diskvault repair snapshots' removes them\n",
+			cmd, ids->n);
+	if (json)
+		json_object_set_new(json, "unreadable", arr);
+	else
+		json_decref(arr);
+	return ids->n ? DV_EXIT_PARTIAL : DV_EXIT_OK;
+}
+
 int dv_cli_need_repo(const char *cmd, const char **repo)
 {
 	if (!dv_cli.repo || !*dv_cli.repo)
@@ -336,17 +364,49 @@ void dv_cli_progress_cb(const struct dv_stats *s, bool final, void *ctx)
 {
 	if (!dv_cli_progress_enabled())
 		return;
-	if (final) {
+	dv_cli_progress_frame((const char *)ctx, s, final, dv_cli_term_width() - 1);
+	if (final)
 		dv_cli_progress_done();
+}
+
+/* h:mm:ss (hours grow as needed) */
+static void hms(char *out, size_t n, double sec)
+{
+	if (!(sec >= 0 && sec < 1e8)) {
+		snprintf(out, n, "-:--:--");
 		return;
 	}
-	double mbs = s->seconds > 0 ? (double)s->bytes_done / s->seconds / 1e6 : 0;
-	double pct = s->bytes_total ? 100.0 * (double)s->bytes_done / (double)s->bytes_total : 0;
-	double eta = mbs > 0 ? (double)(s->bytes_total - s->bytes_done) / (mbs * 1e6) : 0;
-	char extra[96] = "";
+	unsigned long t = (unsigned long)(sec + 0.5);
+	snprintf(out, n, "%lu:%02lu:%02lu", t / 3600, t / 60 % 60, t % 60);
+}
+
+void dv_cli_progress_frame(const char *verb, const struct dv_stats *s, bool final, size_t width)
+{
+	/* binary units throughout (GiB, MiB/s), as dv_cli_size prints sizes */
+	double rate = s->seconds > 0 ? (double)s->bytes_done / s->seconds : 0;
+	double pct = s->bytes_total ? 100.0 * (double)s->bytes_done / (double)s->bytes_total : final ? 100 : 0;
+	char when[48], t[24];
+	if (final) {
+		hms(t, sizeof t, s->seconds);
+		snprintf(when, sizeof when, "done in %s", t);
+	} else {
+		hms(t, sizeof t, rate > 0 ? (double)(s->bytes_total - s->bytes_done) / rate : -1);
+		snprintf(when, sizeof when, "ETA %s", t);
+	}
+	char full[256], mid[192], small[128], tiny[64];
+	snprintf(tiny, sizeof tiny, "%s: %.1f%%, %s", verb, pct, when);
+	snprintf(small, sizeof small, "%s: %s / %s (%.1f%%), %s", verb, dv_cli_size(s->bytes_done),
+		 dv_cli_size(s->bytes_total), pct, when);
+	snprintf(mid, sizeof mid, "%s: %s / %s (%.1f%%), %.1f MiB/s, %s", verb, dv_cli_size(s->bytes_done),
+		 dv_cli_size(s->bytes_total), pct, rate / 1048576, when);
+	snprintf(full, sizeof full, "%s", mid);
 	if (s->bytes_new_raw || s->bytes_dedup)
-		snprintf(extra, sizeof extra, ", dedup %s, compression %.2fx", dv_cli_size(s->bytes_dedup),
-			 s->bytes_new_stored ? (double)s->bytes_new_raw / (double)s->bytes_new_stored : 1.0);
-	dv_cli_progress_line("%s: %s / %s (%.1f%%), %.0f MB/s%s, ETA %.0fs", (const char *)ctx,
-			     dv_cli_size(s->bytes_done), dv_cli_size(s->bytes_total), pct, mbs, extra, eta);
+		snprintf(full, sizeof full, "%s: %s / %s (%.1f%%), %.1f MiB/s, dedup %s, compression %.2fx, %s", verb,
+			 dv_cli_size(s->bytes_done), dv_cli_size(s->bytes_total), pct, rate / 1048576,
+			 dv_cli_size(s->bytes_dedup),
+			 s->bytes_new_stored ? (double)s->bytes_new_raw / (double)s->bytes_new_stored : 1.0, when);
+	/* the most that fits; dv_cli_progress_line cuts what still does not */
+	const char *pick = strlen(full) <= width ? full : strlen(mid) <= width ? mid
+						 : strlen(small) <= width ? small : tiny;
+	dv_cli_progress_line("%s", pick);
 }

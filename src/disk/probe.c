@@ -11,11 +11,14 @@
 #include <blkid/blkid.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/loop.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -252,29 +255,61 @@ size_t dv_disk_stacked_mounts(const char *sysroot, const char *mountinfo, const 
 
 /* The loop devices whose backing file is `path`: their device numbers and
  * offsets into the file. */
+/* The loop devices backed by the file at path, found by the backing file's
+ * device and inode (LOOP_GET_STATUS64), not its name: the image may be
+ * reached by another path (a bind mount, a symlinked directory). Without
+ * the right to open /dev/loopN, sysfs's backing_file is stat'ed and
+ * compared the same way. */
 static size_t loops_of(const char *path, dev_t *devs, uint64_t *offs, size_t max)
 {
-	char real[PATH_MAX];
-	if (!realpath(path, real))
+	struct stat img;
+	if (stat(path, &img) < 0 || !S_ISREG(img.st_mode))
+		return 0;
+	DIR *d = opendir("/sys/block");
+	if (!d)
 		return 0;
 	size_t n = 0;
-	for (unsigned i = 0; i < 256 && n < max; i++) {
-		char p[PATH_MAX], buf[PATH_MAX];
-		snprintf(p, sizeof p, "/sys/block/loop%u/loop/backing_file", i);
-		if (!read_sys(p, buf, sizeof buf) || strcmp(buf, real) != 0)
+	struct dirent *e;
+	while (n < max && (e = readdir(d))) {
+		unsigned num;
+		char tail;
+		if (sscanf(e->d_name, "loop%u%c", &num, &tail) != 1)
 			continue;
+		char p[PATH_MAX], buf[PATH_MAX];
 		unsigned ma, mi;
-		unsigned long long off = 0;
-		snprintf(p, sizeof p, "/sys/block/loop%u/dev", i);
+		snprintf(p, sizeof p, "/sys/block/loop%u/dev", num);
 		if (!read_sys(p, buf, sizeof buf) || sscanf(buf, "%u:%u", &ma, &mi) != 2)
 			continue;
-		snprintf(p, sizeof p, "/sys/block/loop%u/loop/offset", i);
-		if (read_sys(p, buf, sizeof buf))
-			sscanf(buf, "%llu", &off);
+		struct loop_info64 li;
+		bool match = false, known = false;
+		unsigned long long off = 0;
+		snprintf(p, sizeof p, "/dev/loop%u", num);
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
+		struct stat dst;
+		if (fd >= 0 && fstat(fd, &dst) == 0 && S_ISBLK(dst.st_mode) && dst.st_rdev == makedev(ma, mi) &&
+		    ioctl(fd, LOOP_GET_STATUS64, &li) == 0) {
+			known = true;
+			match = li.lo_device == (uint64_t)img.st_dev && li.lo_inode == (uint64_t)img.st_ino;
+			off = li.lo_offset;
+		}
+		if (fd >= 0)
+			close(fd);
+		if (!known) {
+			struct stat b;
+			snprintf(p, sizeof p, "/sys/block/loop%u/loop/backing_file", num);
+			match = read_sys(p, buf, sizeof buf) && stat(buf, &b) == 0 && b.st_dev == img.st_dev &&
+				b.st_ino == img.st_ino;
+			snprintf(p, sizeof p, "/sys/block/loop%u/loop/offset", num);
+			if (match && read_sys(p, buf, sizeof buf))
+				sscanf(buf, "%llu", &off);
+		}
+		if (!match)
+			continue;
 		devs[n] = makedev(ma, mi);
 		offs[n] = off;
 		n++;
 	}
+	closedir(d);
 	return n;
 }
 

@@ -95,12 +95,33 @@ static char *group_of(const json_t *m)
 
 bool dv_forget_policy_empty(const struct dv_forget_policy *p)
 {
-	if (p->keep_last || p->keep_within > 0 || p->ntags)
+	if (p->keep_last || !dv_duration_is_zero(&p->keep_within) || p->ntags || p->nids)
 		return false;
 	for (int k = 0; k < DV_KEEP_KINDS; k++)
 		if (p->keep[k])
 			return false;
 	return true;
+}
+
+static bool named(const struct dv_forget_policy *p, const char *id)
+{
+	for (size_t i = 0; i < p->nids; i++)
+		if (!strcmp(p->ids[i], id))
+			return true;
+	return false;
+}
+
+static void add_forgotten(struct dv_strlist *l, const char *id)
+{
+	char name[128];
+	snprintf(name, sizeof name, "snapshots/%s", id);
+	dv_strlist_add(l, name);
+}
+
+void dv_forget_result_release(struct dv_forget_result *res)
+{
+	dv_strlist_release(&res->unreadable);
+	dv_strlist_release(&res->unreadable_msg);
 }
 
 int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run, dv_forget_fn fn, void *ctx,
@@ -118,12 +139,26 @@ int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run,
 		return rc;
 	}
 	struct dv_snapshot_list l;
-	rc = dv_snapshot_list_load(r, &l, err);
+	rc = dv_snapshot_list_load_readable(r, &l, err);
 	if (rc < 0) {
 		dv_lock_release(lock);
 		return rc;
 	}
 	struct dv_strlist forgotten = {0}, kept = {0};
+	for (size_t i = 0; i < l.unreadable.n; i++) {
+		if (named(p, l.unreadable.v[i])) {
+			res->removed++;
+			if (fn)
+				fn(l.unreadable.v[i], NULL, false, "", ctx);
+			if (!dry_run)
+				add_forgotten(&forgotten, l.unreadable.v[i]);
+			continue;
+		}
+		/* its EBS records stay: the snapshot may yet be repaired */
+		dv_strlist_add(&kept, l.unreadable.v[i]);
+		dv_strlist_add(&res->unreadable, l.unreadable.v[i]);
+		dv_strlist_add(&res->unreadable_msg, l.unreadable_msg.v[i]);
+	}
 	char **groups = dv_calloc(l.n ? l.n : 1, sizeof *groups);
 	bool *done = dv_calloc(l.n ? l.n : 1, sizeof *done);
 	for (size_t i = 0; i < l.n; i++)
@@ -131,6 +166,8 @@ int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run,
 	int64_t latest = 0;
 	for (size_t i = 0; i < l.n; i++)
 		latest = DV_MAX(latest, l.v[i].time);
+	bool within = !dv_duration_is_zero(&p->keep_within);
+	int64_t cutoff = within ? dv_duration_before(latest, &p->keep_within) : 0;
 	for (size_t g = 0; g < l.n; g++) {
 		if (done[g])
 			continue;
@@ -152,7 +189,10 @@ int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run,
 			char reasons[256] = "";
 			size_t rl = 0;
 #define REASON(...) rl += (size_t)snprintf(reasons + rl, rl < sizeof reasons ? sizeof reasons - rl : 0, __VA_ARGS__)
-			if (!selected) {
+			if (p->nids) {
+				if (!named(p, l.v[j].id))
+					REASON("not named");
+			} else if (!selected) {
 				REASON("other host");
 			} else {
 				if (count_last > 0) {
@@ -167,7 +207,7 @@ int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run,
 						REASON("%s%s", rl ? ", " : "", bucket_names[k]);
 					}
 				}
-				if (p->keep_within > 0 && latest - l.v[j].time <= p->keep_within)
+				if (within && l.v[j].time >= cutoff)
 					REASON("%swithin", rl ? ", " : "");
 				for (size_t t = 0; t < p->ntags; t++)
 					if (has_tag(m, p->tags[t])) {
@@ -185,11 +225,8 @@ int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run,
 			}
 			if (fn)
 				fn(l.v[j].id, m, keep, reasons, ctx);
-			if (!keep && !dry_run) {
-				char name[128];
-				snprintf(name, sizeof name, "snapshots/%s", l.v[j].id);
-				dv_strlist_add(&forgotten, name);
-			}
+			if (!keep && !dry_run)
+				add_forgotten(&forgotten, l.v[j].id);
 		}
 	}
 	/* One batch (DeleteObjects on S3): each snapshot object stands alone,
@@ -210,6 +247,31 @@ int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run,
 		free(groups[i]);
 	free(groups);
 	free(done);
+	dv_snapshot_list_release(&l);
+	dv_lock_release(lock);
+	return rc;
+}
+
+int dv_repair_snapshots(struct dv_repo *r, bool dry_run, struct dv_strlist *ids, struct dv_strlist *msgs,
+			struct dv_err *err)
+{
+	struct dv_lock *lock = NULL;
+	int rc = dry_run ? 0 : dv_lock_acquire(r, true, &lock, err);
+	if (rc < 0)
+		return rc;
+	struct dv_snapshot_list l;
+	rc = dv_snapshot_list_load_readable(r, &l, err);
+	struct dv_strlist names = {0};
+	for (size_t i = 0; rc == 0 && i < l.unreadable.n; i++) {
+		dv_strlist_add(ids, l.unreadable.v[i]);
+		dv_strlist_add(msgs, l.unreadable_msg.v[i]);
+		add_forgotten(&names, l.unreadable.v[i]);
+	}
+	if (rc == 0 && !dry_run)
+		rc = dv_store_delete_many(r->store, names.v, names.n, err);
+	for (size_t i = 0; rc == 0 && !dry_run && i < l.unreadable.n; i++)
+		rc = dv_forgotten_record(r, l.unreadable.v[i], err);
+	dv_strlist_release(&names);
 	dv_snapshot_list_release(&l);
 	dv_lock_release(lock);
 	return rc;
@@ -266,6 +328,9 @@ static int load_references(struct pruner *p)
 {
 	struct dv_snapshot_list l;
 	int rc = dv_snapshot_list_load(p->r, &l, p->err);
+	if (rc < 0 && p->err->code == DV_E_CORRUPT)
+		return dv_error_prefix(p->err, "prune: cannot tell which data is in use ('diskvault repair snapshots' "
+					       "removes damaged manifests): ");
 	if (rc < 0)
 		return dv_error_prefix(p->err, "prune: ");
 	for (size_t i = 0; i < l.n; i++)

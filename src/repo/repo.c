@@ -737,7 +737,7 @@ static int cmp_snap(const void *a, const void *b)
 	return strcmp(x->id, y->id);
 }
 
-int dv_snapshot_list_load(struct dv_repo *r, struct dv_snapshot_list *out, struct dv_err *err)
+static int list_load(struct dv_repo *r, struct dv_snapshot_list *out, bool skip_damaged, struct dv_err *err)
 {
 	struct dv_strlist names = {0};
 	memset(out, 0, sizeof *out);
@@ -748,6 +748,12 @@ int dv_snapshot_list_load(struct dv_repo *r, struct dv_snapshot_list *out, struc
 	for (size_t i = 0; i < names.n; i++) {
 		json_t *m;
 		rc = dv_snapshot_load(r, names.v[i], &m, err);
+		if (rc < 0 && skip_damaged && err->code == DV_E_CORRUPT) {
+			dv_strlist_add(&out->unreadable, names.v[i]);
+			dv_strlist_add(&out->unreadable_msg, err->msg);
+			rc = 0;
+			continue;
+		}
 		if (rc < 0) {
 			dv_snapshot_list_release(out);
 			goto out;
@@ -766,8 +772,20 @@ out:
 	return rc;
 }
 
+int dv_snapshot_list_load(struct dv_repo *r, struct dv_snapshot_list *out, struct dv_err *err)
+{
+	return list_load(r, out, false, err);
+}
+
+int dv_snapshot_list_load_readable(struct dv_repo *r, struct dv_snapshot_list *out, struct dv_err *err)
+{
+	return list_load(r, out, true, err);
+}
+
 void dv_snapshot_list_release(struct dv_snapshot_list *l)
 {
+	dv_strlist_release(&l->unreadable);
+	dv_strlist_release(&l->unreadable_msg);
 	for (size_t i = 0; i < l->n; i++)
 		json_decref(l->v[i].manifest);
 	free(l->v);

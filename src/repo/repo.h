@@ -102,10 +102,16 @@ struct dv_snapshot_ref {
 struct dv_snapshot_list {
 	struct dv_snapshot_ref *v;
 	size_t n;
+	/* dv_snapshot_list_load_readable: the manifests skipped as unreadable
+	 * (damaged: DV_E_CORRUPT), ids and, at the same index, one message each */
+	struct dv_strlist unreadable, unreadable_msg;
 };
 /* All snapshots, oldest first. A manifest that cannot be read or parsed is
  * an error naming it (list is then empty). */
 int dv_snapshot_list_load(struct dv_repo *r, struct dv_snapshot_list *out, struct dv_err *err) DV_WUR;
+/* The same, but a damaged manifest is skipped and named in out->unreadable
+ * (list, forget, repair); other errors (I/O, a wrong key) still fail. */
+int dv_snapshot_list_load_readable(struct dv_repo *r, struct dv_snapshot_list *out, struct dv_err *err) DV_WUR;
 void dv_snapshot_list_release(struct dv_snapshot_list *l);
 /* Resolves "latest", a full id or a unique id prefix (>= 4 hex digits). */
 int dv_snapshot_resolve(struct dv_repo *r, const char *spec, char id[DV_ID_HEX_LEN + 1], struct dv_err *err) DV_WUR;
@@ -200,22 +206,37 @@ int dv_verify(struct dv_repo *r, const char *id, const struct dv_restore_opts *o
 struct dv_forget_policy {
 	int64_t keep_last;
 	int64_t keep[DV_KEEP_KINDS];   /* most recent per hour/day/ISO week/month/year (UTC) */
-	int64_t keep_within;           /* seconds before the newest snapshot */
+	struct dv_duration keep_within; /* calendar span before the newest snapshot */
 	const char *const *tags;       /* keep snapshots carrying any of these */
 	size_t ntags;
 	const char *host;              /* only snapshots of this host are considered */
+	/* forget SNAPSHOT...: exactly these full ids go (readable or not) and
+	 * every other snapshot stays; the rules above are then not used */
+	const char *const *ids;
+	size_t nids;
 };
 bool dv_forget_policy_empty(const struct dv_forget_policy *p);
 struct dv_forget_result {
 	uint64_t kept, removed;
 	uint64_t ebs_records_deleted; /* ebs/ objects of snapshots no longer there */
 	uint64_t replayed; /* forgotten earlier, back again, removed (forgotten.c) */
+	/* damaged manifests skipped (neither kept nor forgotten unless named
+	 * in ids): ids and one message each; dv_forget_result_release */
+	struct dv_strlist unreadable, unreadable_msg;
 };
+void dv_forget_result_release(struct dv_forget_result *res);
 /* Told about every snapshot, newest first per group; reasons is "" when
- * the snapshot is forgotten. */
+ * the snapshot is forgotten; manifest is NULL for a damaged one named in
+ * ids (told first). */
 typedef void (*dv_forget_fn)(const char *id, const json_t *manifest, bool keep, const char *reasons, void *ctx);
 /* Removes the manifests no rule keeps (exclusive lock). Data is freed by
  * dv_prune. An empty policy is a usage error. */
+/* repair snapshots: removes the manifests that cannot be read or parsed
+ * (DV_E_CORRUPT; dv_snapshot_list_load_readable) under the exclusive lock,
+ * or with dry_run only names them: ids into *ids, one message each into
+ * *msgs (caller releases both). Their data goes with the next prune. */
+int dv_repair_snapshots(struct dv_repo *r, bool dry_run, struct dv_strlist *ids, struct dv_strlist *msgs,
+			struct dv_err *err) DV_WUR;
 int dv_forget(struct dv_repo *r, const struct dv_forget_policy *p, bool dry_run, dv_forget_fn fn, void *ctx,
 	      struct dv_forget_result *res, struct dv_err *err) DV_WUR;
 

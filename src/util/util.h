@@ -138,6 +138,34 @@ bool dv_parse_size(const char *s, uint64_t *out);
  * in main.c). */
 uint64_t dv_env_size(const char *name, uint64_t def);
 
+/* ---- durations ------------------------------------------------------- */
+
+/*
+ * A duration as a list of whole calendar units, one grammar for every
+ * place the CLI and the config file take one (docs/configuration.md):
+ * one or more "<digits><unit>" terms, each unit at most once and larger
+ * units first, e.g. 1y6m2d, 36h, 90s.
+ *   DV_DUR_RETENTION (forget --keep-within, retention.keep_within): restic's
+ *     units y, m (months), w, d, h; applied to calendar dates in UTC by
+ *     dv_duration_before.
+ *   DV_DUR_WAIT (--lock-wait, repository.lock_wait): d, h, m (minutes), s,
+ *     as Go's and restic's --retry-lock read them; a bare number is seconds.
+ * No fractions, exponents, signs, inf or nan. False when malformed or a
+ * term exceeds 100000.
+ */
+enum dv_duration_kind { DV_DUR_RETENTION, DV_DUR_WAIT };
+struct dv_duration {
+	int years, months, days, hours, minutes, seconds; /* weeks are 7 days */
+};
+bool dv_parse_duration(const char *s, enum dv_duration_kind kind, struct dv_duration *out) DV_WUR;
+bool dv_duration_is_zero(const struct dv_duration *d);
+/* t (Unix seconds) minus d: years, months and days on the UTC calendar
+ * (2024-03-31 minus 1m is 2024-03-02, the day after "Feb 31" normalised,
+ * as restic and Go's AddDate do), then hours, minutes and seconds. */
+int64_t dv_duration_before(int64_t t, const struct dv_duration *d);
+/* The seconds of a DV_DUR_WAIT duration (d, h, m and s only). */
+double dv_duration_seconds(const struct dv_duration *d);
+
 /* ---- logging (CLI sets the level; library code uses only dv_debug) ---- */
 
 enum dv_log_level { DV_LOG_QUIET = 0, DV_LOG_NORMAL = 1, DV_LOG_VERBOSE = 2, DV_LOG_DEBUG = 3 };

@@ -108,8 +108,10 @@ p = sys.argv[1]; d = bytearray(open(p, "rb").read()); d[len(d) // 2] ^= 0x01; op
 	expect_exit 4 dv --repo "$R" show "$A"
 	assert_contains "$STDERR" "${A:0:16}" "show of a $how manifest"
 	assert_lines "$STDERR" 1 "show of a $how manifest: stderr"
-	expect_exit 4 dv --repo "$R" list
+	# list skips it, names it and exits 3 (partial), listing b (issue 16)
+	expect_exit 3 dv --repo "$R" list
 	assert_contains "$STDERR" "${A:0:16}" "list with a $how manifest"
+	assert_contains "$STDOUT" "${B:0:8}" "list with a $how manifest of a"
 	expect_exit 4 dv --repo "$R" restore "$A" "$T/out.img"
 	assert_contains "$STDERR" "${A:0:16}" "restore of a $how manifest"
 	rm -f "$T/out.img"

@@ -49,10 +49,13 @@ assert_contains "$STDOUT" "${old:0:8}"
 
 # The replay: the old manifest is put back in the repository.
 cp "$T/old-manifest" "$repo/snapshots/$old"
-expect_exit 4 e list
+# list skips it, names it (one line) and says what removes it; exit 3 (issue 16)
+expect_exit 3 e list
 assert_contains "$STDERR" "snapshot ${old:0:16}"
 assert_contains "$STDERR" "replayed"
-[ "$(wc -l <"$ERR_FILE")" -eq 1 ] || fail "replay error is not one line: $STDERR"
+[ "$(grep -c replayed "$ERR_FILE")" -eq 1 ] || fail "replay error is not one line: $STDERR"
+[ "$(wc -l <"$ERR_FILE")" -eq 2 ] || fail "list: more than the skip line and the hint: $STDERR"
+assert_not_contains "$STDOUT" "${old:0:8}" "list with a replayed manifest"
 expect_exit 4 e restore "$old" "$T/out.img"
 assert_contains "$STDERR" "replayed"
 [ ! -e "$T/out.img" ] || fail "restore of a replayed snapshot wrote the target"

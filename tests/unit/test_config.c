@@ -77,7 +77,7 @@ static void test_good_file(void **state)
 			   "[retention]\n"
 			   "keep_daily = 7\n"
 			   "keep_weekly = 0\n"
-			   "keep_within = 1.5d\n"
+			   "keep_within = 1d12h\n"
 			   "max_unused = 12.5%\n"
 			   "max_repack_size = 1.5GiB\n"
 			   "[s3]\n"
@@ -97,7 +97,7 @@ static void test_good_file(void **state)
 	assert_string_equal(dv_config_file_value(c, "backup", "sha256", NULL), "false");
 	assert_string_equal(dv_config_file_value(c, "backup", "threads", NULL), "8");
 	assert_string_equal(dv_config_file_value(c, "backup", "host", NULL), "db#1");
-	assert_string_equal(dv_config_file_value(c, "retention", "keep_within", NULL), "1.5d");
+	assert_string_equal(dv_config_file_value(c, "retention", "keep_within", NULL), "1d12h");
 	assert_string_equal(dv_config_file_value(c, "paths", "state_dir", &line), "/var/lib/diskvault");
 	assert_int_equal(line, 25);
 	assert_string_equal(dv_config_file_value(c, "retention", "max_unused", NULL), "12.5%");
@@ -226,7 +226,11 @@ static void test_bad_values(void **state)
 	expect_fail("[retention]\nmax_unused = lots\n", "must be a percentage below 100");
 	expect_fail("[retention]\nmax_repack_size = 2X\n", "must be a size");
 	expect_fail("[retention]\nmax_repack_size = 1.\n", "must be a size");
-	expect_fail("[retention]\nkeep_within = 1y\n", "must be a duration");
+	/* 1y is valid since issue 16 (restic's units); fractions are not */
+	expect_fail("[retention]\nkeep_within = 1.5d\n", "must be a duration");
+	expect_fail("[retention]\nkeep_within = 90s\n", "must be a duration");
+	expect_fail("[retention]\nkeep_within = inf\n", "must be a duration");
+	expect_fail("[repository]\nlock_wait = 1y\n", "must be a duration");
 	expect_fail("[retention]\nkeep_within = d\n", "must be a duration");
 	expect_fail("[retention]\nkeep_within = 3dd\n", "must be a duration");
 	expect_fail("[retention]\nkeep_within = 1.d\n", "must be a duration");
