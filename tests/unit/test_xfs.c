@@ -188,7 +188,7 @@ static void test_crc32c(void **state)
 static void test_v5(void **state)
 {
 	(void)state;
-	mkfs("v5.img", "320M", "");
+	mkfs("v5.img", "64M", "");
 	expect_same_as_xfs_db("v5.img");
 	mkfs("v5b.img", "1G", "-d agcount=7 -s size=4096");
 	expect_same_as_xfs_db("v5b.img");
@@ -197,7 +197,7 @@ static void test_v5(void **state)
 static void test_v4(void **state)
 {
 	(void)state;
-	mkfs("v4.img", "320M", "-m crc=0 -b size=512 2>/dev/null");
+	mkfs("v4.img", "64M", "-m crc=0 -b size=512 2>/dev/null");
 	expect_same_as_xfs_db("v4.img");
 }
 
@@ -215,7 +215,7 @@ static void poke(const char *name, uint64_t off, uint8_t b)
 static void test_bad(void **state)
 {
 	(void)state;
-	mkfs("bad.img", "320M", "");
+	mkfs("bad.img", "64M", "");
 	uint64_t bs = xdb_num("bad.img", "-c 'sb 0'", "blocksize"), agb = xdb_num("bad.img", "-c 'sb 0'", "agblocks");
 	sh("cd %s && cp bad.img magic.img && cp bad.img agfcrc.img && cp bad.img incompat.img && cp bad.img log.img",
 	   dir);
@@ -254,14 +254,14 @@ static void test_mounted(void **state)
 		print_message("skipped: needs root and a kernel with xfs\n");
 		return;
 	}
-	mkfs("frag.img", "320M", "-b size=1024");
-	sh("cd %s && mkdir -p m && mount -o loop frag.img m && for i in $(seq 1 3000); do head -c 3000 /dev/zero "
+	mkfs("frag.img", "48M", "-b size=1024");
+	sh("cd %s && mkdir -p m && mount -o loop frag.img m && for i in $(seq 1 1500); do head -c 1500 /dev/zero "
 	   ">m/f$i; done && sync && rm -f m/f*[02468] && umount m",
 	   dir);
 	assert_true(xdb_num("frag.img", "-c 'agf 0'", "bnolevel") >= 2);
 	expect_same_as_xfs_db("frag.img");
 	/* a log stripe unit: records padded to 32 KiB */
-	mkfs("su.img", "320M", "-l su=32k");
+	mkfs("su.img", "64M", "-l su=32k");
 	sh("cd %s && mount -o loop su.img m && cp -r src m/ && umount m", dir);
 	expect_same_as_xfs_db("su.img");
 	sh("cd %s && mount -o loop frag.img m && echo x >m/new && sync && xfs_io -x -c 'shutdown' m && umount m", dir);
@@ -273,6 +273,10 @@ static int setup(void **state)
 	(void)state;
 	snprintf(dir, sizeof dir, "/tmp/dv-xfs-XXXXXX");
 	assert_non_null(mkdtemp(dir));
+	/* mkfs.xfs makes filesystems under 300 MB only for fstests (these) */
+	setenv("TEST_DIR", dir, 1);
+	setenv("TEST_DEV", "unused", 1);
+	setenv("QA_CHECK_FS", "1", 1);
 	protofile();
 	return 0;
 }
