@@ -4,9 +4,9 @@
 set -euo pipefail
 what=${1:-test}
 build_pkgs=(build-essential cmake pkg-config libarchive-dev libzstd-dev libssl-dev libblkid-dev
-	libjansson-dev libext2fs-dev libcurl4-openssl-dev libexpat1-dev)
+	libjansson-dev libext2fs-dev libcurl4-openssl-dev libexpat1-dev zlib1g-dev)
 run_pkgs=(fdisk e2fsprogs zstd dosfstools util-linux openssl python3)
-test_pkgs=(libcmocka-dev clang libclang-rt-dev valgrind tar curl awscli python3-botocore python3-swift python3-cryptography cpio mtools)
+test_pkgs=(libcmocka-dev clang libclang-rt-dev valgrind tar curl awscli python3-botocore python3-swift python3-cryptography cpio mtools lvm2 mdadm)
 pkgs=("${build_pkgs[@]}" "${run_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
 missing=()
