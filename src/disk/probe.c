@@ -515,18 +515,20 @@ static int analyse_fs(const struct dv_source *src, const char *what, json_t *fs,
 	const char *type = json_string_value(json_object_get(fs, "type"));
 	bool one_piece = vol->nsegs == 1 && vol->segs[0].nareas == 1 && vol->segs[0].areas[0].src == src;
 	uint64_t start = one_piece ? vol->segs[0].areas[0].off : 0, len = vol->size;
-	if (is_ext(type) && !one_piece) {
-		if (!whole)
-			warn(warnings, "%s (%s) lies in several pieces, which the ext2/3/4 map does not read yet; it "
-				       "was read whole",
-			     what, type);
-		return 0;
-	}
 	if (is_ext(type)) {
+		/* one piece: through the path, as osinfo.c reads it; several
+		 * pieces: through the volume (ext_io.c), in volume offsets */
 		struct dv_ext_info info;
-		struct dv_ivl_list runs = {0};
+		struct dv_ivl_list runs = {0}, vruns = {0};
 		char *why = NULL;
-		int r = dv_usedmap_ext(src->path, start, len, &info, &runs, &why);
+		int r;
+		if (one_piece) {
+			r = dv_usedmap_ext(src->path, start, len, &info, &runs, &why);
+		} else {
+			r = dv_usedmap_ext_vol(vol, &info, &vruns, &why);
+			dv_vol_to_disk(vol, src, &vruns, &runs);
+			dv_ivl_release(&vruns);
+		}
 		if (info.has_used)
 			json_object_set_new(fs, "used_bytes", json_integer((json_int_t)info.used_bytes));
 		if (info.needs_recovery) {
@@ -548,7 +550,8 @@ static int analyse_fs(const struct dv_source *src, const char *what, json_t *fs,
 		}
 		if (r < 0 && !inconsistent && !whole)
 			warn(warnings, "%s (%s): %s; it was read whole", what, type, why);
-		dv_osinfo_ext(src->path, start, len, fs);
+		if (one_piece)
+			dv_osinfo_ext(src->path, start, len, fs);
 		if (r == 0 && !whole && !inconsistent && !all_blocks)
 			take_unused(&runs, unused, imaged);
 		free(why);
