@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ext2fs/ext2_io.h>
+#include <et/com_err.h>
 #include <ext2fs/ext2fs.h>
 
 #include "probe_internal.h"
