@@ -121,6 +121,15 @@ for p in lay["partitions"]:
     assert p["lvm"]["vg"] == vg and p["imaged"] == "lvm", p
 PY
 
+# show draws PV -> VG -> LV -> filesystem.
+expect_ok dv --repo "$R" show "$S1"
+note "$STDOUT"
+assert_contains "$STDOUT" "volume group $VG"
+assert_contains "$STDOUT" "LV root  12.00 MiB  2 segments"
+assert_contains "$STDOUT" "extents 0+16 striped on pv0:26, pv1:0"
+assert_contains "$STDOUT" "ext4  label lvdata"
+assert_contains "$STDOUT" "swap  label -  uuid $(blkid -o value -s UUID "$T/swap.fs")  used -  imaged header-only"
+
 # Reads: the used blocks of both ext4s, the PV headers (1 MiB each), the
 # GPT area (first MiB, last 7 MiB past the partitions), the swap header.
 used=0
