@@ -11,6 +11,7 @@
 
 #include "probe_internal.h"
 
+static void vname(struct dv_vol *v, const char *fmt, va_list ap) DV_PRINTF(2, 0);
 static void vname(struct dv_vol *v, const char *fmt, va_list ap)
 {
 	vsnprintf(v->name, sizeof v->name, fmt, ap);
