@@ -622,7 +622,23 @@ static int parse_lv(const struct dv_lvm_vg *vg, const struct node *s, struct dv_
 			return -1;
 		}
 		copy(g->type, sizeof g->type, type);
+		if (g->extent_count > (1ull << 51) / vg->extent_size) {
+			*why = fmt("LV %s %s is too large", lv->name, c->key);
+			return -1;
+		}
 		if (strcmp(type, "striped")) {
+			/* Extents such a segment takes straight from a PV (a
+			 * pvmove's mirror) would look unallocated: refuse. */
+			for (const struct node *m = c->child; m; m = m->next)
+				for (const struct node *it = m->kind == N_LIST ? m->child : NULL; it; it = it->next)
+					if (it->kind == N_STR && find_pv(vg, it->s) >= 0) {
+						*why = fmt("LV %s %s (type %s) names PV %s directly (a pvmove in "
+							   "progress?)",
+							   lv->name, c->key, g->type, it->s);
+						return -1;
+					}
+			if (!strcmp(type, "snapshot"))
+				copy(g->origin, sizeof g->origin, get_str(c, "origin"));
 			if (!lv->whole_why)
 				lv->whole_why = fmt("its segment type %s is not mapped (only linear and striped are)",
 						    g->type);
@@ -830,6 +846,17 @@ struct dv_lvm_vg *dv_lvm_parse(const char *text, size_t n, char **why)
 			}
 		}
 	}
+	/* An old-style snapshot shares its origin's blocks: the origin's free
+	 * blocks may be the snapshot's data, so the origin is read whole. */
+	for (size_t i = 0; i < vg->nlvs; i++)
+		for (size_t j = 0; j < vg->lvs[i].nsegs; j++) {
+			const char *o = vg->lvs[i].segs[j].origin;
+			for (size_t l = 0; *o && l < vg->nlvs; l++)
+				if (!strcmp(vg->lvs[l].name, o) && !vg->lvs[l].whole_why)
+					vg->lvs[l].whole_why = fmt("it is the origin of a snapshot (%s), which shares its "
+								   "blocks",
+								   vg->lvs[i].name);
+		}
 	if (check_overlaps(vg, why) < 0) {
 		char *w = fmt("VG %s: %s", vg->name, *why);
 		free(*why);

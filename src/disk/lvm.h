@@ -69,6 +69,7 @@ struct dv_lvm_seg {
 	uint32_t stripe_count;     /* striped: number of stripes; else 0 */
 	uint64_t stripe_size;      /* striped, > 1 stripe: sectors; else 0 */
 	struct dv_lvm_stripe *stripes; /* owned, stripe_count of them */
+	char origin[128];          /* "snapshot" segments: the origin LV's name */
 };
 
 struct dv_lvm_lv {

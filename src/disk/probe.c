@@ -930,6 +930,13 @@ static int lvm_finish(const struct dv_source *src, struct stack *st, bool all_bl
 				if (!strcmp(st->pv[j].vg->uuid, vg->uuid) && !strcmp(st->pv[j].lab.uuid, plain))
 					on[k] = &st->pv[j];
 			const struct found_pv *f = on[k];
+			if (f && f->lab.data_off != vg->pvs[k].pe_start * 512) {
+				warn(warnings, "%s (LVM2_member): its label puts the data area at byte %llu but VG %s "
+					       "says %llu; the VG was read whole",
+				     f->what, (unsigned long long)f->lab.data_off, vg->name,
+				     (unsigned long long)(vg->pvs[k].pe_start * 512));
+				bad = true;
+			}
 			if (f && (vg->pvs[k].pe_start * 512 > f->len ||
 				  vg->pvs[k].pe_count > (f->len - vg->pvs[k].pe_start * 512) / es)) {
 				warn(warnings, "%s (LVM2_member): VG %s puts its extents (%llu of %llu bytes from byte %llu) "

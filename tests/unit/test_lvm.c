@@ -258,6 +258,29 @@ static void test_parse_refused(void **st)
 		free(why);
 		free(t);
 	}
+	/* a pvmove's mirror takes extents straight from PVs */
+	{
+		char *t = vg_text(1, "  pvmove0 { segment_count = 1 segment1 { start_extent = 0 extent_count = 4 "
+				     "type = \"mirror\" mirror_count = 2 mirrors = [\"pv0\", 0, \"pv1\", 0] } }\n");
+		char *w = NULL;
+		assert_null(dv_lvm_parse(t, strlen(t), &w));
+		assert_non_null(strstr(w, "pvmove"));
+		free(w);
+		free(t);
+	}
+	/* an old-style snapshot makes its origin read whole */
+	{
+		char *t = vg_text(1, "  o { status = [\"VISIBLE\"] segment_count = 1 segment1 { start_extent = 0 "
+				     "extent_count = 4 type = \"striped\" stripe_count = 1 stripes = [\"pv0\", 0] } }\n"
+				     "  snapshot0 { segment_count = 1 segment1 { start_extent = 0 extent_count = 4 "
+				     "type = \"snapshot\" chunk_size = 8 origin = \"o\" cow_store = \"s\" } }\n");
+		char *w = NULL;
+		struct dv_lvm_vg *vg = dv_lvm_parse(t, strlen(t), &w);
+		assert_non_null(vg);
+		assert_non_null(strstr(vg->lvs[0].whole_why, "origin of a snapshot"));
+		dv_lvm_vg_free(vg);
+		free(t);
+	}
 	/* nesting bomb */
 	char *bomb = malloc(100000);
 	size_t k = 0;
