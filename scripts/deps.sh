@@ -4,9 +4,14 @@
 set -euo pipefail
 what=${1:-test}
 build_pkgs=(build-essential cmake pkg-config libarchive-dev libzstd-dev libssl-dev libblkid-dev
-	libjansson-dev libext2fs-dev libcurl4-openssl-dev libexpat1-dev zlib1g-dev)
-run_pkgs=(fdisk e2fsprogs zstd dosfstools util-linux openssl python3)
-test_pkgs=(libcmocka-dev clang libclang-rt-dev valgrind tar curl awscli python3-botocore python3-swift python3-cryptography cpio mtools lvm2 mdadm)
+	libjansson-dev libext2fs-dev libcurl4-openssl-dev libexpat1-dev zlib1g-dev ntfs-3g-dev)
+run_pkgs=(fdisk e2fsprogs zstd dosfstools util-linux openssl python3 ntfs-3g)
+# file: cpack (t_package) runs it on what it packs; tmux: t_users_progress
+build_pkgs+=(file)
+test_pkgs=(libcmocka-dev clang libclang-rt-dev valgrind tar curl awscli python3-botocore python3-swift python3-cryptography cpio mtools file tmux
+	qemu-system-x86 linux-image-cloud-amd64 lvm2 mdadm busybox-static xfsprogs btrfs-progs
+	dpkg-dev liblz4-dev libacl1-dev nettle-dev libxml2-dev liblzma-dev libbz2-dev zlib1g-dev)
+# (the line from dpkg-dev: the .a files packaging/build-static.sh links, tests/integration/t_static_chroot.sh)
 pkgs=("${build_pkgs[@]}" "${run_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
 missing=()

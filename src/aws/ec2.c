@@ -59,6 +59,17 @@ void dv_ec2_form_addf(struct dv_ec2_form *f, const char *value, const char *keyf
 	dv_ec2_form_add(f, key, value);
 }
 
+void dv_ec2_form_set(struct dv_ec2_form *f, const char *key, const char *value)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (!strcmp(f->keys[i], key)) {
+			free(f->values[i]);
+			f->values[i] = dv_strdup(value ? value : "");
+			return;
+		}
+	DV_BUG("EC2 form without the key to set");
+}
+
 const char *dv_ec2_form_get(const struct dv_ec2_form *f, const char *key)
 {
 	for (size_t i = 0; i < f->n; i++)

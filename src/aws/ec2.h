@@ -39,6 +39,9 @@ void dv_ec2_form_release(struct dv_ec2_form *f);
 void dv_ec2_form_add(struct dv_ec2_form *f, const char *key, const char *value);
 /* Adds value under the key printf'ed from keyfmt ("Filter.%zu.Name"). */
 void dv_ec2_form_addf(struct dv_ec2_form *f, const char *value, const char *keyfmt, ...) DV_PRINTF(3, 4);
+/* Replaces the value of key (its first occurrence), which the form must
+ * hold (a bug otherwise): the AMI id into a planned RunInstances' ImageId. */
+void dv_ec2_form_set(struct dv_ec2_form *f, const char *key, const char *value);
 /* First value of key, or NULL. Borrowed. */
 const char *dv_ec2_form_get(const struct dv_ec2_form *f, const char *key);
 /* "k=v&k=v" with both sides percent-encoded; appended to out. */

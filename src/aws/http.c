@@ -8,6 +8,9 @@
 #include "http_internal.h"
 
 #include <errno.h>
+#ifdef DV_STATIC_BUILD
+#include <nss.h>
+#endif
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +20,57 @@
 #define HTTP_DEFAULT_CAP (16u << 20)
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void curl_init_once(void)
+{
+#ifdef DV_STATIC_BUILD
+	/* A static glibc has the files and dns NSS modules built in but would
+	 * dlopen any other that the host's nsswitch.conf names for hosts
+	 * (myhostname, mdns4_minimal, resolve...), built for the host's glibc:
+	 * host names are looked up in /etc/hosts and DNS only. */
+	__nss_configure_lookup("hosts", "files dns");
+#endif
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 void dv_http_global_init(void) { pthread_once(&curl_once, curl_init_once); }
+
+/*
+ * The CA bundle TLS peers are verified against: AWS_CA_BUNDLE when set (the
+ * AWS convention), else the first that exists of the places Debian/Ubuntu,
+ * RHEL/CentOS/Fedora, SUSE and Alpine keep theirs. The static release binary
+ * has no compiled-in default that fits every distribution, so it relies on
+ * this; NULL leaves libcurl's own default. docs/static-binary.md lists it.
+ */
+static const char *const ca_bundles[] = {
+	"/etc/ssl/certs/ca-certificates.crt",                /* Debian, Ubuntu, Arch */
+	"/etc/pki/tls/certs/ca-bundle.crt",                  /* RHEL/CentOS 6+, Fedora */
+	"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", /* RHEL 7+ (the file the above links to) */
+	"/etc/ssl/ca-bundle.pem",                            /* SUSE, openSUSE */
+	"/etc/ssl/cert.pem",                                 /* Alpine */
+};
+static pthread_once_t ca_once = PTHREAD_ONCE_INIT;
+static const char *ca_bundle;
+
+static void ca_find(void)
+{
+	const char *e = getenv("AWS_CA_BUNDLE");
+	if (e && *e) {
+		ca_bundle = e;
+		return;
+	}
+	for (size_t i = 0; i < sizeof ca_bundles / sizeof ca_bundles[0]; i++) {
+		if (access(ca_bundles[i], R_OK) == 0) {
+			ca_bundle = ca_bundles[i];
+			return;
+		}
+	}
+}
+
+const char *dv_http_ca_bundle(void)
+{
+	pthread_once(&ca_once, ca_find);
+	return ca_bundle;
+}
 
 CURL *dv_http_easy(void)
 {
@@ -291,6 +342,8 @@ int dv_http_setup(const struct dv_http_client *cl, CURL *c, struct dv_http_req *
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, rq);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (dv_http_ca_bundle())
+		curl_easy_setopt(c, CURLOPT_CAINFO, dv_http_ca_bundle());
 	if (rq->head) {
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	} else if (rq->has_body) {

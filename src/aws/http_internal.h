@@ -121,6 +121,8 @@ struct dv_http_client {
 
 /* curl_global_init, once per process. */
 void dv_http_global_init(void);
+/* The CA bundle file set as CURLOPT_CAINFO, or NULL (see http.c). */
+const char *dv_http_ca_bundle(void);
 /* curl_easy_init or DV_BUG. */
 CURL *dv_http_easy(void);
 

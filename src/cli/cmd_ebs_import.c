@@ -1,35 +1,17 @@
 /*
- * cmd_ebs_import.c - writes one disk of a snapshot into a new EBS snapshot
- * with the EBS direct APIs.
- *
- * Pipeline: the disk index gives every 512 KiB block's has-data flag and
- * signature without reading data; the blocks to send are chosen from them
- * (and from the parent import's block table with --parent); reader threads
- * read, zero-test and checksum those blocks into a bounded set of buffers;
- * this thread keeps up to --concurrency PutSnapshotBlock requests in flight
- * (curl multi, aws/ebs.h) and records each finished block in a local state
- * file, so a killed import resumes on the same EBS snapshot and sends only
- * what is missing. Then CompleteSnapshot with the LINEAR checksum, a wait
- * for "completed", and the record in the repository (repo/ebs_state.h).
+ * cmd_ebs_import.c - `diskvault ebs-import`: parses, calls
+ * dv_cloud_ebs_import (src/cloud/ebs_import.c, which does the work) and
+ * prints.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "aws/ebs.h"
 #include "cli.h"
-#include "repo/ebs_state.h"
+#include "cloud/cloud.h"
 #include "repo/repo.h"
 
-#define BS DV_EBS_BLOCK_SIZE
-#define MAX_TAGS 40
-#define STATE_MAGIC "diskvault-ebs-import 1"
+#define MAX_TAGS DV_CLOUD_MAX_TAGS
 
 static const char help[] =
 	"usage: diskvault --repo PATH ebs-import SNAPSHOT [--disk N] [--region R] [--description D]\n"
@@ -93,331 +75,20 @@ static int parent_opt(const char *cmd, const struct dv_cli_opt *o, const char *a
 	return 0;
 }
 
-/* ---- blocks and the work shared with the reader threads ---------------- */
-
-/* W_DATA_P: data over a block the parent holds (zeros must be written) */
-enum want { W_SKIP, W_DATA, W_DATA_P, W_ZERO, W_SAME };
-
-struct job {
-	struct dv_ebs_put_job put;
-	uint8_t *buf;
-};
-
-struct imp {
-	struct dv_block_reader *br;
-	struct dv_block_reader *pbr;  /* the parent import's diskvault disk, or NULL */
-	uint64_t pn;                  /* its block count */
-	struct dv_ebs *ebs;
-	uint64_t n;              /* blocks of the disk */
-	uint8_t *want;           /* enum want per block */
-	uint8_t *sig;            /* new block table, n * DV_EBS_SIG_ENTRY */
-	uint8_t (*digest)[32];   /* digest of every block written to the EBS snapshot */
-	uint8_t *written;        /* 1 when the EBS snapshot holds our write of the block */
-	uint64_t *todo;          /* indexes to process */
-	uint64_t ntodo;
-	/* reader side */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	uint64_t next;           /* next todo entry to take */
-	uint64_t processed;      /* todo entries fully handled (sent or skipped) */
-	struct job *jobs;        /* pool */
-	struct job **free_jobs;
-	size_t nfree, njobs;
-	struct job **ready;      /* queue of jobs to send */
-	size_t rhead, rcount;
-	unsigned readers_left;
-	bool stop;
-	int error;
-	struct dv_err err;
-	/* results */
-	uint64_t sent, zero_skipped, same_as_parent, bytes_sent;
-	FILE *state;
-};
-
-static bool all_zero(const uint8_t *p, size_t n)
+static bool interrupted(void *ctx)
 {
-	static const uint8_t z[4096];
-	for (size_t off = 0; off < n; off += sizeof z)
-		if (memcmp(p + off, z, DV_MIN(sizeof z, n - off)))
-			return false;
-	return true;
+	(void)ctx;
+	return dv_cli_interrupted;
 }
 
-static void *reader(void *arg)
+static void progress(void *ctx, uint64_t processed, uint64_t todo, uint64_t sent, uint64_t bytes)
 {
-	struct imp *im = arg;
-	/* the parent's block, when compared: one per reader, not per job */
-	uint8_t *pbuf = im->pbr ? dv_malloc(BS) : NULL;
-	for (;;) {
-		pthread_mutex_lock(&im->lock);
-		while (!im->stop && im->next < im->ntodo && !im->nfree)
-			pthread_cond_wait(&im->cond, &im->lock);
-		if (im->stop || im->next >= im->ntodo) {
-			im->readers_left--;
-			pthread_mutex_unlock(&im->lock);
-			dv_ebs_wakeup(im->ebs);
-			free(pbuf);
-			return NULL;
-		}
-		uint64_t i = im->todo[im->next++];
-		struct job *j = im->free_jobs[--im->nfree];
-		pthread_mutex_unlock(&im->lock);
-
-		struct dv_err e;
-		int rc = 0;
-		bool send = true, same = false;
-		if (im->want[i] == W_ZERO) {
-			memset(j->buf, 0, BS);
-		} else {
-			rc = dv_block_reader_read(im->br, i, j->buf, &e);
-			/* a changed signature usually, not always, means changed bytes:
-			 * when the parent's data is at hand, compare */
-			struct dv_err pe;
-			if (rc == 0 && im->want[i] == W_DATA_P && im->pbr && i < im->pn &&
-			    dv_block_reader_read(im->pbr, i, pbuf, &pe) == 0 && !memcmp(j->buf, pbuf, BS)) {
-				send = false;
-				same = true;
-				im->want[i] = W_SAME; /* this thread owns block i */
-			} else if (rc == 0 && all_zero(j->buf, BS)) {
-				/* a data block whose bytes are zero: nothing to send unless it
-				 * must overwrite what the parent holds there */
-				if (im->want[i] == W_DATA_P)
-					im->want[i] = W_ZERO; /* this thread owns block i */
-				else
-					send = false;
-			}
-		}
-		if (rc == 0 && send)
-			dv_ebs_block_checksum(j->buf, BS, im->digest[i], j->put.checksum);
-		pthread_mutex_lock(&im->lock);
-		if (rc < 0) {
-			if (!im->error) {
-				im->error = rc;
-				im->err = e;
-			}
-			im->stop = true;
-			im->free_jobs[im->nfree++] = j;
-		} else if (!send) {
-			if (same)
-				im->same_as_parent++;
-			else
-				im->zero_skipped++;
-			im->processed++;
-			im->free_jobs[im->nfree++] = j;
-		} else {
-			j->put.index = i;
-			j->put.data = j->buf;
-			j->put.progress = (int)(im->ntodo ? 100 * im->processed / im->ntodo : 100);
-			j->put.result = 0;
-			j->put.user = j;
-			im->ready[(im->rhead + im->rcount++) % im->njobs] = j;
-		}
-		pthread_cond_broadcast(&im->cond);
-		pthread_mutex_unlock(&im->lock);
-		dv_ebs_wakeup(im->ebs);
-	}
-}
-
-static int feed(void *ctx, struct dv_ebs_put_job **out)
-{
-	struct imp *im = ctx;
-	int rc;
-	pthread_mutex_lock(&im->lock);
-	if (dv_cli_interrupted && !im->error) {
-		im->error = -DV_E_INTERRUPTED;
-		dv_error(&im->err, DV_E_INTERRUPTED, "interrupted");
-		im->stop = true;
-		pthread_cond_broadcast(&im->cond);
-	}
-	if (im->error) {
-		rc = im->error;
-	} else if (im->rcount) {
-		struct job *j = im->ready[im->rhead];
-		im->rhead = (im->rhead + 1) % im->njobs;
-		im->rcount--;
-		*out = &j->put;
-		rc = 1;
-	} else {
-		rc = im->readers_left ? 0 : 2;
-	}
-	pthread_mutex_unlock(&im->lock);
-	return rc;
-}
-
-static void progress(struct imp *im, bool final)
-{
-	static double last;
-	double now = dv_now();
-	if (!dv_cli_progress_enabled() || (!final && now - last < 0.25))
+	double *last = ctx, now = dv_now();
+	if (!dv_cli_progress_enabled() || now - *last < 0.25)
 		return;
-	last = now;
-	dv_cli_progress_line("ebs-import: %llu/%llu blocks, %llu sent, %s", (unsigned long long)im->processed,
-			     (unsigned long long)im->ntodo, (unsigned long long)im->sent, dv_cli_size(im->bytes_sent));
-}
-
-static int done(void *ctx, struct dv_ebs_put_job *pj, const struct dv_err *e)
-{
-	struct imp *im = ctx;
-	struct job *j = pj->user;
-	(void)e;
-	if (pj->result == 0) {
-		im->written[pj->index] = 1;
-		im->sent++;
-		im->bytes_sent += BS;
-		if (im->state) {
-			char hex[65];
-			dv_hex(hex, im->digest[pj->index], 32);
-			/* one write per block: a killed run loses at most the blocks in flight */
-			fprintf(im->state, "B %llu %s\n", (unsigned long long)pj->index, hex);
-			fflush(im->state);
-		}
-	}
-	pthread_mutex_lock(&im->lock);
-	if (pj->result == 0)
-		im->processed++;
-	im->free_jobs[im->nfree++] = j;
-	pthread_cond_broadcast(&im->cond);
-	pthread_mutex_unlock(&im->lock);
-	progress(im, false);
-	return 0;
-}
-
-/* ---- the local resume state --------------------------------------------- */
-
-struct state {
-	char path[4096];
-	char token[48];
-	char ebs_id[80];
-	char parent[80];  /* "" = none */
-	bool completing;
-};
-
-/* Reads the state file: header, then "B index digest" lines, "C". */
-static bool state_load(struct state *s, const char *snap, unsigned disk, struct imp *im)
-{
-	FILE *f = fopen(s->path, "r");
-	if (!f)
-		return false;
-	char line[512], sn[80], tok[48], eid[80], par[80];
-	unsigned d;
-	bool ok = fgets(line, sizeof line, f) && !strncmp(line, STATE_MAGIC " ", strlen(STATE_MAGIC) + 1) &&
-		  sscanf(line + strlen(STATE_MAGIC) + 1, "%79s %u %47s %79s %79s", sn, &d, tok, par, eid) == 5 &&
-		  !strcmp(sn, snap) && d == disk;
-	if (ok) {
-		snprintf(s->token, sizeof s->token, "%s", tok);
-		snprintf(s->parent, sizeof s->parent, "%s", strcmp(par, "-") ? par : "");
-		snprintf(s->ebs_id, sizeof s->ebs_id, "%s", strcmp(eid, "-") ? eid : "");
-		while (fgets(line, sizeof line, f)) {
-			unsigned long long ix;
-			char hex[80];
-			if (!strcmp(line, "C\n"))
-				s->completing = true;
-			else if (sscanf(line, "B %llu %79s", &ix, hex) == 2 && ix < im->n && strlen(hex) == 64 &&
-				 dv_unhex(im->digest[ix], hex, 32) == 0)
-				im->written[ix] = 1;
-		}
-	}
-	fclose(f);
-	return ok;
-}
-
-static int state_write_header(struct state *s, const char *snap, unsigned disk, struct dv_err *err)
-{
-	char *text = dv_asprintf(STATE_MAGIC " %s %u %s %s %s\n", snap, disk, s->token, s->parent[0] ? s->parent : "-",
-				 s->ebs_id[0] ? s->ebs_id : "-");
-	int r = dv_write_file_atomic(s->path, text, strlen(text), 0600, err);
-	free(text);
-	return r;
-}
-
-/* ---- choosing the parent ------------------------------------------------- */
-
-static const char *disk_field(const json_t *manifest, unsigned disk, const char *field)
-{
-	return json_string_value(json_object_get(json_array_get(json_object_get(manifest, "disks"), disk), field));
-}
-
-/* Finds the record of EBS snapshot want (or, with want NULL, the newest
- * completed import of the same disk). */
-static int find_parent(struct dv_repo *repo, struct dv_ebs *ebs, const char *snap, unsigned disk, const json_t *manifest,
-		       const char *want, json_t **rec, struct dv_err *err)
-{
-	*rec = NULL;
-	json_t *all = NULL;
-	int rc = dv_ebs_state_list(repo, &all, err);
-	if (rc < 0)
-		return rc;
-	const char *host = json_string_value(json_object_get(manifest, "host"));
-	const char *source = disk_field(manifest, disk, "source");
-	for (size_t k = json_array_size(all); k-- > 0;) {
-		json_t *r = json_array_get(all, k);
-		const char *eid = json_string_value(json_object_get(r, "ebs_snapshot_id"));
-		if (want) {
-			if (!strcmp(eid, want)) {
-				*rec = json_incref(r);
-				break;
-			}
-			continue;
-		}
-		if (!strcmp(json_string_value(json_object_get(r, "snapshot")), snap))
-			continue;
-		const char *rh = json_string_value(json_object_get(r, "host"));
-		const char *rs = json_string_value(json_object_get(r, "source"));
-		const char *rg = json_string_value(json_object_get(r, "region"));
-		const char *re = json_string_value(json_object_get(r, "endpoint"));
-		if ((host && rh && strcmp(host, rh)) || (rg && strcmp(rg, dv_ebs_region(ebs))) ||
-		    (re && strcmp(re, dv_ebs_endpoint(ebs))))
-			continue;
-		if (source && rs ? strcmp(source, rs) != 0
-				 : json_integer_value(json_object_get(r, "disk")) != (json_int_t)disk)
-			continue;
-		char st[16];
-		struct dv_err e2;
-		int src = dv_ebs_snapshot_status(ebs, eid, st, &e2);
-		if (src == -DV_E_NOT_FOUND)
-			continue; /* deleted since */
-		if (src < 0) {
-			*err = e2;
-			json_decref(all);
-			return src;
-		}
-		if (!strcmp(st, "completed")) {
-			*rec = json_incref(r);
-			break;
-		}
-	}
-	json_decref(all);
-	if (want && !*rec)
-		return dv_error(err, DV_E_USAGE,
-				"--parent %s: this repository has no record of importing it (use --parent none or auto)",
-				want);
-	return 0;
-}
-
-/* ---- the command ---------------------------------------------------------- */
-
-static int wait_completed(struct dv_ebs *ebs, const char *id, struct dv_err *err)
-{
-	const char *v = getenv("DISKVAULT_EBS_WAIT_SECONDS");
-	double limit = v && *v ? atof(v) : 6 * 3600;
-	double start = dv_now(), pause = 0.5;
-	for (;;) {
-		char st[16];
-		int rc = dv_ebs_snapshot_status(ebs, id, st, err);
-		if (rc < 0)
-			return rc;
-		if (!strcmp(st, "completed"))
-			return 0;
-		if (strcmp(st, "pending"))
-			return dv_error(err, DV_E_REMOTE, "EBS snapshot %s ended in state '%s'", id, st);
-		if (dv_cli_interrupted)
-			return dv_error(err, DV_E_INTERRUPTED, "interrupted while waiting for %s", id);
-		if (dv_now() - start > limit)
-			return dv_error(err, DV_E_REMOTE, "EBS snapshot %s still pending after %.0f s", id, limit);
-		struct timespec ts = {(time_t)pause, (long)((pause - (double)(time_t)pause) * 1e9)};
-		nanosleep(&ts, NULL);
-		pause = DV_MIN(pause * 1.5, 10.0);
-	}
+	*last = now;
+	dv_cli_progress_line("ebs-import: %llu/%llu blocks, %llu sent, %s", (unsigned long long)processed,
+			     (unsigned long long)todo, (unsigned long long)sent, dv_cli_size(bytes));
 }
 
 int cmd_ebs_import(int argc, char **argv)
@@ -448,339 +119,63 @@ int cmd_ebs_import(int argc, char **argv)
 		goto free_tags;
 
 	struct dv_err err;
-	dv_err_clear(&err);
 	struct dv_repo *repo = NULL;
-	struct dv_ebs *ebs = NULL;
-	json_t *manifest = NULL, *prec = NULL;
-	struct imp im;
-	memset(&im, 0, sizeof im);
-	pthread_mutex_init(&im.lock, NULL);
-	pthread_cond_init(&im.cond, NULL);
-	struct dv_buf psig = DV_BUF_INIT;
-	struct state st;
-	memset(&st, 0, sizeof st);
+	json_t *manifest = NULL;
 	char id[DV_ID_HEX_LEN + 1];
-	char *sdir = NULL;
-	pthread_t *threads = NULL;
-	unsigned nthreads = 0;
-	uint64_t n_written_before = 0, unchanged = 0;
-	double t0 = dv_now();
-	int r;
-
-	struct dv_aws_options ao = {.region = x.region};
-	struct dv_ebs_settings es = {.concurrency = x.concurrency};
-	if ((r = dv_cli_open_snapshot(repo_path, argv[first], &repo, id, &manifest, &err)) < 0)
-		goto fail;
-	if (x.disk >= json_array_size(json_object_get(manifest, "disks"))) {
-		r = dv_error(&err, DV_E_USAGE, "snapshot %.8s has no disk %u", id, x.disk);
-		goto fail;
-	}
-	if ((r = dv_block_reader_open(repo, id, x.disk, BS, &im.br, &err)) < 0)
-		goto fail;
-	if ((r = dv_ebs_new(&ao, &es, &ebs, &err)) < 0)
-		goto fail;
-	im.ebs = ebs;
-	im.n = dv_block_reader_count(im.br);
-	uint64_t disk_size = dv_block_reader_disk_size(im.br);
-	uint64_t gib = (disk_size + (1ull << 30) - 1) >> 30;
-	if (!gib)
-		gib = 1;
-	im.want = dv_calloc(im.n ? im.n : 1, 1);
-	im.sig = dv_calloc(im.n ? im.n : 1, DV_EBS_SIG_ENTRY);
-	im.digest = dv_calloc(im.n ? im.n : 1, 32);
-	im.written = dv_calloc(im.n ? im.n : 1, 1);
-	im.todo = dv_calloc(im.n ? im.n : 1, sizeof *im.todo);
-
-	/* resume state */
-	sdir = dv_state_dir();
-	if ((r = dv_mkdir_p(sdir, 0700, &err)) < 0)
-		goto fail;
-	snprintf(st.path, sizeof st.path, "%s/ebs-import-%s-%.16s-%u.state", sdir, dv_repo_id(repo), id, x.disk);
-	bool resumed = false;
-	bool same_parent_choice;
-	if (state_load(&st, id, x.disk, &im) && st.ebs_id[0]) {
-		/* resume only what the user asks for again: auto takes the recorded
-		 * parent, an explicit choice must match it */
-		same_parent_choice = !strcmp(x.parent, "auto") || (!strcmp(x.parent, "none") && !st.parent[0]) ||
-				     !strcmp(x.parent, st.parent);
-	} else {
-		same_parent_choice = false;
-	}
-	if (same_parent_choice) {
-		char s2[16];
-		struct dv_err e2;
-		int sr = dv_ebs_snapshot_status(ebs, st.ebs_id, s2, &e2);
-		if (sr == 0 && (!strcmp(s2, "pending") || !strcmp(s2, "completed")))
-			resumed = true;
-		else if (sr < 0 && sr != -DV_E_NOT_FOUND) {
-			err = e2;
-			r = sr;
-			goto fail;
-		}
-	}
-	if (!resumed) {
-		/* a fresh start: forget written blocks of an abandoned attempt, keep its token
-		 * only when no snapshot id was recorded yet (StartSnapshot may have run) */
-		memset(im.written, 0, im.n);
-		bool keep_token = st.token[0] && !st.ebs_id[0];
-		if (!keep_token)
-			dv_random_hex(st.token, 16);
-		st.ebs_id[0] = 0;
-		st.completing = false;
-		st.parent[0] = 0;
-		if (!strcmp(x.parent, "auto") || !strncmp(x.parent, "snap-", 5)) {
-			r = find_parent(repo, ebs, id, x.disk, manifest, strcmp(x.parent, "auto") ? x.parent : NULL, &prec,
-					&err);
-			if (r < 0)
-				goto fail;
-			if (prec)
-				snprintf(st.parent, sizeof st.parent, "%s",
-					 json_string_value(json_object_get(prec, "ebs_snapshot_id")));
-		}
-	} else if (st.parent[0]) {
-		if ((r = find_parent(repo, ebs, id, x.disk, manifest, st.parent, &prec, &err)) < 0) {
-			if (r == -DV_E_USAGE) /* forget/prune delete older records of snapshots that are gone */
-				r = dv_error(&err, DV_E_USAGE,
-					     "cannot resume the import into %s: the repository no longer has the record of "
-					     "its parent %s (deleted with a forgotten snapshot); --parent none starts anew",
-					     st.ebs_id, st.parent);
-			goto fail;
-		}
-	}
-	uint64_t pn = 0;
-	if (prec) {
-		if ((uint64_t)json_integer_value(json_object_get(prec, "volume_size_gib")) > gib) {
-			/* a smaller disk cannot have a larger parent */
-			json_decref(prec);
-			prec = NULL;
-			st.parent[0] = 0;
-		} else {
-			pn = (uint64_t)json_integer_value(json_object_get(prec, "block_count"));
-			const char *psnap = json_string_value(json_object_get(prec, "snapshot"));
-			unsigned pdisk = (unsigned)json_integer_value(json_object_get(prec, "disk"));
-			r = dv_ebs_state_get_sig(repo, psnap, pdisk, pn, &psig, &err);
-			if (r < 0)
-				goto fail;
-			struct dv_err e2;
-			if (dv_block_reader_open(repo, psnap, pdisk, BS, &im.pbr, &e2) < 0) {
-				dv_debug("parent's snapshot not readable, comparing signatures only: %s", e2.msg);
-				im.pbr = NULL;
-			}
-			im.pn = im.pbr ? DV_MIN(pn, dv_block_reader_count(im.pbr)) : 0;
-		}
-	}
-
-	/* what to send, from the disk indexes alone */
-	for (uint64_t i = 0; i < im.n; i++) {
-		bool has;
-		struct dv_id s;
-		dv_block_reader_info(im.br, i, &has, &s);
-		uint8_t *e = im.sig + i * DV_EBS_SIG_ENTRY;
-		memcpy(e, s.b, DV_EBS_SIG_ENTRY - 1);
-		const uint8_t *p = prec && i < pn ? psig.data + i * DV_EBS_SIG_ENTRY : NULL;
-		bool parent_present = p && (p[DV_EBS_SIG_ENTRY - 1] & DV_EBS_SIG_PRESENT);
-		if (p && !memcmp(p, e, DV_EBS_SIG_ENTRY - 1)) {
-			im.want[i] = W_SKIP;
-			e[DV_EBS_SIG_ENTRY - 1] = parent_present ? DV_EBS_SIG_PRESENT : 0;
-			unchanged++;
-			continue;
-		}
-		im.want[i] = has ? (parent_present ? W_DATA_P : W_DATA) : parent_present ? W_ZERO : W_SKIP;
-		if (im.want[i] == W_SKIP)
-			continue;
-		if (im.written[i]) {
-			n_written_before++;
-			continue;
-		}
-		im.todo[im.ntodo++] = i;
-	}
-
-	if (!resumed || !st.ebs_id[0]) {
-		if ((r = state_write_header(&st, id, x.disk, &err)) < 0)
-			goto fail;
-		char desc[256];
-		const char *host = json_string_value(json_object_get(manifest, "host"));
-		if (!x.description)
-			snprintf(desc, sizeof desc, "diskvault snapshot %.12s disk %u%s%s", id, x.disk, host ? " of " : "",
-				 host ? host : "");
-		char disk_s[16];
-		snprintf(disk_s, sizeof disk_s, "%u", x.disk);
-		x.tags[x.ntags++] = (struct dv_aws_kv){"diskvault:snapshot", id};
-		x.tags[x.ntags++] = (struct dv_aws_kv){"diskvault:disk", disk_s};
-		x.tags[x.ntags++] = (struct dv_aws_kv){"diskvault:repository", dv_repo_id(repo)};
-		struct dv_ebs_start ss = {
-			.volume_size = gib,
-			.parent = st.parent[0] ? st.parent : NULL,
-			.description = x.description ? x.description : desc,
-			.client_token = st.token,
-			.timeout_minutes = 1440,
-			.encrypted = x.kms != NULL,
-			.kms_key_arn = x.kms,
-			.tags = x.tags,
-			.ntags = x.ntags,
-		};
-		struct dv_ebs_snapshot_info info;
-		r = dv_ebs_start_snapshot(ebs, &ss, &info, &err);
-		x.ntags -= 3;
-		if (r < 0)
-			goto fail;
-		snprintf(st.ebs_id, sizeof st.ebs_id, "%s", info.id);
-		if ((r = state_write_header(&st, id, x.disk, &err)) < 0)
-			goto fail;
-	}
-	double started = dv_now();
-	if (resumed)
-		started -= 1e6; /* an old snapshot: a 404 is real */
-	im.state = fopen(st.path, "a");
-	if (!im.state) {
-		r = dv_error_errno(&err, errno, "%s", st.path);
-		goto fail;
-	}
-
-	if (!st.completing && im.ntodo) {
-		unsigned conc = dv_ebs_concurrency(ebs);
-		nthreads = DV_MAX(1u, DV_MIN(dv_repo_reader_threads(repo, 0), 8u));
-		im.njobs = conc + nthreads * 2;
-		im.jobs = dv_calloc(im.njobs, sizeof *im.jobs);
-		im.free_jobs = dv_calloc(im.njobs, sizeof *im.free_jobs);
-		im.ready = dv_calloc(im.njobs, sizeof *im.ready);
-		for (size_t k = 0; k < im.njobs; k++) {
-			im.jobs[k].buf = dv_malloc(BS);
-			im.free_jobs[im.nfree++] = &im.jobs[k];
-		}
-		im.readers_left = nthreads;
-		threads = dv_calloc(nthreads, sizeof *threads);
-		for (unsigned k = 0; k < nthreads; k++)
-			if (pthread_create(&threads[k], NULL, reader, &im))
-				DV_BUG("pthread_create failed");
-		r = dv_ebs_put_blocks(ebs, st.ebs_id, started, feed, done, &im, &err);
-		pthread_mutex_lock(&im.lock);
-		im.stop = true;
-		pthread_cond_broadcast(&im.cond);
-		pthread_mutex_unlock(&im.lock);
-		for (unsigned k = 0; k < nthreads; k++)
-			pthread_join(threads[k], NULL);
-		if (r == 0 && im.error) {
-			r = im.error;
-			err = im.err;
-		}
-		if (r < 0 && im.error && err.code == DV_OK)
-			err = im.err;
-		fflush(im.state);
-		if (r < 0)
-			goto fail;
+	double t0 = dv_now(), last = 0;
+	struct dv_cloud_import_result res;
+	memset(&res, 0, sizeof res);
+	struct dv_cloud_import_opts io = {
+		.disk = x.disk,
+		.region = x.region,
+		.description = x.description,
+		.kms_key_id = x.kms,
+		.parent = !strcmp(x.parent, "auto") ? DV_PARENT_AUTO : !strcmp(x.parent, "none") ? DV_PARENT_NONE : DV_PARENT_ID,
+		.parent_id = x.parent,
+		.concurrency = x.concurrency,
+		.tags = x.tags,
+		.ntags = x.ntags,
+	};
+	struct dv_cloud_cb cb = {.ctx = &last, .interrupted = interrupted, .import_progress = progress};
+	if (dv_cli_open_snapshot(repo_path, argv[first], &repo, id, &manifest, &err) < 0 ||
+	    dv_cloud_ebs_import(repo, id, manifest, &io, &cb, &res, &err) < 0) {
+		dv_cli_progress_done();
+		rc = dv_cli_fail(cmd, &err);
+		goto out;
 	}
 	dv_cli_progress_done();
-
-	/* the table of the new snapshot and the LINEAR checksum */
-	uint64_t nw = 0;
-	for (uint64_t i = 0; i < im.n; i++)
-		nw += im.written[i];
-	uint8_t(*dg)[32] = dv_calloc(nw ? nw : 1, 32);
-	uint64_t k = 0;
-	for (uint64_t i = 0; i < im.n; i++) {
-		if (im.written[i])
-			memcpy(dg[k++], im.digest[i], 32);
-		if (im.want[i] == W_SAME)
-			im.sig[i * DV_EBS_SIG_ENTRY + DV_EBS_SIG_ENTRY - 1] = DV_EBS_SIG_PRESENT;
-		else if (im.want[i] != W_SKIP) {
-			bool nonzero = im.written[i] && (im.want[i] == W_DATA || im.want[i] == W_DATA_P);
-			im.sig[i * DV_EBS_SIG_ENTRY + DV_EBS_SIG_ENTRY - 1] = nonzero ? DV_EBS_SIG_PRESENT : 0;
-		}
-	}
-	char linear[45];
-	dv_ebs_linear_checksum((const uint8_t(*)[32])dg, nw, linear);
-	free(dg);
-	fputs("C\n", im.state);
-	fflush(im.state);
-	char status[16];
-	if ((r = dv_ebs_complete_snapshot(ebs, st.ebs_id, nw, linear, status, &err)) < 0)
-		goto fail;
-	if ((r = wait_completed(ebs, st.ebs_id, &err)) < 0)
-		goto fail;
-
-	/* remember it in the repository */
-	struct dv_ebs_stats stats;
-	dv_ebs_get_stats(ebs, &stats);
-	json_t *rec = json_pack("{s:i, s:s, s:i, s:s, s:o, s:s, s:s, s:I, s:i, s:I, s:I, s:I, s:I}", "version", 1,
-				"snapshot", id, "disk", (int)x.disk, "ebs_snapshot_id", st.ebs_id,
-				"parent_ebs_snapshot_id", st.parent[0] ? json_string(st.parent) : json_null(), "region",
-				dv_ebs_region(ebs), "endpoint", dv_ebs_endpoint(ebs), "volume_size_gib", (json_int_t)gib,
-				"block_size", (int)BS, "block_count", (json_int_t)im.n, "blocks_sent", (json_int_t)im.sent,
-				"bytes_sent", (json_int_t)im.bytes_sent, "time", (json_int_t)dv_unix_now());
-	const char *host = json_string_value(json_object_get(manifest, "host"));
-	const char *source = disk_field(manifest, x.disk, "source");
-	if (host)
-		json_object_set_new(rec, "host", json_string(host));
-	if (source)
-		json_object_set_new(rec, "source", json_string(source));
-	r = dv_ebs_state_put(repo, rec, im.sig, im.n * DV_EBS_SIG_ENTRY, &err);
-	if (r < 0) {
-		json_decref(rec);
-		goto fail;
-	}
-	fclose(im.state);
-	im.state = NULL;
-	unlink(st.path);
-
+	json_t *rec = res.record;
 	double secs = dv_now() - t0;
 	if (dv_cli.json) {
 		json_object_set_new(rec, "command", json_string(cmd));
 		json_object_set_new(rec, "ok", json_true());
-		json_object_set_new(rec, "blocks_written_total", json_integer((json_int_t)nw));
-		json_object_set_new(rec, "blocks_resumed", json_integer((json_int_t)n_written_before));
-		json_object_set_new(rec, "blocks_unchanged", json_integer((json_int_t)unchanged));
-		json_object_set_new(rec, "blocks_zero_skipped", json_integer((json_int_t)im.zero_skipped));
-		json_object_set_new(rec, "blocks_same_as_parent", json_integer((json_int_t)im.same_as_parent));
-		json_object_set_new(rec, "requests", json_integer((json_int_t)stats.requests));
-		json_object_set_new(rec, "retries", json_integer((json_int_t)stats.retries));
-		json_object_set_new(rec, "throttled", json_integer((json_int_t)stats.throttled));
-		json_object_set_new(rec, "resumed", json_boolean(resumed));
+		json_object_set_new(rec, "blocks_written_total", json_integer((json_int_t)res.written_total));
+		json_object_set_new(rec, "blocks_resumed", json_integer((json_int_t)res.resumed_blocks));
+		json_object_set_new(rec, "blocks_unchanged", json_integer((json_int_t)res.unchanged));
+		json_object_set_new(rec, "blocks_zero_skipped", json_integer((json_int_t)res.zero_skipped));
+		json_object_set_new(rec, "blocks_same_as_parent", json_integer((json_int_t)res.same_as_parent));
+		json_object_set_new(rec, "requests", json_integer((json_int_t)res.requests));
+		json_object_set_new(rec, "retries", json_integer((json_int_t)res.retries));
+		json_object_set_new(rec, "throttled", json_integer((json_int_t)res.throttled));
+		json_object_set_new(rec, "resumed", json_boolean(res.resumed));
 		json_object_set_new(rec, "seconds", json_real(secs));
-		dv_cli_print_json(rec);
+		dv_cli_print_json(json_incref(rec));
 	} else {
 		if (!dv_cli.quiet)
 			printf("ebs-import: disk %u of snapshot %.8s -> %s (%llu GiB%s%s): %llu blocks sent (%s)%s, "
 			       "%llu unchanged, %llu retries, %.1fs\n",
-			       x.disk, id, st.ebs_id, (unsigned long long)gib, st.parent[0] ? ", parent " : "", st.parent,
-			       (unsigned long long)im.sent, dv_cli_size(im.bytes_sent), resumed ? " (resumed)" : "",
-			       (unsigned long long)unchanged, (unsigned long long)stats.retries, secs);
+			       x.disk, id, res.ebs_id, (unsigned long long)res.volume_gib, res.parent[0] ? ", parent " : "",
+			       res.parent, (unsigned long long)res.sent, dv_cli_size(res.bytes_sent),
+			       res.resumed ? " (resumed)" : "", (unsigned long long)res.unchanged,
+			       (unsigned long long)res.retries, secs);
 		if (dv_cli.quiet)
-			printf("%s\n", st.ebs_id);
-		json_decref(rec);
+			printf("%s\n", res.ebs_id);
 	}
 	rc = 0;
-	goto out;
-fail:
-	dv_cli_progress_done();
-	if (st.ebs_id[0] && err.code != DV_E_USAGE)
-		dv_error_prefix(&err, "EBS snapshot %s (run again to resume): ", st.ebs_id);
-	rc = dv_cli_fail(cmd, &err);
 out:
-	if (im.state)
-		fclose(im.state);
-	if (im.jobs)
-		for (size_t q = 0; q < im.njobs; q++)
-			free(im.jobs[q].buf);
-	free(im.jobs);
-	free(im.free_jobs);
-	free(im.ready);
-	free(threads);
-	free(im.want);
-	free(im.sig);
-	free(im.digest);
-	free(im.written);
-	free(im.todo);
-	free(sdir);
-	dv_buf_release(&psig);
-	json_decref(prec);
+	dv_cloud_import_result_release(&res);
 	json_decref(manifest);
-	dv_block_reader_free(im.br);
-	dv_block_reader_free(im.pbr);
-	dv_ebs_free(ebs);
 	dv_repo_free(repo);
-	pthread_mutex_destroy(&im.lock);
-	pthread_cond_destroy(&im.cond);
 free_tags:
 	for (size_t q = 0; q < x.ntags; q++)
 		free(x.tagbuf[q]);

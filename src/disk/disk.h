@@ -17,6 +17,7 @@ struct dv_source {
 	uint64_t size;        /* bytes */
 	uint32_t sector_size; /* logical sector size (512 for image files) */
 	bool is_block;        /* a block device (else a regular file) */
+	bool seek_holes;      /* a regular file whose filesystem answers SEEK_DATA/SEEK_HOLE */
 };
 
 /* Opens path read-only: a block device (size via BLKGETSIZE64, sector size
@@ -26,6 +27,29 @@ void dv_source_close(struct dv_source *s);
 /* Reads exactly len bytes at off. An I/O error is DV_E_SOURCE naming the
  * sector range that could not be read. */
 int dv_source_read(const struct dv_source *s, uint64_t off, void *buf, size_t len, struct dv_err *err) DV_WUR;
+
+/*
+ * Sparse image files: classifies the bytes from off on. Sets *len (1..max,
+ * never past the end of the source) to the length of the run at off that
+ * is either all hole (*hole = true: reads as zeros, nothing on the medium)
+ * or data (*hole = false: must be read). Asks the filesystem with
+ * lseek(SEEK_DATA/SEEK_HOLE), so a hole costs no read; block devices and
+ * files whose filesystem cannot answer (EINVAL, EOPNOTSUPP: seek_holes
+ * false) are one data run, so they are read as before. A filesystem
+ * without real hole tracking reports all data: also just read. Holes end
+ * on the filesystem's block boundaries. Never fails.
+ */
+void dv_source_run(const struct dv_source *s, uint64_t off, uint64_t max, uint64_t *len, bool *hole);
+
+/*
+ * Reads within the plan. Sources are opened with POSIX_FADV_RANDOM: the
+ * kernel's own readahead, which runs past the end of a range into the free
+ * space diskvault skips, is off, and a read fetches exactly the pages it
+ * asks for. The reader instead names what it will read next: this starts
+ * asynchronous reads of [off, off+len) (POSIX_FADV_WILLNEED, in pieces the
+ * kernel does not trim) and returns at once. Best effort: ignored errors.
+ */
+void dv_source_prefetch(const struct dv_source *s, uint64_t off, uint64_t len);
 
 /* ---- regions: what to read ------------------------------------------- */
 

@@ -436,6 +436,7 @@ static const struct {
 	dv_usedmap_fn fn;
 } fs_maps[] = {
 	{"vfat", dv_usedmap_fat},
+	{"xfs", dv_usedmap_xfs},
 };
 
 static dv_usedmap_fn fs_map(const char *type)
@@ -566,6 +567,23 @@ static int analyse_fs(const struct dv_source *src, const char *what, json_t *fs,
 		int r = map(vol, &info, &runs, &why);
 		if (info.has_used)
 			json_object_set_new(fs, "used_bytes", json_integer((json_int_t)info.used_bytes));
+		if (info.needs_recovery) {
+			/* as ext's journal above: a log to replay (XFS) */
+			if (!allow_mounted) {
+				int rc = dv_error(err, DV_E_BUSY,
+						  "source %s: %s (%s): %s, so its free-space map is not to be trusted; "
+						  "unmount it cleanly, or mount and unmount a copy of it, or back up an "
+						  "LVM/dm snapshot (or pass --allow-mounted to image it anyway)",
+						  src->path, what, type, why);
+				free(why);
+				dv_ivl_release(&runs);
+				return rc;
+			}
+			if (!inconsistent)
+				warn(warnings, "%s (%s): %s; it was read whole, and its image holds the unreplayed log",
+				     what, type, why);
+			inconsistent = true;
+		}
 		if (r < 0 && !inconsistent && !whole)
 			warn(warnings, "%s (%s): %s; it was read whole", what, type, why);
 		if (r == 0 && !whole && !inconsistent && !all_blocks) {

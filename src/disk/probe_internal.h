@@ -83,6 +83,13 @@ typedef int (*dv_usedmap_fn)(const struct dv_vol *v, struct dv_ext_info *info, s
  * root directory and allocated clusters. */
 int dv_usedmap_fat(const struct dv_vol *v, struct dv_ext_info *info, struct dv_ivl_list *unused, char **why);
 
+/* XFS v4/v5 (xfs.c says what is checked): free = the records of each
+ * allocation group's by-block-number free-space btree; a log that is not
+ * clean sets needs_recovery. */
+int dv_usedmap_xfs(const struct dv_vol *v, struct dv_ext_info *info, struct dv_ivl_list *unused, char **why);
+/* The CRC32c (Castagnoli) of s[0..n), as xfs.c computes it. */
+uint32_t dv_xfs_crc32c(const void *s, size_t n);
+
 /* ---- devices stacked on a disk (probe.c) ---------------------------------- */
 
 #include <sys/types.h>

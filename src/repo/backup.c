@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #define DV_READ_SIZE (4u << 20)
+#define DV_PREFETCH_AHEAD (16u << 20)
 #define DV_ZERO_BLOCK_SIZE 4096u
 #define DV_ZERO_RUN_MIN (64u * 1024)
 #define DV_SEGMENT_PACKS 16
@@ -498,6 +499,47 @@ static int salvage(struct backup *b, const struct dv_source *src, uint64_t off, 
 	return 0;
 }
 
+/*
+ * Reads within the plan: sources have no kernel readahead (disk.h), so a
+ * cursor over the plan (READ regions, minus holes) runs DV_PREFETCH_AHEAD
+ * bytes ahead of the reader and names those ranges, and only those, to the
+ * kernel. ahead and want count planned bytes, not disk offsets, so a large
+ * unused gap does not stall it.
+ */
+struct prefetch {
+	size_t ri;      /* region of the map */
+	uint64_t off;   /* next disk offset to consider */
+	uint64_t ahead; /* planned bytes named so far */
+};
+
+static void prefetch_to(struct prefetch *pf, const struct dv_source *src, const struct dv_region_map *map,
+			uint64_t want)
+{
+	while (pf->ahead < want && pf->ri < map->n) {
+		const struct dv_region *r = &map->v[pf->ri];
+		uint64_t end = r->off + r->len;
+		if (r->kind != DV_REGION_READ || pf->off >= end) {
+			pf->ri++;
+			continue;
+		}
+		if (pf->off < r->off)
+			pf->off = r->off;
+		uint64_t n;
+		bool hole;
+		dv_source_run(src, pf->off, end - pf->off, &n, &hole);
+		if (!n) {
+			pf->ri = map->n;
+			break;
+		}
+		if (!hole) {
+			n = DV_MIN(n, want - pf->ahead);
+			dv_source_prefetch(src, pf->off, n);
+			pf->ahead += n;
+		}
+		pf->off += n;
+	}
+}
+
 /* Images one source; fills disk (the manifest entry) on success. */
 static int backup_source(struct backup *b, const struct dv_backup_source *bs, uint8_t *buf, json_t **disk)
 {
@@ -519,7 +561,8 @@ static int backup_source(struct backup *b, const struct dv_backup_source *bs, ui
 	memset(&b->disk, 0, sizeof b->disk);
 	b->disk.disk_size = src.size;
 	b->disk_sha = b->o->sha256 ? dv_sha256_new() : NULL;
-	uint64_t covered = 0;
+	uint64_t covered = 0, planned = 0; /* planned: bytes handed to dv_source_read */
+	struct prefetch pf = {0};
 	dv_chunker_reset(b->chunker);
 	for (size_t ri = 0; rc == 0 && ri < map->n; ri++) {
 		const struct dv_region *reg = &map->v[ri];
@@ -537,7 +580,8 @@ static int backup_source(struct backup *b, const struct dv_backup_source *bs, ui
 				hash_zeros(b->disk_sha, reg->len);
 			continue;
 		}
-		for (uint64_t off = reg->off; off < reg->off + reg->len;) {
+		uint64_t end = reg->off + reg->len;
+		for (uint64_t off = reg->off; off < end;) {
 			if (dv_repo_interrupted()) {
 				rc = dv_error(b->err, DV_E_INTERRUPTED, "backup of %s interrupted", src.path);
 				break;
@@ -546,7 +590,36 @@ static int backup_source(struct backup *b, const struct dv_backup_source *bs, ui
 				rc = b->failed;
 				break;
 			}
-			size_t n = (size_t)DV_MIN((uint64_t)DV_READ_SIZE, reg->off + reg->len - off);
+			/* off stays on the zero-detection grid (whole
+			 * DV_ZERO_BLOCK_SIZE blocks from the region start), so
+			 * a hole joins the zero run exactly as reading its
+			 * zeros would: the same disk index, byte for byte. */
+			uint64_t run;
+			bool hole;
+			dv_source_run(&src, off, end - off, &run, &hole);
+			if (hole) {
+				uint64_t hend = off + run;
+				if (hend < end)
+					hend = reg->off + (hend - reg->off) / DV_ZERO_BLOCK_SIZE * DV_ZERO_BLOCK_SIZE;
+				if (hend > off) {
+					b->zrun += hend - off;
+					b->st->bytes_sparse += hend - off;
+					if (b->disk_sha)
+						hash_zeros(b->disk_sha, hend - off);
+					off = hend;
+					progress(b, false);
+					continue;
+				}
+				/* Less than a block of hole at off: read the block. */
+				run = DV_MIN((uint64_t)DV_ZERO_BLOCK_SIZE, end - off);
+			} else if (off + run < end) {
+				uint64_t rel = off + run - reg->off;
+				rel = (rel + DV_ZERO_BLOCK_SIZE - 1) / DV_ZERO_BLOCK_SIZE * DV_ZERO_BLOCK_SIZE;
+				run = DV_MIN(reg->off + rel, end) - off;
+			}
+			size_t n = (size_t)DV_MIN((uint64_t)DV_READ_SIZE, run);
+			prefetch_to(&pf, &src, map, planned + n + DV_PREFETCH_AHEAD);
+			planned += n;
 			rc = dv_source_read(&src, off, buf, n, b->err);
 			if (rc == -DV_E_SOURCE && b->o->skip_bad_sectors) {
 				rc = salvage(b, &src, off, buf, n, unreadable);
@@ -634,8 +707,8 @@ static int backup_source(struct backup *b, const struct dv_backup_source *bs, ui
 
 json_t *dv_stats_json(const struct dv_stats *s)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "bytes_unreadable",
-			 (json_int_t)s->bytes_unreadable, "bytes_total",
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "bytes_unreadable",
+			 (json_int_t)s->bytes_unreadable, "bytes_sparse", (json_int_t)s->bytes_sparse, "bytes_total",
 			 (json_int_t)s->bytes_total, "bytes_read", (json_int_t)s->bytes_read, "bytes_data",
 			 (json_int_t)s->bytes_data, "bytes_zero", (json_int_t)s->bytes_zero, "bytes_unused",
 			 (json_int_t)s->bytes_unused, "bytes_dedup", (json_int_t)s->bytes_dedup, "bytes_new_raw",

@@ -168,21 +168,27 @@ static bool parse_record_name(const char *name, char snap[DV_ID_HEX_LEN + 1], bo
 	return *is_sig || !*e;
 }
 
-/* What ebs-import --parent auto matches a record on (cmd_ebs_import.c,
- * find_parent): host, the disk's source (its number when none is
- * recorded), region and endpoint. */
-static char *lineage_of(const json_t *rec)
+void dv_ebs_lineage_of(const json_t *rec, struct dv_ebs_lineage *out)
 {
-	const char *src = json_string_value(json_object_get(rec, "source"));
-	char disk[32];
-	if (!src) {
-		snprintf(disk, sizeof disk, "#%lld", (long long)json_integer_value(json_object_get(rec, "disk")));
-		src = disk;
-	}
-	const char *host = json_string_value(json_object_get(rec, "host"));
-	const char *region = json_string_value(json_object_get(rec, "region"));
-	const char *endpoint = json_string_value(json_object_get(rec, "endpoint"));
-	return dv_asprintf("%s\n%s\n%s\n%s", host ? host : "", src, region ? region : "", endpoint ? endpoint : "");
+	out->host = json_string_value(json_object_get(rec, "host"));
+	out->source = json_string_value(json_object_get(rec, "source"));
+	out->disk = (unsigned)json_integer_value(json_object_get(rec, "disk"));
+	out->region = json_string_value(json_object_get(rec, "region"));
+	out->endpoint = json_string_value(json_object_get(rec, "endpoint"));
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return a && b ? !strcmp(a, b) : !a && !b;
+}
+
+bool dv_ebs_lineage_same(const struct dv_ebs_lineage *a, const struct dv_ebs_lineage *b)
+{
+	if (!same_str(a->host, b->host) || !same_str(a->region, b->region) || !same_str(a->endpoint, b->endpoint))
+		return false;
+	if (a->source || b->source)
+		return same_str(a->source, b->source);
+	return a->disk == b->disk;
 }
 
 int dv_ebs_state_purge(struct dv_repo *r, const char *const *existing, size_t n, bool dry_run, uint64_t *deleted,
@@ -214,23 +220,24 @@ int dv_ebs_state_purge(struct dv_repo *r, const char *const *existing, size_t n,
 		rc = dv_ebs_state_list(r, &all, err);
 	if (rc == 0 && gone.n) {
 		/* the newest record of each lineage: "<snapshot>-<disk>" kept */
-		struct dv_strlist seen = {0};
-		for (size_t k = json_array_size(all); k-- > 0;) {
+		size_t nall = json_array_size(all), nseen = 0;
+		struct dv_ebs_lineage *seen = dv_calloc(nall ? nall : 1, sizeof *seen);
+		for (size_t k = nall; k-- > 0;) {
 			const json_t *rec = json_array_get(all, k);
-			char *lin = lineage_of(rec);
+			struct dv_ebs_lineage lin;
+			dv_ebs_lineage_of(rec, &lin);
 			bool first = true;
-			for (size_t s = 0; first && s < seen.n; s++)
-				first = strcmp(seen.v[s], lin) != 0;
+			for (size_t s = 0; first && s < nseen; s++)
+				first = !dv_ebs_lineage_same(&seen[s], &lin);
 			if (first) {
-				dv_strlist_add(&seen, lin);
+				seen[nseen++] = lin;
 				char *keep = dv_asprintf("ebs/%s-%lld", json_string_value(json_object_get(rec, "snapshot")),
 							 (long long)json_integer_value(json_object_get(rec, "disk")));
 				dv_strlist_add(&newest, keep);
 				free(keep);
 			}
-			free(lin);
 		}
-		dv_strlist_release(&seen);
+		free(seen);
 		for (size_t i = 0; i < gone.n; i++) {
 			size_t len = strlen(gone.v[i]);
 			bool is_sig = len > 4 && !strcmp(gone.v[i] + len - 4, ".sig");

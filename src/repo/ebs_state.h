@@ -1,7 +1,8 @@
 /*
  * ebs_state.h - what the repository remembers about EBS imports, so a later
  * import of the same disk can name the earlier EBS snapshot as its parent
- * and send only the blocks that changed.
+ * and send only the blocks that changed. Specified in
+ * formats/ebs-record.md.
  *
  * Objects (written by ebs-import, read by it and by launch, deleted by
  * forget and prune once their snapshot is gone: dv_ebs_state_purge):
@@ -48,10 +49,31 @@ int dv_ebs_state_get_sig(struct dv_repo *r, const char *snapshot, unsigned disk,
 			 struct dv_err *err) DV_WUR;
 
 /*
+ * The lineage of an import: what makes two imports "the same disk", so that
+ * ebs-import --parent auto takes the newest completed import of its lineage
+ * as parent and prune keeps the newest record of each lineage. One rule for
+ * both: host, region and endpoint are compared as strings, and a field
+ * missing on one side only differs (missing equals missing); the disk is
+ * its source when both sides record one, its number when neither does, and
+ * differs when only one side records a source.
+ */
+struct dv_ebs_lineage {
+	const char *host;     /* NULL when not recorded */
+	const char *source;   /* the disk's source ("/dev/sda"), NULL when not recorded */
+	unsigned disk;        /* the disk's number in its snapshot */
+	const char *region;   /* NULL when not recorded */
+	const char *endpoint; /* NULL when not recorded */
+};
+/* The lineage of a record (pointers borrowed from it). */
+void dv_ebs_lineage_of(const json_t *record, struct dv_ebs_lineage *out);
+/* Whether a and b are the same lineage (the rule above; symmetric,
+ * transitive). */
+bool dv_ebs_lineage_same(const struct dv_ebs_lineage *a, const struct dv_ebs_lineage *b);
+
+/*
  * Deletes the records and block tables under ebs/ of snapshots not among
- * existing[0..n) (64-hex ids, borrowed), except, for each disk lineage
- * (host, source or disk number, region, endpoint: what ebs-import --parent
- * auto matches on), the newest record: it is the parent the next import of
+ * existing[0..n) (64-hex ids, borrowed), except, for each lineage
+ * (dv_ebs_lineage_same), the newest record: it is the parent the next import of
  * that disk diffs against, and the one a killed import started from it
  * resumes with, even when its own snapshot is gone (the parent's table is
  * enough; its data is read only when still there). Records whose snapshot

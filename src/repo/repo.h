@@ -118,6 +118,7 @@ struct dv_stats {
 	uint64_t bytes_total;      /* logical bytes of the disks */
 	uint64_t bytes_done;       /* logical bytes processed so far */
 	uint64_t bytes_read;       /* bytes read from sources */
+	uint64_t bytes_sparse;     /* holes of sparse image files: not read, taken as the zeros they hold */
 	uint64_t bytes_zero;       /* in zero extents */
 	uint64_t bytes_unused;     /* in unused extents */
 	uint64_t bytes_unreadable; /* source sectors that could not be read (--skip-bad-sectors) */

@@ -123,14 +123,51 @@ int dv_mkdir_p(const char *path, mode_t mode, struct dv_err *err)
 	return r;
 }
 
+/*
+ * getrandom(2) came with Linux 3.17; on older kernels (CentOS 7's 3.10) glibc's
+ * wrapper fails with ENOSYS, and the same bytes are read from /dev/urandom,
+ * which those kernels seed at boot. docs/static-binary.md lists this fallback.
+ */
+#ifdef DV_TEST_HOOKS
+#define DV_TEST_HOOK_NO_GETRANDOM() (getenv("DISKVAULT_TEST_NO_GETRANDOM") != NULL)
+#else
+#define DV_TEST_HOOK_NO_GETRANDOM() 0
+#endif
+
+static void urandom_bytes(uint8_t *b, size_t n)
+{
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		DV_BUG("getrandom is missing (kernel < 3.17) and /dev/urandom cannot be opened: %s", strerror(errno));
+	while (n) {
+		ssize_t r = read(fd, b, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			DV_BUG("reading /dev/urandom failed: %s", r < 0 ? strerror(errno) : "end of file");
+		b += r;
+		n -= (size_t)r;
+	}
+	close(fd);
+}
+
 void dv_random_bytes(void *p, size_t n)
 {
+	static int no_getrandom;
 	uint8_t *b = p;
 	while (n) {
+		if (__atomic_load_n(&no_getrandom, __ATOMIC_RELAXED) || DV_TEST_HOOK_NO_GETRANDOM()) {
+			urandom_bytes(b, n);
+			return;
+		}
 		ssize_t r = getrandom(b, n, 0);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == ENOSYS) {
+				__atomic_store_n(&no_getrandom, 1, __ATOMIC_RELAXED);
+				continue;
+			}
 			DV_BUG("getrandom failed: %s", strerror(errno));
 		}
 		b += r;

@@ -9,6 +9,9 @@
  *   DV_FAULT_WRITE_PATH=substr  write()/pwrite()s to such files fail with
  *   DV_FAULT_WRITE_ERRNO=name   ENOSPC or EIO (default ENOSPC)
  *   DV_FAULT_WRITE_AFTER=N      once N bytes have been written to them
+ *   DV_FAULT_NOHOLES_PATH=substr lseek(SEEK_DATA/SEEK_HOLE) on such files
+ *                               fails with EINVAL, as on a filesystem that
+ *                               cannot report holes
  */
 /* Both the plain and the 64-bit names are defined below. */
 #undef _FILE_OFFSET_BITS
@@ -26,6 +29,7 @@
 static ssize_t (*real_pread)(int, void *, size_t, off_t);
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
+static off_t (*real_lseek)(int, off_t, int);
 static unsigned long long written;
 
 static int path_matches(int fd, const char *env)
@@ -102,3 +106,16 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) { return pwrite(fd, buf, n, off); }
+
+off_t lseek(int fd, off_t off, int whence)
+{
+	if (!real_lseek)
+		real_lseek = (off_t (*)(int, off_t, int))dlsym(RTLD_NEXT, "lseek");
+	if ((whence == SEEK_DATA || whence == SEEK_HOLE) && path_matches(fd, "DV_FAULT_NOHOLES_PATH")) {
+		errno = EINVAL;
+		return -1;
+	}
+	return real_lseek(fd, off, whence);
+}
+
+off_t lseek64(int fd, off_t off, int whence) { return lseek(fd, off, whence); }

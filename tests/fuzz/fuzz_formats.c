@@ -4,7 +4,13 @@
  * (tests/CMakeLists.txt builds fuzz_index_segment, fuzz_disk_index,
  * fuzz_pack_index, fuzz_manifest, fuzz_config, fuzz_sealed, and for the
  * disk probe's parsers of what is on a source disk: fuzz_initramfs,
- * fuzz_fat, fuzz_elf).
+ * fuzz_fat, fuzz_elf, fuzz_xfs).
+ *
+ * fuzz_xfs input: a sparse volume, as a 4-byte big-endian size in KiB
+ * (capped at 256 MiB) then pieces [8-byte big-endian offset][2-byte
+ * big-endian length][bytes] written over zeros; the seeds are the sectors
+ * xfs.c reads of small real filesystems (made by tests/fuzz/mkseed_xfs.py:
+ * v4, v5, and a v5 with a two-level free-space btree).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +111,48 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)err;
 #elif DV_FUZZ_TARGET == 9
 	(void)dv_elf_arch(data, size);
+	(void)err;
+#elif DV_FUZZ_TARGET == 10
+	static int fd = -1;
+	if (fd < 0 && (fd = memfd_create("xfs", 0)) < 0)
+		abort();
+	if (size < 4)
+		return 0;
+	uint64_t vsize = ((uint64_t)data[0] << 24 | (uint64_t)data[1] << 16 | (uint64_t)data[2] << 8 | data[3]) * 1024;
+	if (vsize > 256u << 20)
+		vsize = 256u << 20;
+	if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)vsize) < 0)
+		abort();
+	for (size_t i = 4; i + 10 <= size;) {
+		uint64_t off = 0;
+		for (int k = 0; k < 8; k++)
+			off = off << 8 | data[i + k];
+		size_t n = (size_t)data[i + 8] << 8 | data[i + 9];
+		i += 10;
+		if (n > size - i)
+			n = size - i;
+		if (off < vsize && n) {
+			size_t w = off + n > vsize ? (size_t)(vsize - off) : n;
+			if (pwrite(fd, data + i, w, (off_t)off) != (ssize_t)w)
+				abort();
+		}
+		i += n;
+	}
+	struct dv_source src = {.fd = fd, .path = "fuzz", .size = vsize, .sector_size = 512};
+	struct dv_ext_info info;
+	struct dv_ivl_list unused = {0};
+	char *why = NULL;
+	struct dv_vol vol;
+	dv_vol_range(&vol, &src, 0, vsize, "fuzz");
+	int r = dv_usedmap_xfs(&vol, &info, &unused, &why);
+	if ((r == 0) != (why == NULL))
+		abort(); /* a reason exactly when read whole */
+	for (size_t i = 0; i < unused.n; i++)
+		if (unused.v[i].off + unused.v[i].len > vsize || (r && unused.n))
+			abort(); /* free space past the volume, or a map with a refusal */
+	free(why);
+	dv_vol_release(&vol);
+	dv_ivl_release(&unused);
 	(void)err;
 #else
 #error "DV_FUZZ_TARGET must select a parser"

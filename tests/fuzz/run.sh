@@ -8,7 +8,7 @@
 #
 # Targets: fuzz_formats.c (repository formats: index_segment, disk_index,
 # pack_index, manifest, config, sealed; what the OS probe reads from an
-# installed system: initramfs, fat, elf), fuzz_aws.c (s3_xml, ec2_xml,
+# installed system: initramfs, fat, elf; the XFS used-block parser: xfs), fuzz_aws.c (s3_xml, ec2_xml,
 # ebs_json - which also covers the instance-metadata credentials - and
 # aws_ini), fuzz_disk.c (disk_image: libblkid + libext2fs on a 4 MiB image).
 #

@@ -16,7 +16,7 @@ init_repo "$R"
 backup_json "$R" "$T/disk.img" --sha256 --name rt --tag first --all-blocks
 S1=$SNAP
 STORED1=$(json_get "$BACKUP_JSON" 'j["bytes_new_stored"]')
-[ "$(json_get "$BACKUP_JSON" 'j["bytes_read"]')" -eq "$SIZE" ] || fail "bytes_read != disk size: $BACKUP_JSON"
+[ "$(json_get "$BACKUP_JSON" 'j["bytes_read"] + j["bytes_sparse"]')" -eq "$SIZE" ] || fail "bytes_read != disk size: $BACKUP_JSON"
 [ "$STORED1" -gt 0 ] || fail "first backup stored nothing: $BACKUP_JSON"
 [ "$(json_get "$BACKUP_JSON" 'j["bytes_zero"]')" -gt 0 ] ||
 	fail "the zero tail of the disk was not seen as zero: $BACKUP_JSON"

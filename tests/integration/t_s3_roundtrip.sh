@@ -16,7 +16,7 @@ init_repo "$R"
 awscli s3api head-object --bucket "$BUCKET" --key vault/one/config >/dev/null || fail "init wrote no config object"
 backup_json "$R" "$T/disk.img" --all-blocks --name s3rt
 S1=$SNAP
-[ "$(json_get "$BACKUP_JSON" 'j["bytes_read"]')" -eq "$SIZE" ] || fail "bytes_read != disk size: $BACKUP_JSON"
+[ "$(json_get "$BACKUP_JSON" 'j["bytes_read"] + j["bytes_sparse"]')" -eq "$SIZE" ] || fail "bytes_read != disk size: $BACKUP_JSON"
 note "backup to S3: $BACKUP_JSON"
 note "S3 counters: $(tail -1 "$DISKVAULT_S3_STATS_FILE")"
 
