@@ -91,6 +91,82 @@ static void print_os(FILE *out, const json_t *os)
 	}
 }
 
+static void print_fs_line(FILE *out, const char *lead, const json_t *fs, const char *imaged)
+{
+	char used[32];
+	if (!json_is_object(fs)) {
+		fprintf(out, "%sfilesystem: none recognised, imaged %s\n", lead, imaged);
+		return;
+	}
+	size_of(used, sizeof used, fs, "used_bytes");
+	fprintf(out, "%s%s  label %s  uuid %s  used %s  imaged %s\n", lead, str(fs, "type"), str(fs, "label"),
+		str(fs, "uuid"), used, imaged);
+}
+
+/* An md RAID member's array and what is inside its data area. */
+static void print_md(FILE *out, const json_t *md, const char *lead)
+{
+	if (!json_is_object(md))
+		return;
+	char off[32], size[32], l2[64];
+	size_of(off, sizeof off, md, "data_offset");
+	size_of(size, sizeof size, md, "size");
+	fprintf(out, "%s   md RAID%lld (metadata %s) %s uuid %s: data at %s, %s\n", lead,
+		(long long)json_integer_value(json_object_get(md, "level")), str(md, "metadata"), str(md, "name"),
+		str(md, "uuid"), off, size);
+	snprintf(l2, sizeof l2, "%s   └─ ", lead);
+	print_fs_line(out, l2, json_object_get(md, "fs"), str(md, "imaged"));
+}
+
+/* PV -> VG -> LV -> filesystem. */
+static void print_vgs(FILE *out, const json_t *vgs)
+{
+	for (size_t v = 0; json_is_array(vgs) && v < json_array_size(vgs); v++) {
+		const json_t *vg = json_array_get(vgs, v);
+		char es[32];
+		size_of(es, sizeof es, vg, "extent_size");
+		fprintf(out, "volume group %s  uuid %s  seqno %lld  extents of %s\n", str(vg, "name"), str(vg, "uuid"),
+			(long long)json_integer_value(json_object_get(vg, "seqno")), es);
+		const json_t *pvs = json_object_get(vg, "pvs");
+		for (size_t i = 0; json_is_array(pvs) && i < json_array_size(pvs); i++) {
+			const json_t *pv = json_array_get(pvs, i);
+			char ps[32];
+			size_of(ps, sizeof ps, pv, "pe_start");
+			fprintf(out, "├─ PV %s  uuid %s  on %s  extents from %s, %lld of them\n", str(pv, "name"),
+				str(pv, "uuid"), json_is_string(json_object_get(pv, "on")) ? str(pv, "on") : "(not on this disk)",
+				ps, (long long)json_integer_value(json_object_get(pv, "pe_count")));
+		}
+		const json_t *lvs = json_object_get(vg, "lvs");
+		size_t n = json_is_array(lvs) ? json_array_size(lvs) : 0;
+		for (size_t i = 0; i < n; i++) {
+			const json_t *lv = json_array_get(lvs, i);
+			const char *b = i + 1 == n ? "   " : "│  ";
+			char sz[32];
+			size_of(sz, sizeof sz, lv, "size");
+			const json_t *segs = json_object_get(lv, "segments");
+			size_t ns = json_is_array(segs) ? json_array_size(segs) : 0;
+			fprintf(out, "%s LV %s  %s  %zu segment%s\n", i + 1 == n ? "└─" : "├─", str(lv, "name"), sz, ns,
+				ns == 1 ? "" : "s");
+			for (size_t k = 0; k < ns; k++) {
+				const json_t *g = json_array_get(segs, k);
+				fprintf(out, "%s   extents %lld+%lld %s", b,
+					(long long)json_integer_value(json_object_get(g, "start_extent")),
+					(long long)json_integer_value(json_object_get(g, "extent_count")), str(g, "type"));
+				const json_t *st = json_object_get(g, "stripes");
+				for (size_t q = 0; json_is_array(st) && q < json_array_size(st); q++) {
+					const json_t *x = json_array_get(st, q);
+					fprintf(out, "%s %s:%lld", q ? "," : " on", str(x, "pv"),
+						(long long)json_integer_value(json_object_get(x, "start_extent")));
+				}
+				fputc('\n', out);
+			}
+			char lead[64];
+			snprintf(lead, sizeof lead, "%s   └─ ", b);
+			print_fs_line(out, lead, json_object_get(lv, "fs"), str(lv, "imaged"));
+		}
+	}
+}
+
 void dv_cli_print_layout(FILE *out, const json_t *layout)
 {
 	if (!json_is_object(layout)) {
@@ -132,7 +208,15 @@ void dv_cli_print_layout(FILE *out, const json_t *layout)
 		const char *label = json_is_object(fs) ? str(fs, "label") : "-";
 		const char *uuid = json_is_object(fs) ? str(fs, "uuid") : "-";
 		fprintf(out, ROW_FMT, i + 1 == n ? "└─" : "├─", name, start, psize, type_name(t), fst, label, uuid, used, str(p, "imaged"));
+		print_md(out, json_object_get(p, "md"), i + 1 == n ? "   " : "│  ");
+		const json_t *l = json_object_get(p, "lvm");
+		if (json_is_object(l))
+			fprintf(out, "%s   PV %s (%s) of VG %s\n", i + 1 == n ? "  " : "│ ", str(l, "pv"), str(l, "pv_uuid"),
+				str(l, "vg"));
 	}
+	if (json_is_object(wfs))
+		print_md(out, json_object_get(wfs, "md"), "   ");
+	print_vgs(out, json_object_get(layout, "volume_groups"));
 	const json_t *w = json_object_get(layout, "warnings");
 	for (size_t i = 0; json_is_array(w) && i < json_array_size(w); i++) {
 		const char *s = json_string_value(json_array_get(w, i));

@@ -8,6 +8,8 @@
  */
 #include "probe_internal.h"
 
+#include "disk/lvm.h"
+
 #include <blkid/blkid.h>
 #include <dirent.h>
 #include <errno.h>
@@ -19,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -489,14 +492,219 @@ static void take_unused(const struct dv_ivl_list *runs, struct dv_ivl_list *unus
 	*imaged = "used-blocks";
 }
 
+/* PVs found on the disk, assembled into VGs once every partition is seen
+ * (lvm_finish). */
+struct found_pv {
+	uint64_t start, len;     /* bytes on the disk */
+	json_t *j;               /* the object that gets its "lvm" member (borrowed) */
+	char what[48];
+	struct dv_lvm_pv_label lab;
+	struct dv_lvm_vg *vg;    /* parsed from lab.text */
+	bool done;
+};
+struct stack {
+	struct found_pv *pv;
+	size_t n;
+	json_t *vgs;             /* layout["volume_groups"] */
+};
+
+static json_t *probe_fs(const struct dv_source *src, uint64_t off, uint64_t len, uint64_t *magic_end,
+			bool *ambiguous);
+
+/* Probes the filesystem at the start of volume v: in place when it is one
+ * piece; otherwise through a sparse memfd holding its first and last MiB,
+ * which is where libblkid looks. */
+static json_t *probe_vol_fs(const struct dv_source *src, const struct dv_vol *v, uint64_t *magic_end, bool *ambiguous)
+{
+	*magic_end = 0;
+	*ambiguous = false;
+	if (v->nsegs == 1 && v->segs[0].nareas == 1)
+		return probe_fs(src, v->segs[0].areas[0].off, v->size, magic_end, ambiguous);
+	int fd = memfd_create("dv-volume", MFD_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	json_t *fs = NULL;
+	uint64_t head = DV_MIN(v->size, (uint64_t)1 << 20);
+	uint64_t toff = v->size > head ? DV_MAX(head, v->size - ((uint64_t)1 << 20)) : v->size;
+	uint8_t *b = dv_malloc(1 << 20);
+	struct dv_err e;
+	bool ok = ftruncate(fd, (off_t)v->size) == 0 && dv_vol_read(v, 0, b, head, &e) == 0 &&
+		  pwrite(fd, b, head, 0) == (ssize_t)head;
+	if (ok && toff < v->size)
+		ok = dv_vol_read(v, toff, b, v->size - toff, &e) == 0 &&
+		     pwrite(fd, b, v->size - toff, (off_t)toff) == (ssize_t)(v->size - toff);
+	free(b);
+	if (ok) {
+		struct dv_source m = *src;
+		m.fd = fd;
+		m.size = v->size;
+		fs = probe_fs(&m, 0, v->size, magic_end, ambiguous);
+	}
+	close(fd);
+	return fs;
+}
+
+/* The fs part of analyse(), on a volume (a partition, an LV, an md data
+ * area). */
+static int analyse_fs(const struct dv_source *src, const char *what, json_t *fs, const struct dv_vol *vol,
+		      uint64_t magic_end, bool whole, bool all_blocks, bool allow_mounted, bool inconsistent,
+		      json_t *warnings, struct dv_ivl_list *unused, const char **imaged, struct dv_err *err)
+{
+	const char *type = json_string_value(json_object_get(fs, "type"));
+	bool one_piece = vol->nsegs == 1 && vol->segs[0].nareas == 1 && vol->segs[0].areas[0].src == src;
+	uint64_t start = one_piece ? vol->segs[0].areas[0].off : 0, len = vol->size;
+	if (is_ext(type)) {
+		/* one piece: through the path, as osinfo.c reads it; several
+		 * pieces: through the volume (ext_io.c), in volume offsets */
+		struct dv_ext_info info;
+		struct dv_ivl_list runs = {0}, vruns = {0};
+		char *why = NULL;
+		int r;
+		if (one_piece) {
+			r = dv_usedmap_ext(src->path, start, len, &info, &runs, &why);
+		} else {
+			r = dv_usedmap_ext_vol(vol, &info, &vruns, &why);
+			dv_vol_to_disk(vol, src, &vruns, &runs);
+			dv_ivl_release(&vruns);
+		}
+		if (info.has_used)
+			json_object_set_new(fs, "used_bytes", json_integer((json_int_t)info.used_bytes));
+		if (info.needs_recovery) {
+			if (!allow_mounted) {
+				free(why);
+				dv_ivl_release(&runs);
+				return dv_error(err, DV_E_BUSY,
+						"source %s: %s (%s) has a journal that needs recovery (it is mounted, or "
+						"was not cleanly unmounted), so its bitmaps are not to be trusted; "
+						"unmount it cleanly, or mount and unmount (or e2fsck) a copy of it, or "
+						"back up an LVM/dm snapshot (or pass --allow-mounted to image it anyway)",
+						src->path, what, type);
+			}
+			if (!inconsistent)
+				warn(warnings, "%s (%s) has a journal that needs recovery: it was read whole, and its "
+					       "image holds the unreplayed journal",
+				     what, type);
+			inconsistent = true;
+		}
+		if (r < 0 && !inconsistent && !whole)
+			warn(warnings, "%s (%s): %s; it was read whole", what, type, why);
+		if (one_piece)
+			dv_osinfo_ext(src->path, start, len, fs);
+		if (r == 0 && !whole && !inconsistent && !all_blocks)
+			take_unused(&runs, unused, imaged);
+		free(why);
+		dv_ivl_release(&runs);
+		return 0;
+	}
+	dv_usedmap_fn map = fs_map(type);
+	if (map) {
+		struct dv_ext_info info;
+		struct dv_ivl_list runs = {0};
+		char *why = NULL;
+		int r = map(vol, &info, &runs, &why);
+		if (info.has_used)
+			json_object_set_new(fs, "used_bytes", json_integer((json_int_t)info.used_bytes));
+		if (info.needs_recovery) {
+			/* as ext's journal above: a log to replay (XFS) */
+			if (!allow_mounted) {
+				int rc = dv_error(err, DV_E_BUSY,
+						  "source %s: %s (%s): %s, so its free-space map is not to be trusted; "
+						  "unmount it cleanly, or mount and unmount a copy of it, or back up an "
+						  "LVM/dm snapshot (or pass --allow-mounted to image it anyway)",
+						  src->path, what, type, why);
+				free(why);
+				dv_ivl_release(&runs);
+				return rc;
+			}
+			if (!inconsistent)
+				warn(warnings, "%s (%s): %s; it was read whole, and its image holds the unreplayed log",
+				     what, type, why);
+			inconsistent = true;
+		}
+		if (r < 0 && !inconsistent && !whole)
+			warn(warnings, "%s (%s): %s; it was read whole", what, type, why);
+		if (r == 0 && !whole && !inconsistent && !all_blocks) {
+			struct dv_ivl_list on_disk = {0};
+			dv_vol_to_disk(vol, src, &runs, &on_disk);
+			take_unused(&on_disk, unused, imaged);
+			dv_ivl_release(&on_disk);
+		}
+		free(why);
+		dv_ivl_release(&runs);
+		return 0;
+	}
+	if (type && !strcmp(type, "swap") && !whole && !inconsistent && !all_blocks) {
+		/* The swap signature ends its first page; everything after is
+		 * pages that mean nothing once the machine is off. */
+		if (magic_end >= 4096 && magic_end <= len && magic_end <= 1024 * 1024) {
+			struct dv_ivl_list runs = {0}, on_disk = {0};
+			dv_ivl_add(&runs, magic_end, len - magic_end);
+			dv_vol_to_disk(vol, src, &runs, &on_disk);
+			take_unused(&on_disk, unused, imaged);
+			*imaged = "header-only";
+			dv_ivl_release(&runs);
+			dv_ivl_release(&on_disk);
+		} else {
+			warn(warnings, "%s (swap): its signature is at an unexpected place; it was read whole", what);
+		}
+	}
+	return 0;
+}
+
+static void stack_add_pv(const struct dv_source *src, struct stack *st, const char *what, json_t *j, uint64_t start,
+			 uint64_t len, json_t *warnings)
+{
+	struct dv_vol vol;
+	dv_vol_range(&vol, src, start, len, "%s", what);
+	struct dv_lvm_pv_label lab;
+	char *why = NULL, *note = NULL;
+	int r = dv_lvm_pv_read(&vol, &lab, &why, &note);
+	dv_vol_release(&vol);
+	if (note)
+		warn(warnings, "%s (LVM2_member): %s (another metadata copy was used)", what, note);
+	free(note);
+	if (r < 0) {
+		warn(warnings, "%s (LVM2_member): %s; it was read whole", what, why);
+		free(why);
+		return;
+	}
+	if (!lab.text) {
+		warn(warnings, "%s (LVM2_member) holds no metadata copy of its own (pvcreate --metadatacopies 0), "
+			       "so its VG is not known from it; it was read whole",
+		     what);
+		dv_lvm_pv_label_release(&lab);
+		return;
+	}
+	struct dv_lvm_vg *vg = dv_lvm_parse(lab.text, lab.text_len, &why);
+	if (!vg) {
+		warn(warnings, "%s (LVM2_member): %s; it was read whole", what, why);
+		free(why);
+		dv_lvm_pv_label_release(&lab);
+		return;
+	}
+	st->pv = dv_realloc(st->pv, (st->n + 1) * sizeof *st->pv);
+	struct found_pv *f = &st->pv[st->n++];
+	memset(f, 0, sizeof *f);
+	f->start = start;
+	f->len = len;
+	f->j = j;
+	snprintf(f->what, sizeof f->what, "%s", what);
+	f->lab = lab;
+	f->vg = vg;
+}
+
 /*
  * Decides how one partition (or a whole-disk filesystem) is imaged, adds
  * its free ranges to unused, and records fs details and warnings. what
- * names it in messages ("partition 2", "the disk"). Returns 0 or -DV_E_BUSY.
+ * names it in messages ("partition 2", "the disk"). An LVM PV is only
+ * noted in st (lvm_finish maps it); an md RAID1 member's data area is
+ * probed in turn. j is the object that gets "lvm" / "md" members.
+ * Returns 0 or -DV_E_BUSY.
  */
 static int analyse(const struct dv_source *src, const char *what, json_t *fs, uint64_t start, uint64_t len,
 		   uint64_t magic_end, bool whole, bool all_blocks, bool allow_mounted, const struct mounts *mounts,
-		   json_t *warnings, struct dv_ivl_list *unused, const char **imaged, struct dv_err *err)
+		   json_t *warnings, struct dv_ivl_list *unused, const char **imaged, struct stack *st, json_t *j,
+		   struct dv_err *err)
 {
 	*imaged = "whole";
 	if (!fs)
@@ -536,92 +744,336 @@ static int analyse(const struct dv_source *src, const char *what, json_t *fs, ui
 		inconsistent = true;
 	}
 
-	if (is_ext(type)) {
-		struct dv_ext_info info;
-		struct dv_ivl_list runs = {0};
-		char *why = NULL;
-		int r = dv_usedmap_ext(src->path, start, len, &info, &runs, &why);
-		if (info.has_used)
-			json_object_set_new(fs, "used_bytes", json_integer((json_int_t)info.used_bytes));
-		if (info.needs_recovery) {
-			if (!allow_mounted) {
-				free(why);
-				dv_ivl_release(&runs);
-				return dv_error(err, DV_E_BUSY,
-						"source %s: %s (%s) has a journal that needs recovery (it is mounted, or "
-						"was not cleanly unmounted), so its bitmaps are not to be trusted; "
-						"unmount it cleanly, or mount and unmount (or e2fsck) a copy of it, or "
-						"back up an LVM/dm snapshot (or pass --allow-mounted to image it anyway)",
-						src->path, what, type);
-			}
-			if (!inconsistent)
-				warn(warnings, "%s (%s) has a journal that needs recovery: it was read whole, and its "
-					       "image holds the unreplayed journal",
-				     what, type);
-			inconsistent = true;
-		}
-		if (r < 0 && !inconsistent && !whole)
-			warn(warnings, "%s (%s): %s; it was read whole", what, type, why);
-		dv_osinfo_ext(src->path, start, len, fs);
-		if (r == 0 && !whole && !inconsistent && !all_blocks)
-			take_unused(&runs, unused, imaged);
-		free(why);
-		dv_ivl_release(&runs);
+	if (type && !strcmp(type, "LVM2_member")) {
+		if (!whole && !inconsistent)
+			stack_add_pv(src, st, what, j, start, len, warnings);
 		return 0;
 	}
-	dv_usedmap_fn map = fs_map(type);
-	if (map) {
-		struct dv_ext_info info;
-		struct dv_ivl_list runs = {0};
-		struct dv_vol vol;
-		dv_vol_range(&vol, src, start, len, "%s", what);
+	if (type && !strcmp(type, "linux_raid_member")) {
+		if (whole || inconsistent)
+			return 0;
+		struct dv_vol mv;
+		dv_vol_range(&mv, src, start, len, "%s", what);
+		struct dv_md_info md;
 		char *why = NULL;
-		int r = map(&vol, &info, &runs, &why);
-		if (info.has_used)
-			json_object_set_new(fs, "used_bytes", json_integer((json_int_t)info.used_bytes));
-		if (info.needs_recovery) {
-			/* as ext's journal above: a log to replay (XFS) */
-			if (!allow_mounted) {
-				int rc = dv_error(err, DV_E_BUSY,
-						  "source %s: %s (%s): %s, so its free-space map is not to be trusted; "
-						  "unmount it cleanly, or mount and unmount a copy of it, or back up an "
-						  "LVM/dm snapshot (or pass --allow-mounted to image it anyway)",
-						  src->path, what, type, why);
-				free(why);
-				dv_vol_release(&vol);
-				dv_ivl_release(&runs);
-				return rc;
-			}
-			if (!inconsistent)
-				warn(warnings, "%s (%s): %s; it was read whole, and its image holds the unreplayed log",
-				     what, type, why);
-			inconsistent = true;
+		int r = dv_md_read(&mv, &md, &why);
+		dv_vol_release(&mv);
+		if (r != 0) {
+			warn(warnings, "%s (linux_raid_member): %s; it was read whole", what,
+			     r > 0 ? "no md superblock passing its checks was found" : why);
+			free(why);
+			return 0;
 		}
-		if (r < 0 && !inconsistent && !whole)
-			warn(warnings, "%s (%s): %s; it was read whole", what, type, why);
-		if (r == 0 && !whole && !inconsistent && !all_blocks) {
-			struct dv_ivl_list on_disk = {0};
-			dv_vol_to_disk(&vol, src, &runs, &on_disk);
-			take_unused(&on_disk, unused, imaged);
-			dv_ivl_release(&on_disk);
+		json_t *mj = json_object();
+		json_object_set_new(mj, "level", json_integer(md.level));
+		json_object_set_new(mj, "metadata", json_string(md.metadata));
+		json_object_set_new(mj, "uuid", json_string(md.uuid));
+		json_object_set_new(mj, "name", str_or_null(md.name));
+		json_object_set_new(mj, "data_offset", json_integer((json_int_t)md.data_off));
+		json_object_set_new(mj, "size", json_integer((json_int_t)md.size));
+		json_object_set_new(mj, "raid_disks", json_integer(md.raid_disks));
+		json_object_set_new(mj, "fs", json_null());
+		json_object_set_new(mj, "imaged", json_string("whole"));
+		json_object_set_new(j, "md", mj);
+		if (md.level != 1) {
+			warn(warnings, "%s (linux_raid_member): md RAID level %d is not mapped (only RAID1 is); it was "
+				       "read whole",
+			     what, md.level);
+			return 0;
 		}
-		free(why);
-		dv_vol_release(&vol);
-		dv_ivl_release(&runs);
-		return 0;
-	}
-	if (type && !strcmp(type, "swap") && !whole && !inconsistent && !all_blocks) {
-		/* The swap signature ends its first page; everything after is
-		 * pages that mean nothing once the machine is off. */
-		if (magic_end >= 4096 && magic_end <= len && magic_end <= 1024 * 1024) {
-			dv_ivl_add(unused, start + magic_end, len - magic_end);
-			*imaged = "header-only";
+		char inner[64];
+		snprintf(inner, sizeof inner, "%s (md RAID1 data)", what);
+		uint64_t me;
+		bool amb;
+		json_t *ifs = probe_fs(src, start + md.data_off, md.size, &me, &amb);
+		if (amb)
+			warn(warnings, "%s carries several conflicting filesystem signatures: it was read whole", inner);
+		if (!ifs)
+			return 0;
+		json_object_set(mj, "fs", ifs);
+		const char *im = "whole";
+		const char *it = json_string_value(json_object_get(ifs, "type"));
+		int ret = 0;
+		if (it && (!strcmp(it, "LVM2_member") || !strcmp(it, "linux_raid_member"))) {
+			if (!strcmp(it, "LVM2_member"))
+				stack_add_pv(src, st, inner, mj, start + md.data_off, md.size, warnings);
 		} else {
-			warn(warnings, "%s (swap): its signature is at an unexpected place; it was read whole", what);
+			struct dv_vol dv;
+			dv_vol_range(&dv, src, start + md.data_off, md.size, "%s", inner);
+			ret = analyse_fs(src, inner, ifs, &dv, me, false, all_blocks, allow_mounted, false, warnings,
+					 unused, &im, err);
+			dv_vol_release(&dv);
 		}
+		json_object_set_new(mj, "imaged", json_string(im));
+		json_decref(ifs);
+		/* the superblock and whatever lies outside the data area stay READ */
+		*imaged = strcmp(im, "whole") ? "md-data" : "whole";
+		return ret;
+	}
+
+	struct dv_vol vol;
+	dv_vol_range(&vol, src, start, len, "%s", what);
+	int r = analyse_fs(src, what, fs, &vol, magic_end, whole, all_blocks, allow_mounted, inconsistent, warnings,
+			   unused, imaged, err);
+	dv_vol_release(&vol);
+	return r;
+}
+
+/* ---- LVM volume groups ---------------------------------------------------- */
+
+struct ext_run {
+	uint64_t start, len;
+};
+
+static int run_cmp(const void *a, const void *b)
+{
+	const struct ext_run *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* The PV extents no LV segment uses become UNUSED. */
+static void pv_free_extents(const struct dv_lvm_vg *vg, size_t p, const struct found_pv *f, struct dv_ivl_list *unused)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < vg->nlvs; i++)
+		for (size_t j = 0; j < vg->lvs[i].nsegs; j++)
+			n += vg->lvs[i].segs[j].stripe_count;
+	struct ext_run *u = dv_calloc(n ? n : 1, sizeof *u);
+	size_t k = 0;
+	for (size_t i = 0; i < vg->nlvs; i++)
+		for (size_t j = 0; j < vg->lvs[i].nsegs; j++) {
+			const struct dv_lvm_seg *g = &vg->lvs[i].segs[j];
+			for (uint32_t s = 0; s < g->stripe_count; s++)
+				if (g->stripes[s].pv == p)
+					u[k++] = (struct ext_run){g->stripes[s].extent, g->extent_count / g->stripe_count};
+		}
+	qsort(u, k, sizeof *u, run_cmp);
+	uint64_t es = vg->extent_size * 512, base = f->start + vg->pvs[p].pe_start * 512, next = 0;
+	for (size_t i = 0; i <= k; i++) {
+		uint64_t at = i < k ? u[i].start : vg->pvs[p].pe_count;
+		if (at > next)
+			dv_ivl_add(unused, base + next * es, (at - next) * es);
+		if (i < k)
+			next = DV_MAX(next, u[i].start + u[i].len);
+	}
+	free(u);
+}
+
+/* One LV: its segments in the layout, and its filesystem mapped when it
+ * can be. */
+static int lvm_lv(const struct dv_source *src, const struct dv_lvm_vg *vg, const struct dv_lvm_lv *lv,
+		  const struct found_pv *const *on, bool all_blocks, bool allow_mounted, json_t *warnings,
+		  struct dv_ivl_list *unused, json_t *lj, struct dv_err *err)
+{
+	uint64_t es = vg->extent_size * 512;
+	json_t *segs = json_array();
+	const char *missing = NULL;
+	for (size_t j = 0; j < lv->nsegs; j++) {
+		const struct dv_lvm_seg *g = &lv->segs[j];
+		json_t *sj = json_object();
+		json_object_set_new(sj, "start_extent", json_integer((json_int_t)g->start_extent));
+		json_object_set_new(sj, "extent_count", json_integer((json_int_t)g->extent_count));
+		json_object_set_new(sj, "type", json_string(g->type));
+		if (g->stripe_count) {
+			json_object_set_new(sj, "stripe_count", json_integer(g->stripe_count));
+			json_object_set_new(sj, "stripe_size", json_integer((json_int_t)(g->stripe_size * 512)));
+			json_t *st = json_array();
+			for (uint32_t k = 0; k < g->stripe_count; k++) {
+				const struct dv_lvm_stripe *s = &g->stripes[k];
+				json_t *x = json_object();
+				json_object_set_new(x, "pv", json_string(vg->pvs[s->pv].name));
+				json_object_set_new(x, "start_extent", json_integer((json_int_t)s->extent));
+				const struct found_pv *f = on[s->pv];
+				json_object_set_new(x, "on", f ? json_string(f->what) : json_null());
+				json_object_set_new(x, "offset",
+						    f ? json_integer((json_int_t)(f->start + vg->pvs[s->pv].pe_start * 512 +
+										  s->extent * es))
+						      : json_null());
+				json_array_append_new(st, x);
+				if (!f)
+					missing = vg->pvs[s->pv].name;
+			}
+			json_object_set_new(sj, "stripes", st);
+		}
+		json_array_append_new(segs, sj);
+	}
+	json_object_set_new(lj, "segments", segs);
+	json_object_set_new(lj, "fs", json_null());
+	json_object_set_new(lj, "imaged", json_string("whole"));
+	if (lv->whole_why) {
+		warn(warnings, "LV %s/%s: %s; its extents were read whole", vg->name, lv->name, lv->whole_why);
+		return 0;
+	}
+	if (missing) {
+		warn(warnings, "LV %s/%s: it lies partly on PV %s, which is not on this disk; its extents here were "
+			       "read whole",
+		     vg->name, lv->name, missing);
+		return 0;
+	}
+	struct dv_vol vol;
+	dv_vol_init(&vol, "LV %s/%s", vg->name, lv->name);
+	for (size_t j = 0; j < lv->nsegs; j++) {
+		const struct dv_lvm_seg *g = &lv->segs[j];
+		struct dv_vol_area a[DV_LVM_STRIPES_MAX];
+		for (uint32_t k = 0; k < g->stripe_count; k++)
+			a[k] = (struct dv_vol_area){src, on[g->stripes[k].pv]->start +
+								 vg->pvs[g->stripes[k].pv].pe_start * 512 +
+								 g->stripes[k].extent * es};
+		uint64_t len = g->extent_count * es;
+		if (g->stripe_count == 1) {
+			dv_vol_add_linear(&vol, src, a[0].off, len);
+		} else if (dv_vol_add_striped(&vol, a, g->stripe_count, g->stripe_size * 512, len) < 0) {
+			warn(warnings, "LV %s/%s: its striped segment at extent %llu is not a whole number of stripes; "
+				       "its extents were read whole",
+			     vg->name, lv->name, (unsigned long long)g->start_extent);
+			dv_vol_release(&vol);
+			return 0;
+		}
+	}
+	uint64_t me;
+	bool amb;
+	json_t *fs = probe_vol_fs(src, &vol, &me, &amb);
+	if (amb)
+		warn(warnings, "%s carries several conflicting filesystem signatures: it was read whole", vol.name);
+	int ret = 0;
+	if (fs) {
+		json_object_set(lj, "fs", fs);
+		const char *im = "whole";
+		const char *t = json_string_value(json_object_get(fs, "type"));
+		if (t && (!strcmp(t, "LVM2_member") || !strcmp(t, "linux_raid_member")))
+			warn(warnings, "%s holds a %s: nested volumes are read whole", vol.name, t);
+		else
+			ret = analyse_fs(src, vol.name, fs, &vol, me, false, all_blocks, allow_mounted, false, warnings,
+					 unused, &im, err);
+		json_object_set_new(lj, "imaged", json_string(im));
+		json_decref(fs);
+	}
+	dv_vol_release(&vol);
+	return ret;
+}
+
+/* Assembles the VGs of the PVs found on the disk: the newest metadata of
+ * each VG, its LVs mapped, its unallocated extents unused. */
+static int lvm_finish(const struct dv_source *src, struct stack *st, bool all_blocks, bool allow_mounted,
+		      json_t *warnings, struct dv_ivl_list *unused, struct dv_err *err)
+{
+	for (size_t i = 0; i < st->n; i++) {
+		if (st->pv[i].done)
+			continue;
+		/* the PVs of this VG, and the newest metadata among them */
+		struct found_pv *best = &st->pv[i];
+		for (size_t j = i; j < st->n; j++)
+			if (!strcmp(st->pv[j].vg->uuid, best->vg->uuid) && st->pv[j].vg->seqno > best->vg->seqno)
+				best = &st->pv[j];
+		const struct dv_lvm_vg *vg = best->vg;
+		for (size_t j = i; j < st->n; j++)
+			if (!strcmp(st->pv[j].vg->uuid, vg->uuid)) {
+				st->pv[j].done = true;
+				if (st->pv[j].vg->seqno != vg->seqno)
+					warn(warnings, "%s (LVM2_member) has older metadata of VG %s (seqno %llu) than %s "
+						       "(seqno %llu); the newest was used",
+					     st->pv[j].what, vg->name, (unsigned long long)st->pv[j].vg->seqno, best->what,
+					     (unsigned long long)vg->seqno);
+			}
+		const struct found_pv **on = dv_calloc(vg->npvs, sizeof *on);
+		bool bad = false;
+		uint64_t es = vg->extent_size * 512;
+		for (size_t k = 0; k < vg->npvs; k++) {
+			char plain[33];
+			dv_lvm_uuid_plain(vg->pvs[k].uuid, plain);
+			for (size_t j = i; j < st->n; j++)
+				if (!strcmp(st->pv[j].vg->uuid, vg->uuid) && !strcmp(st->pv[j].lab.uuid, plain))
+					on[k] = &st->pv[j];
+			const struct found_pv *f = on[k];
+			if (f && f->lab.data_off != vg->pvs[k].pe_start * 512) {
+				warn(warnings, "%s (LVM2_member): its label puts the data area at byte %llu but VG %s "
+					       "says %llu; the VG was read whole",
+				     f->what, (unsigned long long)f->lab.data_off, vg->name,
+				     (unsigned long long)(vg->pvs[k].pe_start * 512));
+				bad = true;
+			}
+			if (f && (vg->pvs[k].pe_start * 512 > f->len ||
+				  vg->pvs[k].pe_count > (f->len - vg->pvs[k].pe_start * 512) / es)) {
+				warn(warnings, "%s (LVM2_member): VG %s puts its extents (%llu of %llu bytes from byte %llu) "
+					       "past the end of it; the VG was read whole",
+				     f->what, vg->name, (unsigned long long)vg->pvs[k].pe_count,
+				     (unsigned long long)es, (unsigned long long)(vg->pvs[k].pe_start * 512));
+				bad = true;
+			}
+		}
+		json_t *vj = json_object();
+		json_object_set_new(vj, "name", json_string(vg->name));
+		json_object_set_new(vj, "uuid", json_string(vg->uuid));
+		json_object_set_new(vj, "seqno", json_integer((json_int_t)vg->seqno));
+		json_object_set_new(vj, "extent_size", json_integer((json_int_t)es));
+		json_t *pvs = json_array();
+		for (size_t k = 0; k < vg->npvs; k++) {
+			const struct found_pv *f = on[k];
+			json_t *pj = json_object();
+			json_object_set_new(pj, "name", json_string(vg->pvs[k].name));
+			json_object_set_new(pj, "uuid", json_string(vg->pvs[k].uuid));
+			json_object_set_new(pj, "pe_start", json_integer((json_int_t)(vg->pvs[k].pe_start * 512)));
+			json_object_set_new(pj, "pe_count", json_integer((json_int_t)vg->pvs[k].pe_count));
+			json_object_set_new(pj, "on", f ? json_string(f->what) : json_null());
+			json_object_set_new(pj, "offset", f ? json_integer((json_int_t)f->start) : json_null());
+			json_array_append_new(pvs, pj);
+			if (f) {
+				json_t *l = json_object();
+				json_object_set_new(l, "vg", json_string(vg->name));
+				json_object_set_new(l, "vg_uuid", json_string(vg->uuid));
+				json_object_set_new(l, "pv", json_string(vg->pvs[k].name));
+				json_object_set_new(l, "pv_uuid", json_string(vg->pvs[k].uuid));
+				json_object_set_new(l, "pe_start", json_integer((json_int_t)(vg->pvs[k].pe_start * 512)));
+				json_object_set_new(l, "pe_count", json_integer((json_int_t)vg->pvs[k].pe_count));
+				json_object_set_new(l, "extent_size", json_integer((json_int_t)es));
+				json_object_set_new(l, "seqno", json_integer((json_int_t)f->vg->seqno));
+				json_object_set_new(l, "metadata_areas", json_integer(f->lab.nmda));
+				json_object_set_new(l, "metadata_areas_valid", json_integer(f->lab.mda_ok));
+				json_object_set_new(f->j, "lvm", l);
+			}
+		}
+		json_object_set_new(vj, "pvs", pvs);
+		json_t *lvs = json_array();
+		int ret = 0;
+		for (size_t l = 0; l < vg->nlvs && ret == 0; l++) {
+			const struct dv_lvm_lv *lv = &vg->lvs[l];
+			json_t *lj = json_object();
+			json_object_set_new(lj, "name", json_string(lv->name));
+			json_object_set_new(lj, "uuid", json_string(lv->uuid));
+			json_object_set_new(lj, "size", json_integer((json_int_t)(lv->extents * es)));
+			json_object_set_new(lj, "visible", json_boolean(lv->visible));
+			json_array_append_new(lvs, lj);
+			if (bad) {
+				json_object_set_new(lj, "imaged", json_string("whole"));
+				continue;
+			}
+			ret = lvm_lv(src, vg, lv, on, all_blocks, allow_mounted, warnings, unused, lj, err);
+		}
+		json_object_set_new(vj, "lvs", lvs);
+		json_array_append_new(st->vgs, vj);
+		if (!bad && !all_blocks)
+			for (size_t k = 0; k < vg->npvs; k++)
+				if (on[k]) {
+					pv_free_extents(vg, k, on[k], unused);
+					json_object_set_new(on[k]->j, "imaged", json_string("lvm"));
+				}
+		free(on);
+		if (ret < 0)
+			return ret;
 	}
 	return 0;
 }
+
+static void stack_release(struct stack *st)
+{
+	for (size_t i = 0; i < st->n; i++) {
+		dv_lvm_pv_label_release(&st->pv[i].lab);
+		dv_lvm_vg_free(st->pv[i].vg);
+	}
+	free(st->pv);
+	json_decref(st->vgs);
+}
+
 
 /* ---- the probe ------------------------------------------------------------ */
 
@@ -653,6 +1105,7 @@ int dv_disk_probe(const struct dv_source *src, bool all_blocks, bool allow_mount
 	blkid_probe pr = NULL;
 	const char *table = "none";
 	bool uefi = false, bios = false;
+	struct stack stack = {NULL, 0, json_array()};
 
 	find_mounts(src, &mounts);
 
@@ -812,7 +1265,7 @@ int dv_disk_probe(const struct dv_source *src, bool all_blocks, bool allow_mount
 			json_object_set(p->j, "fs", fs);
 			const char *imaged;
 			ret = analyse(src, what, fs, p->start, p->len, magic_end, p->whole || !p->data, all_blocks,
-				      allow_mounted, &mounts, warnings, &unused, &imaged, err);
+				      allow_mounted, &mounts, warnings, &unused, &imaged, &stack, p->j, err);
 			json_decref(fs);
 			if (ret < 0)
 				goto out;
@@ -828,7 +1281,7 @@ int dv_disk_probe(const struct dv_source *src, bool all_blocks, bool allow_mount
 		if (fs) {
 			const char *imaged;
 			ret = analyse(src, "the disk", fs, 0, src->size, magic_end, false, all_blocks, allow_mounted,
-				      &mounts, warnings, &unused, &imaged, err);
+				      &mounts, warnings, &unused, &imaged, &stack, fs, err);
 			if (ret < 0) {
 				json_decref(fs);
 				goto out;
@@ -847,6 +1300,12 @@ int dv_disk_probe(const struct dv_source *src, bool all_blocks, bool allow_mount
 				     s0[446 + 4] == 0xee ? "a GPT protective MBR" : "an MBR boot signature");
 		}
 	}
+
+	ret = lvm_finish(src, &stack, all_blocks, allow_mounted, warnings, &unused, err);
+	if (ret < 0)
+		goto out;
+	if (json_array_size(stack.vgs))
+		json_object_set(lay, "volume_groups", stack.vgs);
 
 	json_object_set_new(lay, "table", json_string(table));
 	json_object_set_new(lay, "boot_mode", json_string(uefi && bios ? "uefi+bios"
@@ -878,6 +1337,7 @@ out:
 	dv_ivl_release(&unused);
 	dv_ivl_release(&protect);
 	mounts_release(&mounts);
+	stack_release(&stack);
 	if (ret < 0)
 		regions->n = 0;
 	return ret;

@@ -9,8 +9,13 @@
  *   ext2/3/4    only the blocks the block bitmaps mark allocated (metadata
  *               included, read with libext2fs); the rest is UNUSED
  *   swap        only the header up to and including the signature page
- *   anything    the whole partition (unknown filesystems, LVM PVs, vfat,
- *   else        swsuspend images, ...)
+ *   LVM2 PV     the label and metadata areas, and each LV (linear or
+ *               striped, any order, over the PVs of this disk) as its own
+ *               filesystem allows; unallocated extents are UNUSED; other
+ *               segment types (thin, cache, raid, mirror, snapshot) whole
+ *   md RAID1    the superblock, and the data area as its content allows
+ *   anything    the whole partition (unknown filesystems, other RAID
+ *   else        levels, swsuspend images, ...)
  *
  * Partition-table areas, gaps between partitions, extended-partition
  * containers and the space after the last partition are always READ (boot

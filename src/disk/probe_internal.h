@@ -51,6 +51,18 @@ struct dv_ext_info {
 int dv_usedmap_ext(const char *path, uint64_t part_off, uint64_t part_len, struct dv_ext_info *info,
 		   struct dv_ivl_list *unused, char **why);
 
+/* The same for the ext2/3/4 filesystem that fills volume v, read through
+ * dv_ext_vol_io_manager (ext_io.c); unused gets volume offsets. A
+ * dv_usedmap_fn. */
+int dv_usedmap_ext_vol(const struct dv_vol *v, struct dv_ext_info *info, struct dv_ivl_list *unused, char **why);
+
+/* ext_io.c: a read-only libext2fs io_manager over a volume. The name to
+ * pass to ext2fs_open2 is written by dv_ext_io_name into buf; v must stay
+ * valid while the filesystem is open. */
+struct struct_io_manager;
+extern struct struct_io_manager *dv_ext_vol_io_manager;
+void dv_ext_io_name(const struct dv_vol *v, char *buf, size_t n);
+
 /* Registers libext2fs's error messages once (thread safe). */
 void dv_ext2_errors_init(void);
 

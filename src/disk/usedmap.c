@@ -151,17 +151,11 @@ static bool all_set(ext2fs_block_bitmap bm, blk64_t blk, blk64_t n, blk64_t last
  *    refuses such a filesystem too (PR_0_FIRST_DATA_BLOCK).
  * Anything else wrong with the superblock is left for ext2fs_open2 to say.
  */
-static int check_super(const char *path, uint64_t part_off, uint64_t part_len, struct dv_ext_info *info, char **why)
+static int check_sb(const struct ext2_super_block *sbp, bool got, uint64_t part_len, struct dv_ext_info *info,
+		    char **why)
 {
-	struct ext2_super_block sb;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		*why = dv_asprintf("cannot open it (%s)", strerror(errno));
-		return -1;
-	}
-	ssize_t n = pread(fd, &sb, sizeof sb, (off_t)(part_off + SUPERBLOCK_OFFSET));
-	close(fd);
-	if (n != (ssize_t)sizeof sb || sb.s_magic != EXT2_SUPER_MAGIC ||
+	struct ext2_super_block sb = *sbp;
+	if (!got || sb.s_magic != EXT2_SUPER_MAGIC ||
 	    sb.s_log_block_size > EXT2_MAX_BLOCK_LOG_SIZE - EXT2_MIN_BLOCK_LOG_SIZE)
 		return 0;
 	uint64_t bs = EXT2_BLOCK_SIZE(&sb);
@@ -183,6 +177,19 @@ static int check_super(const char *path, uint64_t part_off, uint64_t part_len, s
 	return 0;
 }
 
+static int check_super(const char *path, uint64_t part_off, uint64_t part_len, struct dv_ext_info *info, char **why)
+{
+	struct ext2_super_block sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		*why = dv_asprintf("cannot open it (%s)", strerror(errno));
+		return -1;
+	}
+	ssize_t n = pread(fd, &sb, sizeof sb, (off_t)(part_off + SUPERBLOCK_OFFSET));
+	close(fd);
+	return check_sb(&sb, n == (ssize_t)sizeof sb, part_len, info, why);
+}
+
 bool dv_ext_super_safe(const char *path, uint64_t part_off, uint64_t part_len)
 {
 	struct dv_ext_info info;
@@ -193,19 +200,14 @@ bool dv_ext_super_safe(const char *path, uint64_t part_off, uint64_t part_len)
 	return r == 0;
 }
 
-int dv_usedmap_ext(const char *path, uint64_t part_off, uint64_t part_len, struct dv_ext_info *info,
-		   struct dv_ivl_list *unused, char **why)
+/* The bitmaps of the filesystem libext2fs opens as name through mgr
+ * (opts: its options); free runs are appended at base + their offset. */
+static int ext_map(const char *name, const char *opts, io_manager mgr, uint64_t base, uint64_t part_len,
+		   struct dv_ext_info *info, struct dv_ivl_list *unused, char **why)
 {
-	memset(info, 0, sizeof *info);
-	*why = NULL;
-	dv_ext2_errors_init();
-	if (check_super(path, part_off, part_len, info, why) < 0)
-		return -1;
-
-	char opts[64];
-	snprintf(opts, sizeof opts, "offset=%llu", (unsigned long long)part_off);
+	const uint64_t part_off = base;
 	ext2_filsys fs = NULL;
-	errcode_t e = ext2fs_open2(path, opts, EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP, 0, 0, unix_io_manager, &fs);
+	errcode_t e = ext2fs_open2(name, opts, EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP, 0, 0, mgr, &fs);
 	if (e) {
 		*why = dv_asprintf("libext2fs cannot open it (%s)", error_message(e));
 		return -1;
@@ -316,4 +318,33 @@ out:
 	dv_ivl_release(&runs);
 	ext2fs_close_free(&fs);
 	return ret;
+}
+
+int dv_usedmap_ext(const char *path, uint64_t part_off, uint64_t part_len, struct dv_ext_info *info,
+		   struct dv_ivl_list *unused, char **why)
+{
+	memset(info, 0, sizeof *info);
+	*why = NULL;
+	dv_ext2_errors_init();
+	if (check_super(path, part_off, part_len, info, why) < 0)
+		return -1;
+	char opts[64];
+	snprintf(opts, sizeof opts, "offset=%llu", (unsigned long long)part_off);
+	return ext_map(path, opts, unix_io_manager, part_off, part_len, info, unused, why);
+}
+
+int dv_usedmap_ext_vol(const struct dv_vol *v, struct dv_ext_info *info, struct dv_ivl_list *unused, char **why)
+{
+	memset(info, 0, sizeof *info);
+	*why = NULL;
+	dv_ext2_errors_init();
+	struct ext2_super_block sb;
+	struct dv_err e;
+	bool got = v->size >= SUPERBLOCK_OFFSET + sizeof sb &&
+		   dv_vol_read(v, SUPERBLOCK_OFFSET, &sb, sizeof sb, &e) == 0;
+	if (check_sb(&sb, got, v->size, info, why) < 0)
+		return -1;
+	char name[64];
+	dv_ext_io_name(v, name, sizeof name);
+	return ext_map(name, NULL, dv_ext_vol_io_manager, 0, v->size, info, unused, why);
 }
