@@ -226,3 +226,18 @@ dv_fat_facts() {
 		/ clusters$/ { split($(NF - 1), u, "/"); n = u[1] }
 		END { print d, c, n, f, b }'
 }
+
+# dv_kernel_read_bytes IMG OUT CMD...: evicts IMG from the page cache, runs
+# CMD with its stdout in OUT, and prints the bytes the kernel read for it
+# (read_bytes of /proc/PID/io, its reaped children included). Exits with
+# CMD's status.
+dv_kernel_read_bytes() {
+	local img=$1
+	shift
+	sync "$img"
+	dd if="$img" iflag=nocache count=0 status=none
+	python3 -c 'import subprocess, sys
+r = subprocess.run(sys.argv[2:], stdout=open(sys.argv[1], "w"))
+print([int(l.split()[1]) for l in open("/proc/self/io") if l.startswith("read_bytes")][0])
+sys.exit(r.returncode)' "$@"
+}

@@ -62,7 +62,10 @@ s3_up() {
 	fi
 	BUCKET=dvt-$(basename "$T" | tr 'A-Z._' 'a-z--')-$RANDOM
 	BUCKET=${BUCKET:0:60}
-	awscli s3api create-bucket --bucket "$BUCKET" >/dev/null || fail "create-bucket $BUCKET failed"
+	# Swift answers 503 to a container PUT when its container server is slow
+	# (a loaded machine): let awscli retry it with backoff.
+	AWS_RETRY_MODE=standard AWS_MAX_ATTEMPTS=8 awscli s3api create-bucket --bucket "$BUCKET" >/dev/null ||
+		fail "create-bucket $BUCKET failed"
 }
 
 awscli() { /usr/bin/aws --endpoint-url "$S3_ENDPOINT" --region us-east-1 "$@"; }

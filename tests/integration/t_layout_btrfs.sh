@@ -9,6 +9,7 @@
 # same files (read-only loop mounts of source and restore, or `btrfs
 # restore` where loop devices are not available); --all-blocks is
 # bit-exact; a corrupt superblock is read whole with the reason.
+DV_REAL_DISK=1
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_disk.sh"
 
@@ -51,17 +52,8 @@ note "btrfs: $EXT bytes in dev extents (dump-tree)"
 [ "$EXT" -gt $((12 * MiB)) ] || fail "dump-tree lists only $EXT bytes of dev extents"
 init_repo "$R"
 
-read_bytes() {
-	sync "$D"
-	dd if="$D" iflag=nocache count=0 status=none
-	python3 -c 'import subprocess, sys
-r = subprocess.run(sys.argv[2:], stdout=open(sys.argv[1], "w"))
-print([int(l.split()[1]) for l in open("/proc/self/io") if l.startswith("read_bytes")][0])
-sys.exit(r.returncode)' "$@"
-}
-
 # ---- used-blocks backup ------------------------------------------------------
-READ=$(read_bytes "$T/backup.json" "$DISKVAULT" --progress=never --repo "$R" --json backup "$D" --name used) ||
+READ=$(dv_kernel_read_bytes "$D" "$T/backup.json" "$DISKVAULT" --progress=never --repo "$R" --json backup "$D" --name used) ||
 	fail "backup failed"
 SNAP=$(json_get "$(cat "$T/backup.json")" 'j["snapshot"]')
 expect_ok dv --repo "$R" --json show "$SNAP"

@@ -9,6 +9,7 @@
 # same sha256 (ntfs-3g read-only mounts of source and restore); the MSR
 # and tables are byte-identical; --all-blocks is bit-exact; a dirty NTFS
 # is read whole with the reason.
+DV_REAL_DISK=1
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_disk.sh"
 
@@ -64,18 +65,8 @@ note "NTFS: $NBYTES bytes, $NUSED used (ntfscluster)"
 [ "$NUSED" -gt $((25 * MiB)) ] || fail "the NTFS holds only $NUSED used bytes"
 init_repo "$R"
 
-# read_bytes of a command (its reaped children included), page cache evicted first
-read_bytes() {
-	sync "$D"
-	dd if="$D" iflag=nocache count=0 status=none
-	python3 -c 'import subprocess, sys
-r = subprocess.run(sys.argv[2:], stdout=open(sys.argv[1], "w"))
-print([int(l.split()[1]) for l in open("/proc/self/io") if l.startswith("read_bytes")][0])
-sys.exit(r.returncode)' "$@"
-}
-
 # ---- used-blocks backup ------------------------------------------------------
-READ=$(read_bytes "$T/backup.json" "$DISKVAULT" --progress=never --repo "$R" --json backup "$D" --name used) ||
+READ=$(dv_kernel_read_bytes "$D" "$T/backup.json" "$DISKVAULT" --progress=never --repo "$R" --json backup "$D" --name used) ||
 	fail "backup failed"
 BACKUP_JSON=$(cat "$T/backup.json")
 SNAP=$(json_get "$BACKUP_JSON" 'j["snapshot"]')

@@ -10,6 +10,7 @@
 #   - a log that needs recovery (xfs_io shutdown) refuses the backup (exit
 #     13, "unmount record"); --allow-mounted images it whole, with a warning.
 # Needs root and a kernel with xfs (loop mounts), and xfsprogs.
+DV_REAL_DISK=1
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_disk.sh"
 

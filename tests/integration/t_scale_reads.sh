@@ -12,6 +12,7 @@
 #
 # DV_SCALE_MIB sets the disk size (default 256; docs/performance.md uses
 # 1024). The numbers are printed as "# reads:" lines.
+DV_REAL_DISK=1
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_disk.sh"
 

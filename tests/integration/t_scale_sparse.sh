@@ -8,6 +8,7 @@
 # restore is bit-exact (sha256 of the whole 1 GiB; 1 GiB keeps the two
 # full hashes of holes within the CI budget on a loaded 2-core machine)
 # and sparse.
+DV_REAL_DISK=1
 . "$(dirname "$0")/lib.sh"
 
 [ -r /proc/self/io ] || { echo "SKIP: no /proc/PID/io (task I/O accounting) on this kernel" >&2; exit 77; }
