@@ -35,6 +35,13 @@ int dv_source_open(const char *path, struct dv_source *out, struct dv_err *err)
 		out->size = size;
 		out->sector_size = (uint32_t)ssz;
 		out->is_block = true;
+		/* The disk's page cache is not kept coherent with the devices
+		 * stacked on it: what an LV (dm-0) wrote after an earlier read of
+		 * the disk is on the platters, but the disk's cached copy is the
+		 * old one (seen in the test bed: an LV remounted read-only still
+		 * showed the journal it had when mounted read-write). Drop the
+		 * disk's clean cached pages so every read sees the medium. */
+		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	} else if (S_ISREG(st.st_mode)) {
 		out->size = (uint64_t)st.st_size;
 		out->sector_size = 512;
