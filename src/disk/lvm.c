@@ -711,37 +711,39 @@ static int parse_lv(const struct dv_lvm_vg *vg, const struct node *s, struct dv_
 	return 0;
 }
 
-struct use {
-	uint32_t pv;
-	uint64_t start, len;
-	size_t lv;
-};
-
 static int use_cmp(const void *a, const void *b)
 {
-	const struct use *x = a, *y = b;
+	const struct dv_lvm_use *x = a, *y = b;
 	if (x->pv != y->pv)
 		return x->pv < y->pv ? -1 : 1;
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-/* Checks that no PV extent is used twice. */
-static int check_overlaps(const struct dv_lvm_vg *vg, char **why)
+size_t dv_lvm_uses(const struct dv_lvm_vg *vg, struct dv_lvm_use **out)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < vg->nlvs; i++)
 		for (size_t j = 0; j < vg->lvs[i].nsegs; j++)
 			n += vg->lvs[i].segs[j].stripe_count;
-	struct use *u = dv_calloc(n ? n : 1, sizeof *u);
+	struct dv_lvm_use *u = dv_calloc(n ? n : 1, sizeof *u);
 	size_t k = 0;
 	for (size_t i = 0; i < vg->nlvs; i++)
 		for (size_t j = 0; j < vg->lvs[i].nsegs; j++) {
 			const struct dv_lvm_seg *g = &vg->lvs[i].segs[j];
 			for (uint32_t s = 0; s < g->stripe_count; s++)
-				u[k++] = (struct use){g->stripes[s].pv, g->stripes[s].extent,
-						      g->extent_count / g->stripe_count, i};
+				u[k++] = (struct dv_lvm_use){g->stripes[s].pv, g->stripes[s].extent,
+							     g->extent_count / g->stripe_count, i};
 		}
 	qsort(u, n, sizeof *u, use_cmp);
+	*out = u;
+	return n;
+}
+
+/* Checks that no PV extent is used twice. */
+static int check_overlaps(const struct dv_lvm_vg *vg, char **why)
+{
+	struct dv_lvm_use *u;
+	size_t n = dv_lvm_uses(vg, &u);
 	for (size_t i = 1; i < n; i++)
 		if (u[i].pv == u[i - 1].pv && u[i].start < u[i - 1].start + u[i - 1].len) {
 			*why = fmt("extent %llu of PV %s is used twice (LVs %s and %s)", (unsigned long long)u[i].start,

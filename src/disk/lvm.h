@@ -111,6 +111,17 @@ struct dv_lvm_vg {
 struct dv_lvm_vg *dv_lvm_parse(const char *text, size_t n, char **why);
 void dv_lvm_vg_free(struct dv_lvm_vg *vg);
 
+/* One run of PV extents an LV segment stripe uses. */
+struct dv_lvm_use {
+	uint32_t pv;          /* index into vg->pvs */
+	uint64_t start, len;  /* extents */
+	size_t lv;            /* index into vg->lvs */
+};
+
+/* Every run of PV extents the VG's LV segments use, sorted by PV, then
+ * start; *out is new (caller frees, also when the count is 0). */
+size_t dv_lvm_uses(const struct dv_lvm_vg *vg, struct dv_lvm_use **out);
+
 /* The dashes of an LVM UUID dropped into out (33 bytes). */
 void dv_lvm_uuid_plain(const char *uuid, char out[33]);
 

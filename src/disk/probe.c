@@ -821,33 +821,17 @@ static int analyse(const struct dv_source *src, const char *what, json_t *fs, ui
 
 /* ---- LVM volume groups ---------------------------------------------------- */
 
-struct ext_run {
-	uint64_t start, len;
-};
-
-static int run_cmp(const void *a, const void *b)
-{
-	const struct ext_run *x = a, *y = b;
-	return x->start < y->start ? -1 : x->start > y->start;
-}
-
 /* The PV extents no LV segment uses become UNUSED. */
 static void pv_free_extents(const struct dv_lvm_vg *vg, size_t p, const struct found_pv *f, struct dv_ivl_list *unused)
 {
-	size_t n = 0;
-	for (size_t i = 0; i < vg->nlvs; i++)
-		for (size_t j = 0; j < vg->lvs[i].nsegs; j++)
-			n += vg->lvs[i].segs[j].stripe_count;
-	struct ext_run *u = dv_calloc(n ? n : 1, sizeof *u);
-	size_t k = 0;
-	for (size_t i = 0; i < vg->nlvs; i++)
-		for (size_t j = 0; j < vg->lvs[i].nsegs; j++) {
-			const struct dv_lvm_seg *g = &vg->lvs[i].segs[j];
-			for (uint32_t s = 0; s < g->stripe_count; s++)
-				if (g->stripes[s].pv == p)
-					u[k++] = (struct ext_run){g->stripes[s].extent, g->extent_count / g->stripe_count};
-		}
-	qsort(u, k, sizeof *u, run_cmp);
+	struct dv_lvm_use *all;
+	size_t n = dv_lvm_uses(vg, &all), k = 0;
+	while (k < n && all[k].pv < p)
+		k++;
+	const struct dv_lvm_use *u = all + k; /* this PV's runs, by start */
+	k = 0;
+	while (u + k < all + n && u[k].pv == p)
+		k++;
 	uint64_t es = vg->extent_size * 512, base = f->start + vg->pvs[p].pe_start * 512, next = 0;
 	for (size_t i = 0; i <= k; i++) {
 		uint64_t at = i < k ? u[i].start : vg->pvs[p].pe_count;
@@ -856,7 +840,7 @@ static void pv_free_extents(const struct dv_lvm_vg *vg, size_t p, const struct f
 		if (i < k)
 			next = DV_MAX(next, u[i].start + u[i].len);
 	}
-	free(u);
+	free(all);
 }
 
 /* One LV: its segments in the layout, and its filesystem mapped when it
