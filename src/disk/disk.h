@@ -18,12 +18,22 @@ struct dv_source {
 	uint32_t sector_size; /* logical sector size (512 for image files) */
 	bool is_block;        /* a block device (else a regular file) */
 	bool seek_holes;      /* a regular file whose filesystem answers SEEK_DATA/SEEK_HOLE */
+	/* A virtual source (fd -1): reads go to read_fn(ctx, ...), which must
+	 * be safe to call from several threads. A snapshot's disk read back
+	 * out of a repository is one (dv_source_virtual). */
+	int (*read_fn)(void *ctx, uint64_t off, void *buf, size_t len, struct dv_err *err);
+	void *ctx;
 };
 
 /* Opens path read-only: a block device (size via BLKGETSIZE64, sector size
  * via BLKSSZGET) or a regular image file. Anything else is DV_E_SOURCE. */
 int dv_source_open(const char *path, struct dv_source *out, struct dv_err *err) DV_WUR;
 void dv_source_close(struct dv_source *s);
+/* A virtual source named name (copied) of size bytes whose reads are
+ * read_fn(ctx, off, buf, len, err); its runs are data, prefetch does
+ * nothing. dv_source_close frees the name, not ctx. */
+void dv_source_virtual(struct dv_source *out, const char *name, uint64_t size,
+		       int (*read_fn)(void *ctx, uint64_t off, void *buf, size_t len, struct dv_err *err), void *ctx);
 /* Reads exactly len bytes at off. An I/O error is DV_E_SOURCE naming the
  * sector range that could not be read. */
 int dv_source_read(const struct dv_source *s, uint64_t off, void *buf, size_t len, struct dv_err *err) DV_WUR;

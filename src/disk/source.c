@@ -61,6 +61,18 @@ int dv_source_open(const char *path, struct dv_source *out, struct dv_err *err)
 	return 0;
 }
 
+void dv_source_virtual(struct dv_source *out, const char *name, uint64_t size,
+		       int (*read_fn)(void *ctx, uint64_t off, void *buf, size_t len, struct dv_err *err), void *ctx)
+{
+	memset(out, 0, sizeof *out);
+	out->fd = -1;
+	out->path = dv_strdup(name);
+	out->size = size;
+	out->sector_size = 512;
+	out->read_fn = read_fn;
+	out->ctx = ctx;
+}
+
 void dv_source_close(struct dv_source *s)
 {
 	if (s->fd >= 0)
@@ -72,6 +84,8 @@ void dv_source_close(struct dv_source *s)
 
 int dv_source_read(const struct dv_source *s, uint64_t off, void *buf, size_t len, struct dv_err *err)
 {
+	if (s->read_fn)
+		return s->read_fn(s->ctx, off, buf, len, err);
 	uint8_t *b = buf;
 	uint64_t pos = off;
 	size_t left = len;
@@ -99,7 +113,7 @@ void dv_source_run(const struct dv_source *s, uint64_t off, uint64_t max, uint64
 	uint64_t left = off < s->size ? s->size - off : 0;
 	*len = DV_MIN(max, left);
 	*hole = false;
-	if (!s->seek_holes || !*len)
+	if (!s->seek_holes || !*len || s->fd < 0)
 		return;
 	/* lseek moves the file offset, which nothing else uses (pread). */
 	off_t d = lseek(s->fd, (off_t)off, SEEK_DATA);
@@ -126,7 +140,7 @@ void dv_source_prefetch(const struct dv_source *s, uint64_t off, uint64_t len)
 	/* The kernel trims one WILLNEED to its readahead size (at least
 	 * 128 KiB by default), so longer ranges go in pieces. */
 	const uint64_t piece = 128 * 1024;
-	if (off >= s->size)
+	if (off >= s->size || s->fd < 0)
 		return;
 	len = DV_MIN(len, s->size - off);
 	while (len) {

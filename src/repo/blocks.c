@@ -180,3 +180,54 @@ int dv_block_reader_read(struct dv_block_reader *br, uint64_t block, uint8_t *bu
 	}
 	return 0;
 }
+
+void dv_block_reader_extent(struct dv_block_reader *br, uint64_t off, int *type, uint64_t *len)
+{
+	if (off >= br->d.disk_size) {
+		*type = DV_EXTENT_ZERO;
+		*len = 0;
+		return;
+	}
+	size_t i = find_extent(br, off);
+	*type = (int)br->d.v[i].type;
+	*len = br->start[i + 1] - off;
+	/* Neighbours of one kind are one run for the caller. */
+	while (++i < br->d.n && (int)br->d.v[i].type == *type && *type != DV_EXTENT_DATA)
+		*len += br->d.v[i].length;
+}
+
+int dv_block_reader_pread(struct dv_block_reader *br, uint64_t off, void *buf, size_t len, struct dv_err *err)
+{
+	if (off > br->d.disk_size || len > br->d.disk_size - off)
+		return dv_error(err, DV_E_USAGE, "bytes %llu-%llu are past the end of the disk (%llu bytes)",
+				(unsigned long long)off, (unsigned long long)(off + len - 1),
+				(unsigned long long)br->d.disk_size);
+	uint8_t *dst = buf;
+	uint64_t end = off + len;
+	for (size_t i = find_extent(br, off); i < br->d.n && br->start[i] < end; i++) {
+		const struct dv_extent *e = &br->d.v[i];
+		uint64_t a = DV_MAX(off, br->start[i]), z = DV_MIN(end, br->start[i + 1]);
+		if (e->type == DV_EXTENT_UNREADABLE)
+			return dv_error(err, DV_E_SOURCE,
+					"bytes %llu-%llu of the disk could not be read when it was backed up",
+					(unsigned long long)br->start[i], (unsigned long long)(br->start[i + 1] - 1));
+		if (e->type != DV_EXTENT_DATA) {
+			memset(dst + (a - off), 0, z - a);
+			continue;
+		}
+		int rc = copy_chunk(br, &e->id, a - br->start[i], z - a, dst + (a - off), err);
+		if (rc < 0)
+			return dv_error_prefix(err, "disk offset %llu: ", (unsigned long long)a);
+	}
+	return 0;
+}
+
+static int source_read(void *ctx, uint64_t off, void *buf, size_t len, struct dv_err *err)
+{
+	return dv_block_reader_pread(ctx, off, buf, len, err);
+}
+
+void dv_block_reader_source(struct dv_block_reader *br, const char *name, struct dv_source *out)
+{
+	dv_source_virtual(out, name, br->d.disk_size, source_read, br);
+}

@@ -303,6 +303,22 @@ uint64_t dv_block_reader_disk_size(const struct dv_block_reader *br);
 void dv_block_reader_info(struct dv_block_reader *br, uint64_t block, bool *has_data, struct dv_id *signature);
 /* Reads block into buf (block_size bytes), verifying every chunk. */
 int dv_block_reader_read(struct dv_block_reader *br, uint64_t block, uint8_t *buf, struct dv_err *err) DV_WUR;
+/*
+ * Byte-range reads of the same disk (any offset and length inside it),
+ * every chunk verified as restore verifies it. Zero and unused extents
+ * read as zeros; a range that touches an unreadable extent (backup
+ * --skip-bad-sectors) fails with DV_E_SOURCE naming its bytes, never
+ * with silent zeros. Thread safe.
+ */
+int dv_block_reader_pread(struct dv_block_reader *br, uint64_t off, void *buf, size_t len, struct dv_err *err) DV_WUR;
+/* The extent at off: its type (enum dv_extent_type) and the bytes from
+ * off to its end (neighbouring zero/unused/unreadable extents of the same
+ * type joined); *len 0 past the end. For sparse copies and plans. */
+void dv_block_reader_extent(struct dv_block_reader *br, uint64_t off, int *type, uint64_t *len);
+/* The disk as a struct dv_source (virtual, read through pread above), so
+ * volumes and filesystem readers of src/disk work on a snapshot. br must
+ * outlive it; close it with dv_source_close. */
+void dv_block_reader_source(struct dv_block_reader *br, const char *name, struct dv_source *out);
 
 /* ---- check ----------------------------------------------------------- */
 
