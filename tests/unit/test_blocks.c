@@ -108,6 +108,41 @@ static void test_blocks(void **state)
 	dv_block_reader_info(rb, 3, &d3, &s3b);
 	assert_false(dv_id_eq(&s3a, &s3b));
 	assert_int_equal(dv_block_reader_read(rb, n, buf, &err), -DV_E_USAGE);
+
+	/* Byte ranges at odd offsets, across chunks and the zero run, and the
+	 * same through the reader's dv_source. */
+	struct dv_source vs;
+	dv_block_reader_source(rb, "snapshot b", &vs);
+	assert_int_equal(vs.size, DISK);
+	uint64_t y = 1;
+	for (int k = 0; k < 200; k++) {
+		y = y * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t off = (y >> 11) % DISK;
+		size_t len = (size_t)DV_MIN((y >> 40) % (3 * BS), DISK - off);
+		uint8_t *big = malloc(len + 1);
+		assert_int_equal(k % 2 ? dv_block_reader_pread(rb, off, big, len, &err)
+				       : dv_source_read(&vs, off, big, len, &err),
+				 0);
+		assert_memory_equal(big, disk + off, len);
+		free(big);
+	}
+	uint8_t one;
+	assert_int_equal(dv_block_reader_pread(rb, DISK - 1, &one, 1, &err), 0);
+	assert_int_equal(one, disk[DISK - 1]);
+	assert_int_equal(dv_block_reader_pread(rb, DISK - 1, buf, 2, &err), -DV_E_USAGE);
+	dv_source_close(&vs);
+	/* The zero run is one zero extent that ends where the data resumes
+	 * (the chunker finds zeros at its own granularity inside it). */
+	int type;
+	uint64_t run;
+	dv_block_reader_extent(rb, 10 * BS, &type, &run);
+	assert_int_equal(type, DV_EXTENT_ZERO);
+	assert_true(10 * BS + run <= 16 * BS && 10 * BS + run > 15 * BS);
+	dv_block_reader_extent(rb, 3 * BS, &type, &run);
+	assert_int_equal(type, DV_EXTENT_DATA);
+	assert_true(run > 0 && run <= (1u << 20));
+	dv_block_reader_extent(rb, DISK, &type, &run);
+	assert_int_equal(run, 0);
 	free(buf);
 	dv_block_reader_free(ra);
 	dv_block_reader_free(rb);
