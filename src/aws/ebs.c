@@ -589,7 +589,7 @@ struct slot {
 	struct dv_ebs_put_job *job;
 	char path_idx[32];
 	char len_hdr[16];
-	char prog_hdr[8];
+	char prog_hdr[12];
 	unsigned attempt;
 	double first, ready_at;
 	bool active;

@@ -168,8 +168,11 @@ size_t dv_disk_holders(const char *sysroot, const char *name, struct dv_holder *
 		snprintf(p, sizeof p, "%s/sys/class/block/%s/dev", sysroot, de->d_name);
 		if (!read_sys(p, buf, sizeof buf) || sscanf(buf, "%u:%u", &ma, &mi) != 2)
 			continue;
+		size_t nl = strlen(de->d_name);
+		if (nl >= sizeof out[n].name) /* no kernel names a device so long */
+			continue;
 		out[n].dev = makedev(ma, mi);
-		snprintf(out[n].name, sizeof out[n].name, "%s", de->d_name);
+		memcpy(out[n].name, de->d_name, nl + 1);
 		n++;
 		n = dv_disk_holders(sysroot, out[n - 1].name, out, n, max, depth + 1);
 	}
