@@ -18,7 +18,9 @@ seeded_bytes blk0 524288 >"$T/b0"
 seeded_bytes blk5 524288 >"$T/b5"
 
 note "EBS: start, put, complete, list, get"
-echo '{"completion_delay": 4}' >"$SRV/faults.json"
+# Long enough that the describe right after CompleteSnapshot still sees
+# "pending" even when one aws start takes seconds on a loaded machine.
+echo '{"completion_delay": 12}' >"$SRV/faults.json"
 expect_ok A ebs start-snapshot --volume-size 1 --description cli --tags Key=k,Value=v --timeout 60 \
 	--client-token tok-1
 S=$(json_get "$STDOUT" 'j["SnapshotId"]')
@@ -51,8 +53,11 @@ expect_ok A ebs complete-snapshot --snapshot-id "$S" --changed-blocks-count 2 --
 expect_ok A ec2 describe-snapshots --snapshot-ids "$S"
 [ "$(json_get "$STDOUT" 'j["Snapshots"][0]["State"]')" = pending ] || fail "not pending right after completion"
 rm -f "$SRV/faults.json"
-sleep 4
-expect_ok A ec2 describe-snapshots --owner-ids self --filters Name=tag:k,Values=v
+for _ in $(seq 1 40); do
+	expect_ok A ec2 describe-snapshots --owner-ids self --filters Name=tag:k,Values=v
+	[ "$(json_get "$STDOUT" 'j["Snapshots"][0]["State"]')" = completed ] && break
+	sleep 1
+done
 [ "$(json_get "$STDOUT" 'j["Snapshots"][0]["State"]')" = completed ] || fail "not completed: $STDOUT"
 expect_ok A ebs list-snapshot-blocks --snapshot-id "$S"
 [ "$(json_get "$STDOUT" '[b["BlockIndex"] for b in j["Blocks"]]')" = "[0, 5]" ] || fail "blocks: $STDOUT"
