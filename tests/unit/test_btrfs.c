@@ -20,79 +20,13 @@
 
 #include <cmocka.h>
 
-#include "disk/probe_internal.h"
+#include "testutil.h"
 
-#define MiB (1024ULL * 1024)
-
-static char tmpdir[] = "/tmp/dv-test-btrfs-XXXXXX";
-
-static int sh(const char *fmt, ...) DV_PRINTF(1, 2);
-static int sh(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	char *cmd = NULL;
-	assert_true(vasprintf(&cmd, fmt, ap) >= 0);
-	va_end(ap);
-	char *full = dv_asprintf("cd '%s' && %s", tmpdir, cmd);
-	char *q = dv_asprintf("bash -c \"$(cat <<'DV_EOF'\n%s\nDV_EOF\n)\"", full);
-	int r = system(q);
-	free(q);
-	free(full);
-	free(cmd);
-	return r;
-}
-
-struct img {
-	struct dv_source src;
-	struct dv_vol vol;
-	int fd;
-};
-
-/* Opens tmpdir/name as a volume of len bytes at off (len 0: to the end). */
-static void img_open(struct img *im, const char *name, uint64_t off, uint64_t len)
-{
-	char *p = dv_asprintf("%s/%s", tmpdir, name);
-	im->fd = open(p, O_RDONLY);
-	assert_true(im->fd >= 0);
-	off_t size = lseek(im->fd, 0, SEEK_END);
-	memset(&im->src, 0, sizeof im->src);
-	im->src.fd = im->fd;
-	im->src.path = p;
-	im->src.size = (uint64_t)size;
-	im->src.sector_size = 512;
-	dv_vol_range(&im->vol, &im->src, off, len ? len : (uint64_t)size - off, "partition 1");
-}
-
-static void img_close(struct img *im)
-{
-	dv_vol_release(&im->vol);
-	close(im->fd);
-	free((char *)im->src.path);
-}
-
-static void zero_runs(const char *from, const char *to, const struct dv_ivl_list *runs, uint64_t base)
-{
-	assert_int_equal(sh("cp %s %s", from, to), 0);
-	char *p = dv_asprintf("%s/%s", tmpdir, to);
-	int fd = open(p, O_WRONLY);
-	assert_true(fd >= 0);
-	static const uint8_t zeros[65536];
-	for (size_t i = 0; i < runs->n; i++)
-		for (uint64_t o = 0; o < runs->v[i].len;) {
-			size_t n = (size_t)DV_MIN(runs->v[i].len - o, sizeof zeros);
-			assert_int_equal(pwrite(fd, zeros, n, (off_t)(base + runs->v[i].off + o)), (ssize_t)n);
-			o += n;
-		}
-	close(fd);
-	free(p);
-}
-
-
+ 
 /* Makes NAME: MIB MiB of random data, mkfs.btrfs with b.d's files. */
 static void mk_btrfs(const char *name, int mib)
 {
-	assert_int_equal(sh("rm -rf %s b.d && mkdir -p b.d/sub && head -c %dM /dev/urandom >%s && "
+	assert_int_equal(dv_test_sh("rm -rf %s b.d && mkdir -p b.d/sub && head -c %dM /dev/urandom >%s && "
 			    "head -c 9000000 /dev/urandom >b.d/a.bin && seq 1 200000 >b.d/sub/b.txt && "
 			    "head -c 777 /dev/urandom >b.d/c.bin && "
 			    "mkfs.btrfs -q -f --rootdir b.d %s >/dev/null 2>&1",
@@ -103,7 +37,7 @@ static void mk_btrfs(const char *name, int mib)
 /* The unused ranges dump-tree implies, "OFF LEN" lines, into file out. */
 static void expected_unused(const char *img, uint64_t dev_bytes, const char *out)
 {
-	assert_int_equal(sh("btrfs inspect-internal dump-tree -t dev %s 2>/dev/null | awk '"
+	assert_int_equal(dv_test_sh("btrfs inspect-internal dump-tree -t dev %s 2>/dev/null | awk '"
 			    "/key \\([0-9]+ DEV_EXTENT [0-9]+\\)/ { s = $0; sub(/.*DEV_EXTENT /, \"\", s); "
 			    "sub(/\\).*/, \"\", s); off = s } "
 			    "/chunk_objectid .* length / && off != \"\" { print off, $NF; off = \"\" }' >ext.txt && "
@@ -118,8 +52,8 @@ static void test_btrfs_map(void **state)
 {
 	(void)state;
 	mk_btrfs("b.img", 256);
-	struct img im;
-	img_open(&im, "b.img", 0, 0);
+	struct dv_test_img im;
+	dv_test_img_open(&im, "b.img", 0, 0);
 	struct dv_ext_info info;
 	struct dv_ivl_list runs = {0};
 	char *why = NULL;
@@ -132,7 +66,7 @@ static void test_btrfs_map(void **state)
 	assert_true(info.used_bytes > 9000000 && info.used_bytes < 128 * MiB);
 
 	expected_unused("b.img", info.fs_bytes, "want.txt");
-	char *p = dv_asprintf("%s/got.txt", tmpdir);
+	char *p = dv_asprintf("%s/got.txt", dv_test_dir);
 	FILE *f = fopen(p, "w");
 	assert_non_null(f);
 	uint64_t unused = 0;
@@ -142,36 +76,18 @@ static void test_btrfs_map(void **state)
 	}
 	fclose(f);
 	free(p);
-	assert_int_equal(sh("diff want.txt got.txt >&2"), 0);
+	assert_int_equal(dv_test_sh("diff want.txt got.txt >&2"), 0);
 	assert_int_equal(unused + info.used_bytes, info.fs_bytes);
 	assert_true(runs.n > 0);
 
-	zero_runs("b.img", "b.restored", &runs, 0);
-	assert_int_not_equal(sh("cmp -s b.img b.restored"), 0); /* the free space did hold old data */
-	assert_int_equal(sh("btrfs check --readonly b.restored >/dev/null 2>&1"), 0);
-	assert_int_equal(sh("rm -rf out && mkdir out && btrfs restore b.restored out >/dev/null 2>&1 && "
+	dv_test_zero_runs("b.img", "b.restored", &runs, 0);
+	assert_int_not_equal(dv_test_sh("cmp -s b.img b.restored"), 0); /* the free space did hold old data */
+	assert_int_equal(dv_test_sh("btrfs check --readonly b.restored >/dev/null 2>&1"), 0);
+	assert_int_equal(dv_test_sh("rm -rf out && mkdir out && btrfs restore b.restored out >/dev/null 2>&1 && "
 			    "diff -r b.d out"),
 			 0);
 	dv_ivl_release(&runs);
-	img_close(&im);
-}
-
-static void expect_refused(const char *name, uint64_t len, const char *want)
-{
-	struct img im;
-	img_open(&im, name, 0, len);
-	struct dv_ext_info info;
-	struct dv_ivl_list runs = {0};
-	char *why = NULL;
-	assert_int_equal(dv_usedmap_btrfs(&im.vol, &info, &runs, &why), -1);
-	assert_non_null(why);
-	print_message("%s: %s\n", name, why);
-	if (!strstr(why, want))
-		fail_msg("reason \"%s\" lacks \"%s\"", why, want);
-	assert_int_equal(runs.n, 0);
-	assert_false(info.has_used);
-	free(why);
-	img_close(&im);
+	dv_test_img_close(&im);
 }
 
 static void test_btrfs_refused(void **state)
@@ -179,16 +95,16 @@ static void test_btrfs_refused(void **state)
 	(void)state;
 	mk_btrfs("r.img", 128);
 	/* a flipped byte in the superblock's label: checksum */
-	assert_int_equal(sh("cp r.img sb.img && printf 'Z' | dd of=sb.img bs=1 seek=$((65536 + 0x12b)) conv=notrunc "
+	assert_int_equal(dv_test_sh("cp r.img sb.img && printf 'Z' | dd of=sb.img bs=1 seek=$((65536 + 0x12b)) conv=notrunc "
 			    "status=none"),
 			 0);
-	expect_refused("sb.img", 0, "superblock fails its checksum");
-	assert_int_equal(sh("cp r.img mag.img && printf 'X' | dd of=mag.img bs=1 seek=$((65536 + 0x40)) conv=notrunc "
+	dv_test_expect_refused(dv_usedmap_btrfs, "sb.img", 0, "superblock fails its checksum");
+	assert_int_equal(dv_test_sh("cp r.img mag.img && printf 'X' | dd of=mag.img bs=1 seek=$((65536 + 0x40)) conv=notrunc "
 			    "status=none"),
 			 0);
-	expect_refused("mag.img", 0, "no btrfs magic");
+	dv_test_expect_refused(dv_usedmap_btrfs, "mag.img", 0, "no btrfs magic");
 	/* a damaged chunk tree block */
-	assert_int_equal(sh("cp r.img ct.img && la=$(btrfs inspect-internal dump-super r.img | "
+	assert_int_equal(dv_test_sh("cp r.img ct.img && la=$(btrfs inspect-internal dump-super r.img | "
 			    "awk '$1 == \"chunk_root\" { print $2 }') && "
 			    "pa=$(btrfs inspect-internal dump-tree -t chunk r.img | awk -v la=$la '"
 			    "/CHUNK_ITEM/ { s = $0; sub(/.*CHUNK_ITEM /, \"\", s); sub(/\\).*/, \"\", s); lo = s } "
@@ -196,29 +112,15 @@ static void test_btrfs_refused(void **state)
 			    "/stripe 0 devid/ { po = $NF; if (la >= lo && la < lo + len) { print po + la - lo; exit } }') && "
 			    "[ -n \"$pa\" ] && printf 'ZZZZ' | dd of=ct.img bs=1 seek=$((pa + 200)) conv=notrunc status=none"),
 			 0);
-	expect_refused("ct.img", 0, "tree block fails its checksum");
+	dv_test_expect_refused(dv_usedmap_btrfs, "ct.img", 0, "tree block fails its checksum");
 	/* cut short */
-	expect_refused("r.img", 64 * MiB, "larger than its partition");
+	dv_test_expect_refused(dv_usedmap_btrfs, "r.img", 64 * MiB, "larger than its partition");
 	/* two devices */
-	assert_int_equal(sh("truncate -s 128M m1.img m2.img && mkfs.btrfs -q -f m1.img m2.img >/dev/null 2>&1"), 0);
-	expect_refused("m1.img", 0, "several devices");
+	assert_int_equal(dv_test_sh("truncate -s 128M m1.img m2.img && mkfs.btrfs -q -f m1.img m2.img >/dev/null 2>&1"), 0);
+	dv_test_expect_refused(dv_usedmap_btrfs, "m1.img", 0, "several devices");
 	/* nothing */
-	assert_int_equal(sh("head -c 1M /dev/zero >zero.img"), 0);
-	expect_refused("zero.img", 0, "no btrfs magic");
-}
-
-static int setup(void **state)
-{
-	(void)state;
-	if (!mkdtemp(tmpdir))
-		return -1;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	return sh("cd / && rm -rf '%s'", tmpdir);
+	assert_int_equal(dv_test_sh("head -c 1M /dev/zero >zero.img"), 0);
+	dv_test_expect_refused(dv_usedmap_btrfs, "zero.img", 0, "no btrfs magic");
 }
 
 int main(void)
@@ -231,5 +133,5 @@ int main(void)
 		cmocka_unit_test(test_btrfs_map),
 		cmocka_unit_test(test_btrfs_refused),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, dv_test_setup, dv_test_teardown);
 }

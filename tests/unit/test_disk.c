@@ -25,59 +25,16 @@
 #include "disk/inventory.h"
 #include "disk/probe.h"
 #include "disk/probe_internal.h"
+#include "testutil.h"
 
-#define MiB (1024ULL * 1024)
 #define NVME "drivers/nvme/host/nvme.ko"
 #define ENA "drivers/net/ethernet/amazon/ena/ena.ko"
 
-static char tmpdir[] = "/tmp/dv-test-disk-XXXXXX";
-
 /* ---- helpers -------------------------------------------------------------- */
-
-static int sh(const char *fmt, ...) DV_PRINTF(1, 2);
-static int sh(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	char *cmd = NULL;
-	assert_true(vasprintf(&cmd, fmt, ap) >= 0);
-	va_end(ap);
-	char *full = dv_asprintf("cd '%s' && . '%s/tests/integration/lib_disk.sh' && %s", tmpdir, DV_SOURCE_DIR, cmd);
-	char *q = dv_asprintf("bash -c \"$(cat <<'DV_EOF'\n%s\nDV_EOF\n)\"", full);
-	int r = system(q);
-	free(q);
-	free(full);
-	free(cmd);
-	return r;
-}
-
-/* stdout of a shell command, NUL-terminated; caller frees. */
-static char *capture(const char *fmt, ...) DV_PRINTF(1, 2);
-static char *capture(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	char *cmd = NULL;
-	assert_true(vasprintf(&cmd, fmt, ap) >= 0);
-	va_end(ap);
-	char *full = dv_asprintf("cd '%s' && %s", tmpdir, cmd);
-	FILE *f = popen(full, "r");
-	assert_non_null(f);
-	struct dv_buf b = DV_BUF_INIT;
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		dv_buf_add(&b, chunk, n);
-	pclose(f);
-	free(full);
-	free(cmd);
-	dv_buf_add(&b, "", 0);
-	return (char *)b.data;
-}
 
 static char *img_path(const char *name)
 {
-	return dv_asprintf("%s/%s", tmpdir, name);
+	return dv_asprintf("%s/%s", dv_test_dir, name);
 }
 
 /* Probes an image; returns the dv_disk_probe result. */
@@ -189,7 +146,7 @@ static void assert_str_eq_or_null(const char *got, const char *want)
  */
 static void check_against_tools(const char *name, const json_t *layout)
 {
-	char *js = capture("sfdisk --json '%s'", name);
+	char *js = dv_test_capture("sfdisk --json '%s'", name);
 	json_error_t je;
 	json_t *sf = json_loads(js, 0, &je);
 	assert_non_null(sf);
@@ -226,7 +183,7 @@ static void check_against_tools(const char *name, const json_t *layout)
 		/* Filesystem as blkid sees it at that offset. */
 		if (json_is_true(json_object_get(p, "extended")))
 			continue;
-		char *out = capture("blkid -p -o export -O %llu -S %llu '%s' || true",
+		char *out = dv_test_capture("blkid -p -o export -O %llu -S %llu '%s' || true",
 				    (unsigned long long)jint(p, "start"), (unsigned long long)jint(p, "size"), name);
 		char *type = export_value(out, "TYPE"), *uuid = export_value(out, "UUID"),
 		     *label = export_value(out, "LABEL");
@@ -254,7 +211,7 @@ static void check_against_tools(const char *name, const json_t *layout)
  */
 static void check_allocated_blocks_read(const char *name, uint64_t off, const struct dv_region_map *m)
 {
-	char *out = capture("dumpe2fs '%s?offset=%llu' 2>/dev/null", name, (unsigned long long)off);
+	char *out = dv_test_capture("dumpe2fs '%s?offset=%llu' 2>/dev/null", name, (unsigned long long)off);
 	uint64_t bs = 0, count = 0, first = 0;
 	const char *l;
 	assert_non_null(l = strstr(out, "\nBlock size:"));
@@ -346,7 +303,7 @@ static void test_compose(void **state)
 static void test_gpt(void **state)
 {
 	(void)state;
-	assert_int_equal(sh("dv_mk_gpt gpt.img"), 0);
+	assert_int_equal(dv_test_sh("dv_mk_gpt gpt.img"), 0);
 	json_t *layout;
 	struct dv_region_map m = {0};
 	struct dv_err err;
@@ -396,7 +353,7 @@ static void test_gpt(void **state)
 static void test_mbr(void **state)
 {
 	(void)state;
-	assert_int_equal(sh("dv_mk_mbr mbr.img"), 0);
+	assert_int_equal(dv_test_sh("dv_mk_mbr mbr.img"), 0);
 	json_t *layout;
 	struct dv_region_map m = {0};
 	struct dv_err err;
@@ -417,7 +374,7 @@ static void test_mbr(void **state)
 	json_decref(layout);
 
 	/* no boot code: not BIOS-bootable any more */
-	assert_int_equal(sh("dd if=/dev/zero of=mbr.img bs=440 count=1 conv=notrunc status=none"), 0);
+	assert_int_equal(dv_test_sh("dd if=/dev/zero of=mbr.img bs=440 count=1 conv=notrunc status=none"), 0);
 	assert_int_equal(probe("mbr.img", false, false, &layout, &m, &err), 0);
 	assert_string_equal(jstr(layout, "boot_mode"), "uefi");
 	json_decref(layout);
@@ -427,7 +384,7 @@ static void test_mbr(void **state)
 static void test_whole_disk_fs(void **state)
 {
 	(void)state;
-	assert_int_equal(sh("dv_mk_wholefs whole.img"), 0);
+	assert_int_equal(dv_test_sh("dv_mk_wholefs whole.img"), 0);
 	json_t *layout;
 	struct dv_region_map m = {0};
 	struct dv_err err;
@@ -437,7 +394,7 @@ static void test_whole_disk_fs(void **state)
 	assert_string_equal(jstr(layout, "boot_mode"), "unknown");
 	const json_t *fs = json_object_get(layout, "filesystem");
 	assert_true(json_is_object(fs));
-	char *out = capture("blkid -p -o export whole.img");
+	char *out = dv_test_capture("blkid -p -o export whole.img");
 	char *uuid = export_value(out, "UUID"), *label = export_value(out, "LABEL");
 	assert_string_equal(jstr(fs, "type"), "ext4");
 	assert_string_equal(jstr(fs, "uuid"), uuid);
@@ -451,7 +408,7 @@ static void test_whole_disk_fs(void **state)
 	json_decref(layout);
 
 	/* an LVM PV or other non-fs signature on the whole disk is recorded, read whole */
-	assert_int_equal(sh("rm -f pv.img && truncate -s 16M pv.img && mkswap -q pv.img >/dev/null"), 0);
+	assert_int_equal(dv_test_sh("rm -f pv.img && truncate -s 16M pv.img && mkswap -q pv.img >/dev/null"), 0);
 	assert_int_equal(probe("pv.img", false, false, &layout, &m, &err), 0);
 	assert_string_equal(jstr(json_object_get(layout, "filesystem"), "type"), "swap");
 	assert_int_equal(dv_region_map_bytes(&m, DV_REGION_READ), 4096);
@@ -522,7 +479,7 @@ static void test_elf_arch(void **state)
 static void test_osinfo(void **state)
 {
 	(void)state;
-	assert_int_equal(sh("t=ostree && rm -rf $t os.img && dv_mk_os_tree $t 183 && "
+	assert_int_equal(dv_test_sh("t=ostree && rm -rf $t os.img && dv_mk_os_tree $t 183 && "
 			    "dv_mk_kernel $t 6.1.0-10-arm64 " NVME " " ENA ".xz && "
 			    "dv_mk_kernel $t 6.1.0-9-arm64 '' " NVME " " ENA " && "
 			    "dv_mk_initramfs $t/boot/initrd.img-6.1.0-10-arm64 zstd 6.1.0-10-arm64 " ENA ".zst && "
@@ -582,7 +539,7 @@ static void test_osinfo(void **state)
 	/* the newest kernel with nvme only as a module, and an initramfs (plain
 	 * cpio archives, the second after the first's padding) without it: not
 	 * ready; then with it: ready */
-	assert_int_equal(sh("t=ostree && dv_mk_kernel $t 6.1.0-11-arm64 '' " NVME ".xz " ENA ".xz && "
+	assert_int_equal(dv_test_sh("t=ostree && dv_mk_kernel $t 6.1.0-11-arm64 '' " NVME ".xz " ENA ".xz && "
 			    "dv_mk_initramfs $t/boot/initrd.img-6.1.0-11-arm64 none 6.1.0-11-arm64 " ENA ".xz && "
 			    "dv_mk_ext4 os.img $((17 * MiB)) $((110 * MiB)) root $t"),
 			 0);
@@ -592,7 +549,7 @@ static void test_osinfo(void **state)
 	assert_true(json_is_false(json_object_get(n, "nvme")));
 	assert_true(json_is_true(json_object_get(n, "ena")));
 	json_decref(layout);
-	assert_int_equal(sh("t=ostree && dv_mk_initramfs $t/boot/initrd.img-6.1.0-11-arm64 none 6.1.0-11-arm64 " NVME
+	assert_int_equal(dv_test_sh("t=ostree && dv_mk_initramfs $t/boot/initrd.img-6.1.0-11-arm64 none 6.1.0-11-arm64 " NVME
 			    ".xz && dv_mk_ext4 os.img $((17 * MiB)) $((110 * MiB)) root $t"),
 			 0);
 	assert_int_equal(probe("os.img", false, false, &layout, &m, &err), 0);
@@ -602,10 +559,10 @@ static void test_osinfo(void **state)
 	json_decref(layout);
 
 	/* the host's own binary: the host's architecture; x86_64 by e_machine 62 */
-	char *uname = capture("uname -m");
+	char *uname = dv_test_capture("uname -m");
 	uname[strcspn(uname, "\n")] = 0;
 	const char *host = !strcmp(uname, "aarch64") ? "arm64" : uname;
-	assert_int_equal(sh("rm -rf h && mkdir -p h/usr/bin && dv_elf h/usr/bin/env && "
+	assert_int_equal(dv_test_sh("rm -rf h && mkdir -p h/usr/bin && dv_elf h/usr/bin/env && "
 			    "rm -f h.img && truncate -s 16M h.img && dv_mk_ext4 h.img 0 $((16 * MiB)) h h"),
 			 0);
 	assert_int_equal(probe("h.img", false, false, &layout, &m, &err), 0);
@@ -616,13 +573,13 @@ static void test_osinfo(void **state)
 	assert_true(json_is_null(json_object_get(os, "nitro_drivers"))); /* no kernel */
 	json_decref(layout);
 	free(uname);
-	assert_int_equal(sh("dv_elf h/usr/bin/env 62 && dv_mk_ext4 h.img 0 $((16 * MiB)) h h"), 0);
+	assert_int_equal(dv_test_sh("dv_elf h/usr/bin/env 62 && dv_mk_ext4 h.img 0 $((16 * MiB)) h h"), 0);
 	assert_int_equal(probe("h.img", false, false, &layout, &m, &err), 0);
 	assert_string_equal(jstr(json_object_get(layout, "os"), "architecture"), "x86_64");
 	json_decref(layout);
 
 	/* a data filesystem: no OS at all */
-	assert_int_equal(sh("dv_mk_wholefs whole.img"), 0);
+	assert_int_equal(dv_test_sh("dv_mk_wholefs whole.img"), 0);
 	assert_int_equal(probe("whole.img", false, false, &layout, &m, &err), 0);
 	assert_null(json_object_get(json_object_get(layout, "filesystem"), "os"));
 	assert_true(json_is_null(json_object_get(layout, "os")));
@@ -636,7 +593,7 @@ static void test_osinfo(void **state)
 static void test_osinfo_hostile(void **state)
 {
 	(void)state;
-	assert_int_equal(sh("t=bad && rm -rf $t bad.img && mkdir -p $t/usr/bin $t/bin $t/sbin $t/boot && "
+	assert_int_equal(dv_test_sh("t=bad && rm -rf $t bad.img && mkdir -p $t/usr/bin $t/bin $t/sbin $t/boot && "
 			    "dv_elf $t/x 183 && head -c 40 $t/x >$t/usr/bin/env && rm $t/x && "
 			    "ln -s /bin/sh2 $t/bin/sh && ln -s /bin/sh $t/bin/sh2 && mkdir $t/sbin/init && "
 			    "head -c 100 /dev/urandom >$t/bin/ls && "
@@ -677,7 +634,7 @@ static void test_osinfo_hostile(void **state)
 	json_decref(layout);
 
 	/* only a symlink loop: an OS, architecture unknown */
-	assert_int_equal(sh("rm -rf l && mkdir -p l/bin && ln -s /bin/sh2 l/bin/sh && ln -s sh l/bin/sh2 && "
+	assert_int_equal(dv_test_sh("rm -rf l && mkdir -p l/bin && ln -s /bin/sh2 l/bin/sh && ln -s sh l/bin/sh2 && "
 			    "rm -f l.img && truncate -s 16M l.img && dv_mk_ext4 l.img 0 $((16 * MiB)) l l"),
 			 0);
 	assert_int_equal(probe("l.img", false, false, &layout, &m, &err), 0);
@@ -693,7 +650,7 @@ static void test_osinfo_hostile(void **state)
  * copy: what a restore of a used-blocks snapshot writes. */
 static void zero_unused(const char *from, const char *to, const struct dv_region_map *m)
 {
-	assert_int_equal(sh("cp --sparse=never %s %s", from, to), 0);
+	assert_int_equal(dv_test_sh("cp --sparse=never %s %s", from, to), 0);
 	char *p = img_path(to);
 	FILE *f = fopen(p, "r+b");
 	assert_non_null(f);
@@ -719,7 +676,7 @@ struct fat_facts {
 /* What fsck.fat -n -v says of a whole-file FAT filesystem. */
 static void fat_facts(const char *name, struct fat_facts *ff)
 {
-	char *out = capture("bash -c '. %s/tests/integration/lib_disk.sh && dv_fat_facts %s'", DV_SOURCE_DIR, name);
+	char *out = dv_test_capture("bash -c '. %s/tests/integration/lib_disk.sh && dv_fat_facts %s'", DV_SOURCE_DIR, name);
 	assert_int_equal(sscanf(out, "%llu %llu %llu %llu %llu", &ff->data_start, &ff->cluster, &ff->used, &ff->fat_start,
 				&ff->fat_bytes),
 			 5);
@@ -735,7 +692,7 @@ static void check_fat(int bits, int mib, const char *mkfs_args)
 	char name[32], copy[40];
 	snprintf(name, sizeof name, "fat%d.img", bits);
 	snprintf(copy, sizeof copy, "fat%d.restored", bits);
-	assert_int_equal(sh("rm -rf %s %s.d && truncate -s %dM %s && dv_fill_random %s 0 %d && "
+	assert_int_equal(dv_test_sh("rm -rf %s %s.d && truncate -s %dM %s && dv_fill_random %s 0 %d && "
 			    "mkfs.vfat -F %d %s %s >/dev/null && dv_fill_fat %s %s.d",
 			    name, name, mib, name, name, mib, bits, mkfs_args, name, name, name),
 			 0);
@@ -756,9 +713,9 @@ static void check_fat(int bits, int mib, const char *mkfs_args)
 	/* nothing before the data area is left out */
 	assert_int_equal(read_bytes_in(&m, 0, ff.data_start), ff.data_start);
 	zero_unused(name, copy, &m);
-	assert_int_not_equal(sh("cmp -s %s %s", name, copy), 0); /* free space did differ */
-	assert_int_equal(sh("fsck.fat -n %s >/dev/null 2>&1", copy), 0);
-	assert_int_equal(sh("dv_fat_check %s %s.d", copy, name), 0);
+	assert_int_not_equal(dv_test_sh("cmp -s %s %s", name, copy), 0); /* free space did differ */
+	assert_int_equal(dv_test_sh("fsck.fat -n %s >/dev/null 2>&1", copy), 0);
+	assert_int_equal(dv_test_sh("dv_fat_check %s %s.d", copy, name), 0);
 	json_decref(layout);
 
 	/* --all-blocks still reports used_bytes */
@@ -777,7 +734,7 @@ static void test_fat(void **state)
 	check_fat(32, 80, "-s 1");
 
 	/* the ESP of the generated GPT disk, through the partition offset */
-	assert_int_equal(sh("dv_mk_gpt esp.img && rm -rf esp.d && dv_fill_fat esp.img@@$((2 * MiB)) esp.d"), 0);
+	assert_int_equal(dv_test_sh("dv_mk_gpt esp.img && rm -rf esp.d && dv_fill_fat esp.img@@$((2 * MiB)) esp.d"), 0);
 	json_t *layout;
 	struct dv_region_map m = {0};
 	struct dv_err err;
@@ -785,11 +742,11 @@ static void test_fat(void **state)
 	assert_string_equal(jstr(part_by_number(layout, 2), "imaged"), "used-blocks");
 	assert_true(read_bytes_in(&m, 2 * MiB, 32 * MiB) < 8 * MiB);
 	zero_unused("esp.img", "esp.restored", &m);
-	assert_int_equal(sh("dd if=esp.restored of=esp.part bs=1M skip=2 count=32 status=none && "
+	assert_int_equal(dv_test_sh("dd if=esp.restored of=esp.part bs=1M skip=2 count=32 status=none && "
 			    "fsck.fat -n esp.part >/dev/null 2>&1 && dv_fat_check esp.part esp.d"),
 			 0);
 	/* the tables, the BIOS boot partition and the ESP's metadata are untouched */
-	assert_int_equal(sh("cmp -s -n $((2 * MiB + 65536)) esp.img esp.restored"), 0);
+	assert_int_equal(dv_test_sh("cmp -s -n $((2 * MiB + 65536)) esp.img esp.restored"), 0);
 	json_decref(layout);
 	dv_region_map_release(&m);
 }
@@ -797,7 +754,7 @@ static void test_fat(void **state)
 /* Hostile FAT16 filesystems: each is read whole, with the reason. */
 static void hostile_fat(const char *poke, const char *reason)
 {
-	assert_int_equal(sh("rm -rf h16.img h16.d && truncate -s 32M h16.img && mkfs.vfat -F 16 h16.img >/dev/null && "
+	assert_int_equal(dv_test_sh("rm -rf h16.img h16.d && truncate -s 32M h16.img && mkfs.vfat -F 16 h16.img >/dev/null && "
 			    "dv_fill_fat h16.img h16.d && %s",
 			    poke),
 			 0);
@@ -819,7 +776,7 @@ static void test_fat_hostile(void **state)
 {
 	(void)state;
 	/* facts of a fresh FAT16 of 32 MiB: FAT at 2048, 32768 bytes each, 16343 clusters */
-	assert_int_equal(sh("rm -f x.img && truncate -s 32M x.img && mkfs.vfat -F 16 x.img >/dev/null"), 0);
+	assert_int_equal(dv_test_sh("rm -f x.img && truncate -s 32M x.img && mkfs.vfat -F 16 x.img >/dev/null"), 0);
 	struct fat_facts ff;
 	fat_facts("x.img", &ff);
 	assert_int_equal(ff.fat_start, 2048);
@@ -851,7 +808,7 @@ static void test_past_end(void **state)
 	/* A DOS table written for 256 MiB on an image cut to 150 MiB: partition
 	 * 2 (ext4, 33..129 MiB) is whole, the extended partition and its
 	 * logicals run past the end or start after it. */
-	assert_int_equal(sh("dv_mk_mbr cut.img && truncate -s 150M cut.img"), 0);
+	assert_int_equal(dv_test_sh("dv_mk_mbr cut.img && truncate -s 150M cut.img"), 0);
 	json_t *layout;
 	struct dv_region_map m = {0};
 	struct dv_err err;
@@ -863,7 +820,7 @@ static void test_past_end(void **state)
 	json_decref(layout);
 
 	/* a partition entry whose ext4 claims more than the disk holds */
-	assert_int_equal(sh("dv_mk_gpt cut2.img && truncate -s 100M cut2.img"), 0);
+	assert_int_equal(dv_test_sh("dv_mk_gpt cut2.img && truncate -s 100M cut2.img"), 0);
 	assert_int_equal(probe("cut2.img", false, false, &layout, &m, &err), 0);
 	/* whatever libblkid makes of the cut GPT, nothing of the ext4 is left out */
 	assert_int_equal(dv_region_map_bytes(&m, DV_REGION_UNUSED), 0);
@@ -895,12 +852,12 @@ static void test_overlap(void **state)
 {
 	(void)state;
 	/* Two MBR entries, both over the ext4 at 33 MiB: 1 = 33..129 MiB, 2 = 81..177 MiB. */
-	assert_int_equal(sh("dv_mk_mbr ov.img"), 0);
+	assert_int_equal(dv_test_sh("dv_mk_mbr ov.img"), 0);
 	write_mbr_entry("ov.img", 0, 0x83, 67584, 196608);
 	write_mbr_entry("ov.img", 1, 0x83, 165888, 196608);
 	write_mbr_entry("ov.img", 2, 0, 0, 0);
 	write_mbr_entry("ov.img", 3, 0, 0, 0);
-	char *out = capture("sfdisk -d ov.img 2>/dev/null");
+	char *out = dv_test_capture("sfdisk -d ov.img 2>/dev/null");
 	assert_non_null(strstr(out, "start=       67584"));
 	assert_non_null(strstr(out, "start=      165888"));
 	free(out);
@@ -921,11 +878,11 @@ static void test_overlap(void **state)
 static void test_table_and_whole_fs(void **state)
 {
 	(void)state;
-	assert_int_equal(sh("dv_mk_wholefs both.img && printf '\\x55\\xaa' | "
+	assert_int_equal(dv_test_sh("dv_mk_wholefs both.img && printf '\\x55\\xaa' | "
 			    "dd of=both.img bs=1 seek=510 conv=notrunc status=none"),
 			 0);
 	write_mbr_entry("both.img", 0, 0x83, 2048, 126976);
-	char *out = capture("blkid -p -o export both.img; sfdisk -d both.img 2>/dev/null");
+	char *out = dv_test_capture("blkid -p -o export both.img; sfdisk -d both.img 2>/dev/null");
 	assert_non_null(strstr(out, "TYPE=ext4"));
 	assert_non_null(strstr(out, "start=        2048"));
 	free(out);
@@ -943,7 +900,7 @@ static void test_table_and_whole_fs(void **state)
 /* Overwrites the block bitmap of group 0 of the ext4 at byte off with `src`. */
 static int corrupt_bitmap(const char *img, uint64_t off, const char *src)
 {
-	return sh("bs=$(dumpe2fs -h '%s?offset=%llu' 2>/dev/null | awk '/^Block size:/ {print $3}') && "
+	return dv_test_sh("bs=$(dumpe2fs -h '%s?offset=%llu' 2>/dev/null | awk '/^Block size:/ {print $3}') && "
 		  "b=$(dumpe2fs '%s?offset=%llu' 2>/dev/null | awk '/Block bitmap at/ {print $4; exit}') && "
 		  "dd if=%s of='%s' bs=$bs count=1 seek=$(( %llu / bs + b )) conv=notrunc status=none",
 		  img, (unsigned long long)off, img, (unsigned long long)off, src, img, (unsigned long long)off);
@@ -957,7 +914,7 @@ static void test_corrupt_bitmap(void **state)
 	struct dv_err err;
 
 	/* metadata_csum: the checksum catches it */
-	assert_int_equal(sh("dv_mk_gpt bad.img"), 0);
+	assert_int_equal(dv_test_sh("dv_mk_gpt bad.img"), 0);
 	assert_int_equal(corrupt_bitmap("bad.img", 34 * MiB, "/dev/urandom"), 0);
 	assert_int_equal(probe("bad.img", false, false, &layout, &m, &err), 0);
 	assert_true(warning_mentions(layout, "partition 3 (ext4)"));
@@ -968,7 +925,7 @@ static void test_corrupt_bitmap(void **state)
 	json_decref(layout);
 
 	/* no checksums: a zeroed bitmap contradicts the descriptors and the metadata */
-	assert_int_equal(sh("tree=$(mktemp -d) && dv_mk_tree $tree && rm -f nocs.img && truncate -s 64M nocs.img && "
+	assert_int_equal(dv_test_sh("tree=$(mktemp -d) && dv_mk_tree $tree && rm -f nocs.img && truncate -s 64M nocs.img && "
 			    "dv_mk_ext4 nocs.img 0 $((64 * MiB)) nocs $tree -O ^metadata_csum,^uninit_bg && "
 			    "rm -rf $tree"),
 			 0);
@@ -991,7 +948,7 @@ static void test_needs_recovery(void **state)
 	json_t *layout;
 	struct dv_region_map m = {0};
 	struct dv_err err;
-	assert_int_equal(sh("dv_mk_gpt rec.img && debugfs -w -R 'feature needs_recovery' 'rec.img?offset=%llu' "
+	assert_int_equal(dv_test_sh("dv_mk_gpt rec.img && debugfs -w -R 'feature needs_recovery' 'rec.img?offset=%llu' "
 			    ">/dev/null 2>&1",
 			    34 * MiB),
 			 0);
@@ -1018,7 +975,7 @@ static void test_hostile_superblock(void **state)
 	json_t *layout;
 	struct dv_region_map m = {0};
 	struct dv_err err;
-	assert_int_equal(sh("rm -f fdb.img && truncate -s 8M fdb.img && mkfs.ext2 -q -F -b 1024 fdb.img && "
+	assert_int_equal(dv_test_sh("rm -f fdb.img && truncate -s 8M fdb.img && mkfs.ext2 -q -F -b 1024 fdb.img && "
 			    "debugfs -w -R 'ssv first_data_block 17' fdb.img >/dev/null 2>&1"),
 			 0);
 	assert_int_equal(probe("fdb.img", false, false, &layout, &m, &err), 0);
@@ -1028,7 +985,7 @@ static void test_hostile_superblock(void **state)
 	json_decref(layout);
 
 	/* claims 16 MiB in an 8 MiB partition: refused before libext2fs sizes its tables by it */
-	assert_int_equal(sh("rm -f big.img && truncate -s 16M big.img && mkfs.ext2 -q -F -b 1024 big.img && "
+	assert_int_equal(dv_test_sh("rm -f big.img && truncate -s 16M big.img && mkfs.ext2 -q -F -b 1024 big.img && "
 			    "truncate -s 8M big.img"),
 			 0);
 	assert_int_equal(probe("big.img", false, false, &layout, &m, &err), 0);
@@ -1047,15 +1004,15 @@ static void test_mounted(void **state)
 	(void)state;
 	if (geteuid() != 0 || access("/dev/loop-control", W_OK) != 0)
 		skip();
-	assert_int_equal(sh("dv_mk_gpt mnt.img && mkdir -p mnt"), 0);
-	char *loop = capture("losetup -f --show -o %llu --sizelimit %llu mnt.img 2>/dev/null", 34 * MiB, 96 * MiB);
+	assert_int_equal(dv_test_sh("dv_mk_gpt mnt.img && mkdir -p mnt"), 0);
+	char *loop = dv_test_capture("losetup -f --show -o %llu --sizelimit %llu mnt.img 2>/dev/null", 34 * MiB, 96 * MiB);
 	loop[strcspn(loop, "\n")] = 0;
 	if (!*loop) {
 		free(loop);
 		skip();
 	}
-	if (sh("mount %s mnt 2>/dev/null", loop) != 0) {
-		sh("losetup -d %s", loop);
+	if (dv_test_sh("mount %s mnt 2>/dev/null", loop) != 0) {
+		dv_test_sh("losetup -d %s", loop);
 		free(loop);
 		skip();
 	}
@@ -1078,11 +1035,11 @@ static void test_mounted(void **state)
 		if (r3 == 0)
 			json_decref(layout);
 	}
-	int r4 = sh("mount -o remount,ro mnt");
+	int r4 = dv_test_sh("mount -o remount,ro mnt");
 	int r5 = r4 == 0 ? probe("mnt.img", false, false, &layout, &m, &err) : -1;
 	if (r5 == 0)
 		json_decref(layout);
-	sh("umount mnt; losetup -d %s", loop);
+	dv_test_sh("umount mnt; losetup -d %s", loop);
 	free(loop);
 	dv_region_map_release(&m);
 
@@ -1104,7 +1061,7 @@ static void test_mounted(void **state)
 static void test_holders(void **state)
 {
 	(void)state;
-	assert_int_equal(sh("r=fakesys/sys/class/block && rm -rf fakesys && "
+	assert_int_equal(dv_test_sh("r=fakesys/sys/class/block && rm -rf fakesys && "
 			    "mkdir -p $r/loop9/loop9p1 $r/loop9/loop9p2 $r/loop9/holders $r/loop9p1/holders "
 			    "$r/loop9p2/holders/dm-0 $r/dm-0/holders/dm-1 $r/dm-0/holders/dm-2 $r/dm-1/holders "
 			    "$r/dm-2/holders/dm-0 && echo 7:9 >$r/loop9/dev && echo 2048 >$r/loop9/loop9p1/start && "
@@ -1144,7 +1101,7 @@ static void test_holders(void **state)
 		}
 	}
 	/* a depth limit: a chain of 12 devices stops at DV_HOLDER_DEPTH */
-	assert_int_equal(sh("r=fakesys/sys/class/block && for i in $(seq 0 11); do mkdir -p $r/c$i/holders/c$((i + 1)); "
+	assert_int_equal(dv_test_sh("r=fakesys/sys/class/block && for i in $(seq 0 11); do mkdir -p $r/c$i/holders/c$((i + 1)); "
 			    "echo 9:$i >$r/c$i/dev; done && mkdir -p $r/c12 && echo 9:12 >$r/c12/dev"),
 			 0);
 	struct dv_holder many[32];
@@ -1160,7 +1117,7 @@ static void test_garbage(void **state)
 	struct dv_region_map m = {0};
 	struct dv_err err;
 	/* random bytes, an empty file and a one-sector file: no crash, all READ */
-	assert_int_equal(sh("head -c 3000000 /dev/urandom > rnd.img && : > empty.img && "
+	assert_int_equal(dv_test_sh("head -c 3000000 /dev/urandom > rnd.img && : > empty.img && "
 			    "printf '\\x55\\xaa' | dd of=tiny.img bs=1 seek=510 status=none"),
 			 0);
 	const char *names[] = {"rnd.img", "empty.img", "tiny.img"};
@@ -1177,7 +1134,7 @@ static void test_garbage(void **state)
 static void test_inventory_fake_root(void **state)
 {
 	(void)state;
-	assert_int_equal(sh("r=fakeroot && mkdir -p $r/proc $r/etc $r/sys/block/sda/queue $r/sys/block/sda/device "
+	assert_int_equal(dv_test_sh("r=fakeroot && mkdir -p $r/proc $r/etc $r/sys/block/sda/queue $r/sys/block/sda/device "
 			    "$r/sys/block/loop0 $r/sys/firmware/efi && "
 			    "for c in 0 1 2 3; do mkdir -p $r/sys/devices/system/cpu/cpu$c/topology; "
 			    "echo $((c / 2)) > $r/sys/devices/system/cpu/cpu$c/topology/physical_package_id; "
@@ -1220,14 +1177,14 @@ static void test_inventory_fake_root(void **state)
 	json_decref(inv);
 
 	/* the running kernel's module lists and initramfs (gzip, after microcode) */
-	assert_int_equal(sh("r=fakeroot k=$(uname -r) && mkdir -p $r/lib/modules/$k $r/boot && "
+	assert_int_equal(dv_test_sh("r=fakeroot k=$(uname -r) && mkdir -p $r/lib/modules/$k $r/boot && "
 			    ": >$r/lib/modules/$k/modules.builtin && printf 'kernel/" NVME ".xz:\nkernel/" ENA
 			    ".xz:\n' >$r/lib/modules/$k/modules.dep && "
 			    "dv_mk_initramfs $r/boot/initrd.img-$k gzip $k " NVME ".xz"),
 			 0);
 	assert_int_equal(dv_inventory_collect(root, 0, &inv, &err), 0);
 	nd = json_object_get(inv, "nitro_drivers");
-	char *rel = capture("uname -r");
+	char *rel = dv_test_capture("uname -r");
 	rel[strcspn(rel, "\n")] = 0;
 	char *want = dv_asprintf("/boot/initrd.img-%s", rel);
 	assert_string_equal(jstr(nd, "initramfs"), want);
@@ -1307,25 +1264,9 @@ static void test_inventory_append(void **state)
 	json_decref(acc);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	if (!mkdtemp(tmpdir))
-		return -1;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	char *cmd = dv_asprintf("rm -rf '%s'", tmpdir);
-	int r = system(cmd);
-	free(cmd);
-	return r == 0 ? 0 : -1;
-}
-
 int main(void)
 {
+	dv_test_prelude = ". '" DV_SOURCE_DIR "/tests/integration/lib_disk.sh' && ";
 	if (system("command -v sfdisk mkfs.ext4 mkfs.vfat fsck.fat mcopy mkswap dumpe2fs debugfs blkid cpio zstd gzip >/dev/null") != 0) {
 		fprintf(stderr, "test_disk: sfdisk, e2fsprogs, dosfstools, mtools, blkid, cpio, zstd and gzip are needed\n");
 		return 1;
@@ -1353,5 +1294,5 @@ int main(void)
 		cmocka_unit_test(test_inventory_live),
 		cmocka_unit_test(test_inventory_append),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, dv_test_setup, dv_test_teardown);
 }
