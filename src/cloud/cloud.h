@@ -83,6 +83,10 @@ const char *dv_cloud_disk_arch(const json_t *manifest, unsigned disk);
  * *kernel borrowed. Returns false when the probe recorded no kernel. */
 bool dv_cloud_disk_nitro(const json_t *manifest, unsigned disk, int *nvme, int *ena, const char **kernel,
 			 const char **initramfs);
+/* The configuration lines (fstab, grub) on disk `disk` that name a
+ * controller-dependent device such as /dev/sda1 (layout.os.device_names:
+ * {file, line, device, text}), or NULL. Borrowed. */
+const json_t *dv_cloud_disk_device_names(const json_t *manifest, unsigned disk);
 
 /* ---- EBS import -------------------------------------------------------- */
 

@@ -111,6 +111,17 @@ int dv_cloud_launch_decide(const json_t *manifest, unsigned disk, const struct d
 		warn(w, "no inventory recorded and no kernel found on the disk: cannot check for the nvme and ena "
 			"drivers Nitro instances need");
 	}
+	const json_t *names = manifest ? dv_cloud_disk_device_names(manifest, disk) : NULL;
+	for (size_t i = 0; i < json_array_size(names) && i < 2; i++) {
+		const json_t *x = json_array_get(names, i);
+		warn(w, "%s line %lld names %s, which will not exist on a Nitro instance (its disks are /dev/nvme*): "
+			"\"%s\"; name it by UUID= or LABEL= before the backup, or fix it after the first boot",
+		     json_string_value(json_object_get(x, "file")), (long long)json_integer_value(json_object_get(x, "line")),
+		     json_string_value(json_object_get(x, "device")), json_string_value(json_object_get(x, "text")));
+	}
+	if (json_array_size(names) > 2)
+		warn(w, "%zu more configuration lines name such devices (show --json: layout.os.device_names)",
+		     json_array_size(names) - 2);
 	d->arch = arch;
 	d->arch_from = arch_from;
 	d->boot = boot;

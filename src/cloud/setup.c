@@ -119,6 +119,12 @@ bool dv_cloud_disk_nitro(const json_t *manifest, unsigned disk, int *nvme, int *
 	return true;
 }
 
+const json_t *dv_cloud_disk_device_names(const json_t *manifest, unsigned disk)
+{
+	const json_t *a = json_object_get(disk_os(manifest, disk), "device_names");
+	return json_array_size(a) ? a : NULL;
+}
+
 bool dv_cloud_interrupted(const struct dv_cloud_cb *cb)
 {
 	return cb && cb->interrupted && cb->interrupted(cb->ctx);

@@ -340,6 +340,80 @@ static json_t *initramfs_json(ext2_filsys fs)
 
 /* ---- per filesystem ------------------------------------------------------------ */
 
+/* ---- device names in configuration ---------------------------------------------- */
+
+#define MAX_DEVICE_LINES 16
+
+/* The length of a controller-dependent device name at s ("/dev/sda1"), or 0. */
+static size_t device_name_len(const char *s)
+{
+	static const char *const prefixes[] = {"/dev/sd", "/dev/hd", "/dev/xvd", "/dev/vd"};
+	for (size_t i = 0; i < DV_ARRAY_SIZE(prefixes); i++) {
+		size_t n = strlen(prefixes[i]);
+		if (strncmp(s, prefixes[i], n) || s[n] < 'a' || s[n] > 'z')
+			continue;
+		while (s[n] >= 'a' && s[n] <= 'z')
+			n++;
+		while (s[n] >= '0' && s[n] <= '9')
+			n++;
+		/* /dev/sdcard-like words and paths below are not devices */
+		if (s[n] == '/' || s[n] == '-' || s[n] == '_' || (s[n] >= 'A' && s[n] <= 'Z'))
+			return 0;
+		return n;
+	}
+	return 0;
+}
+
+void dv_device_name_lines(const char *file, const char *text, json_t *out, size_t max)
+{
+	size_t lineno = 0;
+	for (const char *l = text; *l && json_array_size(out) < max;) {
+		const char *e = strchr(l, '\n');
+		size_t len = e ? (size_t)(e - l) : strlen(l);
+		lineno++;
+		while (len && (*l == ' ' || *l == '\t'))
+			l++, len--;
+		while (len && (l[len - 1] == ' ' || l[len - 1] == '\t' || l[len - 1] == '\r'))
+			len--;
+		if (len && *l != '#') {
+			for (size_t i = 0; i + 5 < len; i++) {
+				/* a device name starts a word or follows '=' (root=/dev/sda1) */
+				if (i && l[i - 1] != ' ' && l[i - 1] != '\t' && l[i - 1] != '=' && l[i - 1] != '"' &&
+				    l[i - 1] != '\'')
+					continue;
+				size_t n = device_name_len(l + i);
+				if (!n || i + n > len)
+					continue;
+				json_array_append_new(out, json_pack("{s:s, s:I, s:s%, s:s%}", "file", file, "line",
+								     (json_int_t)lineno, "device", l + i, n, "text", l,
+								     DV_MIN(len, (size_t)160)));
+				break;
+			}
+		}
+		if (!e)
+			break;
+		l = e + 1;
+	}
+}
+
+/* Configuration files that name the boot and mounted disks; on a
+ * separate /boot filesystem the grub files lie at its root. */
+static const char *const device_configs[] = {"/etc/fstab",          "/etc/default/grub", "/boot/grub/grub.cfg",
+					     "/boot/grub2/grub.cfg", "/grub/grub.cfg",    "/grub2/grub.cfg",
+					     "/etc/crypttab",        "/etc/mdadm/mdadm.conf"};
+
+static json_t *device_lines(ext2_filsys fs)
+{
+	json_t *out = json_array();
+	for (size_t i = 0; i < DV_ARRAY_SIZE(device_configs); i++) {
+		char *t = read_text(fs, device_configs[i], MAX_TEXT, NULL);
+		if (t)
+			dv_device_name_lines(device_configs[i], t, out, MAX_DEVICE_LINES);
+		free(t);
+	}
+	return out;
+}
+
 void dv_osinfo_ext(const char *path, uint64_t part_off, uint64_t part_len, json_t *fs_j)
 {
 	if (!dv_ext_super_safe(path, part_off, part_len))
@@ -390,6 +464,11 @@ void dv_osinfo_ext(const char *path, uint64_t part_off, uint64_t part_len, json_
 		json_object_set_new(fs_j, "initramfs", ir);
 	else
 		json_decref(ir);
+	json_t *dl = device_lines(fs);
+	if (json_array_size(dl))
+		json_object_set_new(fs_j, "device_names", dl);
+	else
+		json_decref(dl);
 	ext2fs_close_free(&fs);
 }
 
@@ -467,6 +546,17 @@ void dv_osinfo_disk(json_t *layout)
 					  "initramfs", ir ? json_object_get(ir, "path") : json_null());
 		}
 		json_object_set_new(os, "nitro_drivers", nitro);
+		/* what every filesystem of the disk says (/etc and a separate /boot) */
+		json_t *names = json_array();
+		json_array_foreach(fss, i, f)
+		{
+			size_t k;
+			json_t *x;
+			json_array_foreach(json_object_get(f, "device_names"), k, x)
+				if (json_array_size(names) < MAX_DEVICE_LINES)
+					json_array_append(names, x);
+		}
+		json_object_set_new(os, "device_names", names);
 	}
 	json_object_set_new(layout, "os", os);
 	json_decref(fss);

@@ -170,6 +170,15 @@ const char *dv_elf_arch(const uint8_t *b, size_t n);
 /* {"id","version_id","pretty_name"} from os-release text (null members
  * where absent). Caller json_decref's it. */
 json_t *dv_os_release_parse(const char *text);
+/*
+ * Lines of a boot or mount configuration (text of file, as fstab or
+ * grub.cfg) that name a disk by a kernel device name that depends on the
+ * controller (/dev/sda1, /dev/hdb, /dev/xvda1, /dev/vda2): on a Nitro
+ * instance disks are /dev/nvme*, so such a line breaks the boot. Appends
+ * {"file", "line" (1-based), "device", "text" (trimmed, at most 160
+ * bytes)} to out, skipping comments, until out holds max entries.
+ */
+void dv_device_name_lines(const char *file, const char *text, json_t *out, size_t max);
 
 /* Reads up to n bytes at off of an initramfs; returns the count, 0 at the
  * end, < 0 on error. */

@@ -484,6 +484,10 @@ static void test_osinfo(void **state)
 			    "dv_mk_kernel $t 6.1.0-9-arm64 '' " NVME " " ENA " && "
 			    "dv_mk_initramfs $t/boot/initrd.img-6.1.0-10-arm64 zstd 6.1.0-10-arm64 " ENA ".zst && "
 			    "dv_mk_initramfs $t/boot/initrd.img-6.1.0-9-arm64 gzip 6.1.0-9-arm64 " ENA " && "
+			    "printf '# /dev/sdz1 was the old disk\\nUUID=0a1b / ext4 defaults 0 1\\n"
+			    "  /dev/sda2\\t/home ext4 defaults 0 2\\n/dev/mapper/vg-srv /srv xfs defaults 0 0\\n' "
+			    ">$t/etc/fstab && mkdir -p $t/boot/grub && "
+			    "printf 'menuentry x {\\n  linux /vmlinuz root=/dev/xvda1 ro\\n}\\n' >$t/boot/grub/grub.cfg && "
 			    "truncate -s 128M os.img && printf 'label: gpt\\nstart=1MiB, size=16MiB, "
 			    "type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\\nstart=17MiB, "
 			    "type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\\n' | sfdisk -q os.img && "
@@ -533,6 +537,17 @@ static void test_osinfo(void **state)
 	assert_true(json_is_true(json_object_get(n, "nvme")));
 	assert_true(json_is_true(json_object_get(n, "ena")));
 	assert_string_equal(jstr(n, "initramfs"), "/boot/initrd.img-6.1.0-10-arm64");
+	/* fstab and grub.cfg lines naming controller-dependent devices */
+	const json_t *dn = json_object_get(dos, "device_names");
+	assert_int_equal(json_array_size(dn), 2);
+	assert_string_equal(jstr(json_array_get(dn, 0), "file"), "/etc/fstab");
+	assert_int_equal(jint(json_array_get(dn, 0), "line"), 3);
+	assert_string_equal(jstr(json_array_get(dn, 0), "device"), "/dev/sda2");
+	assert_string_equal(jstr(json_array_get(dn, 0), "text"), "/dev/sda2\t/home ext4 defaults 0 2");
+	assert_string_equal(jstr(json_array_get(dn, 1), "file"), "/boot/grub/grub.cfg");
+	assert_int_equal(jint(json_array_get(dn, 1), "line"), 2);
+	assert_string_equal(jstr(json_array_get(dn, 1), "device"), "/dev/xvda1");
+	assert_int_equal(json_array_size(json_object_get(root, "device_names")), 2);
 	assert_int_equal(nwarnings(layout), 0);
 	json_decref(layout);
 
@@ -590,6 +605,35 @@ static void test_osinfo(void **state)
 /* Hostile installed systems: a cut ELF header, a symlink loop, a directory,
  * random bytes where programs should be; random bytes and a cut zstd
  * archive as initramfs. Nothing crashes; what cannot be read is unknown. */
+static void test_device_names(void **state)
+{
+	(void)state;
+	json_t *out = json_array();
+	dv_device_name_lines("f", "/dev/sda1 / ext4 0 1\n#/dev/sdb1 /x\n /dev/disk/by-uuid/x /y\n"
+				  "root=/dev/hdb3 quiet\n/dev/sdcard/x /z\nGRUB_CMDLINE=\"root=/dev/vda2\"\n"
+				  "x/dev/sdb1 y\n/dev/nvme0n1p1 /boot\n/dev/xvdf\r\n/dev/sd /q",
+			     out, 10);
+	const char *want[] = {"/dev/sda1", "/dev/hdb3", "/dev/vda2", "/dev/xvdf"};
+	const int lines[] = {1, 4, 6, 9};
+	assert_int_equal(json_array_size(out), 4);
+	for (size_t i = 0; i < 4; i++) {
+		assert_string_equal(jstr(json_array_get(out, i), "device"), want[i]);
+		assert_int_equal(jint(json_array_get(out, i), "line"), lines[i]);
+	}
+	assert_string_equal(jstr(json_array_get(out, 3), "text"), "/dev/xvdf");
+	/* at most max entries; a long line is cut to 160 bytes */
+	json_array_clear(out);
+	char big[400];
+	memset(big, 'x', sizeof big);
+	memcpy(big, "/dev/sda ", 9);
+	big[sizeof big - 1] = 0;
+	dv_device_name_lines("g", big, out, 1);
+	dv_device_name_lines("g", "/dev/sdb", out, 1);
+	assert_int_equal(json_array_size(out), 1);
+	assert_int_equal(strlen(jstr(json_array_get(out, 0), "text")), 160);
+	json_decref(out);
+}
+
 static void test_osinfo_hostile(void **state)
 {
 	(void)state;
@@ -1280,6 +1324,7 @@ int main(void)
 		cmocka_unit_test(test_fat_hostile),
 		cmocka_unit_test(test_elf_arch),
 		cmocka_unit_test(test_osinfo),
+		cmocka_unit_test(test_device_names),
 		cmocka_unit_test(test_osinfo_hostile),
 		cmocka_unit_test(test_past_end),
 		cmocka_unit_test(test_overlap),
