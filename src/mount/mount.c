@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -336,13 +337,17 @@ static void detach(const char *path)
 
 static int check_mountpoint(const char *dir, struct dv_err *err)
 {
+	/* statfs first: the kernel may answer stat of a dead FUSE mount's
+	 * root from its attribute cache, but statfs always asks the server. */
+	struct statfs sfs;
 	struct stat st;
-	if (stat(dir, &st) == 0) {
+	bool dead = statfs(dir, &sfs) < 0 && errno == ENOTCONN;
+	if (!dead && stat(dir, &st) == 0) {
 		if (!S_ISDIR(st.st_mode))
 			return dv_error(err, DV_E_USAGE, "mount point %s is not a directory", dir);
 		return 0;
 	}
-	if (errno != ENOTCONN)
+	if (!dead && errno != ENOTCONN)
 		return dv_error_errno(err, errno, "mount point %s", dir);
 	/* A FUSE mount whose process died: the kernel keeps the mount until
 	 * it is unmounted, and every access fails with ENOTCONN. */
@@ -356,7 +361,7 @@ static int check_mountpoint(const char *dir, struct dv_err *err)
 				"(or `umount -l %s` as root)",
 				dir, type[0] ? type : "unknown", dir, dir);
 	detach(path);
-	if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+	if (statfs(dir, &sfs) == 0 && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
 		return 0;
 	return dv_error(err, DV_E_BUSY,
 			"mount point %s: a killed diskvault mount is still attached and could not be detached; "
