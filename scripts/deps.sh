@@ -4,8 +4,8 @@
 set -euo pipefail
 what=${1:-test}
 build_pkgs=(build-essential cmake pkg-config libarchive-dev libzstd-dev libssl-dev libblkid-dev
-	libjansson-dev libext2fs-dev libcurl4-openssl-dev libexpat1-dev zlib1g-dev ntfs-3g-dev)
-run_pkgs=(fdisk e2fsprogs zstd dosfstools util-linux openssl python3 ntfs-3g)
+	libjansson-dev libext2fs-dev libcurl4-openssl-dev libexpat1-dev zlib1g-dev ntfs-3g-dev libfuse3-dev)
+run_pkgs=(fdisk e2fsprogs zstd dosfstools util-linux openssl python3 ntfs-3g fuse3)
 # file: cpack (t_package) runs it on what it packs; tmux: t_users_progress
 build_pkgs+=(file)
 test_pkgs=(libcmocka-dev clang libclang-rt-dev valgrind tar curl awscli python3-botocore python3-swift python3-cryptography cpio mtools file tmux

@@ -195,5 +195,6 @@ int cmd_catalog(int argc, char **argv);
 int cmd_launch(int argc, char **argv);
 int cmd_cleanup(int argc, char **argv);
 int cmd_repair(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
 
 #endif

@@ -42,6 +42,7 @@ static const struct command commands[] = {
 	{"catalog", cmd_catalog, "list or refresh the EC2 instance catalog"},
 	{"launch", cmd_launch, "run an EC2 instance from a snapshot's EBS snapshot"},
 	{"cleanup", cmd_cleanup, "remove the instances, AMIs and EBS snapshots launch created"},
+	{"mount", cmd_mount, "mount a snapshot read-only: an image file per disk, partition and LV (FUSE)"},
 };
 
 static void usage(FILE *out)

@@ -4,13 +4,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CACHE_SLOTS 8
+/* The default bound of the chunk cache (decompressed bytes held). */
+#define CACHE_DEFAULT (8u << 20)
 
+/* One decompressed chunk, or a placeholder while a thread fetches it
+ * (loading: others wanting the same chunk wait for it instead of fetching
+ * it again, so parallel readers of one region cost one request). */
 struct cached {
 	struct dv_id id;
 	struct dv_buf data;
 	uint64_t stamp;
-	bool valid;
+	bool loading;
 };
 
 struct dv_block_reader {
@@ -20,8 +24,12 @@ struct dv_block_reader {
 	uint64_t *start;  /* start[i] = disk offset of extent i; start[n] = size */
 	uint32_t bs;
 	pthread_mutex_t mu;
-	struct cached cache[CACHE_SLOTS];
+	pthread_cond_t loaded;
+	struct cached *cache;  /* unordered; looked up by id */
+	size_t ncache, capcache;
+	size_t cache_bytes, cache_limit;  /* bytes allocated by cached chunks; the bound */
 	uint64_t clock;
+	struct dv_block_reader_stats st;
 };
 
 int dv_block_reader_open(struct dv_repo *r, const char *snapshot_id, unsigned disk, uint32_t block_size,
@@ -43,7 +51,9 @@ int dv_block_reader_open(struct dv_repo *r, const char *snapshot_id, unsigned di
 	struct dv_block_reader *br = dv_calloc(1, sizeof *br);
 	br->r = r;
 	br->bs = block_size;
+	br->cache_limit = CACHE_DEFAULT;
 	pthread_mutex_init(&br->mu, NULL);
+	pthread_cond_init(&br->loaded, NULL);
 	rc = dv_repo_load_disk(r, json_array_get(disks, disk), &br->d, err);
 	json_decref(m);
 	if (rc == 0) {
@@ -69,8 +79,10 @@ void dv_block_reader_free(struct dv_block_reader *br)
 {
 	if (!br)
 		return;
-	for (int i = 0; i < CACHE_SLOTS; i++)
+	for (size_t i = 0; i < br->ncache; i++)
 		dv_buf_release(&br->cache[i].data);
+	free(br->cache);
+	pthread_cond_destroy(&br->loaded);
 	pthread_mutex_destroy(&br->mu);
 	dv_chunk_index_free(br->ix);
 	dv_disk_index_release(&br->d);
@@ -124,37 +136,100 @@ void dv_block_reader_info(struct dv_block_reader *br, uint64_t block, bool *has_
 	*has_data = data;
 }
 
+void dv_block_reader_set_cache(struct dv_block_reader *br, size_t bytes)
+{
+	pthread_mutex_lock(&br->mu);
+	br->cache_limit = bytes;
+	pthread_mutex_unlock(&br->mu);
+}
+
+void dv_block_reader_get_stats(struct dv_block_reader *br, struct dv_block_reader_stats *out)
+{
+	pthread_mutex_lock(&br->mu);
+	*out = br->st;
+	pthread_mutex_unlock(&br->mu);
+}
+
+/* The entry for id, or NULL (mu held). */
+static struct cached *cache_find(struct dv_block_reader *br, const struct dv_id *id)
+{
+	for (size_t i = 0; i < br->ncache; i++)
+		if (dv_id_eq(&br->cache[i].id, id))
+			return &br->cache[i];
+	return NULL;
+}
+
+/* Removes entry c (mu held); the array stays unordered. */
+static void cache_drop(struct dv_block_reader *br, struct cached *c)
+{
+	br->cache_bytes -= c->data.cap;
+	dv_buf_release(&c->data);
+	*c = br->cache[--br->ncache];
+}
+
+/* Evicts least recently used chunks until the cache fits its bound
+ * (mu held); placeholders stay. */
+static void cache_trim(struct dv_block_reader *br)
+{
+	while (br->cache_bytes > br->cache_limit) {
+		struct cached *victim = NULL;
+		for (size_t i = 0; i < br->ncache; i++)
+			if (!br->cache[i].loading && (!victim || br->cache[i].stamp < victim->stamp))
+				victim = &br->cache[i];
+		if (!victim)
+			break;
+		cache_drop(br, victim);
+		br->st.evictions++;
+	}
+}
+
 /* Copies [from, from+len) of chunk id into dst, through the cache. */
 static int copy_chunk(struct dv_block_reader *br, const struct dv_id *id, uint64_t from, uint64_t len, uint8_t *dst,
 		      struct dv_err *err)
 {
 	pthread_mutex_lock(&br->mu);
-	for (int i = 0; i < CACHE_SLOTS; i++)
-		if (br->cache[i].valid && dv_id_eq(&br->cache[i].id, id) && br->cache[i].data.len >= from + len) {
-			memcpy(dst, br->cache[i].data.data + from, len);
-			br->cache[i].stamp = ++br->clock;
-			pthread_mutex_unlock(&br->mu);
-			return 0;
+	struct cached *c;
+	while ((c = cache_find(br, id)) && c->loading) {
+		br->st.waits++;
+		pthread_cond_wait(&br->loaded, &br->mu);
+	}
+	if (c && c->data.len >= from + len) {
+		memcpy(dst, c->data.data + from, len);
+		c->stamp = ++br->clock;
+		br->st.hits++;
+		pthread_mutex_unlock(&br->mu);
+		return 0;
+	}
+	br->st.misses++;
+	bool cache = br->cache_limit > 0 && !c;
+	if (cache) {
+		if (br->ncache == br->capcache) {
+			br->capcache = br->capcache ? br->capcache * 2 : 16;
+			br->cache = dv_realloc(br->cache, br->capcache * sizeof *br->cache);
 		}
+		br->cache[br->ncache++] = (struct cached){.id = *id, .loading = true};
+	}
 	pthread_mutex_unlock(&br->mu);
 	struct dv_buf scratch = DV_BUF_INIT, out = DV_BUF_INIT;
 	int rc = dv_chunk_read(br->r, br->ix, id, &scratch, &out, err);
 	if (rc == 0 && out.len < from + len)
 		rc = dv_error(err, DV_E_CORRUPT, "chunk shorter than its extent");
-	if (rc == 0) {
+	if (rc == 0)
 		memcpy(dst, out.data + from, len);
+	if (cache) {
 		pthread_mutex_lock(&br->mu);
-		int victim = 0;
-		for (int i = 1; i < CACHE_SLOTS; i++)
-			if (br->cache[i].stamp < br->cache[victim].stamp)
-				victim = i;
-		struct cached *slot = &br->cache[victim];
-		dv_buf_release(&slot->data);
-		slot->data = out;
-		out = (struct dv_buf)DV_BUF_INIT;
-		slot->id = *id;
-		slot->valid = true;
-		slot->stamp = ++br->clock;
+		c = cache_find(br, id);
+		if (rc < 0) {
+			cache_drop(br, c);  /* waiters fetch it themselves */
+		} else {
+			c->data = out;
+			out = (struct dv_buf)DV_BUF_INIT;
+			c->loading = false;
+			c->stamp = ++br->clock;
+			br->cache_bytes += c->data.cap;
+			cache_trim(br);
+		}
+		pthread_cond_broadcast(&br->loaded);
 		pthread_mutex_unlock(&br->mu);
 	}
 	dv_buf_release(&scratch);

@@ -315,6 +315,20 @@ int dv_block_reader_pread(struct dv_block_reader *br, uint64_t off, void *buf, s
  * off to its end (neighbouring zero/unused/unreadable extents of the same
  * type joined); *len 0 past the end. For sparse copies and plans. */
 void dv_block_reader_extent(struct dv_block_reader *br, uint64_t off, int *type, uint64_t *len);
+/*
+ * The chunk cache: decompressed chunks the reader keeps, least recently
+ * used evicted first, bounded by bytes of memory they hold (default 8 MiB;
+ * 0 = none). Threads that want a chunk another thread is fetching wait for
+ * it rather than fetch it again. Safe to call at any time.
+ */
+void dv_block_reader_set_cache(struct dv_block_reader *br, size_t bytes);
+struct dv_block_reader_stats {
+	uint64_t hits;       /* chunk reads served from the cache */
+	uint64_t misses;     /* chunks fetched from the store (one ranged read each) */
+	uint64_t waits;      /* reads that waited for another thread's fetch */
+	uint64_t evictions;  /* chunks dropped to stay within the bound */
+};
+void dv_block_reader_get_stats(struct dv_block_reader *br, struct dv_block_reader_stats *out);
 /* The disk as a struct dv_source (virtual, read through pread above), so
  * volumes and filesystem readers of src/disk work on a snapshot. br must
  * outlive it; close it with dv_source_close. */
