@@ -30,6 +30,7 @@ open(os.path.join(d, '.synth-' + name), 'w').close()
 PY
 	rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
 	rm -f "$W/o.img"; dv restore "$S" "$W/o.img" >/dev/null; rm -f "$W/o.img" # builds the cache
+	if [ "$n" -gt 200000 ]; then ls "$W"/cache/index/*.dvixc >/dev/null || { echo "no index cache built" >&2; exit 1; }; fi
 	r=$(rss "$DISKVAULT" --progress=never --repo "$W/R" restore "$S" "$W/o.img")
 	cmp "$W/d.img" "$W/o.img"; rm -f "$W/o.img"
 	b=$(rss "$DISKVAULT" --progress=never --repo "$W/R" backup "$W/d.img" --name b)
