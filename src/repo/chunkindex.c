@@ -1,5 +1,8 @@
 /* chunkindex.c - in-memory chunk index and index segment objects. */
 #include <stdio.h>
+#include <unistd.h>
+
+#include "chunkcache.h"
 #include "repo_internal.h"
 
 #include <stdlib.h>
@@ -19,6 +22,10 @@ struct dv_chunk_index {
 	struct dv_pack_info *packs;
 	uint32_t npacks, packcap;
 	struct dv_strlist segs; /* names of the segments loaded */
+	/* The loaded segments, when they were too many for memory: a local
+	 * sorted file (chunkcache.c). The hash table then holds only what was
+	 * inserted since (a backup's new chunks). */
+	struct dv_chunk_cache *base;
 };
 
 struct dv_chunk_index *dv_chunk_index_new(void)
@@ -36,6 +43,7 @@ void dv_chunk_index_free(struct dv_chunk_index *ix)
 		return;
 	pthread_rwlock_destroy(&ix->lock);
 	dv_strlist_release(&ix->segs);
+	dv_chunk_cache_free(ix->base);
 	free(ix->e);
 	free(ix->slots);
 	free(ix->packs);
@@ -63,7 +71,8 @@ bool dv_chunk_index_lookup(struct dv_chunk_index *ix, const struct dv_id *id, st
 	if (v && loc)
 		*loc = ix->e[v - 1].loc;
 	pthread_rwlock_unlock(&ix->lock);
-	return v != 0;
+	/* base is immutable once loaded: no lock */
+	return v != 0 || (ix->base && dv_chunk_cache_lookup(ix->base, id, loc));
 }
 
 static void grow(struct dv_chunk_index *ix)
@@ -83,6 +92,8 @@ static void grow(struct dv_chunk_index *ix)
 
 bool dv_chunk_index_insert(struct dv_chunk_index *ix, const struct dv_id *id, const struct dv_chunk_loc *loc)
 {
+	if (ix->base && dv_chunk_cache_lookup(ix->base, id, NULL))
+		return false;
 	pthread_rwlock_wrlock(&ix->lock);
 	size_t s = find_slot(ix, id);
 	bool added = false;
@@ -156,10 +167,20 @@ const struct dv_pack_info *dv_chunk_index_pack(struct dv_chunk_index *ix, uint32
 }
 
 uint32_t dv_chunk_index_pack_count(struct dv_chunk_index *ix) { return ix->npacks; }
-size_t dv_chunk_index_count(struct dv_chunk_index *ix) { return ix->n; }
+size_t dv_chunk_index_count(struct dv_chunk_index *ix)
+{
+	return ix->n + (ix->base ? (size_t)dv_chunk_cache_count(ix->base) : 0);
+}
+
+bool dv_chunk_index_on_disk(const struct dv_chunk_index *ix) { return ix->base != NULL; }
 
 int dv_chunk_index_each(struct dv_chunk_index *ix, dv_chunk_index_fn fn, void *ctx)
 {
+	if (ix->base) {
+		int r = dv_chunk_cache_each(ix->base, fn, ctx);
+		if (r)
+			return r;
+	}
 	for (size_t i = 0; i < ix->n; i++) {
 		int r = fn(&ix->e[i].id, &ix->e[i].loc, ctx);
 		if (r)
@@ -276,11 +297,80 @@ int dv_index_segment_read(struct dv_repo *r, const char *name, struct dv_index_s
 	return rc;
 }
 
+/* Below this many entries the index stays in memory (~100 bytes each) and
+ * no cache file is written; above, loading switches to building the cache
+ * (formats/index-cache.md). */
+#define DV_CHUNK_CACHE_MIN 200000
+
+static size_t cache_min(void)
+{
+#ifdef DV_TEST_HOOKS
+	const char *v = getenv("DISKVAULT_TEST_INDEX_CACHE_MIN");
+	if (v && *v)
+		return (size_t)strtoull(v, NULL, 10);
+#endif
+	return DV_CHUNK_CACHE_MIN;
+}
+
+/* Empties the hash table (entries and slots), keeping the pack table. */
+static void drop_entries(struct dv_chunk_index *ix)
+{
+	free(ix->e);
+	ix->e = NULL;
+	ix->n = ix->cap = 0;
+	free(ix->slots);
+	ix->nslots = 1024;
+	ix->slots = dv_calloc(ix->nslots, sizeof *ix->slots);
+}
+
+/* Moves the entries loaded so far into a new builder: from now on the
+ * segments stream into its scratch files. */
+static int start_build(struct dv_chunk_index *ix, const char *path, struct dv_chunk_cache_builder **b,
+		       struct dv_err *err)
+{
+	int rc = dv_chunk_cache_builder_new(path, b, err);
+	for (size_t i = 0; rc == 0 && i < ix->n; i++)
+		rc = dv_chunk_cache_builder_add(*b, &ix->e[i].id, &ix->e[i].loc, err);
+	if (rc < 0) {
+		dv_chunk_cache_builder_abort(*b);
+		*b = NULL;
+		return rc;
+	}
+	drop_entries(ix);
+	return 0;
+}
+
 int dv_chunk_index_load(struct dv_chunk_index *ix, struct dv_repo *r, struct dv_err *err)
 {
 	/* Sorted, so every run resolves duplicates the same way. */
 	struct dv_strlist names = {0};
+	struct dv_chunk_cache_builder *build = NULL;
+	char *path = NULL;
 	int rc = dv_repo_list_ids(r, "index", &names, err);
+	if (rc < 0)
+		goto out;
+	if (ix->n || ix->npacks || ix->base)
+		DV_BUG("dv_chunk_index_load into a non-empty index");
+	uint8_t key[32];
+	dv_chunk_cache_key(r->id, (const char *const *)names.v, names.n, key);
+	path = dv_chunk_cache_path(r);
+	if (path) {
+		struct dv_pack_info *packs;
+		uint32_t np;
+		struct dv_err e2 = {0};
+		int c = dv_chunk_cache_open(path, key, &ix->base, &packs, &np, &e2);
+		if (c == 0) {
+			free(ix->packs);
+			ix->packs = packs;
+			ix->npacks = ix->packcap = np;
+			dv_debug("chunk index: %llu entries from %s", (unsigned long long)dv_chunk_cache_count(ix->base),
+				 path);
+			goto out;
+		}
+		if (c != -DV_E_NOT_FOUND)
+			dv_debug("%s", e2.msg); /* damaged: rebuilt below */
+	}
+	size_t min = cache_min();
 	for (size_t i = 0; rc == 0 && i < names.n; i++) {
 		struct dv_index_segment s;
 		rc = dv_index_segment_read(r, names.v[i], &s, err);
@@ -295,14 +385,39 @@ int dv_chunk_index_load(struct dv_chunk_index *ix, struct dv_repo *r, struct dv_
 		uint32_t *map = dv_calloc(s.npacks ? s.npacks : 1, sizeof *map);
 		for (size_t k = 0; k < s.npacks; k++)
 			map[k] = dv_chunk_index_add_pack(ix, &s.packs[k]);
-		for (size_t k = 0; k < s.n; k++) {
+		for (size_t k = 0; rc == 0 && k < s.n; k++) {
 			struct dv_chunk_loc l = s.locs[k];
 			l.pack = map[l.pack];
-			dv_chunk_index_insert(ix, &s.ids[k], &l);
+			if (build)
+				rc = dv_chunk_cache_builder_add(build, &s.ids[k], &l, err);
+			else
+				dv_chunk_index_insert(ix, &s.ids[k], &l);
 		}
 		free(map);
 		dv_index_segment_release(&s);
+		if (rc == 0 && !build && path && ix->n > min) {
+			/* Too many for memory: a cache directory that cannot be
+			 * written leaves the index in memory, as before. */
+			struct dv_err e2 = {0};
+			if (start_build(ix, path, &build, &e2) < 0) {
+				dv_debug("chunk index stays in memory: %s", e2.msg);
+				free(path);
+				path = NULL;
+			}
+		}
 	}
+	if (rc == 0 && build) {
+		rc = dv_chunk_cache_builder_finish(build, key, ix->packs, ix->npacks, &ix->base, err);
+		build = NULL;
+		if (rc == 0)
+			dv_debug("chunk index: %llu entries, cached in %s",
+				 (unsigned long long)dv_chunk_cache_count(ix->base), path);
+	} else if (rc == 0 && path) {
+		unlink(path); /* small again (after a prune): a stale cache goes */
+	}
+	dv_chunk_cache_builder_abort(build);
+out:
+	free(path);
 	dv_strlist_release(&ix->segs);
 	ix->segs = names;
 	return rc;

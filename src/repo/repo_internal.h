@@ -112,7 +112,12 @@ struct dv_chunk_index;
 struct dv_chunk_index *dv_chunk_index_new(void);
 void dv_chunk_index_free(struct dv_chunk_index *ix);
 /* Loads every index/ segment of the repository (checking each one's name
- * against its content); duplicates keep the first location. */
+ * against its content); duplicates keep the first location. Into an empty
+ * index only. Past DV_CHUNK_CACHE_MIN entries the segments are merged into
+ * a local sorted file (chunkcache.h) instead of memory, or that file is
+ * reused when it was built from the same segments: then only a fence
+ * table (~0.1 byte a chunk) and the pack table stay in memory, and
+ * lookups cost one pread of 4 KiB from the page cache. */
 int dv_chunk_index_load(struct dv_chunk_index *ix, struct dv_repo *r, struct dv_err *err) DV_WUR;
 /* The names of the segments the last dv_chunk_index_load read (borrowed,
  * sorted), so a writer can tell later whether a prune replaced them. */
@@ -136,6 +141,9 @@ void *dv_pack_table_find(struct dv_chunk_index *map, void *v, size_t elem, size_
 			 const struct dv_pack_info *info, size_t *no);
 uint32_t dv_chunk_index_pack_count(struct dv_chunk_index *ix);
 size_t dv_chunk_index_count(struct dv_chunk_index *ix);
+/* true when dv_chunk_index_load left the loaded entries in the local
+ * sorted cache file (formats/index-cache.md) rather than in memory. */
+bool dv_chunk_index_on_disk(const struct dv_chunk_index *ix);
 /* Calls fn for every entry (no concurrent inserts allowed meanwhile). */
 typedef int (*dv_chunk_index_fn)(const struct dv_id *id, const struct dv_chunk_loc *loc, void *ctx);
 int dv_chunk_index_each(struct dv_chunk_index *ix, dv_chunk_index_fn fn, void *ctx);
