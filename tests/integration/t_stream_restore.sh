@@ -65,3 +65,18 @@ assert_contains "$STDERR" "p2" "unknown volume lists the volumes"
 expect_exit 2 dv --repo "$R" restore "$ALL" --volume p2 --disk 0 "$T/x.img"
 # the target checks of a disk restore apply: an existing non-empty file
 expect_exit 13 dv --repo "$R" restore "$ALL" --volume p2 "$T/p2.img"
+
+# a stream of a two-disk snapshot needs --disk; disk 1 and disk1-p2 stream
+make_random_disk "$T/b.img" 8 stream-b
+backup_json "$R" "$T/disk.img" "$T/b.img" --all-blocks --name two
+TWO=$SNAP
+rc=0
+dv --repo "$R" restore "$TWO" - >/dev/null 2>"$T/err" || rc=$?
+[ "$rc" -eq 2 ] || fail "a two-disk stream without --disk exited $rc: $(cat "$T/err")"
+qgrep "give --disk N" "$T/err" || fail "two-disk refusal message: $(cat "$T/err")"
+[ "$(dv --repo "$R" restore "$TWO" --disk 1 - 2>/dev/null | sha256sum | cut -d' ' -f1)" = "$(sha "$T/b.img")" ] ||
+	fail "restore --disk 1 - differs from the second disk"
+dd if="$T/b.img" of="$T/b1.want" bs=1M skip=1 count=6 status=none
+expect_ok dv --repo "$R" restore "$TWO" --volume disk1-p1 "$T/b1.img"
+[ "$(stat -c %s "$T/b1.img")" -ge $((6 * MiB)) ] || fail "disk1-p1 is too small"
+cmp -s -n $((6 * MiB)) "$T/b1.want" "$T/b1.img" || fail "restore --volume disk1-p1 differs from dd of the partition"
