@@ -30,6 +30,7 @@ int dv_cli_exit_code(enum dv_code code)
 	case DV_E_TOO_SMALL:
 	case DV_E_BUSY:
 	case DV_E_EXISTS:
+	case DV_E_CLOSED:
 		return DV_EXIT_TARGET;
 	case DV_E_NOSPACE:
 		return DV_EXIT_NOSPACE;

@@ -181,15 +181,25 @@ int dv_backup(struct dv_repo *r, const struct dv_backup_source *src, size_t nsrc
 
 struct dv_restore_opts {
 	unsigned disk;   /* index of the disk in the snapshot (0-based) */
+	bool disk_set;   /* disk was given (a stream of a multi-disk snapshot needs it) */
+	/* A volume of the recorded layout instead of a whole disk: "p2",
+	 * "disk1-p2", "p1-md", "vg/lv" (disk/layoutvol.h); NULL: disk. */
+	const char *volume;
+	/* >= 0: write to this descriptor in order (a pipe: no seeks, zeros
+	 * written as zeros), target is then only a name; -1: open target. */
+	int stream_fd;
 	bool force;      /* overwrite a non-empty target / one with signatures */
 	unsigned threads;
 	dv_progress_fn progress;
 	void *progress_ctx;
 };
 
-/* Writes disk o->disk of snapshot id to target (device or image file).
- * Every chunk is checked against its id and the disk digest at the end;
- * a mismatch is DV_E_CORRUPT naming the first bad offset. */
+/* Writes disk o->disk (or volume o->volume) of snapshot id to target
+ * (device or image file; sized and checked by dv_target_open) or, with
+ * o->stream_fd >= 0, to that descriptor in order. Every chunk is checked
+ * against its id and the disk index against the manifest's digest before
+ * anything is written; a mismatch is DV_E_CORRUPT naming the first bad
+ * offset. A stream whose reader went away (EPIPE) is DV_E_CLOSED. */
 int dv_restore(struct dv_repo *r, const char *id, const char *target, const struct dv_restore_opts *o,
 	       struct dv_stats *stats, struct dv_err *err) DV_WUR;
 

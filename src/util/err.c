@@ -24,6 +24,7 @@ static const char *const code_names[DV_E_CODE_MAX] = {
 	[DV_E_REMOTE] = "remote",
 	[DV_E_INTERRUPTED] = "interrupted",
 	[DV_E_AUTH] = "wrong-passphrase",
+	[DV_E_CLOSED] = "target-closed",
 };
 
 const char *dv_code_name(enum dv_code code)

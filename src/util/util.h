@@ -49,6 +49,7 @@ enum dv_code {
 	DV_E_REMOTE,      /* network or remote service failure */
 	DV_E_INTERRUPTED, /* SIGINT/SIGTERM */
 	DV_E_AUTH,        /* wrong passphrase / no key opens the repository */
+	DV_E_CLOSED,      /* the reader of a stream (restore -) closed it early */
 	DV_E_CODE_MAX
 };
 
