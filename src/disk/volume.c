@@ -122,6 +122,12 @@ static const struct dv_vol_area *locate(const struct dv_vol_seg *s, uint64_t rel
 	return a;
 }
 
+const struct dv_source *dv_vol_locate(const struct dv_vol *v, uint64_t off, uint64_t *disk_off, uint64_t *run)
+{
+	const struct dv_vol_seg *s = seg_at(v, off);
+	return locate(s, off - s->vol_off, disk_off, run)->src;
+}
+
 int dv_vol_read(const struct dv_vol *v, uint64_t off, void *buf, size_t n, struct dv_err *err)
 {
 	if (off > v->size || n > v->size - off)

@@ -63,6 +63,13 @@ void dv_vol_range(struct dv_vol *v, const struct dv_source *src, uint64_t off, u
 void dv_vol_release(struct dv_vol *v);
 
 /*
+ * Where volume byte off (< v->size) lies: the disk (returned), the byte
+ * offset on it, and in *run how many bytes from there stay contiguous on
+ * that disk (to the end of the stripe or segment).
+ */
+const struct dv_source *dv_vol_locate(const struct dv_vol *v, uint64_t off, uint64_t *disk_off, uint64_t *run);
+
+/*
  * Reads exactly n bytes at byte off of the volume. A read past the end is
  * -DV_E_CORRUPT ("... reads past the end of <name>"); a failing disk read
  * passes its error on.

@@ -97,18 +97,9 @@ uint64_t dv_block_reader_count(const struct dv_block_reader *br)
 
 uint64_t dv_block_reader_disk_size(const struct dv_block_reader *br) { return br->d.disk_size; }
 
-/* First extent that ends after off. */
 static size_t find_extent(const struct dv_block_reader *br, uint64_t off)
 {
-	size_t lo = 0, hi = br->d.n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (br->start[mid + 1] <= off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return dv_extent_find(br->start, br->d.n, off);
 }
 
 void dv_block_reader_info(struct dv_block_reader *br, uint64_t block, bool *has_data, struct dv_id *signature)

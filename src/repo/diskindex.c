@@ -106,3 +106,16 @@ int dv_disk_index_read(struct dv_repo *r, const char *name, struct dv_disk_index
 	dv_buf_release(&b);
 	return rc;
 }
+
+size_t dv_extent_find(const uint64_t *start, size_t n, uint64_t off)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (start[mid + 1] <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}

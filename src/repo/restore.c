@@ -311,18 +311,9 @@ static void release_dix(struct dix *x)
 	x->start = NULL;
 }
 
-/* First extent of x that ends after off. */
 static size_t find_extent(const struct dix *x, uint64_t off)
 {
-	size_t lo = 0, hi = x->d.n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (x->start[mid + 1] <= off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return dv_extent_find(x->start, x->d.n, off);
 }
 
 /* Where output offset off lies: disk *disk at *disk_off, for *len bytes
@@ -335,30 +326,10 @@ static void locate(const struct output *o, uint64_t off, unsigned *disk, uint64_
 		*len = o->size - off;
 		return;
 	}
-	const struct dv_vol *v = o->vol;
-	size_t lo = 0, hi = v->nsegs;
-	while (hi - lo > 1) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (v->segs[mid].vol_off <= off)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	const struct dv_vol_seg *s = &v->segs[lo];
-	uint64_t rel = off - s->vol_off;
-	const struct dv_vol_area *a = &s->areas[0];
-	if (s->nareas > 1) {
-		uint64_t stripe = rel / s->stripe_size;
-		a = &s->areas[stripe % s->nareas];
-		*disk_off = a->off + stripe / s->nareas * s->stripe_size + rel % s->stripe_size;
-		*len = s->stripe_size - rel % s->stripe_size;
-	} else {
-		*disk_off = a->off + rel;
-		*len = s->len - rel;
-	}
+	const struct dv_source *src = dv_vol_locate(o->vol, off, disk_off, len);
 	*disk = 0;
 	for (size_t i = 0; i < o->ndisks; i++)
-		if (a->src == &o->srcs[i])
+		if (src == &o->srcs[i])
 			*disk = (unsigned)i;
 }
 
