@@ -64,13 +64,7 @@ int dv_block_reader_open(struct dv_repo *r, const char *snapshot_id, unsigned di
 		dv_block_reader_free(br);
 		return rc;
 	}
-	br->start = dv_malloc((br->d.n + 1) * sizeof *br->start);
-	uint64_t off = 0;
-	for (size_t i = 0; i < br->d.n; i++) {
-		br->start[i] = off;
-		off += br->d.v[i].length;
-	}
-	br->start[br->d.n] = off;
+	br->start = dv_extent_starts(&br->d);
 	*out = br;
 	return 0;
 }

@@ -119,3 +119,15 @@ size_t dv_extent_find(const uint64_t *start, size_t n, uint64_t off)
 	}
 	return lo;
 }
+
+uint64_t *dv_extent_starts(const struct dv_disk_index *d)
+{
+	uint64_t *start = dv_malloc((d->n + 1) * sizeof *start);
+	uint64_t off = 0;
+	for (size_t i = 0; i < d->n; i++) {
+		start[i] = off;
+		off += d->v[i].length;
+	}
+	start[d->n] = off;
+	return start;
+}

@@ -230,6 +230,8 @@ void dv_disk_index_release(struct dv_disk_index *d);
 /* The first extent that ends after off, given start[i] = the disk offset
  * of extent i of n and start[n] = the disk size (n when off is past it). */
 size_t dv_extent_find(const uint64_t *start, size_t n, uint64_t off);
+/* That start[] table of d (n + 1 entries, malloc'd). */
+uint64_t *dv_extent_starts(const struct dv_disk_index *d);
 /* Appends an extent, merging adjacent zero/unused extents of one type. */
 void dv_disk_index_add(struct dv_disk_index *d, uint32_t type, uint64_t length, const struct dv_id *id);
 void dv_disk_index_encode(const struct dv_disk_index *d, struct dv_buf *out);

@@ -294,13 +294,7 @@ static int load_dix(struct dv_repo *r, const json_t *disk, struct dix *x, struct
 	int rc = dv_repo_load_disk(r, disk, &x->d, err);
 	if (rc < 0)
 		return rc;
-	x->start = dv_malloc((x->d.n + 1) * sizeof *x->start);
-	uint64_t off = 0;
-	for (size_t i = 0; i < x->d.n; i++) {
-		x->start[i] = off;
-		off += x->d.v[i].length;
-	}
-	x->start[x->d.n] = off;
+	x->start = dv_extent_starts(&x->d);
 	return 0;
 }
 
