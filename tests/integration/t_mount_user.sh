@@ -9,6 +9,13 @@ source "$(dirname "$0")/lib_mount.sh"
 [ "$(id -u)" = 0 ] || { echo "SKIP: switching to an unprivileged user needs root"; exit 77; }
 [ -u "$(command -v fusermount3)" ] || { echo "SKIP: fusermount3 is not setuid root: FUSE allows no user mounts here"; exit 77; }
 
+# A chroot unpacked into a 0700 directory (as a fresh-machine test root
+# can be) lets no other user load even libc: then no user mount can be
+# tried at all.
+chmod 755 "$T"
+setpriv --reuid=65534 --regid=65534 --clear-groups "$DISKVAULT" --version >/dev/null 2>&1 ||
+	{ echo "SKIP: user nobody cannot run $DISKVAULT here: $(setpriv --reuid=65534 --regid=65534 --clear-groups "$DISKVAULT" --version 2>&1 | head -1)"; exit 77; }
+
 make_random_disk "$T/disk.img" 8 mount-user
 R=$T/repo
 init_repo "$R"
