@@ -371,7 +371,8 @@ static void plan_gaps(struct walker *w, struct plan *p)
 		}
 		prev = k;
 	}
-	qsort(g, ng, sizeof *g, cmp_gap);
+	if (ng)
+		qsort(g, ng, sizeof *g, cmp_gap);
 	uint64_t budget = blobs / 100 * GAP_BUDGET_PCT;
 	for (size_t i = 0; i < ng && p->gap_bytes + g[i].len <= budget; i++) {
 		p->v[g[i].at].join = true;
@@ -457,7 +458,8 @@ static int plan_range(struct walker *w, uint64_t a, uint64_t b, struct dv_chunk_
 	}
 	if (w->rc < 0)
 		return w->rc;
-	qsort(p->v, p->n, sizeof *p->v, cmp_use);
+	if (p->n) /* a window of zeros plans nothing; qsort wants a real array */
+		qsort(p->v, p->n, sizeof *p->v, cmp_use);
 	plan_gaps(w, p);
 	return 0;
 }
