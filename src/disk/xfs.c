@@ -138,9 +138,10 @@ static const char *check_sb(struct xfs *x, const uint8_t *sb, uint64_t vol_size)
 	x->logblocks = be32(sb + 96);
 	x->agblklog = sb[124];
 	if (x->blocksize < 512 || x->blocksize > 65536 || !is_pow2(x->blocksize) ||
-	    (1u << sb[120]) != x->blocksize)
+	    sb[120] > 16 || (1u << sb[120]) != x->blocksize)
 		return "its superblock gives an invalid block size";
-	if (x->sectsize < 512 || x->sectsize > 32768 || !is_pow2(x->sectsize) || (1u << sb[121]) != x->sectsize ||
+	if (x->sectsize < 512 || x->sectsize > 32768 || !is_pow2(x->sectsize) || sb[121] > 15 ||
+	    (1u << sb[121]) != x->sectsize ||
 	    x->sectsize > x->blocksize)
 		return "its superblock gives an invalid sector size";
 	if (x->agblocks < 16 || x->agblocks > 0x7fffffffu || x->agblklog > 31 ||
