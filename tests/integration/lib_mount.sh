@@ -49,3 +49,16 @@ mount_wait_exit() {
 	wait "$MPID" || rc=$?
 	[ "$rc" -eq "$want" ] || fail "the mount process exited $rc, expected $want: $(cat "$MLOG")"
 }
+
+# mount_fixture SEED: an 8 MiB random disk $T/disk.img backed up
+# (all blocks) into repository $R; $want is its sha256sum line, $M an
+# empty mount point.
+mount_fixture() {
+	make_random_disk "$T/disk.img" 8 "$1"
+	R=$T/repo
+	init_repo "$R"
+	backup_json "$R" "$T/disk.img" --all-blocks
+	want=$(sha256sum <"$T/disk.img")
+	M=$T/mnt
+	mkdir -p "$M"
+}

@@ -9,13 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_mount.sh"
 
-make_random_disk "$T/disk.img" 8 mount-sig
-R=$T/repo
-init_repo "$R"
-backup_json "$R" "$T/disk.img" --all-blocks
-want=$(sha256sum <"$T/disk.img")
-M=$T/mnt
-mkdir -p "$M"
+mount_fixture mount-sig
 
 check_reads() { [ "$(sha256sum <"$M/disk0.img")" = "$want" ] || fail "$1: disk0.img differs from the disk"; }
 

@@ -13,17 +13,10 @@ source "$(dirname "$0")/lib_mount.sh"
 # can be) lets no other user load even libc: then no user mount can be
 # tried at all.
 chmod 755 "$T"
-setpriv --reuid=65534 --regid=65534 --clear-groups "$DISKVAULT" --version >/dev/null 2>&1 ||
-	{ echo "SKIP: user nobody cannot run $DISKVAULT here: $(setpriv --reuid=65534 --regid=65534 --clear-groups "$DISKVAULT" --version 2>&1 | head -1)"; exit 77; }
+why=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$DISKVAULT" --version 2>&1) ||
+	{ echo "SKIP: user nobody cannot run $DISKVAULT here: $(head -1 <<<"$why")"; exit 77; }
 
-make_random_disk "$T/disk.img" 8 mount-user
-R=$T/repo
-init_repo "$R"
-backup_json "$R" "$T/disk.img" --all-blocks
-want=$(sha256sum <"$T/disk.img")
-M=$T/mnt
-mkdir -p "$M"
-chmod 755 "$T"
+mount_fixture mount-user
 chmod -R a+rwX "$R"   # the lock is a file nobody writes
 chown 65534:65534 "$M"
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$T" "$@"; }
