@@ -79,13 +79,13 @@ static void add_partitions(struct dv_layout_vols *l, const json_t *layout, const
 		size = DV_MIN(size, src->size - start);
 		unsigned num = (unsigned)jint(p, "number");
 		struct dv_layout_vol *v = add(l, DV_LV_PARTITION, d, json_object_get(p, "fs"), "%sp%u", pre, num);
-		dv_vol_range(&v->vol, src, start, size, "partition %u%s%s", num, d ? " of disk " : "",
-			     d ? pre : "");
+		dv_vol_range(&v->vol, src, start, size, "partition %u of disk %u", num, d);
 		const json_t *md = json_object_get(p, "md");
 		uint64_t doff = jint(md, "data_offset"), dsize = jint(md, "size");
 		if (json_is_object(md) && jint(md, "level") == 1 && dsize && doff < size && dsize <= size - doff) {
 			v = add(l, DV_LV_MD, d, json_object_get(md, "fs"), "%sp%u-md", pre, num);
-			dv_vol_range(&v->vol, src, start + doff, dsize, "the md RAID1 data of partition %u", num);
+			dv_vol_range(&v->vol, src, start + doff, dsize, "the md RAID1 data of partition %u of disk %u", num,
+				     d);
 		}
 	}
 }

@@ -151,6 +151,8 @@ static void test_names_and_bytes(void **state)
 	assert_int_equal(root->kind, DV_LV_LVM);
 	assert_string_equal(root->fstype, "ext4");
 	check_bytes(root, 6 * ES, where_root);
+	assert_string_equal(p1->vol.name, "partition 1 of disk 0");
+	assert_string_equal(md->vol.name, "the md RAID1 data of partition 2 of disk 0");
 	assert_string_equal(dv_layout_vol_find(&f.l, "disk1")->fstype, "LVM2_member");
 	assert_int_equal(dv_layout_vol_find(&f.l, "disk1")->vol.size, DISK);
 
