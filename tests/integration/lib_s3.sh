@@ -62,10 +62,16 @@ s3_up() {
 	fi
 	BUCKET=dvt-$(basename "$T" | tr 'A-Z._' 'a-z--')-$RANDOM
 	BUCKET=${BUCKET:0:60}
-	# Swift answers 503 to a container PUT when its container server is slow
-	# (a loaded machine): let awscli retry it with backoff.
-	AWS_RETRY_MODE=standard AWS_MAX_ATTEMPTS=8 awscli s3api create-bucket --bucket "$BUCKET" >/dev/null ||
-		fail "create-bucket $BUCKET failed"
+	# Swift answers 503 SlowDown to a container PUT while its account or
+	# container server is slow (a loaded machine, a server just started):
+	# awscli retries with backoff, and the whole call is repeated for up to
+	# 3 minutes. An earlier attempt may have created the bucket after all.
+	local deadline=$((SECONDS + 180)) out
+	until out=$(AWS_RETRY_MODE=standard AWS_MAX_ATTEMPTS=8 awscli s3api create-bucket --bucket "$BUCKET" 2>&1 >/dev/null); do
+		case $out in *BucketAlreadyOwnedByYou* | *BucketAlreadyExists*) break ;; esac
+		[ $SECONDS -lt $deadline ] || fail "create-bucket $BUCKET failed: $out"
+		sleep 2
+	done
 }
 
 awscli() { /usr/bin/aws --endpoint-url "$S3_ENDPOINT" --region us-east-1 "$@"; }

@@ -13,7 +13,16 @@ DIR=${1:?usage: swift-s3-start.sh DIR [PORT]}
 PORT=${2:-4571}
 PY=/usr/bin/python3   # Debian's interpreter: python3-swift lives in its dist-packages
 
-health() { curl -sf -m 2 "http://127.0.0.1:$PORT/healthcheck" >/dev/null 2>&1; }
+# Healthy: the proxy answers its healthcheck and the account, container and
+# object servers behind it answer HTTP (the proxy answers 503 to a
+# bucket PUT while a backend is still starting).
+health() {
+	curl -sf -m 2 "http://127.0.0.1:$PORT/healthcheck" >/dev/null 2>&1 || return 1
+	for p in $((PORT + 1)) $((PORT + 2)) $((PORT + 3)); do
+		# any HTTP answer will do (curl exits 0 on a 4xx without -f)
+		curl -s -o /dev/null -m 2 "http://127.0.0.1:$p/" >/dev/null 2>&1 || return 1
+	done
+}
 
 if ! $PY -c 'import swift.common.wsgi' >/dev/null 2>&1; then
 	echo "swift-s3-start: installing python3-swift" >&2
