@@ -202,6 +202,8 @@ static const char *logfile_state(ntfs_volume *nv)
 	return bad;
 }
 
+#define NTFS_BOOT_BYTES 8192u
+
 /* Appends the free runs of $Bitmap; NULL or a reason. *used counts set bits. */
 static const char *read_bitmap(ntfs_volume *nv, const struct dv_vol *v, struct dv_ivl_list *out, uint64_t *used)
 {
@@ -212,6 +214,11 @@ static const char *read_bitmap(ntfs_volume *nv, const struct dv_vol *v, struct d
 	uint8_t *buf = malloc(CHUNK);
 	if (!buf)
 		return "there is not enough memory to read its $Bitmap";
+	/* $Boot (the boot sector and its loader code) fills the first 8 KiB, or
+	 * the first cluster where clusters are larger. A $Bitmap that says those
+	 * clusters are free is wrong, and trusting it would lose the boot sector
+	 * (the fuzzer found one): they always count as used. */
+	const uint64_t boot_clusters = (NTFS_BOOT_BYTES + csize - 1) / csize;
 	uint64_t run_start = 0, free_total = 0;
 	bool in_run = false;
 	for (uint64_t pos = 0; pos < need; pos += CHUNK) {
@@ -226,7 +233,7 @@ static const char *read_bitmap(ntfs_volume *nv, const struct dv_vol *v, struct d
 			if (!in_run && byte == 0xff)
 				continue;
 			for (unsigned b = 0; b < 8 && c0 + b < nclusters; b++) {
-				bool set = byte >> b & 1;
+				bool set = (byte >> b & 1) || c0 + b < boot_clusters;
 				if (!set && !in_run) {
 					run_start = c0 + b;
 					in_run = true;
