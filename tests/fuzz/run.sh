@@ -46,9 +46,19 @@ for bin in "$build"/tests/fuzz_*; do
 	# mostly in the kernel), so this target runs a fiftieth of the count
 	# (2000 of CI's 100000, one to two minutes).
 	n=$runs
+	# libntfs-3g's ntfs_device_mount leaks parts of the volume it was
+	# building when it refuses a damaged one (an attribute, an MFT record:
+	# about 1 KiB per failed mount; ours to report, not to free). Those
+	# leaks, and only those, are suppressed by lsan-ntfs.supp: matching
+	# the function needs full malloc stacks (the library has no frame
+	# pointers), which the slow unwinder gives at about half the speed.
+	# A leak of ours (a volume not unmounted) still fails the run.
+	env_extra=()
+	[ "$t" = ntfs ] && env_extra=(LSAN_OPTIONS="suppressions=$here/lsan-ntfs.supp"
+		ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}")
 	[ "$t" = initramfs ] && extra=(-malloc_limit_mb=4300 -rss_limit_mb=4096) && n=$(((runs + 49) / 50))
 	start=$SECONDS
-	if (cd "$work" && "$bin" -runs="$n" -max_len="$max_len" -timeout=10 ${extra[@]+"${extra[@]}"} "$work/$t" >"$work/$t.log" 2>&1); then
+	if (cd "$work" && env ${env_extra[@]+"${env_extra[@]}"} "$bin" -runs="$n" -max_len="$max_len" -timeout=10 ${extra[@]+"${extra[@]}"} "$work/$t" >"$work/$t.log" 2>&1); then
 		echo "fuzz $t: $n runs, no crash ($((SECONDS - start)) s)"
 	else
 		echo "fuzz $t: FAILED"

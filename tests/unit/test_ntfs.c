@@ -21,6 +21,7 @@
 #include <ntfs-3g/types.h>
 #include <ntfs-3g/layout.h>
 #include <ntfs-3g/volume.h>
+#include <ntfs-3g/attrib.h>
 
 #include "testutil.h"
 
@@ -103,6 +104,58 @@ static void test_ntfs_map(void **state)
 	dv_test_img_close(&im);
 }
 
+/* A $Bitmap that marks the clusters of $Boot free (the fuzzer made one)
+ * must not leave the boot sector out of the image. */
+/* Runs dv_usedmap_ntfs on IMG, which must succeed. */
+static void map_ok(const char *img, struct dv_ext_info *info, struct dv_ivl_list *runs)
+{
+	struct dv_test_img im;
+	dv_test_img_open(&im, img, 0, 0);
+	char *why = NULL;
+	assert_int_equal(dv_usedmap_ntfs(&im.vol, info, runs, &why), 0);
+	dv_test_img_close(&im);
+}
+
+/* A $Bitmap that marks the clusters of $Boot free (the fuzzer made one)
+ * must not leave the boot sector out of the image: the map is the same as
+ * with the bits set. */
+static void test_ntfs_boot_always_used(void **state)
+{
+	(void)state;
+	mk_ntfs("b.img", 32);
+	assert_int_equal(ntfscluster_fact("b.img", "bytes per cluster"), 4096);
+	struct dv_ext_info before, after;
+	struct dv_ivl_list runs0 = {0}, runs1 = {0};
+	map_ok("b.img", &before, &runs0);
+
+	char *p = dv_asprintf("%s/b.img", dv_test_dir);
+	ntfs_volume *nv = ntfs_mount(p, 0);
+	assert_non_null(nv);
+	uint8_t first = 0;
+	assert_int_equal(ntfs_attr_pread(nv->lcnbmp_na, 0, 1, &first), 1);
+	assert_int_equal(first & 3, 3); /* mkntfs marks clusters 0 and 1 used */
+	first &= (uint8_t)~3u;
+	assert_int_equal(ntfs_attr_pwrite(nv->lcnbmp_na, 0, 1, &first), 1);
+	assert_int_equal(ntfs_umount(nv, FALSE), 0);
+	nv = ntfs_mount(p, NTFS_MNT_RDONLY);
+	assert_non_null(nv);
+	assert_int_equal(ntfs_attr_pread(nv->lcnbmp_na, 0, 1, &first), 1);
+	assert_int_equal(first & 3, 0); /* the damage is on disk */
+	assert_int_equal(ntfs_umount(nv, FALSE), 0);
+	free(p);
+
+	map_ok("b.img", &after, &runs1);
+	assert_int_equal(after.used_bytes, before.used_bytes);
+	assert_int_equal(runs1.n, runs0.n);
+	for (size_t i = 0; i < runs1.n; i++) {
+		assert_true(runs1.v[i].off >= 8192);
+		assert_int_equal(runs1.v[i].off, runs0.v[i].off);
+		assert_int_equal(runs1.v[i].len, runs0.v[i].len);
+	}
+	dv_ivl_release(&runs0);
+	dv_ivl_release(&runs1);
+}
+
 static void test_ntfs_refused(void **state)
 {
 	(void)state;
@@ -161,6 +214,7 @@ int main(void)
 	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ntfs_map),
+		cmocka_unit_test(test_ntfs_boot_always_used),
 		cmocka_unit_test(test_ntfs_refused),
 	};
 	return cmocka_run_group_tests(tests, dv_test_setup, dv_test_teardown);
