@@ -548,7 +548,24 @@ static void snap_free(void *p)
 	free(s->id);
 	free(s->state);
 	free(s->description);
+	for (size_t i = 0; i < s->ntags; i++) {
+		free(s->tag_keys[i]);
+		free(s->tag_values[i]);
+	}
+	free(s->tag_keys);
+	free(s->tag_values);
 	memset(s, 0, sizeof *s);
+}
+
+/* EC2 allows 50 tags per resource. */
+#define SNAP_MAX_TAGS 64
+
+const char *dv_ec2_snapshot_tag(const struct dv_ec2_snapshot *s, const char *key)
+{
+	for (size_t i = 0; i < s->ntags; i++)
+		if (!strcmp(s->tag_keys[i], key))
+			return s->tag_values[i];
+	return NULL;
 }
 
 static void snap_field(void *p, const char *f, const char *text, bool *bad)
@@ -562,6 +579,20 @@ static void snap_field(void *p, const char *f, const char *text, bool *bad)
 		set_str(&s->description, text);
 	else if (!strcmp(f, "volumeSize") && !parse_u64(text, 1u << 20, &s->volume_size_gib))
 		*bad = true;
+	else if (!strcmp(f, "tagSet/item/key")) {
+		/* a key starts a tag; its value (the next field) fills it in */
+		if (s->ntags >= SNAP_MAX_TAGS) {
+			*bad = true;
+			return;
+		}
+		s->tag_keys = dv_realloc(s->tag_keys, (s->ntags + 1) * sizeof(char *));
+		s->tag_values = dv_realloc(s->tag_values, (s->ntags + 1) * sizeof(char *));
+		s->tag_keys[s->ntags] = dv_strdup(text);
+		s->tag_values[s->ntags++] = dv_strdup("");
+	} else if (!strcmp(f, "tagSet/item/value") && s->ntags) {
+		free(s->tag_values[s->ntags - 1]);
+		s->tag_values[s->ntags - 1] = dv_strdup(text);
+	}
 }
 
 static const char *const snap_roots[] = {"DescribeSnapshotsResponse", NULL};

@@ -156,7 +156,11 @@ struct dv_ec2_snapshot {
 	char *state;        /* pending, completed, error */
 	char *description;
 	uint64_t volume_size_gib;
+	char **tag_keys, **tag_values; /* its tagSet, in order (values "" when absent) */
+	size_t ntags;
 };
+/* The value of tag key of s, NULL when it has none. */
+const char *dv_ec2_snapshot_tag(const struct dv_ec2_snapshot *s, const char *key);
 struct dv_ec2_snapshots {
 	struct dv_ec2_snapshot *v;
 	size_t n;

@@ -22,7 +22,9 @@ static const char launch_help[] =
 	"           [--arch x86_64|arm64] [--boot-mode uefi|bios|uefi+bios] [--root-device DEV]\n"
 	"           [--no-wait] [--dry-run] [--json]\n"
 	"Registers an AMI from the EBS snapshot of a backed-up disk (SNAPSHOT: the one\n"
-	"'ebs-import SNAPSHOT' made; or an EBS snapshot id) - HVM, the architecture, gp3 root\n"
+	"'ebs-import SNAPSHOT' made; or an EBS snapshot id: with --repo, the snapshot it was\n"
+	"imported from is found by its import record or its diskvault tags, and its disk,\n"
+	"inventory and boot mode are used) - HVM, the architecture, gp3 root\n"
 	"volume deleted on termination, ENA support, the boot mode probed at backup - and runs\n"
 	"one instance of it with IMDSv2 required, waits until it runs and prints its addresses.\n"
 	"--instance-type auto (the default) sizes from the snapshot's inventory (or --inventory)\n"
@@ -176,14 +178,34 @@ int cmd_launch(int argc, char **argv)
 	x.tag_args = tags;
 	struct dv_cloud_cb cb = {.interrupted = interrupted, .launch_started = started};
 	bool is_ebs = dv_cloud_is_ebs_snapshot_id(src);
+	char *found_region = NULL;
 	if (!is_ebs) {
 		const char *repo_path;
 		if ((rc = dv_cli_need_repo("launch", &repo_path)))
 			return rc;
 		if (dv_cli_open_snapshot(repo_path, src, &repo, id, &manifest, &err) < 0)
 			goto fail;
+	} else if (dv_cli.repo && *dv_cli.repo) {
+		/* with a repository, an EBS snapshot diskvault imported brings its
+		 * backup's inventory, boot mode and drivers */
+		if (dv_cli_open_repo(dv_cli.repo, &repo, &err) < 0)
+			goto fail;
+		if (dv_cloud_find_imported(repo, src, x.region, id, &x.disk, &found_region, &err) < 0)
+			goto fail;
+		if (!id[0]) {
+			if (!dv_cli.quiet)
+				fprintf(stderr, "diskvault launch: note: %s; going on without the backup's records\n",
+					err.msg);
+			dv_repo_free(repo);
+			repo = NULL;
+			id[0] = 0;
+		} else if (dv_snapshot_load(repo, id, &manifest, &err) < 0) {
+			goto fail;
+		} else if (!x.region) {
+			x.region = found_region;
+		}
 	}
-	if (dv_cloud_launch_plan(repo, is_ebs ? NULL : id, manifest, is_ebs ? src : NULL, &x, &plan, &err) < 0)
+	if (dv_cloud_launch_plan(repo, id[0] ? id : NULL, manifest, is_ebs ? src : NULL, &x, &plan, &err) < 0)
 		goto fail;
 	if (plan.sized && !dv_cli.json && !dv_cli.quiet) {
 		printf("right-sizing (--instance-type auto):\n");
@@ -207,5 +229,6 @@ out:
 	dv_cloud_plan_release(&plan);
 	json_decref(manifest);
 	dv_repo_free(repo);
+	free(found_region);
 	return rc;
 }

@@ -203,9 +203,23 @@ struct dv_cloud_plan {
 	char *tagbufs[DV_CLOUD_MAX_TAGS];
 };
 
+/*
+ * The snapshot of repo that EBS snapshot ebs_id was imported from: its
+ * import record (ebs/), else the EBS snapshot's diskvault tags
+ * (DescribeSnapshots in region, NULL: the record's or the configured one;
+ * diskvault:repository must be repo's id). 0 with id, *disk and *region
+ * (malloc'ed: where it was found) set; 0 with id "" when neither names a
+ * snapshot of repo that still exists (err->msg then says why: launch goes
+ * on without one); errors (EC2 refusing the id) as they are.
+ */
+int dv_cloud_find_imported(struct dv_repo *repo, const char *ebs_id, const char *region,
+			   char id[DV_ID_HEX_LEN + 1], unsigned *disk, char **found_region, struct dv_err *err) DV_WUR;
+
 /* Plans the launch of EBS snapshot ebs_id (with repo, id and manifest NULL)
  * or of the EBS snapshot ebs-import made of disk o->disk of snapshot id
- * (repo, id and manifest given, borrowed). No request is sent. */
+ * (repo, id and manifest given, borrowed; with ebs_id too: that EBS
+ * snapshot, an import of that disk, dv_cloud_find_imported). No request is
+ * sent. */
 int dv_cloud_launch_plan(struct dv_repo *repo, const char *id, const json_t *manifest, const char *ebs_id,
 			 const struct dv_cloud_launch_opts *o, struct dv_cloud_plan *p, struct dv_err *err) DV_WUR;
 void dv_cloud_plan_release(struct dv_cloud_plan *p);

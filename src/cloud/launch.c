@@ -162,6 +162,113 @@ static int find_import(struct dv_repo *repo, const char *id, unsigned disk, char
 	return 0;
 }
 
+/* The record of an import of ebs_id (newest wins), or NULL; borrowed from list. */
+static const json_t *record_of(const json_t *list, const char *ebs_id)
+{
+	const json_t *found = NULL, *rec;
+	size_t i;
+	json_array_foreach(list, i, rec) {
+		const char *e = json_string_value(json_object_get(rec, "ebs_snapshot_id"));
+		if (e && !strcmp(e, ebs_id) && json_is_string(json_object_get(rec, "snapshot")) &&
+		    json_is_integer(json_object_get(rec, "disk")))
+			found = rec;
+	}
+	return found;
+}
+
+/* The diskvault tags of ebs_id: *snap and *disk_s malloc'ed, or NULL when
+ * it has none of repo's. */
+static int tags_of(struct dv_repo *repo, const char *ebs_id, const char *region, char **snap, char **disk_s,
+		   struct dv_err *err)
+{
+	*snap = *disk_s = NULL;
+	struct dv_ec2 *ec2 = NULL;
+	int r = dv_cloud_ec2(region, &ec2, err);
+	if (r < 0)
+		return r;
+	struct dv_ec2_form f;
+	struct dv_buf resp = DV_BUF_INIT;
+	struct dv_ec2_snapshots l = {0};
+	dv_ec2_form_init(&f, "DescribeSnapshots");
+	dv_ec2_form_add(&f, "SnapshotId.1", ebs_id);
+	r = dv_ec2_call(ec2, &f, &resp, NULL, err);
+	if (r == 0)
+		r = dv_ec2_parse_snapshots((char *)resp.data, resp.len, &l, err);
+	for (size_t i = 0; r == 0 && i < l.n; i++) {
+		const char *rid = dv_ec2_snapshot_tag(&l.v[i], "diskvault:repository");
+		const char *sid = dv_ec2_snapshot_tag(&l.v[i], "diskvault:snapshot");
+		const char *d = dv_ec2_snapshot_tag(&l.v[i], "diskvault:disk");
+		if (!strcmp(l.v[i].id, ebs_id) && rid && sid && d && !strcmp(rid, dv_repo_id(repo))) {
+			*snap = dv_strdup(sid);
+			*disk_s = dv_strdup(d);
+		}
+	}
+	dv_ec2_snapshots_release(&l);
+	dv_buf_release(&resp);
+	dv_ec2_form_release(&f);
+	dv_ec2_free(ec2);
+	return r;
+}
+
+int dv_cloud_find_imported(struct dv_repo *repo, const char *ebs_id, const char *region,
+			   char id[DV_ID_HEX_LEN + 1], unsigned *disk, char **found_region, struct dv_err *err)
+{
+	*found_region = NULL;
+	id[0] = 0;
+	json_t *list = NULL;
+	int r = dv_ebs_state_list(repo, &list, err);
+	if (r < 0)
+		return r;
+	const json_t *rec = record_of(list, ebs_id);
+	char *snap = NULL, *disk_s = NULL;
+	const char *how;
+	if (rec) {
+		how = "its import record";
+		snap = dv_strdup(json_string_value(json_object_get(rec, "snapshot")));
+		json_int_t d = json_integer_value(json_object_get(rec, "disk"));
+		disk_s = dv_asprintf("%lld", (long long)d);
+		const char *reg = json_string_value(json_object_get(rec, "region"));
+		if (reg)
+			*found_region = dv_strdup(reg);
+	} else {
+		how = "its diskvault tags";
+		if ((r = tags_of(repo, ebs_id, region, &snap, &disk_s, err)) < 0)
+			goto out;
+		if (!snap) {
+			dv_error(err, DV_E_NOT_FOUND,
+				     "%s was not imported from this repository (no import record, no diskvault tags "
+				     "naming it)",
+				     ebs_id);
+			goto out;
+		}
+		if (region)
+			*found_region = dv_strdup(region);
+	}
+	char *end;
+	unsigned long d = strtoul(disk_s, &end, 10);
+	if (!*disk_s || *end || d > 1000 || strlen(snap) != DV_ID_HEX_LEN) {
+		dv_error(err, DV_E_NOT_FOUND, "%s: %s name no snapshot of this repository", ebs_id, how);
+		goto out;
+	}
+	struct dv_err e2;
+	if (dv_snapshot_resolve(repo, snap, id, &e2) < 0) {
+		id[0] = 0;
+		dv_error(err, DV_E_NOT_FOUND, "%s was imported from snapshot %.8s, which is no longer in the repository",
+			     ebs_id, snap);
+		goto out;
+	}
+	*disk = (unsigned)d;
+out:
+	if (!id[0]) {
+		free(*found_region);
+		*found_region = NULL;
+	}
+	free(snap);
+	free(disk_s);
+	json_decref(list);
+	return r;
+}
+
 void dv_cloud_plan_release(struct dv_cloud_plan *p)
 {
 	for (size_t i = 0; i < DV_CLOUD_MAX_TAGS; i++)
@@ -186,11 +293,11 @@ int dv_cloud_launch_plan(struct dv_repo *repo, const char *id, const json_t *man
 	int r;
 
 	/* 1. the EBS snapshot and what the backup recorded about the machine */
-	if (ebs_id) {
+	if (ebs_id)
 		p->ebs_id = dv_strdup(ebs_id);
-	} else {
+	if (id) {
 		snprintf(p->id, sizeof p->id, "%s", id);
-		if ((r = find_import(repo, id, o->disk, &p->ebs_id, &rec_region, err)) < 0)
+		if (!ebs_id && (r = find_import(repo, id, o->disk, &p->ebs_id, &rec_region, err)) < 0)
 			goto out;
 		if (o->disk >= json_array_size(json_object_get(manifest, "disks"))) {
 			r = dv_error(err, DV_E_USAGE, "snapshot %.8s has no disk %u", id, o->disk);

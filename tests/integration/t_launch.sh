@@ -91,6 +91,42 @@ if log_since "$mark" | grep -E '"action": "(RegisterImage|RunInstances|CreateTag
 fi
 echo "# dry run: $(($(log_lines) - mark)) requests, none that create resources"
 
+# 1b. an EBS snapshot id with --repo: the backup it came from is found, by
+#     its import record or else by its diskvault tags (DescribeSnapshots),
+#     and its inventory sizes the instance as for SNAPSHOT
+out=$(dv launch "$EBS" --dry-run --json)
+[ "$(echo "$out" | jget snapshot)" = "$SNAP" ] || fail "launch $EBS: not found by its record: $out"
+[ "$(echo "$out" | jget instance_type)" = "$WANT" ] || fail "launch $EBS: type differs from rightsize"
+[ "$(echo "$out" | jget boot_mode)" = uefi ] || fail "launch $EBS: boot mode not from the backup"
+mkdir "$T/ebs-aside"
+mv "$T"/repo/ebs/* "$T/ebs-aside/"
+mark=$(log_lines)
+out=$(dv launch "$EBS" --dry-run --json)
+[ "$(echo "$out" | jget snapshot)" = "$SNAP" ] || fail "launch $EBS: not found by its tags: $out"
+[ "$(echo "$out" | jget instance_type)" = "$WANT" ] || fail "launch $EBS by tags: type differs from rightsize"
+[ "$(param DescribeSnapshots SnapshotId.1 "$mark")" = "$EBS" ] || fail "the tags were not read with DescribeSnapshots"
+# tags of another repository: launched without the backup's records, said so
+rid=$(/usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" ec2 describe-snapshots --snapshot-ids "$EBS" \
+	--query "Snapshots[0].Tags[?Key=='diskvault:repository'].Value" --output text)
+[[ $rid =~ ^[0-9a-f]{32}$ ]] || fail "ebs-import did not tag diskvault:repository: '$rid'"
+/usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" ec2 create-tags --resources "$EBS" \
+	--tags Key=diskvault:repository,Value=0000000000000000000000000000000000000000000000000000000000000000
+set +e
+dv launch "$EBS" --dry-run >/dev/null 2>"$T/err"; rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "note: $EBS was not imported from this repository" "$T/err" &&
+	grep -q "needs the machine's inventory" "$T/err" || fail "foreign tags: exit $rc: $(cat "$T/err")"
+/usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" ec2 create-tags --resources "$EBS" \
+	--tags "Key=diskvault:repository,Value=$rid"
+mv "$T"/ebs-aside/* "$T/repo/ebs/"
+# an EBS snapshot id that does not exist: EC2's answer, one line
+set +e
+dv launch snap-0123456789abcdef0 --dry-run >/dev/null 2>"$T/err"; rc=$?
+set -e
+[ $rc -eq 1 ] && grep -q "^diskvault launch: EC2 DescribeSnapshots: HTTP 400 InvalidSnapshot.NotFound" "$T/err" ||
+	fail "missing snapshot with --repo: exit $rc: $(cat "$T/err")"
+echo "# an EBS snapshot id finds its backup by record and by tags"
+
 # 2. launch --instance-type auto
 mark=$(log_lines)
 out=$(dv launch "$SNAP" --instance-type auto --tag env=test --key-name k1 --subnet subnet-0abc \
@@ -186,7 +222,9 @@ assert not snaps, snaps
 PY
 echo "# cleanup left no instance, AMI or EBS snapshot"
 
-# 5. an EBS snapshot id without a backup: unknown boot mode, no inventory
+# 5. an EBS snapshot id without a backup (no repository): unknown boot
+#    mode, no inventory
+dv() { "$DISKVAULT" --progress=never "$@"; }
 mark=$(log_lines)
 err=$(dv launch snap-0123456789abcdef0 --instance-type t3.micro --dry-run 2>&1 >/dev/null)
 grep -q "boot mode of the disk is unknown" <<<"$err" || fail "no unknown-boot-mode warning: $err"
@@ -202,6 +240,7 @@ dv launch snap-0123456789abcdef0 --instance-type t3.micro >/dev/null 2>"$T/err";
 set -e
 [ $rc -eq 1 ] && grep -q "^diskvault launch: EC2 RegisterImage: HTTP 400 InvalidSnapshot.NotFound: .*(request id " "$T/err" ||
 	fail "missing snapshot: exit $rc: $(cat "$T/err")"
+dv() { "$DISKVAULT" --progress=never --repo "$T/repo" "$@"; }
 
 # 6. least privilege: docs/iam-policy.json's actions are enough for import,
 #    launch and cleanup; without ec2:RunInstances launch fails clearly. The

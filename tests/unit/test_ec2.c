@@ -339,11 +339,23 @@ static void test_parsers(void **state)
 	dv_ec2_images_release(&il);
 
 	static const char sn[] = "<DescribeSnapshotsResponse><snapshotSet><item><snapshotId>snap-1</snapshotId>"
-				 "<status>completed</status><volumeSize>8</volumeSize></item></snapshotSet>"
+				 "<status>completed</status><volumeSize>8</volumeSize><tagSet>"
+				 "<item><key>diskvault:snapshot</key><value>ab12</value></item>"
+				 "<item><key>empty</key><value></value></item>"
+				 "<item><key>diskvault:disk</key><value>3</value></item></tagSet></item>"
+				 "<item><snapshotId>snap-2</snapshotId><volumeSize>1</volumeSize></item></snapshotSet>"
 				 "</DescribeSnapshotsResponse>";
 	struct dv_ec2_snapshots sl;
 	assert_int_equal(dv_ec2_parse_snapshots(sn, sizeof sn - 1, &sl, &err), 0);
+	assert_int_equal(sl.n, 2);
 	assert_int_equal(sl.v[0].volume_size_gib, 8);
+	assert_int_equal(sl.v[0].ntags, 3);
+	assert_string_equal(dv_ec2_snapshot_tag(&sl.v[0], "diskvault:snapshot"), "ab12");
+	assert_string_equal(dv_ec2_snapshot_tag(&sl.v[0], "diskvault:disk"), "3");
+	assert_string_equal(dv_ec2_snapshot_tag(&sl.v[0], "empty"), "");
+	assert_null(dv_ec2_snapshot_tag(&sl.v[0], "diskvault:repository"));
+	assert_int_equal(sl.v[1].ntags, 0); /* tags do not leak into the next item */
+	assert_null(dv_ec2_snapshot_tag(&sl.v[1], "diskvault:disk"));
 	dv_ec2_snapshots_release(&sl);
 
 	static const char ret[] = "<DeleteSnapshotResponse><return>true</return></DeleteSnapshotResponse>";
