@@ -14,6 +14,9 @@ rm -rf "$work"
 mkdir -p "$work"
 set -x
 scripts/make-sample-disk.sh "$work/disk.img" 512
+# the repository is encrypted (the default); its passphrase, made here, in a 0600 file
+(umask 077 && head -c 24 /dev/urandom | base64 >"$work/passphrase")
+export DISKVAULT_PASSWORD_FILE=$work/passphrase
 "$dv" --repo "$work/repo" init
 "$dv" --repo "$work/repo" backup "$work/disk.img" --name sample --sha256
 "$dv" --repo "$work/repo" list

@@ -11,9 +11,11 @@ static const char help[] =
 	"  --chunk-size AVG_KIB     average chunk size, a power of two (default 64); min = avg/4, max = avg*4\n"
 	"  --compression-level N    zstd level 1..19 (default 3)\n"
 	"  --pack-size MIB          target pack file size (default 32)\n"
-	"  --encrypt                encrypt everything stored (AES-256-GCM; key from a passphrase via scrypt):\n"
-	"                           the passphrase comes from --password-file, DISKVAULT_PASSWORD_FILE,\n"
-	"                           DISKVAULT_PASSWORD_COMMAND or a prompt (formats/encryption.md)\n"
+	"A new repository is encrypted (AES-256-GCM, authenticated; key from a passphrase via scrypt):\n"
+	"the passphrase comes from --password-file, DISKVAULT_PASSWORD_FILE, DISKVAULT_PASSWORD_COMMAND\n"
+	"or a prompt (formats/encryption.md).\n"
+	"  --no-encrypt             store it in the clear (a disk image holds /etc/shadow, keys, databases)\n"
+	"  --encrypt                encrypted (the default; accepted for scripts that say it)\n"
 	"  --kdf-n N                scrypt cost N, a power of two (default: N and P tuned to ~0.5 s of CPU here)\n"
 	"  --kdf-p P                scrypt lanes 1..16, derived in parallel (default: tuned; 1 with --kdf-n)\n";
 
@@ -32,12 +34,14 @@ int cmd_init(int argc, char **argv)
 {
 	struct dv_repo_init_opts io;
 	dv_repo_init_opts_default(&io);
+	bool encrypt = false, no_encrypt = false;
 	unsigned chunk_kib = 0, level = 0, pack_mib = 0; /* 0: not given */
 	const struct dv_cli_opt opts[] = {
 		DV_OPT_UINT("chunk-size", &chunk_kib, 4, 4096, "--chunk-size must be a number of KiB between 4 and 4096"),
 		DV_OPT_UINT("compression-level", &level, 1, 19, "--compression-level must be between 1 and 19"),
 		DV_OPT_UINT("pack-size", &pack_mib, 1, 1024, "--pack-size must be between 1 and 1024 MiB"),
-		DV_OPT_FLAG("encrypt", &io.encrypt),
+		DV_OPT_FLAG("encrypt", &encrypt),
+		DV_OPT_FLAG("no-encrypt", &no_encrypt),
 		DV_OPT_CALLBACK("kdf-n", required_argument, kdf_n_opt, &io.scrypt_n),
 		DV_OPT_UINT("kdf-p", &io.scrypt_p, 1, 16, "--kdf-p must be between 1 and 16"),
 		DV_OPT_END,
@@ -56,13 +60,21 @@ int cmd_init(int argc, char **argv)
 		io.pack_size = pack_mib << 20;
 	if ((rc = dv_cli_no_operands("init", argc, argv, first)))
 		return rc;
+	if (encrypt && no_encrypt)
+		return dv_cli_usage("init", "--encrypt and --no-encrypt contradict each other");
+	io.encrypt = !no_encrypt;
 	const char *repo;
 	if ((rc = dv_cli_need_repo("init", &repo)))
 		return rc;
 	struct dv_err err;
 	char id[33];
-	if (dv_repo_init(repo, &io, id, &err) < 0)
+	if (dv_repo_init(repo, &io, id, &err) < 0) {
+		if (err.code == DV_E_AUTH && !encrypt) {
+			size_t n = strlen(err.msg);
+			snprintf(err.msg + n, sizeof err.msg - n, " (or init --no-encrypt for a repository in the clear)");
+		}
 		return dv_cli_fail("init", &err);
+	}
 	if (dv_cli.json)
 		dv_cli_print_json(json_pack("{s:s, s:b, s:s, s:s, s:b}", "command", "init", "ok", 1, "repository", repo, "id",
 					    id, "encrypted", io.encrypt));

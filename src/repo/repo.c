@@ -381,15 +381,9 @@ int dv_repo_init(const char *location, const struct dv_repo_init_opts *o, char i
 		r = dv_error(err, DV_E_EXISTS, "%s: directory is not empty", location);
 		goto out;
 	}
-	if (dv_store_is_local(s)) {
-		for (size_t i = 0; i < DV_ARRAY_SIZE(repo_dirs); i++) {
-			char *dir = dv_asprintf("%s/%s", location, repo_dirs[i]);
-			r = dv_mkdir_p(dir, 0700, err);
-			free(dir);
-			if (r < 0)
-				goto out;
-		}
-	}
+	/* Everything that can fail for want of a passphrase comes before the
+	 * first directory is made: a refused init leaves the directory as it
+	 * found it, and the next init can run. */
 	char id[33];
 	dv_random_hex(id, 16);
 	json_t *cfg = config_new(o, id);
@@ -419,10 +413,28 @@ int dv_repo_init(const char *location, const struct dv_repo_init_opts *o, char i
 				    json_pack("{s:s, s:s, s:s, s:[o]}", "algorithm", "aes-256-gcm", "chunk_id", "hmac-sha256",
 					      "kdf", KDF_SCRYPT_PARALLEL, "keys", slot));
 	}
-	r = write_config(s, cfg, err);
+	size_t made = 0;
+	if (dv_store_is_local(s)) {
+		for (; made < DV_ARRAY_SIZE(repo_dirs); made++) {
+			char *dir = dv_asprintf("%s/%s", location, repo_dirs[made]);
+			r = dv_mkdir_p(dir, 0700, err);
+			free(dir);
+			if (r < 0)
+				break;
+		}
+	}
+	if (r == 0)
+		r = write_config(s, cfg, err);
 	json_decref(cfg);
 	if (r == 0 && id_out)
 		memcpy(id_out, id, 33);
+	/* a failed init (no space for the config) takes back the empty
+	 * directories it made, so that a later init finds the place empty */
+	while (r < 0 && made > 0) {
+		char *dir = dv_asprintf("%s/%s", location, repo_dirs[--made]);
+		(void)rmdir(dir);
+		free(dir);
+	}
 out:
 	dv_store_free(s);
 	return r;

@@ -9,7 +9,7 @@ W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 export DISKVAULT_CACHE_DIR=$W/cache
 dv() { "$DISKVAULT" --progress=never --repo "$W/R" "$@"; }
 head -c $((16 << 20)) /dev/urandom >"$W/d.img"
-dv init >/dev/null; dv backup "$W/d.img" --name b >/dev/null
+dv init --no-encrypt >/dev/null; dv backup "$W/d.img" --name b >/dev/null
 S=$(ls "$W/R/snapshots")
 for n in "$@"; do
 	rm -f "$W"/R/index/synth-*

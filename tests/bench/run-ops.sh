@@ -124,7 +124,7 @@ e2ok() { e2fsck -fn "$1?offset=$ROOT_START" >/dev/null 2>&1 && echo e2fsck-ok ||
 # ================================================================ prune (issue 6)
 KEEP_FLAGS="--keep-daily 7 --keep-weekly 4 --keep-monthly 3"
 declare -A C_INIT C_NIGHT C_PRUNE C_CHECK C_RESTORE
-C_INIT[diskvault]='"$DV" --repo "$R" init'
+C_INIT[diskvault]='"$DV" --repo "$R" init --no-encrypt'
 C_NIGHT[diskvault]='"$DV" --repo "$R" backup "$SRC/disk.img" --host bench --time "$T" --json'
 C_PRUNE[diskvault]='"$DV" --repo "$R" forget $KEEP --prune --json'
 C_CHECK[diskvault]='for id in $("$DV" --repo "$R" list --json | jq -r ".snapshots[].id"); do "$DV" --repo "$R" verify "$id" || exit 1; done; "$DV" --repo "$R" check'
@@ -382,7 +382,7 @@ if has_part ebs; then
       D="$RUNDIR/srv-dv"; srv_start "$D"
       R="$RUNDIR/repo-ebs"; rm -rf "$R" "$DISKVAULT_STATE_DIR"
       flag=""; [[ "$mode" == all-blocks ]] && flag="--all-blocks"
-      "$DV" --repo "$R" init -q
+      "$DV" --repo "$R" init --no-encrypt -q
       ln -f "$IMGDIR/ebs-base.img" "$SRC/disk.img"
       "$DV" --repo "$R" backup $flag "$SRC/disk.img" -q >/dev/null
       log "EBS run $run: diskvault ($mode) first import"

@@ -144,7 +144,7 @@ recfail() { jq -c -n --arg part "$1" --arg case "$2" --arg phase "$3" --argjson 
 # The reference images: restore of the first (base) and latest (mutated)
 # snapshot of a plain local repository; every other restore must equal them.
 declare -A C
-C[init-plain]='"$DV" --repo "$R" init'
+C[init-plain]='"$DV" --repo "$R" init --no-encrypt'
 C[init-enc]='"$DV" --repo "$R" --password-file "$PWFILE" init --encrypt'
 C[first-plain]='"$DV" --repo "$R" backup "$SRC/disk.img" --json'
 C[first-enc]='"$DV" --repo "$R" --password-file "$PWFILE" backup "$SRC/disk.img" --json'
@@ -254,7 +254,7 @@ bucket_count() {
   awscli s3api list-objects-v2 --bucket "$BUCKET" --prefix "$1" --query 'length(Contents)' --output text
 }
 
-C[s3-init]='"$DV" --repo "s3://$BUCKET/repo" init'
+C[s3-init]='"$DV" --repo "s3://$BUCKET/repo" init --no-encrypt'
 C[s3-first]='"$DV" --repo "s3://$BUCKET/repo" backup "$SRC/disk.img" --json'
 C[s3-incr]='"$DV" --repo "s3://$BUCKET/repo" backup "$SRC/disk.img" --json'
 C[s3-restore]='"$DV" --repo "s3://$BUCKET/repo" restore "$SNAP" "$O/disk.img" --json'

@@ -134,11 +134,11 @@ rec_phase() { # tool phase run ok extra-json
 
 # Commands per tool (the report quotes these templates verbatim).
 declare -A C_INIT C_FIRST C_INCR C_RESTORE C_RESTORED
-C_INIT[diskvault]='"$DV" --repo "$R" init'
+C_INIT[diskvault]='"$DV" --repo "$R" init --no-encrypt'
 C_FIRST[diskvault]='"$DV" --repo "$R" backup "$SRC/disk.img" --json'
 C_INCR[diskvault]='"$DV" --repo "$R" backup "$SRC/disk.img" --json'
 C_RESTORE[diskvault]='"$DV" --repo "$R" restore latest "$O/disk.img"'
-C_INIT[diskvault-all]='"$DV" --repo "$R" init'
+C_INIT[diskvault-all]='"$DV" --repo "$R" init --no-encrypt'
 C_FIRST[diskvault-all]='"$DV" --repo "$R" backup --all-blocks "$SRC/disk.img" --json'
 C_INCR[diskvault-all]='"$DV" --repo "$R" backup --all-blocks "$SRC/disk.img" --json'
 C_RESTORE[diskvault-all]='"$DV" --repo "$R" restore latest "$O/disk.img"'

@@ -238,7 +238,12 @@ mutate() {
 init_repo() {
 	local dir=$1
 	shift
-	expect_ok dv --repo "$dir" init "$@"
+	# diskvault encrypts a new repository unless told not to; tests that
+	# want encryption say --encrypt
+	case " $* " in
+	*" --encrypt "*) expect_ok dv --repo "$dir" init "$@" ;;
+	*) expect_ok dv --repo "$dir" init --no-encrypt "$@" ;;
+	esac
 }
 
 # backup_json REPO ARGS...: runs a backup with --json, asserts success, and

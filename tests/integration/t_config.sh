@@ -39,7 +39,7 @@ EOF2
 chmod 600 "$C"
 
 # 1. init and backup with nothing but --config.
-expect_ok dv --config "$C" init
+expect_ok dv --config "$C" init --no-encrypt
 [ -f "$R/config" ] || fail "init did not use [repository] path"
 expect_ok dv --config "$C" --json backup --sha256
 assert_json_ok "$STDOUT"

@@ -12,7 +12,7 @@ make_disk "$T/disk.img" 32 output
 D=$DISKVAULT
 
 # ---- default output: one line on stdout, nothing on stderr -----------------
-expect_ok "$D" --repo "$R" init
+expect_ok "$D" --repo "$R" init --no-encrypt
 assert_lines "$STDOUT" 1 "init stdout"
 assert_contains "$STDOUT" "$R" "init stdout"
 [ -z "$STDERR" ] || fail "init wrote to stderr: $STDERR"
@@ -55,7 +55,7 @@ for cmd in "restore latest $T/r2.img" "verify latest" check list "show latest"; 
 	expect_ok "$D" --repo "$R" -q $cmd
 	[ -z "$STDOUT$STDERR" ] || fail "'$cmd' -q printed: $STDOUT$STDERR"
 done
-expect_ok "$D" -q --repo "$T/q-repo" init
+expect_ok "$D" -q --repo "$T/q-repo" init --no-encrypt
 [ -z "$STDOUT$STDERR" ] || fail "init -q printed: $STDOUT$STDERR"
 # ... but errors still reach stderr.
 expect_exit 10 "$D" -q --repo "$T" list
@@ -63,7 +63,7 @@ expect_exit 10 "$D" -q --repo "$T" list
 assert_contains "$STDERR" "$T" "list -q on a non-repository"
 
 # ---- --json: one JSON line with "ok": true, nothing on stderr -------------------
-expect_ok "$D" --repo "$T/j-repo" --json init
+expect_ok "$D" --repo "$T/j-repo" --json init --no-encrypt
 assert_json_ok "$STDOUT"
 [ -z "$STDERR" ] || fail "init --json wrote to stderr: $STDERR"
 for cmd in "backup $T/disk.img --sha256 --all-blocks" list "show latest" "restore latest $T/r3.img" "verify latest" check; do

@@ -22,6 +22,22 @@ with open(sys.argv[1], "wb") as f:
 PY
 e() { dv --repo "$repo" --password-file "$pw" "$@"; }
 
+# encrypted is the default: without a passphrase (and no terminal) init is
+# refused, says how to give one or opt out, and leaves the place empty
+mkdir "$T/dflt"
+expect_exit 12 setsid -w "$DISKVAULT" --repo "$T/dflt" init --kdf-n 1024 </dev/null
+assert_contains "$STDERR" "DISKVAULT_PASSWORD_COMMAND" "init without a passphrase"
+assert_contains "$STDERR" "init --no-encrypt" "init without a passphrase"
+[ -z "$(ls -A "$T/dflt")" ] || fail "a refused init left files: $(ls -A "$T/dflt")"
+expect_ok dv --repo "$T/dflt" --password-file "$pw" --json init --kdf-n 1024
+assert_contains "$STDOUT" '"encrypted":true' "init without --encrypt"
+python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["encryption"]["algorithm"] == "aes-256-gcm"' \
+	"$T/dflt/config" || fail "the default repository is not encrypted"
+expect_ok dv --repo "$T/plain" --json init --no-encrypt
+assert_contains "$STDOUT" '"encrypted":false' "init --no-encrypt"
+expect_exit 2 dv --repo "$T/both" init --encrypt --no-encrypt
+assert_contains "$STDERR" "contradict" "init --encrypt --no-encrypt"
+
 expect_ok dv --repo "$repo" --password-file "$pw" init --encrypt --kdf-n 1024 --pack-size 1
 expect_ok e backup "$T/a.img" --all-blocks -q
 expect_ok e restore latest "$T/out.img" -q

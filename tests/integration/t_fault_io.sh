@@ -13,7 +13,7 @@ fi_run() { LD_PRELOAD=$DV_FAULTINJECT "$@"; }
 repo=$T/repo
 python3 -c 'import random,sys; r=random.Random(4); sys.stdout.buffer.write(bytes(r.getrandbits(8) for _ in range(8*1024*1024)) + b"log line\n" * 500000)' >"$T/disk.img"
 size=$(stat -c %s "$T/disk.img")
-expect_ok dv --repo "$repo" init --pack-size 1
+expect_ok dv --repo "$repo" init --no-encrypt --pack-size 1
 expect_ok dv --repo "$repo" backup "$T/disk.img" --all-blocks -q --name before
 
 # EIO on source sectors 4096..4103 (bytes 2097152..2101247).

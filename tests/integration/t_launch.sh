@@ -65,7 +65,7 @@ truncate -s 64M "$T/disk.img"
 printf 'label: gpt\nsize=16MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\ntype=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n' |
 	sfdisk -q "$T/disk.img"
 dd if=/dev/urandom of="$T/disk.img" bs=64K count=4 seek=300 conv=notrunc status=none
-dv init >/dev/null
+dv init --no-encrypt >/dev/null
 dv backup --inventory "$FIX/idle-36t-72g.json" "$T/disk.img" >/dev/null
 SNAP=$(dv list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshots"][-1]["id"])')
 grep -q "boot uefi" <<<"$(dv show "$SNAP")" || fail "the test disk does not probe as uefi"

@@ -5,7 +5,7 @@ source "$(dirname "$0")/lib.sh"
 
 repo=$T/repo
 python3 -c 'import random,sys; r=random.Random(3); sys.stdout.buffer.write(bytes(r.getrandbits(8) for _ in range(24*1024*1024)))' >"$T/a.img"
-expect_ok dv --repo "$repo" init --pack-size 1
+expect_ok dv --repo "$repo" init --no-encrypt --pack-size 1
 expect_ok dv --repo "$repo" backup "$T/a.img" --all-blocks -q
 
 # forget without a rule refuses (exit 2) and deletes nothing.

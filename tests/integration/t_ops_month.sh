@@ -19,7 +19,7 @@ with open(sys.argv[1], "wb") as f:
         f.write(b"log line %08d: nightly job ran fine\n" % i)
 PY
 size=$(stat -c %s "$img")
-expect_ok dv --repo "$repo" init --chunk-size 64 --pack-size 1
+expect_ok dv --repo "$repo" init --no-encrypt --chunk-size 64 --pack-size 1
 declare -A sha_of_time
 for night in $(seq 0 34); do
 	# Deterministic nightly change: 256 KiB rewritten in place, 8 scattered 4 KiB blocks.

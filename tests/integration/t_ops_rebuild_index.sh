@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 
 repo=$T/repo
 python3 -c 'import random,sys; r=random.Random(11); sys.stdout.buffer.write(bytes(r.getrandbits(8) for _ in range(6*1024*1024)) + b"text line\n" * 400000)' >"$T/a.img"
-expect_ok dv --repo "$repo" init --pack-size 1
+expect_ok dv --repo "$repo" init --no-encrypt --pack-size 1
 expect_ok dv --repo "$repo" backup "$T/a.img" --all-blocks -q
 dd if=/dev/urandom of="$T/a.img" bs=64K count=4 seek=20 conv=notrunc status=none
 cp "$T/a.img" "$T/a2.img"

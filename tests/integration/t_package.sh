@@ -108,7 +108,7 @@ chmod 0600 "$CONF"
 unset DISKVAULT_REPO
 expect_ok "$DV" --config "$CONF" config show
 assert_contains "$STDOUT" "$T/repo" "config show"
-expect_ok "$DV" --config "$CONF" init
+expect_ok "$DV" --config "$CONF" init --no-encrypt
 expect_ok "$DV" --config "$CONF" --json backup
 assert_contains "$STDOUT" '"ok":true' "backup --json"
 note "backup: $STDOUT"

@@ -90,7 +90,7 @@ set +e; dv rightsize --inventory "$FIX/idle-36t-72g.json" --catalog "$T/cat.csv"
 # a snapshot: the inventory recorded in its manifest (when backup records
 # one) or a clear error when it records none
 dd if=/dev/zero of="$T/disk.img" bs=1M count=4 status=none
-dv --repo "$T/repo" init >/dev/null
+dv --repo "$T/repo" init --no-encrypt >/dev/null
 dv --repo "$T/repo" backup "$T/disk.img" >/dev/null
 if grep -q -- "--inventory" <<<"$(dv --repo "$T/repo" backup --help 2>/dev/null)"; then
 	dv --repo "$T/repo" backup --inventory "$FIX/idle-36t-72g.json" "$T/disk.img" >/dev/null

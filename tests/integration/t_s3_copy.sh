@@ -10,7 +10,7 @@ s3_up
 L=$T/local
 S=s3://$BUCKET/copy
 python3 -c 'import random,sys; r=random.Random(8); sys.stdout.buffer.write(bytes(r.getrandbits(8) for _ in range(6*1024*1024)) + b"row\n" * 300000)' >"$T/a.img"
-expect_ok dv --repo "$L" init --pack-size 1
+expect_ok dv --repo "$L" init --no-encrypt --pack-size 1
 expect_ok dv --repo "$L" backup "$T/a.img" --all-blocks -q
 
 # Interrupted copy (SIGKILL), then the rerun completes it.
@@ -37,7 +37,7 @@ echo "$STDOUT" | python3 -c 'import json,sys; j=json.load(sys.stdin); assert 1 <
 	fail "copying back did not bring the new snapshot"
 
 # Another repository at the destination is refused (exit 13), untouched.
-expect_ok dv --repo "$T/other" init
+expect_ok dv --repo "$T/other" init --no-encrypt
 expect_exit 13 dv copy --from "$L" --to "$T/other"
 assert_contains "$STDERR" "holds another repository"
 # A damaged pack is not carried over (exit 4, named).

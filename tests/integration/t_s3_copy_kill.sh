@@ -20,7 +20,7 @@ SEED=${DV_KILL_SEED:-$((($(date +%s) % 30000) + 1))}
 note "kill seed $SEED (replay with DV_KILL_SEED=$SEED)"
 RANDOM=$SEED
 
-expect_ok dv --repo "$L" init --pack-size 16
+expect_ok dv --repo "$L" init --no-encrypt --pack-size 16
 export DISKVAULT_S3_MULTIPART_THRESHOLD=16M   # below the default: packs go up in parts
 # "id file" lines: every source snapshot and the image it must restore to.
 : >"$T/snaps"

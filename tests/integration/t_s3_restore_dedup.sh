@@ -25,7 +25,7 @@ dd if="$T/uniq" of="$IMG" bs=1M seek=18 skip=5 count=5 conv=notrunc status=none
 
 # Small packs so the disk spans several objects and the copy several uploads.
 R=s3://$BUCKET/dedup
-expect_ok dv --repo "$R" init --pack-size 1
+expect_ok dv --repo "$R" init --no-encrypt --pack-size 1
 backup_json "$R" "$IMG" --all-blocks
 DEDUP=$(json_get "$BACKUP_JSON" 'j["bytes_dedup"]')
 [ "$DEDUP" -ge $((17 * MiB)) ] || fail "the backup deduplicated only $DEDUP bytes: $BACKUP_JSON"

@@ -62,7 +62,7 @@ make_disk "$T/disk.img" 48 static
 SRC_SHA=$(sha "$T/disk.img")
 mkdir "$ROOT/in"
 cp "$T/disk.img" "$ROOT/in/disk.img"
-expect_ok cr --repo /repo init
+expect_ok cr --repo /repo init --no-encrypt
 # --all-blocks: bit-exact against the source.
 expect_ok cr --repo /repo --json backup /in/disk.img --name static --all-blocks
 assert_json_ok "$STDOUT"

@@ -19,7 +19,7 @@ repo=$T/repo
 pw=$T/pw
 printf 'valgrind passphrase\n' >"$pw"
 chmod 600 "$pw"
-expect_ok vg --repo "$repo" init --pack-size 1
+expect_ok vg --repo "$repo" init --no-encrypt --pack-size 1
 expect_ok vg --repo "$repo" backup "$T/d.img" --sha256
 expect_ok vg --repo "$repo" backup "$T/d.img" --all-blocks
 expect_ok vg --repo "$repo" list --json

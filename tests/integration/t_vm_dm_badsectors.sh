@@ -20,7 +20,7 @@ dmsetup create --noudevsync bad <<EOD
 20544 $((s - 20544)) linear /dev/vda 20544
 EOD
 dmsetup mknodes bad
-dv --repo /tmp/repo init >/dev/null
+dv --repo /tmp/repo init --no-encrypt >/dev/null
 rc=0
 dv --repo /tmp/repo backup /dev/mapper/bad >/dev/null 2>/tmp/err || rc=$?
 mark plain_rc "$rc"

@@ -24,7 +24,7 @@ mount /dev/vg0/root /mnt/root
 echo data >/mnt/root/file
 mark dm "$(basename "$(readlink /sys/dev/block/$(dmsetup info -c --noheadings -o major,minor --separator : vg0-root | tr -d ' '))")"
 mark holders "$(ls /sys/class/block/vda1/holders | tr '\n' ' ')"
-dv --repo /tmp/repo init >/dev/null
+dv --repo /tmp/repo init --no-encrypt >/dev/null
 rc=0
 dv --repo /tmp/repo backup /dev/vda >/tmp/out 2>/tmp/err || rc=$?
 mark rc_rw "$rc"

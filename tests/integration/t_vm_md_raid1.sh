@@ -17,7 +17,7 @@ for d in 1 2 3 4 5 6 7 8; do
 	imgs+=("$T/$d.img")
 done
 cat >"$T/in.sh" <<'EOT'
-dv --repo /tmp/repo init >/dev/null
+dv --repo /tmp/repo init --no-encrypt >/dev/null
 snap() { sed -n 's/.*"snapshot": *"\([0-9a-f]*\)".*/\1/p' "$1"; }
 # metadata member1 member2 all-blocks-target default-target
 one() {
