@@ -205,7 +205,7 @@ static const char *logfile_state(ntfs_volume *nv)
 #define NTFS_BOOT_BYTES 8192u
 
 /* Appends the free runs of $Bitmap; NULL or a reason. *used counts set bits. */
-static const char *read_bitmap(ntfs_volume *nv, const struct dv_vol *v, struct dv_ivl_list *out, uint64_t *used)
+static const char *read_bitmap(ntfs_volume *nv, struct dv_ivl_list *out, uint64_t *used)
 {
 	const uint64_t nclusters = (uint64_t)nv->nr_clusters, csize = nv->cluster_size;
 	uint64_t need = (nclusters + 7) / 8;
@@ -250,7 +250,6 @@ static const char *read_bitmap(ntfs_volume *nv, const struct dv_vol *v, struct d
 		dv_ivl_add(out, run_start * csize, (nclusters - run_start) * csize);
 		free_total += nclusters - run_start;
 	}
-	(void)v;
 	*used = (nclusters - free_total) * csize;
 	return NULL;
 }
@@ -304,7 +303,7 @@ int dv_usedmap_ntfs(const struct dv_vol *v, struct dv_ext_info *info, struct dv_
 					     : "its hiberfil.sys cannot be checked";
 	}
 	if (!bad)
-		bad = read_bitmap(nv, v, &runs, &used);
+		bad = read_bitmap(nv, &runs, &used);
 	if (!bad && d.failed)
 		bad = "it cannot be read";
 	ntfs_umount(nv, FALSE);

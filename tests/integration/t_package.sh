@@ -10,7 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 
 SRC=${DV_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-skip() { echo "SKIP: $(basename "$0"): $*"; exit 0; }
+skip() { echo "SKIP: $(basename "$0"): $*"; exit 77; }
 [ "$(id -u)" -eq 0 ] || skip "needs root (installs a package)"
 for tool in apt-get dpkg dpkg-deb dpkg-shlibdeps cpack cmake; do
 	command -v "$tool" >/dev/null || skip "$tool is not installed"
