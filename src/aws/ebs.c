@@ -581,6 +581,45 @@ int dv_ebs_snapshot_status(struct dv_ebs *e, const char *snapshot_id, char statu
 	return r;
 }
 
+int dv_ebs_find_snapshot(struct dv_ebs *e, const struct dv_ec2_filter *filters, size_t nfilters, char id[72],
+			 struct dv_err *err)
+{
+	id[0] = 0;
+	char *token = NULL;
+	int r;
+	do {
+		struct dv_ec2_form f;
+		dv_ec2_form_init(&f, "DescribeSnapshots");
+		dv_ec2_form_add(&f, "Owner.1", "self");
+		dv_ec2_form_add_filters(&f, filters, nfilters);
+		if (token)
+			dv_ec2_form_add(&f, "NextToken", token);
+		free(token);
+		token = NULL;
+		struct dv_buf body = DV_BUF_INIT;
+		dv_ec2_form_encode(&f, &body);
+		dv_ec2_form_release(&f);
+		struct dv_http_req rq;
+		req_init(&rq, "DescribeSnapshots", "", &e->ec2, "ec2", "POST");
+		dv_buf_addf(&rq.path, "/");
+		add_h(&rq, "Content-Type", "application/x-www-form-urlencoded; charset=utf-8");
+		set_body(&rq, body.data, body.len);
+		r = perform(e, &rq, err);
+		struct dv_ec2_snapshots l;
+		if (r == 0 && (r = dv_ec2_parse_snapshots((char *)rq.own.data, rq.own.len, &l, err)) == 0) {
+			if (l.n)
+				copy_str(id, 72, l.v[0].id);
+			else if (l.next_token && *l.next_token)
+				token = dv_strdup(l.next_token);
+			dv_ec2_snapshots_release(&l);
+		}
+		req_release(&rq);
+		dv_buf_release(&body);
+	} while (r == 0 && token);
+	free(token);
+	return r;
+}
+
 /* ---- many blocks through curl multi -------------------------------------- */
 
 struct slot {

@@ -32,6 +32,7 @@
 #define DV_AWS_EBS_H
 
 #include "aws.h"
+#include "ec2.h"
 
 #define DV_EBS_BLOCK_SIZE 524288u
 
@@ -164,6 +165,12 @@ int dv_ebs_list_blocks(struct dv_ebs *e, const char *snapshot_id, dv_ebs_block_f
  * is InvalidSnapshot.NotFound, or it does not list the id), with the
  * service's error line in err. */
 int dv_ebs_snapshot_status(struct dv_ebs *e, const char *snapshot_id, char status[16], struct dv_err *err) DV_WUR;
+
+/* EC2 DescribeSnapshots of the account's own snapshots (Owner self) that
+ * match every filter ("tag:K", "status", ...), following NextToken: the id
+ * of the first one listed into id, "" when none matches. */
+int dv_ebs_find_snapshot(struct dv_ebs *e, const struct dv_ec2_filter *filters, size_t nfilters, char id[72],
+			 struct dv_err *err) DV_WUR;
 
 /* Counters since dv_ebs_new (requests include retries). */
 struct dv_ebs_stats {

@@ -56,8 +56,8 @@ static int tag_opt(const char *cmd, const struct dv_cli_opt *o, const char *arg)
 {
 	struct opts *x = o->dest;
 	const char *eq = strchr(arg, '=');
-	if (!eq || eq == arg || x->ntags >= MAX_TAGS - 3 || !strncmp(arg, "aws:", 4))
-		return dv_cli_usage(cmd, "--tag takes KEY=VALUE (at most %d, no aws: prefix)", MAX_TAGS - 3);
+	if (!eq || eq == arg || x->ntags >= MAX_TAGS - DV_CLOUD_IMPORT_TAGS || !strncmp(arg, "aws:", 4))
+		return dv_cli_usage(cmd, "--tag takes KEY=VALUE (at most %d, no aws: prefix)", MAX_TAGS - DV_CLOUD_IMPORT_TAGS);
 	char *t = dv_strdup(arg);
 	t[eq - arg] = 0;
 	x->tagbuf[x->ntags] = t;
@@ -149,7 +149,17 @@ int cmd_ebs_import(int argc, char **argv)
 	if (dv_cli.json) {
 		json_object_set_new(rec, "command", json_string(cmd));
 		json_object_set_new(rec, "ok", json_true());
-		json_object_set_new(rec, "blocks_written_total", json_integer((json_int_t)res.written_total));
+		json_object_set_new(rec, "blocks_written_total",
+				    res.written_known ? json_integer((json_int_t)res.written_total) : json_null());
+		json_object_set_new(rec, "existing",
+				    res.existing == DV_IMPORT_RECORDED ? json_string("recorded")
+				    : res.existing == DV_IMPORT_TAGGED ? json_string("tagged")
+								       : json_null());
+		if (res.existing) {
+			/* what this run did, not what the record says an earlier one did */
+			json_object_set_new(rec, "blocks_sent", json_integer(0));
+			json_object_set_new(rec, "bytes_sent", json_integer(0));
+		}
 		json_object_set_new(rec, "blocks_resumed", json_integer((json_int_t)res.resumed_blocks));
 		json_object_set_new(rec, "blocks_unchanged", json_integer((json_int_t)res.unchanged));
 		json_object_set_new(rec, "blocks_zero_skipped", json_integer((json_int_t)res.zero_skipped));
@@ -160,6 +170,10 @@ int cmd_ebs_import(int argc, char **argv)
 		json_object_set_new(rec, "resumed", json_boolean(res.resumed));
 		json_object_set_new(rec, "seconds", json_real(secs));
 		dv_cli_print_json(json_incref(rec));
+	} else if (res.existing && !dv_cli.quiet) {
+		printf("ebs-import: disk %u of snapshot %.8s is already in %s (%s%s%s): nothing sent\n", x.disk, id,
+		       res.ebs_id, res.existing == DV_IMPORT_RECORDED ? "recorded" : "found by its tags, now recorded",
+		       res.parent[0] ? ", parent " : "", res.parent);
 	} else {
 		if (!dv_cli.quiet)
 			printf("ebs-import: disk %u of snapshot %.8s -> %s (%llu GiB%s%s): %llu blocks sent (%s)%s, "

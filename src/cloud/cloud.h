@@ -33,6 +33,14 @@ struct dv_repo;
 #define DV_TAG_LAUNCHED_FROM "diskvault:launched-from" /* diskvault snapshot id or snap-... */
 #define DV_TAG_LAUNCH_ID "diskvault:launch-id"        /* one value per launch */
 
+/* Tags ebs-import gives every EBS snapshot it starts (StartSnapshot), by
+ * which a rerun finds a completed one it did not record. */
+#define DV_TAG_IMPORT_SNAPSHOT "diskvault:snapshot"     /* diskvault snapshot id */
+#define DV_TAG_IMPORT_DISK "diskvault:disk"             /* disk number */
+#define DV_TAG_IMPORT_REPOSITORY "diskvault:repository" /* repository id */
+#define DV_TAG_IMPORT_PARENT "diskvault:parent"         /* parent snap-..., or "none" */
+#define DV_CLOUD_IMPORT_TAGS 4
+
 #define DV_CLOUD_MAX_TAGS 40
 #define DV_CLOUD_MAX_SG 16
 #define DV_CLOUD_MAX_WARNINGS 8
@@ -116,12 +124,21 @@ struct dv_cloud_import_opts {
 	enum dv_cloud_parent parent;
 	const char *parent_id;    /* snap-... with DV_PARENT_ID */
 	unsigned concurrency;     /* 0: dv_ebs default */
-	const struct dv_aws_kv *tags; /* borrowed, at most DV_CLOUD_MAX_TAGS - 3 */
+	const struct dv_aws_kv *tags; /* borrowed, at most DV_CLOUD_MAX_TAGS - DV_CLOUD_IMPORT_TAGS */
 	size_t ntags;
+};
+
+/* How an import found its EBS snapshot done already (nothing sent). */
+enum dv_cloud_import_existing {
+	DV_IMPORT_NEW,       /* this run imported (or resumed) it */
+	DV_IMPORT_RECORDED,  /* the repository records it: the record is reported as it is */
+	DV_IMPORT_TAGGED,    /* a completed snapshot with this import's tags, recorded now */
 };
 
 struct dv_cloud_import_result {
 	json_t *record;           /* the record stored in the repository (owned) */
+	enum dv_cloud_import_existing existing;
+	bool written_known;       /* written_total known (not after DV_IMPORT_TAGGED, nor for old records) */
 	char ebs_id[80];          /* set once StartSnapshot answered (also on failure) */
 	char parent[80];          /* "" = none */
 	uint64_t volume_gib;

@@ -356,6 +356,76 @@ static int find_parent(struct dv_repo *repo, struct dv_ebs *ebs, const char *sna
 	return 0;
 }
 
+/* ---- an import that is already done ------------------------------------- */
+
+/* Whether a finished import from parent have ("" = none) is what o asks
+ * for: auto takes any, none and an id must match. */
+static bool parent_matches(const struct dv_cloud_import_opts *o, const char *have)
+{
+	return o->parent == DV_PARENT_AUTO || (o->parent == DV_PARENT_NONE && !have[0]) ||
+	       (o->parent == DV_PARENT_ID && !strcmp(o->parent_id, have));
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a && b ? !strcmp(a, b) : !a && !b;
+}
+
+/* The newest record of an import of this very disk, made here (region and
+ * endpoint) with the parent o asks for, whose EBS snapshot is still
+ * completed: a rerun then has nothing to send. *rec NULL when none. */
+static int find_recorded(struct dv_repo *repo, struct dv_ebs *ebs, const char *snap, unsigned disk,
+			 const struct dv_cloud_import_opts *o, json_t **rec, struct dv_err *err)
+{
+	*rec = NULL;
+	json_t *all = NULL;
+	int rc = dv_ebs_state_list(repo, &all, err);
+	for (size_t k = json_array_size(all); rc == 0 && k-- > 0;) {
+		json_t *r = json_array_get(all, k);
+		const char *par = json_string_value(json_object_get(r, "parent_ebs_snapshot_id"));
+		if (strcmp(json_string_value(json_object_get(r, "snapshot")), snap) ||
+		    json_integer_value(json_object_get(r, "disk")) != (json_int_t)disk ||
+		    !str_eq(json_string_value(json_object_get(r, "region")), dv_ebs_region(ebs)) ||
+		    !str_eq(json_string_value(json_object_get(r, "endpoint")), dv_ebs_endpoint(ebs)) ||
+		    !parent_matches(o, par ? par : ""))
+			continue;
+		char st[16];
+		struct dv_err e2;
+		int src = dv_ebs_snapshot_status(ebs, json_string_value(json_object_get(r, "ebs_snapshot_id")), st, &e2);
+		if (src == -DV_E_NOT_FOUND)
+			continue; /* deleted since */
+		if (src < 0) {
+			*err = e2;
+			rc = src;
+		} else if (!strcmp(st, "completed")) {
+			*rec = json_incref(r);
+			break;
+		}
+	}
+	json_decref(all);
+	return rc;
+}
+
+/* A completed EBS snapshot an earlier run of this import made but did not
+ * record (killed in between, its state file lost): found by the tags every
+ * import gives StartSnapshot, including the parent it chose. id "" when
+ * none. */
+static int find_tagged(struct dv_ebs *ebs, const char *repo_id, const char *snap, unsigned disk, const char *parent,
+		       uint64_t gib, char id[72], struct dv_err *err)
+{
+	char disk_s[16], gib_s[24];
+	snprintf(disk_s, sizeof disk_s, "%u", disk);
+	snprintf(gib_s, sizeof gib_s, "%llu", (unsigned long long)gib);
+	const char *v_snap[] = {snap}, *v_disk[] = {disk_s}, *v_repo[] = {repo_id}, *v_par[] = {parent[0] ? parent : "none"},
+		   *v_st[] = {"completed"}, *v_gib[] = {gib_s};
+	const struct dv_ec2_filter f[] = {
+		{"tag:" DV_TAG_IMPORT_SNAPSHOT, v_snap, 1}, {"tag:" DV_TAG_IMPORT_DISK, v_disk, 1},
+		{"tag:" DV_TAG_IMPORT_REPOSITORY, v_repo, 1}, {"tag:" DV_TAG_IMPORT_PARENT, v_par, 1},
+		{"status", v_st, 1}, {"volume-size", v_gib, 1},
+	};
+	return dv_ebs_find_snapshot(ebs, f, sizeof f / sizeof *f, id, err);
+}
+
 /* ---- the import ------------------------------------------------------------ */
 
 static int wait_completed(struct dv_ebs *ebs, const char *id, const struct dv_cloud_cb *cb, struct dv_err *err)
@@ -411,7 +481,7 @@ int dv_cloud_ebs_import(struct dv_repo *repo, const char *id, const json_t *mani
 	const unsigned disk = o->disk;
 	int r;
 
-	if (o->ntags > DV_CLOUD_MAX_TAGS - 3)
+	if (o->ntags > DV_CLOUD_MAX_TAGS - DV_CLOUD_IMPORT_TAGS)
 		DV_BUG("too many EBS snapshot tags");
 	struct dv_aws_options ao = {.region = o->region};
 	struct dv_ebs_settings es = {.concurrency = o->concurrency};
@@ -446,8 +516,7 @@ int dv_cloud_ebs_import(struct dv_repo *repo, const char *id, const json_t *mani
 	if (state_load(&st, id, disk, &im) && st.ebs_id[0]) {
 		/* resume only what the user asks for again: auto takes the recorded
 		 * parent, an explicit choice must match it */
-		same_parent_choice = o->parent == DV_PARENT_AUTO || (o->parent == DV_PARENT_NONE && !st.parent[0]) ||
-				     (o->parent == DV_PARENT_ID && !strcmp(o->parent_id, st.parent));
+		same_parent_choice = parent_matches(o, st.parent);
 	} else {
 		same_parent_choice = false;
 	}
@@ -464,6 +533,24 @@ int dv_cloud_ebs_import(struct dv_repo *repo, const char *id, const json_t *mani
 		}
 	}
 	if (!resumed) {
+		/* imported already (a rerun after a kill that came once the record
+		 * was written): report that snapshot, send nothing */
+		json_t *done_rec = NULL;
+		if ((r = find_recorded(repo, ebs, id, disk, o, &done_rec, err)) < 0)
+			goto fail;
+		if (done_rec) {
+			const char *par = json_string_value(json_object_get(done_rec, "parent_ebs_snapshot_id"));
+			snprintf(st.ebs_id, sizeof st.ebs_id, "%s",
+				 json_string_value(json_object_get(done_rec, "ebs_snapshot_id")));
+			snprintf(st.parent, sizeof st.parent, "%s", par ? par : "");
+			json_t *bw = json_object_get(done_rec, "blocks_written");
+			res->written_known = json_is_integer(bw);
+			res->written_total = (uint64_t)json_integer_value(bw);
+			res->existing = DV_IMPORT_RECORDED;
+			res->record = done_rec;
+			r = 0;
+			goto out;
+		}
 		/* a fresh start: forget written blocks of an abandoned attempt, keep its token
 		 * only when no snapshot id was recorded yet (StartSnapshot may have run) */
 		memset(im.written, 0, im.n);
@@ -535,6 +622,21 @@ int dv_cloud_ebs_import(struct dv_repo *repo, const char *id, const json_t *mani
 		im.todo[im.ntodo++] = i;
 	}
 
+	char found[72] = "";
+	if (!resumed && (r = find_tagged(ebs, dv_repo_id(repo), id, disk, st.parent, gib, found, err)) < 0)
+		goto fail;
+	if (found[0]) {
+		/* it holds the disk's bytes: non-zero data only where the disk has data */
+		snprintf(st.ebs_id, sizeof st.ebs_id, "%s", found);
+		for (uint64_t i = 0; i < im.n; i++) {
+			bool has;
+			struct dv_id s;
+			dv_block_reader_info(im.br, i, &has, &s);
+			im.sig[i * DV_EBS_SIG_ENTRY + DV_EBS_SIG_ENTRY - 1] = has ? DV_EBS_SIG_PRESENT : 0;
+		}
+		res->existing = DV_IMPORT_TAGGED;
+		goto record;
+	}
 	if (!resumed || !st.ebs_id[0]) {
 		if ((r = state_write_header(&st, id, disk, err)) < 0)
 			goto fail;
@@ -549,9 +651,10 @@ int dv_cloud_ebs_import(struct dv_repo *repo, const char *id, const json_t *mani
 		size_t ntags = o->ntags;
 		if (ntags)
 			memcpy(tags, o->tags, ntags * sizeof *tags);
-		tags[ntags++] = (struct dv_aws_kv){"diskvault:snapshot", id};
-		tags[ntags++] = (struct dv_aws_kv){"diskvault:disk", disk_s};
-		tags[ntags++] = (struct dv_aws_kv){"diskvault:repository", dv_repo_id(repo)};
+		tags[ntags++] = (struct dv_aws_kv){DV_TAG_IMPORT_SNAPSHOT, id};
+		tags[ntags++] = (struct dv_aws_kv){DV_TAG_IMPORT_DISK, disk_s};
+		tags[ntags++] = (struct dv_aws_kv){DV_TAG_IMPORT_REPOSITORY, dv_repo_id(repo)};
+		tags[ntags++] = (struct dv_aws_kv){DV_TAG_IMPORT_PARENT, st.parent[0] ? st.parent : "none"};
 		struct dv_ebs_start ss = {
 			.volume_size = gib,
 			.parent = st.parent[0] ? st.parent : NULL,
@@ -637,7 +740,11 @@ int dv_cloud_ebs_import(struct dv_repo *repo, const char *id, const json_t *mani
 	if ((r = wait_completed(ebs, st.ebs_id, cb, err)) < 0)
 		goto fail;
 
+	res->written_known = true;
+	res->written_total = nw;
+
 	/* remember it in the repository */
+record:;
 	struct dv_ebs_stats stats;
 	dv_ebs_get_stats(ebs, &stats);
 	json_t *rec = json_pack("{s:i, s:s, s:i, s:s, s:o, s:s, s:s, s:I, s:i, s:I, s:I, s:I, s:I}", "version", 1,
@@ -652,20 +759,23 @@ int dv_cloud_ebs_import(struct dv_repo *repo, const char *id, const json_t *mani
 		json_object_set_new(rec, "host", json_string(host));
 	if (source)
 		json_object_set_new(rec, "source", json_string(source));
+	if (res->written_known)
+		json_object_set_new(rec, "blocks_written", json_integer((json_int_t)res->written_total));
 	r = dv_ebs_state_put(repo, rec, im.sig, im.n * DV_EBS_SIG_ENTRY, err);
 	if (r < 0) {
 		json_decref(rec);
 		goto fail;
 	}
-	fclose(im.state);
-	im.state = NULL;
-	unlink(st.path);
+	if (im.state) {
+		fclose(im.state);
+		im.state = NULL;
+		unlink(st.path);
+	}
 
 	res->record = rec;
 	res->resumed = resumed;
 	res->sent = im.sent;
 	res->bytes_sent = im.bytes_sent;
-	res->written_total = nw;
 	res->resumed_blocks = n_written_before;
 	res->unchanged = unchanged;
 	res->zero_skipped = im.zero_skipped;

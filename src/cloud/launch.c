@@ -195,9 +195,9 @@ static int tags_of(struct dv_repo *repo, const char *ebs_id, const char *region,
 	if (r == 0)
 		r = dv_ec2_parse_snapshots((char *)resp.data, resp.len, &l, err);
 	for (size_t i = 0; r == 0 && i < l.n; i++) {
-		const char *rid = dv_ec2_snapshot_tag(&l.v[i], "diskvault:repository");
-		const char *sid = dv_ec2_snapshot_tag(&l.v[i], "diskvault:snapshot");
-		const char *d = dv_ec2_snapshot_tag(&l.v[i], "diskvault:disk");
+		const char *rid = dv_ec2_snapshot_tag(&l.v[i], DV_TAG_IMPORT_REPOSITORY);
+		const char *sid = dv_ec2_snapshot_tag(&l.v[i], DV_TAG_IMPORT_SNAPSHOT);
+		const char *d = dv_ec2_snapshot_tag(&l.v[i], DV_TAG_IMPORT_DISK);
 		if (!strcmp(l.v[i].id, ebs_id) && rid && sid && d && !strcmp(rid, dv_repo_id(repo))) {
 			*snap = dv_strdup(sid);
 			*disk_s = dv_strdup(d);

@@ -117,6 +117,15 @@ FULL_SENT=$(json_get "$IMP" 'j["blocks_sent"]')
 readback "$RE1" "$T/rback.img" "$RSIZE"
 assert_same_file "$T/rand.img" "$T/rback.img"
 note "  all-blocks: $RE1 equals the source image ($FULL_SENT blocks)"
+# imported already: a rerun reports the recorded EBS snapshot and sends nothing
+before=$(puts)
+import_json "$T/repo2" "$R1"
+[ "$(json_get "$IMP" '[j["ebs_snapshot_id"], j["existing"], j["blocks_sent"], j["blocks_written_total"]]')" = \
+	"[\"$RE1\", \"recorded\", 0, $FULL_SENT]" ] || fail "rerun of a recorded import: $IMP"
+[ "$(puts)" = "$before" ] || fail "rerun of a recorded import sent $(($(puts) - before)) blocks"
+expect_ok dv --repo "$T/repo2" ebs-import "$R1"
+assert_contains "$STDOUT" "is already in $RE1 (recorded): nothing sent"
+note "  a rerun reports $RE1 (recorded) and sends nothing"
 
 # ---- 2. incremental after a ~2% change ------------------------------------
 note "2: incremental import with --parent auto"
@@ -161,7 +170,9 @@ cat >"$SRV/faults.json" <<-'EOF'
 	           {"action": "CompleteSnapshot", "fault": "503", "count": 1},
 	           {"action": "DescribeSnapshots", "fault": "throttle", "count": 1}]}
 EOF
-import_json "$T/repo2" "$R1" --parent none --concurrency 8
+# (a new snapshot: one already imported would be reported, not imported again)
+backup_json "$T/repo2" --all-blocks "$T/rand0.img"
+import_json "$T/repo2" "$SNAP" --parent none --concurrency 8
 [ "$(json_get "$IMP" 'j["retries"] > 0')" = true ] || fail "no retries under faults: $IMP"
 [ "$(json_get "$IMP" 'j["throttled"] > 0')" = true ] || fail "no throttling seen: $IMP"
 [ "$(json_get "$IMP" 'j["blocks_sent"]')" = "$FULL_SENT" ] || fail "faulty import sent the wrong count: $IMP"
@@ -178,9 +189,11 @@ note "4: SIGKILL mid-import, rerun resumes"
 # attempt starts a new snapshot).
 partial=$FULL_SENT
 for lat in 100 300 900; do
+	backup_json "$T/repo2" --all-blocks "$T/rand0.img"
+	RK=$SNAP
 	echo "{\"latency_ms\": $lat}" >"$SRV/faults.json"
 	before=$(puts)
-	DISKVAULT_EBS_CONCURRENCY=4 "$DISKVAULT" --progress=never --repo "$T/repo2" --json ebs-import "$R1" --parent none \
+	DISKVAULT_EBS_CONCURRENCY=4 "$DISKVAULT" --progress=never --repo "$T/repo2" --json ebs-import "$RK" --parent none \
 		>"$T/kill.out" 2>"$T/kill.err" &
 	pid=$!
 	for _ in $(seq 1 400); do
@@ -196,7 +209,7 @@ for lat in 100 300 900; do
 done
 [ "$partial" -gt 0 ] && [ "$partial" -lt "$FULL_SENT" ] || fail "killed import sent $partial of $FULL_SENT"
 rm -f "$SRV/faults.json"
-import_json "$T/repo2" "$R1" --parent none
+import_json "$T/repo2" "$RK" --parent none
 [ "$(json_get "$IMP" 'j["resumed"]')" = true ] || fail "rerun did not resume: $IMP"
 sent=$(json_get "$IMP" 'j["blocks_sent"]')
 [ "$sent" -lt "$FULL_SENT" ] || fail "resumed import sent $sent blocks, a full one sends $FULL_SENT"
@@ -212,7 +225,8 @@ cat >"$SRV/policy.json" <<-'EOF'
 	  {"Effect": "Allow", "Action": ["ebs:*", "ec2:DescribeSnapshots"], "Resource": "*"},
 	  {"Effect": "Deny", "Action": "ebs:PutSnapshotBlock", "Resource": "*"}]}
 EOF
-expect_exit 6 dv --repo "$T/repo2" ebs-import "$R1" --parent none
+backup_json "$T/repo2" --all-blocks "$T/rand0.img"
+expect_exit 6 dv --repo "$T/repo2" ebs-import "$SNAP" --parent none
 assert_contains "$STDERR" "AccessDeniedException"
 assert_contains "$STDERR" "ebs:PutSnapshotBlock"
 rm -f "$SRV/policy.json"

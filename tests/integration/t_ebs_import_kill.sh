@@ -3,18 +3,22 @@
 # random moments (issue 7), against the local EBS/EC2 endpoint with 40 ms of
 # latency per request so the kills land anywhere: before StartSnapshot, among
 # the PutSnapshotBlock calls, around CompleteSnapshot, in the wait for
-# "completed". Odd cycles import snapshot A in full (--parent none), even ones
-# snapshot B (A with a third of its blocks changed) incrementally on the last
-# import of A (--parent auto). After each kill the same command runs again and
-# must:
+# "completed", after the record. Every cycle imports a new backup: odd cycles
+# of image A in full (--parent none), even ones of image B (A with a third of
+# its blocks changed) incrementally on the last import of A (--parent auto).
+# After each kill the same command runs again and must:
 #   - succeed, on the EBS snapshot the killed run started (same id) when it
-#     started one, and create no other snapshot;
+#     started one - also when the kill came after the snapshot completed or
+#     after it was recorded (issue 16) - and create no other snapshot;
 #   - send no more blocks than the killed run left missing at the endpoint
-#     plus those it had in flight (the concurrency);
+#     plus those it had in flight (the concurrency), none once it completed;
 #   - leave a completed snapshot with every block it should have.
+# Then the case of a run killed after its snapshot completed whose state and
+# record are both lost: the rerun finds the snapshot by its diskvault tags,
+# sends nothing and records it, and an incremental import on it is right.
 # At the end every EBS snapshot made reads back equal to its source image
 # (ListSnapshotBlocks/GetSnapshotBlock with botocore), the repository passes
-# `check --read-data` and both snapshots restore bit-exact.
+# `check --read-data` and both images restore bit-exact.
 #
 # Replay a failure with the seed it prints: DV_KILL_SEED=N ctest -R t_ebs_import_kill
 # Skips (77) when python3-botocore is not available.
@@ -41,20 +45,16 @@ server_blocks() {
 }
 
 
-# Snapshot A: 24 MiB of random data (48 blocks, all non-zero); B: the same
-# disk (same source path, so --parent auto finds A's import) with every
+# Image A: 24 MiB of random data (48 blocks, all non-zero); B: the same
+# disk (backed up from the same path, so --parent auto finds A's import) with every
 # third block changed.
 D=$T/disk.img
 make_random_disk "$D" 24 ebskill-a
 cp "$D" "$T/a.img"
 R=$T/repo
 init_repo "$R"
-backup_json "$R" "$D" --all-blocks
-SA=$SNAP
 for k in $(seq 0 3 47); do mutate "$D" "ebskill-b$k" $((k * 524288 + 8192)) 2; done
 cp "$D" "$T/b.img"
-backup_json "$R" "$D" --all-blocks
-SB=$SNAP
 SIZE=$(stat -c %s "$T/a.img")
 FULL_A=$((SIZE / 524288))
 CHANGED=$(diff_blocks "$T/a.img" "$T/b.img")
@@ -70,10 +70,14 @@ while [ "$kills" -lt 20 ]; do
 	cycle=$((cycle + 1))
 	[ "$attempts" -lt 40 ] || fail "only $kills of 40 imports were still running when killed (seed $SEED)"
 	if [ $((cycle % 2)) -eq 1 ]; then
-		snap=$SA img=$T/a.img args=(--parent none) want=$FULL_A
+		img=$T/a.img args=(--parent none) want=$FULL_A
 	else
-		snap=$SB img=$T/b.img args=(--parent auto) want=$CHANGED
+		img=$T/b.img args=(--parent auto) want=$CHANGED
 	fi
+	# a new snapshot of the same disk (one imported already sends nothing)
+	cp "$img" "$D"
+	backup_json "$R" "$D" --all-blocks
+	snap=$SNAP
 	before=$(server_snaps)
 	ms=$((RANDOM % 1300 + 10))
 	attempts=$((attempts + 1))
@@ -92,28 +96,27 @@ while [ "$kills" -lt 20 ]; do
 	[ "$krc" -eq 137 ] || { cat "$T/k.err" >&2; fail "cycle $cycle: import failed with exit $krc before the kill"; }
 	kills=$((kills + 1))
 	[ "$(echo "$new" | grep -c .)" -le 1 ] || fail "kill $kills: the killed import started several snapshots: $new"
-	have=0
-	[ -z "$new" ] || have=$(server_blocks "$new")
+	have=0 killed_status=
+	[ -z "$new" ] || {
+		have=$(server_blocks "$new")
+		killed_status=$(json_get "$(cat "$SRV/state/snapshots/$new/meta.json")" 'j["Status"]')
+	}
 	# The rerun: same snapshot, only the missing blocks (plus those in flight).
 	expect_ok dv --repo "$R" --json ebs-import "$snap" "${args[@]}"
 	out=$STDOUT
 	assert_json_ok "$out"
 	id=$(json_get "$out" 'j["ebs_snapshot_id"]')
-	if [ "$snap" = "$SB" ]; then
+	if [ "$img" = "$T/b.img" ]; then
 		[ "$(json_get "$out" 'j["parent_ebs_snapshot_id"]')" != null ] || fail "kill $kills: B was not imported incrementally: $out"
 	fi
 	sent=$(json_get "$out" 'j["blocks_sent"]')
-	note "kill $kills at $ms ms (cycle $cycle): ${new:-no snapshot yet} had $have of $want blocks; the rerun sent $sent to $id"
+	note "kill $kills at $ms ms (cycle $cycle): ${new:-no snapshot yet} had $have of $want blocks${killed_status:+ ($killed_status)}; the rerun sent $sent to $id$(json_get "$out" '" (" + j["existing"] + ")" if j["existing"] else ""')"
 	if [ -n "$new" ]; then
-		[ "$id" = "$new" ] || {
-			# Only a run killed after it finished and forgot its state may be
-			# followed by a new snapshot; the first one must then be complete.
-			[ "$(json_get "$(cat "$SRV/state/snapshots/$new/meta.json")" 'j["Status"]')" != pending ] ||
-				fail "kill $kills (seed $SEED): the rerun made $id instead of resuming $new"
-			echo "$new $img" >>"$T/made"
-			# the rerun was then a new import of its own: it owes all its blocks
-			have=0
-		}
+		[ "$id" = "$new" ] || fail "kill $kills (seed $SEED): the rerun made $id instead of resuming $new"
+		case $killed_status in
+		pending) ;;
+		*) [ "$sent" -eq 0 ] || fail "kill $kills (seed $SEED): $new was complete, the rerun sent $sent blocks" ;;
+		esac
 	fi
 	[ "$sent" -le $((want - have + CONC)) ] ||
 		fail "kill $kills (seed $SEED): the rerun sent $sent blocks; $((want - have)) were missing, $CONC may have been in flight"
@@ -125,6 +128,52 @@ while [ "$kills" -lt 20 ]; do
 	[ -z "$(ls -A "$DISKVAULT_STATE_DIR" | grep '^ebs-import-' || true)" ] || fail "kill $kills: the rerun left its state file"
 done
 note "$kills kills in $attempts imports"
+
+# Killed after its snapshot completed, with its state file and record both
+# lost (another machine, a wiped state directory): the rerun finds the
+# completed snapshot by its diskvault tags, sends nothing and records it.
+rm -f "$SRV/faults.json"
+puts() { /usr/bin/python3 "$SRC/tests/servers/ebs_ec2_server.py" --count "$SRV" PutSnapshotBlock 201; }
+cp "$T/a.img" "$D"
+backup_json "$R" "$D" --all-blocks
+SA=$SNAP
+expect_ok dv --repo "$R" --json ebs-import "$SA" --parent none
+lost=$(json_get "$STDOUT" 'j["ebs_snapshot_id"]')
+[ -f "$R/ebs/$SA-0" ] && [ -f "$R/ebs/$SA-0.sig" ] || fail "no record of $lost in $R/ebs"
+rm -f "$R/ebs/$SA-0" "$R/ebs/$SA-0.sig"
+before=$(server_snaps) p0=$(puts)
+expect_ok dv --repo "$R" --json ebs-import "$SA" --parent none
+out=$STDOUT
+[ "$(json_get "$out" '[j["ebs_snapshot_id"], j["existing"], j["blocks_sent"], j["blocks_written_total"]]')" = \
+	"[\"$lost\", \"tagged\", 0, null]" ] || fail "the rerun did not take $lost by its tags: $out"
+[ "$(server_snaps)" = "$before" ] && [ "$(puts)" = "$p0" ] || fail "the rerun of a tagged import sent blocks or started a snapshot"
+[ -f "$R/ebs/$SA-0" ] && [ -f "$R/ebs/$SA-0.sig" ] || fail "the rerun did not record $lost"
+# the snapshot found is recorded as any other: the next rerun reports it, and
+# an incremental import of B takes it as parent and sends the 16 changed blocks
+expect_ok dv --repo "$R" --json ebs-import "$SA" --parent none
+[ "$(json_get "$STDOUT" '[j["ebs_snapshot_id"], j["existing"]]')" = "[\"$lost\", \"recorded\"]" ] ||
+	fail "after recording $lost: $STDOUT"
+# a rerun that asks for another parent than the tagged snapshot has is a new import
+expect_ok dv --repo "$R" --json ebs-import "$SA" --parent "$id"
+[ "$(json_get "$STDOUT" '[j["existing"], j["parent_ebs_snapshot_id"]]')" = "[null, \"$id\"]" ] ||
+	fail "--parent $id took the recorded full import: $STDOUT"
+echo "$(json_get "$STDOUT" 'j["ebs_snapshot_id"]') $T/a.img" >>"$T/made"
+rm -f "$R/ebs/$SA-0" "$R/ebs/$SA-0.sig"
+expect_ok dv --repo "$R" --json ebs-import "$SA" --parent none
+[ "$(json_get "$STDOUT" '[j["ebs_snapshot_id"], j["existing"]]')" = "[\"$lost\", \"tagged\"]" ] ||
+	fail "the full import of $SA was not found by its tags again: $STDOUT"
+echo "$lost $T/a.img" >>"$T/made"
+cp "$T/b.img" "$D"
+backup_json "$R" "$D" --all-blocks
+SB=$SNAP
+p0=$(puts)
+expect_ok dv --repo "$R" --json ebs-import "$SB" --parent auto
+out=$STDOUT
+[ "$(json_get "$out" '[j["parent_ebs_snapshot_id"], j["blocks_sent"]]')" = "[\"$lost\", $CHANGED]" ] ||
+	fail "the incremental import on the tagged $lost: $out"
+[ $(($(puts) - p0)) -eq "$CHANGED" ] || fail "the endpoint saw $(($(puts) - p0)) PutSnapshotBlock, $CHANGED blocks changed"
+echo "$(json_get "$out" 'j["ebs_snapshot_id"]') $T/b.img" >>"$T/made"
+note "lost record and state: $lost found by its tags, nothing sent; B on it sent $CHANGED blocks"
 
 # Every snapshot made reads back equal to its image (one botocore process).
 rm -f "$SRV/faults.json"
