@@ -13,12 +13,20 @@
 
 S3_SERVERS=${DV_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}/tests/servers
 
-# free_port_base: a port P with P..P+3 free on 127.0.0.1.
+# free_port_base: a port P with P..P+3 free on 127.0.0.1, below the kernel's
+# ephemeral range: a port in that range that is free now can be taken a
+# moment later as the local end of any outgoing connection (CI's Swift once
+# could not bind its proxy port for 30 s that way).
 free_port_base() {
 	python3 - <<'PY'
 import random, socket
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+top = max(min(low, 65536) - 4, 12000)
 for _ in range(200):
-    base = random.randrange(20000, 60000, 4)
+    base = random.randrange(10000, top, 4)
     socks = []
     try:
         for p in range(base, base + 4):
