@@ -21,6 +21,10 @@ int dv_table_add(struct dv_table *t, const char *const *cells)
 		if (!v)
 			return -ENOMEM;
 		t->cells = v;
+		bool *nv = realloc(t->note, cap * sizeof *nv);
+		if (!nv)
+			return -ENOMEM;
+		t->note = nv;
 		t->cap = cap;
 	}
 	char **row = t->cells + t->nrows * t->ncols;
@@ -32,8 +36,21 @@ int dv_table_add(struct dv_table *t, const char *const *cells)
 			return -ENOMEM;
 		}
 	}
-	t->nrows++;
+	t->note[t->nrows++] = false;
 	return 0;
+}
+
+int dv_table_note(struct dv_table *t, const char *text)
+{
+	const char *cells[32] = {text};
+	if (t->ncols > DV_ARRAY_SIZE(cells))
+		return -EINVAL;
+	for (size_t c = 1; c < t->ncols; c++)
+		cells[c] = "";
+	int r = dv_table_add(t, cells);
+	if (!r)
+		t->note[t->nrows - 1] = true;
+	return r;
 }
 
 size_t dv_table_width(const char *s)
@@ -74,6 +91,8 @@ void dv_table_print(FILE *out, const struct dv_table *t, const char *indent)
 		if (t->heads)
 			w[c] = dv_table_width(t->heads[c]);
 		for (size_t r = 0; r < t->nrows; r++) {
+			if (t->note[r])
+				continue;
 			size_t x = dv_table_width(t->cells[r * t->ncols + c]);
 			if (x > w[c])
 				w[c] = x;
@@ -82,7 +101,10 @@ void dv_table_print(FILE *out, const struct dv_table *t, const char *indent)
 	if (t->heads)
 		print_row(out, t, t->heads, w, indent);
 	for (size_t r = 0; r < t->nrows; r++)
-		print_row(out, t, (const char *const *)t->cells + r * t->ncols, w, indent);
+		if (t->note[r])
+			fprintf(out, "%s%s\n", indent ? indent : "", t->cells[r * t->ncols]);
+		else
+			print_row(out, t, (const char *const *)t->cells + r * t->ncols, w, indent);
 }
 
 void dv_table_release(struct dv_table *t)
@@ -90,6 +112,8 @@ void dv_table_release(struct dv_table *t)
 	for (size_t i = 0; i < t->nrows * t->ncols; i++)
 		free(t->cells[i]);
 	free(t->cells);
+	free(t->note);
 	t->cells = NULL;
+	t->note = NULL;
 	t->nrows = t->cap = 0;
 }

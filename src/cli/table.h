@@ -18,6 +18,7 @@ struct dv_table {
 	const char *const *heads; /* borrowed; NULL: no header line */
 	const char *align;        /* one char per column: 'l' or 'r'; borrowed */
 	char **cells;             /* nrows * ncols, owned */
+	bool *note;               /* per row: a line of text in cells[0], not in columns */
 	size_t nrows, cap;
 };
 
@@ -25,6 +26,9 @@ struct dv_table {
 void dv_table_init(struct dv_table *t, size_t ncols, const char *const *heads, const char *align);
 /* Appends a row of ncols cells (copied; NULL prints as "-"). -ENOMEM. */
 int dv_table_add(struct dv_table *t, const char *const *cells) DV_WUR;
+/* Appends a line of text printed as it is between the rows (e.g. a
+ * detail line under a partition), not counted in the column widths. */
+int dv_table_note(struct dv_table *t, const char *text) DV_WUR;
 /* Prints the header and rows, each line prefixed by indent (may be NULL);
  * columns are separated by two spaces and the last one is not padded. A
  * cell's width counts UTF-8 characters (the tree lines are one column
