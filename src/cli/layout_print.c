@@ -249,7 +249,8 @@ void dv_cli_print_layout(FILE *out, const json_t *layout)
 				     used,
 				     str(p, "imaged")};
 		tk.err = tk.err ? tk.err : dv_table_add(&t, row);
-		if (json_is_object(fs) &&
+		/* a PV's UUID is on its PV line below */
+		if (json_is_object(fs) && !json_is_object(json_object_get(p, "lvm")) &&
 		    (json_is_string(json_object_get(fs, "label")) || json_is_string(json_object_get(fs, "uuid"))))
 			emit(&tk, "%s   label %s  uuid %s", b, str(fs, "label"), str(fs, "uuid"));
 		print_md(&tk, json_object_get(p, "md"), b);
