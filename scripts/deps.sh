@@ -4,7 +4,8 @@
 set -euo pipefail
 what=${1:-test}
 build_pkgs=(build-essential cmake pkg-config libarchive-dev libzstd-dev libssl-dev libblkid-dev
-	libjansson-dev libext2fs-dev libcurl4-openssl-dev libexpat1-dev zlib1g-dev ntfs-3g-dev libfuse3-dev)
+	libjansson-dev libext2fs-dev libcurl4-openssl-dev libexpat1-dev zlib1g-dev ntfs-3g-dev libfuse3-dev
+	libfdisk-dev)
 run_pkgs=(fdisk e2fsprogs zstd dosfstools util-linux openssl python3 ntfs-3g fuse3)
 # file: cpack (t_package) runs it on what it packs; tmux: t_users_progress
 build_pkgs+=(file)

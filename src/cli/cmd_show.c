@@ -7,7 +7,9 @@
 
 static const char help[] = "usage: diskvault --repo PATH show SNAPSHOT\n"
 			   "Shows a snapshot (an id prefix or 'latest'): disks, sizes, extents, stored and\n"
-			   "deduplicated bytes. --json prints the whole manifest.\n";
+			   "deduplicated bytes, and each disk's layout (partitions with their type names,\n"
+			   "filesystems, md arrays, LVM volume groups) in lines of at most 100 columns.\n"
+			   "--json prints the whole manifest.\n";
 
 static uint64_t u(const json_t *o, const char *k) { return (uint64_t)json_integer_value(json_object_get(o, k)); }
 
@@ -52,10 +54,11 @@ int cmd_show(int argc, char **argv)
 			printf("disk %zu: %s\n  size         %s (%llu bytes, %d-byte sectors)\n", i,
 			       json_string_value(json_object_get(d, "source")), dv_cli_size(u(d, "size")),
 			       (unsigned long long)u(d, "size"), (int)u(d, "sector_size"));
-			printf("  extents      %llu data (%s), %llu zero (%s), %llu unused (%s), %llu unreadable\n",
-			       (unsigned long long)u(ex, "data"), dv_cli_size(u(by, "data")), (unsigned long long)u(ex, "zero"),
-			       dv_cli_size(u(by, "zero")), (unsigned long long)u(ex, "unused"), dv_cli_size(u(by, "unused")),
-			       (unsigned long long)u(ex, "unreadable"));
+			printf("  extents      %llu data, %llu zero, %llu unused, %llu unreadable\n",
+			       (unsigned long long)u(ex, "data"), (unsigned long long)u(ex, "zero"),
+			       (unsigned long long)u(ex, "unused"), (unsigned long long)u(ex, "unreadable"));
+			printf("  bytes        %s data, %s zero, %s unused, %s unreadable\n", dv_cli_size(u(by, "data")),
+			       dv_cli_size(u(by, "zero")), dv_cli_size(u(by, "unused")), dv_cli_size(u(by, "unreadable")));
 			printf("  disk index   %.16s  digest %.16s\n", json_string_value(json_object_get(d, "index")),
 			       json_string_value(json_object_get(d, "digest")));
 			if (sha)
@@ -72,10 +75,11 @@ int cmd_show(int argc, char **argv)
 				dv_cli_print_layout(stdout, layout);
 		}
 		json_t *s = json_object_get(m, "stats");
-		printf("stats: %s read, %s new stored (%s raw), %s deduplicated, %s zero, %s unused, %.1fs\n",
-		       dv_cli_size(u(s, "bytes_read")), dv_cli_size(u(s, "bytes_new_stored")),
-		       dv_cli_size(u(s, "bytes_new_raw")), dv_cli_size(u(s, "bytes_dedup")), dv_cli_size(u(s, "bytes_zero")),
-		       dv_cli_size(u(s, "bytes_unused")), json_number_value(json_object_get(s, "seconds")));
+		printf("stats: %s read, %s new stored (%s raw), %.1fs\n", dv_cli_size(u(s, "bytes_read")),
+		       dv_cli_size(u(s, "bytes_new_stored")), dv_cli_size(u(s, "bytes_new_raw")),
+		       json_number_value(json_object_get(s, "seconds")));
+		printf("       %s deduplicated, %s zero, %s unused\n", dv_cli_size(u(s, "bytes_dedup")),
+		       dv_cli_size(u(s, "bytes_zero")), dv_cli_size(u(s, "bytes_unused")));
 	}
 out:
 	json_decref(m);

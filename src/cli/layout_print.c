@@ -7,42 +7,37 @@
 #include "cli/layout_print.h"
 
 #include <string.h>
-#include <strings.h>
+#include <stdarg.h>
+
+#include "cli/parttype.h"
+#include "cli/table.h"
 
 #include "util/util.h"
 
-#define ROW_FMT "%s%-4s %-10s %-10s %-22s %-12s %-16s %-38s %-10s %s\n"
+/* show fits 100 columns: long values (UUIDs, labels) go on lines of their
+ * own under the row they belong to. */
+#define LINE_MAX_COLS 100
 
-static const struct {
-	const char *type;
-	const char *name;
-} known_types[] = {
-	{"c12a7328-f81f-11d2-ba4b-00a0c93ec93b", "EFI System"},
-	{"21686148-6449-6e6f-744e-656564454649", "BIOS boot"},
-	{"0fc63daf-8483-4772-8e79-3d69d8477de4", "Linux filesystem"},
-	{"0657fd6d-a4ab-43c4-84e5-0933c84b4f4f", "Linux swap"},
-	{"e6d6d379-f507-44c2-a23c-238f2a3df928", "Linux LVM"},
-	{"a19d880f-05fc-4d3b-a006-743f0f84911e", "Linux RAID"},
-	{"4f68bce3-e8cd-4db1-96e7-fbcaf984b709", "Linux root (x86-64)"},
-	{"b921b045-1df0-41c3-af44-4c6f280d3fae", "Linux root (ARM-64)"},
-	{"bc13c2ff-59e6-4262-a352-b275fd6f7172", "Linux extended boot"},
-	{"ebd0a0a2-b9e5-4433-87c0-68b6b72699c7", "Microsoft basic data"},
-	{"e3c9e316-0b5c-4db8-817d-f92df00215ae", "Microsoft reserved"},
-	{"0x83", "Linux"},
-	{"0x82", "Linux swap"},
-	{"0x8e", "Linux LVM"},
-	{"0xfd", "Linux RAID"},
-	{"0xef", "EFI System"},
-	{"0xee", "GPT protective"},
-	{"0x5", "Extended"},
-	{"0xf", "Extended (LBA)"},
-	{"0x85", "Linux extended"},
-	{"0x7", "NTFS/exFAT"},
-	{"0xb", "FAT32"},
-	{"0xc", "FAT32 (LBA)"},
-	{"0xe", "FAT16 (LBA)"},
-	{"0x6", "FAT16"},
+/* Where a line goes: into the partition table as a note, or straight out. */
+struct sink {
+	FILE *out;
+	struct dv_table *table;
+	int err;
 };
+
+static void emit(struct sink *k, const char *fmt, ...) DV_PRINTF(2, 3);
+static void emit(struct sink *k, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (!k->table)
+		fprintf(k->out, "%s\n", line);
+	else if (!k->err)
+		k->err = dv_table_note(k->table, line);
+}
 
 static const char *str(const json_t *o, const char *key)
 {
@@ -57,14 +52,6 @@ static void size_of(char *out, size_t n, const json_t *o, const char *key)
 		dv_format_size(out, n, (uint64_t)json_integer_value(v));
 	else
 		snprintf(out, n, "-");
-}
-
-static const char *type_name(const char *type)
-{
-	for (size_t i = 0; i < DV_ARRAY_SIZE(known_types); i++)
-		if (!strcasecmp(type, known_types[i].type))
-			return known_types[i].name;
-	return type;
 }
 
 static const char *yes_no(const json_t *v)
@@ -91,53 +78,61 @@ static void print_os(FILE *out, const json_t *os)
 	}
 }
 
-static void print_fs_line(FILE *out, const char *lead, const json_t *fs, const char *imaged)
+/* A filesystem inside an md data area or an LV: what it is and how it was
+ * imaged, then its label and UUID on a line of their own. */
+static void print_fs_line(struct sink *k, const char *lead, const char *cont, const json_t *fs, const char *imaged)
 {
 	char used[32];
 	if (!json_is_object(fs)) {
-		fprintf(out, "%sfilesystem: none recognised, imaged %s\n", lead, imaged);
+		emit(k, "%sfilesystem: none recognised, imaged %s", lead, imaged);
 		return;
 	}
 	size_of(used, sizeof used, fs, "used_bytes");
-	fprintf(out, "%s%s  label %s  uuid %s  used %s  imaged %s\n", lead, str(fs, "type"), str(fs, "label"),
-		str(fs, "uuid"), used, imaged);
+	emit(k, "%s%s  used %s  imaged %s", lead, str(fs, "type"), used, imaged);
+	if (json_is_string(json_object_get(fs, "label")) || json_is_string(json_object_get(fs, "uuid")))
+		emit(k, "%slabel %s  uuid %s", cont, str(fs, "label"), str(fs, "uuid"));
 }
 
 /* An md RAID member's array and what is inside its data area. */
-static void print_md(FILE *out, const json_t *md, const char *lead)
+static void print_md(struct sink *k, const json_t *md, const char *lead)
 {
 	if (!json_is_object(md))
 		return;
-	char off[32], size[32], l2[64];
+	char off[32], size[32], l1[64], l2[64];
 	size_of(off, sizeof off, md, "data_offset");
 	size_of(size, sizeof size, md, "size");
-	fprintf(out, "%s   md RAID%lld (metadata %s) %s uuid %s: data at %s, %s\n", lead,
-		(long long)json_integer_value(json_object_get(md, "level")), str(md, "metadata"), str(md, "name"),
-		str(md, "uuid"), off, size);
-	snprintf(l2, sizeof l2, "%s   └─ ", lead);
-	print_fs_line(out, l2, json_object_get(md, "fs"), str(md, "imaged"));
+	emit(k, "%s   md RAID%lld (metadata %s) %s: data at %s, %s", lead,
+	     (long long)json_integer_value(json_object_get(md, "level")), str(md, "metadata"), str(md, "name"), off,
+	     size);
+	emit(k, "%s     uuid %s", lead, str(md, "uuid"));
+	snprintf(l1, sizeof l1, "%s   └─ ", lead);
+	snprintf(l2, sizeof l2, "%s      ", lead);
+	print_fs_line(k, l1, l2, json_object_get(md, "fs"), str(md, "imaged"));
 }
 
 /* PV -> VG -> LV -> filesystem. */
-static void print_vgs(FILE *out, const json_t *vgs)
+static void print_vgs(struct sink *k, const json_t *vgs)
 {
 	for (size_t v = 0; json_is_array(vgs) && v < json_array_size(vgs); v++) {
 		const json_t *vg = json_array_get(vgs, v);
 		char es[32];
 		size_of(es, sizeof es, vg, "extent_size");
-		fprintf(out, "volume group %s  uuid %s  seqno %lld  extents of %s\n", str(vg, "name"), str(vg, "uuid"),
-			(long long)json_integer_value(json_object_get(vg, "seqno")), es);
+		emit(k, "volume group %s  seqno %lld  extents of %s", str(vg, "name"),
+		     (long long)json_integer_value(json_object_get(vg, "seqno")), es);
+		emit(k, "│  uuid %s", str(vg, "uuid"));
 		const json_t *pvs = json_object_get(vg, "pvs");
-		for (size_t i = 0; json_is_array(pvs) && i < json_array_size(pvs); i++) {
-			const json_t *pv = json_array_get(pvs, i);
-			char ps[32];
-			size_of(ps, sizeof ps, pv, "pe_start");
-			fprintf(out, "├─ PV %s  uuid %s  on %s  extents from %s, %lld of them\n", str(pv, "name"),
-				str(pv, "uuid"), json_is_string(json_object_get(pv, "on")) ? str(pv, "on") : "(not on this disk)",
-				ps, (long long)json_integer_value(json_object_get(pv, "pe_count")));
-		}
 		const json_t *lvs = json_object_get(vg, "lvs");
 		size_t n = json_is_array(lvs) ? json_array_size(lvs) : 0;
+		for (size_t i = 0; json_is_array(pvs) && i < json_array_size(pvs); i++) {
+			const json_t *pv = json_array_get(pvs, i);
+			bool last = !n && i + 1 == json_array_size(pvs);
+			char ps[32];
+			size_of(ps, sizeof ps, pv, "pe_start");
+			emit(k, "%s PV %s  on %s  extents from %s, %lld of them", last ? "└─" : "├─", str(pv, "name"),
+			     json_is_string(json_object_get(pv, "on")) ? str(pv, "on") : "(not on this disk)", ps,
+			     (long long)json_integer_value(json_object_get(pv, "pe_count")));
+			emit(k, "%s    uuid %s", last ? "  " : "│ ", str(pv, "uuid"));
+		}
 		for (size_t i = 0; i < n; i++) {
 			const json_t *lv = json_array_get(lvs, i);
 			const char *b = i + 1 == n ? "   " : "│  ";
@@ -145,25 +140,57 @@ static void print_vgs(FILE *out, const json_t *vgs)
 			size_of(sz, sizeof sz, lv, "size");
 			const json_t *segs = json_object_get(lv, "segments");
 			size_t ns = json_is_array(segs) ? json_array_size(segs) : 0;
-			fprintf(out, "%s LV %s  %s  %zu segment%s\n", i + 1 == n ? "└─" : "├─", str(lv, "name"), sz, ns,
-				ns == 1 ? "" : "s");
-			for (size_t k = 0; k < ns; k++) {
-				const json_t *g = json_array_get(segs, k);
-				fprintf(out, "%s   extents %lld+%lld %s", b,
-					(long long)json_integer_value(json_object_get(g, "start_extent")),
-					(long long)json_integer_value(json_object_get(g, "extent_count")), str(g, "type"));
+			emit(k, "%s LV %s  %s  %zu segment%s", i + 1 == n ? "└─" : "├─", str(lv, "name"), sz, ns,
+			     ns == 1 ? "" : "s");
+			for (size_t q = 0; q < ns; q++) {
+				const json_t *g = json_array_get(segs, q);
+				char line[512];
+				int len = snprintf(line, sizeof line, "%s   extents %lld+%lld %s", b,
+						   (long long)json_integer_value(json_object_get(g, "start_extent")),
+						   (long long)json_integer_value(json_object_get(g, "extent_count")),
+						   str(g, "type"));
 				const json_t *st = json_object_get(g, "stripes");
-				for (size_t q = 0; json_is_array(st) && q < json_array_size(st); q++) {
-					const json_t *x = json_array_get(st, q);
-					fprintf(out, "%s %s:%lld", q ? "," : " on", str(x, "pv"),
-						(long long)json_integer_value(json_object_get(x, "start_extent")));
+				for (size_t x = 0; json_is_array(st) && x < json_array_size(st); x++) {
+					const json_t *sj = json_array_get(st, x);
+					char one[96];
+					snprintf(one, sizeof one, "%s %s:%lld", x ? "," : " on", str(sj, "pv"),
+						 (long long)json_integer_value(json_object_get(sj, "start_extent")));
+					/* many stripes: go on on the next line */
+					if (len + strlen(one) > LINE_MAX_COLS - 2 && len > 0) {
+						emit(k, "%s", line);
+						len = snprintf(line, sizeof line, "%s     ", b);
+					}
+					if ((size_t)len + strlen(one) < sizeof line)
+						len += snprintf(line + len, sizeof line - (size_t)len, "%s", one);
 				}
-				fputc('\n', out);
+				emit(k, "%s", line);
 			}
-			char lead[64];
+			char lead[64], cont[64];
 			snprintf(lead, sizeof lead, "%s   └─ ", b);
-			print_fs_line(out, lead, json_object_get(lv, "fs"), str(lv, "imaged"));
+			snprintf(cont, sizeof cont, "%s      ", b);
+			print_fs_line(k, lead, cont, json_object_get(lv, "fs"), str(lv, "imaged"));
 		}
+	}
+}
+
+/* Text wrapped at word boundaries to LINE_MAX_COLS, the first line after
+ * first, the others after cont. */
+static void print_wrapped(FILE *out, const char *first, const char *cont, const char *text)
+{
+	const char *lead = first;
+	while (*text) {
+		size_t room = LINE_MAX_COLS - dv_table_width(lead), n = strlen(text);
+		if (n > room) {
+			size_t cut = room;
+			while (cut > 0 && text[cut] != ' ')
+				cut--;
+			n = cut ? cut : room;
+		}
+		fprintf(out, "%s%.*s\n", lead, (int)n, text);
+		text += n;
+		while (*text == ' ')
+			text++;
+		lead = cont;
 	}
 }
 
@@ -176,51 +203,74 @@ void dv_cli_print_layout(FILE *out, const json_t *layout)
 	char size[32], unused[32];
 	size_of(size, sizeof size, layout, "size");
 	size_of(unused, sizeof unused, layout, "bytes_unused");
-	fprintf(out, "disk  %s  table %s  id %s  boot %s  %s (%s not read)\n", size, str(layout, "table"),
-		str(layout, "id"), str(layout, "boot_mode"), str(layout, "mode"), unused);
+	const char *table = json_string_value(json_object_get(layout, "table"));
+	fprintf(out, "disk  %s  table %s  boot %s  %s (%s not read)\n", size, str(layout, "table"),
+		str(layout, "boot_mode"), str(layout, "mode"), unused);
+	if (json_is_string(json_object_get(layout, "id")))
+		fprintf(out, "      id %s\n", str(layout, "id"));
 
 	print_os(out, json_object_get(layout, "os"));
-	fprintf(out, ROW_FMT, "", "NAME  ", "START", "SIZE", "TYPE", "FSTYPE", "LABEL", "UUID", "FSUSED", "IMAGED");
+	static const char *const heads[] = {"NAME", "START", "SIZE", "TYPE", "FSTYPE", "FSUSED", "IMAGED"};
+	struct dv_table t;
+	dv_table_init(&t, DV_ARRAY_SIZE(heads), heads, "lrrllrl");
+	struct sink tk = {out, &t, 0};
 
 	const json_t *wfs = json_object_get(layout, "filesystem");
 	if (json_is_object(wfs)) {
 		char used[32];
 		size_of(used, sizeof used, wfs, "used_bytes");
-		fprintf(out, ROW_FMT, "└─", "disk", "0 B", size, "(whole disk)", str(wfs, "type"), str(wfs, "label"),
-			str(wfs, "uuid"), used, str(wfs, "imaged"));
+		const char *row[] = {"└─disk", "0 B", size, "(whole disk)", str(wfs, "type"), used, str(wfs, "imaged")};
+		tk.err = tk.err ? tk.err : dv_table_add(&t, row);
+		if (json_is_string(json_object_get(wfs, "label")) || json_is_string(json_object_get(wfs, "uuid")))
+			emit(&tk, "      label %s  uuid %s", str(wfs, "label"), str(wfs, "uuid"));
+		print_md(&tk, json_object_get(wfs, "md"), "   ");
 	}
 	const json_t *parts = json_object_get(layout, "partitions");
 	size_t n = json_is_array(parts) ? json_array_size(parts) : 0;
 	for (size_t i = 0; i < n; i++) {
 		const json_t *p = json_array_get(parts, i);
 		const json_t *fs = json_object_get(p, "fs");
+		bool last = i + 1 == n;
+		const char *b = last ? "   " : "│  ";
 		char name[32], start[32], psize[32], used[32];
-		json_int_t num = json_integer_value(json_object_get(p, "number"));
-		snprintf(name, sizeof name, "%lld", (long long)num);
+		snprintf(name, sizeof name, "%s%lld", last ? "└─" : "├─",
+			 (long long)json_integer_value(json_object_get(p, "number")));
 		size_of(start, sizeof start, p, "start");
 		size_of(psize, sizeof psize, p, "size");
 		if (json_is_object(fs))
 			size_of(used, sizeof used, fs, "used_bytes");
 		else
 			snprintf(used, sizeof used, "-");
-		const char *t = str(p, "type");
-		const char *fst = json_is_object(fs) ? str(fs, "type") : "-";
-		const char *label = json_is_object(fs) ? str(fs, "label") : "-";
-		const char *uuid = json_is_object(fs) ? str(fs, "uuid") : "-";
-		fprintf(out, ROW_FMT, i + 1 == n ? "└─" : "├─", name, start, psize, type_name(t), fst, label, uuid, used, str(p, "imaged"));
-		print_md(out, json_object_get(p, "md"), i + 1 == n ? "   " : "│  ");
+		const char *row[] = {name,
+				     start,
+				     psize,
+				     dv_cli_parttype_name(table, str(p, "type")),
+				     json_is_object(fs) ? str(fs, "type") : "-",
+				     used,
+				     str(p, "imaged")};
+		tk.err = tk.err ? tk.err : dv_table_add(&t, row);
+		/* a PV's UUID is on its PV line below */
+		if (json_is_object(fs) && !json_is_object(json_object_get(p, "lvm")) &&
+		    (json_is_string(json_object_get(fs, "label")) || json_is_string(json_object_get(fs, "uuid"))))
+			emit(&tk, "%s   label %s  uuid %s", b, str(fs, "label"), str(fs, "uuid"));
+		print_md(&tk, json_object_get(p, "md"), b);
 		const json_t *l = json_object_get(p, "lvm");
-		if (json_is_object(l))
-			fprintf(out, "%s   PV %s (%s) of VG %s\n", i + 1 == n ? "  " : "│ ", str(l, "pv"), str(l, "pv_uuid"),
-				str(l, "vg"));
+		if (json_is_object(l)) {
+			emit(&tk, "%s   PV %s of VG %s", b, str(l, "pv"), str(l, "vg"));
+			emit(&tk, "%s     uuid %s", b, str(l, "pv_uuid"));
+		}
 	}
-	if (json_is_object(wfs))
-		print_md(out, json_object_get(wfs, "md"), "   ");
-	print_vgs(out, json_object_get(layout, "volume_groups"));
+	if (t.nrows)
+		dv_table_print(out, &t, NULL);
+	if (tk.err)
+		fprintf(out, "(out of memory: the partition table is not complete)\n");
+	dv_table_release(&t);
+	struct sink direct = {out, NULL, 0};
+	print_vgs(&direct, json_object_get(layout, "volume_groups"));
 	const json_t *w = json_object_get(layout, "warnings");
 	for (size_t i = 0; json_is_array(w) && i < json_array_size(w); i++) {
 		const char *s = json_string_value(json_array_get(w, i));
 		if (s)
-			fprintf(out, "warning: %s\n", s);
+			print_wrapped(out, "warning: ", "         ", s);
 	}
 }

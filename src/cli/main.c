@@ -148,8 +148,10 @@ int main(int argc, char **argv)
 			return dv_cli_usage(NULL, "%s='%s' is not a size (bytes, or with K, M or G: 256K, 8M)", size_vars[k],
 					    v);
 	}
+	/* restic's name for list */
+	const char *cmd_name = !strcmp(argv[i], "snapshots") ? "list" : argv[i];
 	for (size_t k = 0; k < DV_ARRAY_SIZE(commands); k++)
-		if (!strcmp(argv[i], commands[k].name)) {
+		if (!strcmp(cmd_name, commands[k].name)) {
 			int crc = dv_cli_config_load(argc, argv);
 			if (crc)
 				return crc;

@@ -127,8 +127,13 @@ note "$STDOUT"
 assert_contains "$STDOUT" "volume group $VG"
 assert_contains "$STDOUT" "LV root  12.00 MiB  2 segments"
 assert_contains "$STDOUT" "extents 0+16 striped on pv0:26, pv1:0"
-assert_contains "$STDOUT" "ext4  label lvdata"
-assert_contains "$STDOUT" "swap  label -  uuid $(blkid -o value -s UUID "$T/swap.fs")  used -  imaged header-only"
+assert_contains "$STDOUT" "label lvdata  uuid"
+assert_contains "$STDOUT" "swap  used -  imaged header-only"
+assert_contains "$STDOUT" "label -  uuid $(blkid -o value -s UUID "$T/swap.fs")"
+assert_contains "$STDOUT" "Linux LVM"
+assert_not_contains "$STDOUT" "e6d6d379" "show (a type GUID instead of its name)"
+long=$(printf '%s\n' "$STDOUT" | python3 -c 'import sys; print([l for l in sys.stdin.read().split("\n") if len(l) > 100])')
+[ "$long" = "[]" ] || fail "show has lines over 100 columns: $long"
 
 # Reads: the used blocks of both ext4s, the PV headers (1 MiB each), the
 # GPT area (first MiB, last 7 MiB past the partitions), the swap header.

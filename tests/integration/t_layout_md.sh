@@ -100,7 +100,9 @@ for p in (p1, p2):
     assert p["imaged"] == "md-data", p
 PY
 expect_ok dv --repo "$R" show "$S1"
-assert_contains "$STDOUT" "md RAID1 (metadata 1.2) host:0 uuid 40414243:44454647:48494a4b:4c4d4e4f: data at 1.00 MiB, 19.00 MiB"
+assert_contains "$STDOUT" "md RAID1 (metadata 1.2) host:0: data at 1.00 MiB, 19.00 MiB"
+assert_contains "$STDOUT" "uuid 40414243:44454647:48494a4b:4c4d4e4f"
+assert_contains "$STDOUT" "Linux RAID"
 
 used=0
 for off in 2 21; do
