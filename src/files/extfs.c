@@ -149,7 +149,7 @@ int dv_fs_stat(struct dv_fs *fs, uint64_t ino, struct dv_fs_stat *st, struct dv_
 	return 0;
 }
 
-int dv_fs_lookup(struct dv_fs *fs, const char *path, uint64_t *ino, struct dv_err *err)
+static int lookup(struct dv_fs *fs, const char *path, bool follow, uint64_t *ino, struct dv_err *err)
 {
 	if (!path || path[0] != '/')
 		return dv_error(err, DV_E_USAGE, "'%s': the path must be absolute", path ? path : "");
@@ -161,13 +161,24 @@ int dv_fs_lookup(struct dv_fs *fs, const char *path, uint64_t *ino, struct dv_er
 		*ino = EXT2_ROOT_INO;
 		return 0;
 	}
-	errcode_t r = ext2fs_namei(fs->e, EXT2_ROOT_INO, EXT2_ROOT_INO, p, &out);
+	errcode_t r = follow ? ext2fs_namei_follow(fs->e, EXT2_ROOT_INO, EXT2_ROOT_INO, p, &out)
+			     : ext2fs_namei(fs->e, EXT2_ROOT_INO, EXT2_ROOT_INO, p, &out);
 	if (r == EXT2_ET_FILE_NOT_FOUND || r == EXT2_ET_NO_DIRECTORY)
 		return dv_error(err, DV_E_NOT_FOUND, "%s: no such file or directory on %s", path, fs->v->name);
 	if (r)
 		return ext_err(fs, r, err, "looking up a path", 0);
 	*ino = out;
 	return 0;
+}
+
+int dv_fs_lookup(struct dv_fs *fs, const char *path, uint64_t *ino, struct dv_err *err)
+{
+	return lookup(fs, path, false, ino, err);
+}
+
+int dv_fs_lookup_follow(struct dv_fs *fs, const char *path, uint64_t *ino, struct dv_err *err)
+{
+	return lookup(fs, path, true, ino, err);
 }
 
 /* ---- directories ---------------------------------------------------- */

@@ -335,7 +335,7 @@ int dv_files_cat(struct dv_fs *fs, const char *path, int fd, uint64_t *bytes, st
 	uint64_t ino;
 	struct dv_fs_stat st;
 	*bytes = 0;
-	int rc = dv_fs_lookup(fs, path, &ino, err);
+	int rc = dv_fs_lookup_follow(fs, path, &ino, err);
 	if (rc == 0)
 		rc = dv_fs_stat(fs, ino, &st, err);
 	if (rc < 0)

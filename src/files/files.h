@@ -68,6 +68,9 @@ struct dv_fs_stat {
 /* The inode at absolute path (symlinks on the way followed inside the
  * filesystem, the last one not); -DV_E_NOT_FOUND when there is none. */
 int dv_fs_lookup(struct dv_fs *fs, const char *path, uint64_t *ino, struct dv_err *err) DV_WUR;
+/* The same, following a symlink in the last component too (inside the
+ * filesystem: an absolute target is taken from its root). */
+int dv_fs_lookup_follow(struct dv_fs *fs, const char *path, uint64_t *ino, struct dv_err *err) DV_WUR;
 int dv_fs_stat(struct dv_fs *fs, uint64_t ino, struct dv_fs_stat *st, struct dv_err *err) DV_WUR;
 /* A directory's entries but "." and "..", in on-disk order; cb returning
  * non-zero stops the walk and is returned. Names are raw bytes (not NUL
@@ -112,7 +115,8 @@ void dv_files_long_line(const struct dv_files_entry *e, char *buf, size_t cap);
 /* The entry as a JSON object: name, type, mode, uid, gid, nlink, size,
  * mtime (seconds), mtime_ns, ino, [target], [rdev]. */
 json_t *dv_files_entry_json(const struct dv_files_entry *e);
-/* Writes the regular file at path to fd (holes as zeros); *bytes gets the
+/* Writes the regular file at path (a symlink: followed, inside the
+ * filesystem) to fd (holes as zeros); *bytes gets the
  * count written. A directory or any other non-regular file is
  * -DV_E_USAGE. */
 int dv_files_cat(struct dv_fs *fs, const char *path, int fd, uint64_t *bytes, struct dv_err *err) DV_WUR;
