@@ -218,6 +218,8 @@ static int extract_file(struct dv_extract *x, struct dv_fs *fs, int dirfd, const
 		return dv_error_errno(err, errno, "%s: cannot create", x->rel);
 	struct wr_ctx c = {x, fd, x->rel};
 	int rc = dv_fs_read(fs, st->ino, wr_cb, &c, err);
+	if (rc < 0 && rc != -DV_E_IO && rc != -DV_E_NOSPACE && rc != -DV_E_INTERRUPTED)
+		rc = dv_error_prefix(err, "%s: ", x->rel);
 	if (rc == 0 && ftruncate(fd, (off_t)st->size) < 0)
 		rc = dv_error_errno(err, errno, "%s: cannot set the size", x->rel);
 	if (rc == 0)

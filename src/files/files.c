@@ -346,6 +346,8 @@ int dv_files_cat(struct dv_fs *fs, const char *path, int fd, uint64_t *bytes, st
 		return dv_error(err, DV_E_USAGE, "%s is not a regular file (it is a %s)", path, type_name(st.mode));
 	struct cat_ctx c = {.fd = fd, .zeros = dv_calloc(1, ZBUF)};
 	rc = dv_fs_read(fs, ino, cat_cb, &c, err);
+	if (rc < 0 && rc != -DV_E_IO && rc != -DV_E_NOSPACE)  /* not stdout's failure */
+		rc = dv_error_prefix(err, "%s: ", path);
 	if (rc == 0)
 		rc = cat_zeros(&c, st.size, err);
 	*bytes = c.pos;
