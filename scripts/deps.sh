@@ -11,7 +11,9 @@ run_pkgs=(fdisk e2fsprogs zstd dosfstools util-linux openssl python3 ntfs-3g fus
 build_pkgs+=(file)
 test_pkgs=(libcmocka-dev clang libclang-rt-dev valgrind tar curl awscli python3-botocore python3-swift python3-cryptography cpio mtools file tmux time
 	qemu-system-x86 linux-image-cloud-amd64 lvm2 mdadm busybox-static xfsprogs btrfs-progs
-	dpkg-dev liblz4-dev libacl1-dev nettle-dev libxml2-dev liblzma-dev libbz2-dev zlib1g-dev)
+	dpkg-dev liblz4-dev libacl1-dev nettle-dev libxml2-dev liblzma-dev libbz2-dev zlib1g-dev
+	attr acl)
+# (attr, acl: setfattr and setfacl build the xattr and ACL files of tests/integration/t_files_ext.sh)
 # (the line from dpkg-dev: the .a files packaging/build-static.sh links, tests/integration/t_static_chroot.sh)
 pkgs=("${build_pkgs[@]}" "${run_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")

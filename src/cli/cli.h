@@ -196,5 +196,8 @@ int cmd_launch(int argc, char **argv);
 int cmd_cleanup(int argc, char **argv);
 int cmd_repair(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_cat(int argc, char **argv);
+int cmd_extract(int argc, char **argv);
 
 #endif

@@ -43,6 +43,9 @@ static const struct command commands[] = {
 	{"launch", cmd_launch, "run an EC2 instance from a snapshot's EBS snapshot"},
 	{"cleanup", cmd_cleanup, "remove the instances, AMIs and EBS snapshots launch created"},
 	{"mount", cmd_mount, "mount a snapshot read-only: an image file per disk, partition and LV (FUSE)"},
+	{"ls", cmd_ls, "list a directory of a snapshot's filesystem (ext2/3/4)"},
+	{"cat", cmd_cat, "write a file of a snapshot's filesystem to stdout"},
+	{"extract", cmd_extract, "copy files and trees out of a snapshot into a directory"},
 };
 
 static void usage(FILE *out)

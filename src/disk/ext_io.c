@@ -21,6 +21,20 @@ struct vol_chan {
 	const struct dv_vol *v;
 };
 
+/* The error of the last failed read, per thread: libext2fs calls the
+ * channel on the caller's thread and passes only an errcode_t back. */
+static _Thread_local struct dv_err last_err;
+static _Thread_local bool last_failed;
+
+bool dv_ext_io_take_error(struct dv_err *err)
+{
+	if (!last_failed)
+		return false;
+	last_failed = false;
+	*err = last_err;
+	return true;
+}
+
 static errcode_t vio_open(const char *name, int flags, io_channel *channel);
 
 static errcode_t vio_close(io_channel ch)
@@ -56,9 +70,10 @@ static errcode_t vio_read64(io_channel ch, unsigned long long block, int count, 
 			return EXT2_ET_SHORT_READ;
 		n = c->v->size - off;
 	}
-	struct dv_err e;
-	if (dv_vol_read(c->v, off, data, n, &e) < 0)
+	if (dv_vol_read(c->v, off, data, n, &last_err) < 0) {
+		last_failed = true;
 		return EIO;
+	}
 	return 0;
 }
 

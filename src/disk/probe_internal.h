@@ -56,15 +56,9 @@ int dv_usedmap_ext(const char *path, uint64_t part_off, uint64_t part_len, struc
  * dv_usedmap_fn. */
 int dv_usedmap_ext_vol(const struct dv_vol *v, struct dv_ext_info *info, struct dv_ivl_list *unused, char **why);
 
-/* ext_io.c: a read-only libext2fs io_manager over a volume. The name to
- * pass to ext2fs_open2 is written by dv_ext_io_name into buf; v must stay
- * valid while the filesystem is open. */
-struct struct_io_manager;
-extern struct struct_io_manager *dv_ext_vol_io_manager;
-void dv_ext_io_name(const struct dv_vol *v, char *buf, size_t n);
-
-/* Registers libext2fs's error messages once (thread safe). */
-void dv_ext2_errors_init(void);
+/* ext_io.c: a read-only libext2fs io_manager over a volume (ext_io.h);
+ * dv_ext2_errors_init too. */
+#include "disk/ext_io.h"
 
 /*
  * A used-block parser of one filesystem type: reads the filesystem that

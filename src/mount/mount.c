@@ -419,14 +419,8 @@ int dv_mount_run(struct dv_repo *r, const char *snapshot_id, const char *dir, co
 	m.uid = getuid();
 	m.gid = getgid();
 
-	json_t *man = NULL;
-	struct dv_block_reader **br = NULL;
-	struct dv_source *src = NULL;
-	const json_t **layouts = NULL;
-	const struct dv_source **srcs = NULL;
-	size_t ndisks = 0;
-	struct dv_layout_vols vols;
-	memset(&vols, 0, sizeof vols);
+	struct dv_snapshot_vols sv;
+	memset(&sv, 0, sizeof sv);
 	struct dv_lock *lock = NULL;
 	struct fuse *f = NULL;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -442,29 +436,12 @@ int dv_mount_run(struct dv_repo *r, const char *snapshot_id, const char *dir, co
 		return rc;
 	if ((rc = dv_lock_acquire(r, false, &lock, err)) < 0)
 		return rc;
-	if ((rc = dv_snapshot_load(r, snapshot_id, &man, err)) < 0)
+	if ((rc = dv_snapshot_vols_open(r, snapshot_id, (size_t)m.o.cache_bytes, &sv, err)) < 0)
 		goto out;
 	int64_t t;
-	const char *ts = json_string_value(json_object_get(man, "time"));
+	const char *ts = json_string_value(json_object_get(sv.manifest, "time"));
 	m.mtime = ts && dv_parse_time(ts, &t) == 0 ? (time_t)t : time(NULL);
-	json_t *disks = json_object_get(man, "disks");
-	ndisks = json_array_size(disks);
-	br = dv_calloc(ndisks ? ndisks : 1, sizeof *br);
-	src = dv_calloc(ndisks ? ndisks : 1, sizeof *src);
-	layouts = dv_calloc(ndisks ? ndisks : 1, sizeof *layouts);
-	srcs = dv_calloc(ndisks ? ndisks : 1, sizeof *srcs);
-	for (size_t d = 0; d < ndisks; d++) {
-		if ((rc = dv_block_reader_open(r, snapshot_id, (unsigned)d, 1u << 20, &br[d], err)) < 0)
-			goto out;
-		dv_block_reader_set_cache(br[d], (size_t)(m.o.cache_bytes / ndisks));
-		char name[64];
-		snprintf(name, sizeof name, "disk %zu of snapshot %.8s", d, snapshot_id);
-		dv_block_reader_source(br[d], name, &src[d]);
-		srcs[d] = &src[d];
-		layouts[d] = json_object_get(json_array_get(disks, d), "layout");
-	}
-	dv_layout_volumes(layouts, srcs, ndisks, &vols);
-	build_tree(&m, &vols);
+	build_tree(&m, &sv.vols);
 
 	/* libfuse's options: read-only, named after the snapshot, with the
 	 * kernel checking permissions (0444 files), and auto_unmount: a
@@ -555,27 +532,15 @@ out:
 		st->reads = m.reads;
 		st->bytes_read = m.bytes;
 		st->read_errors = m.errors;
-		for (size_t d = 0; d < ndisks; d++) {
+		for (size_t d = 0; d < sv.ndisks; d++) {
 			struct dv_block_reader_stats bs;
-			if (!br[d])
-				continue;
-			dv_block_reader_get_stats(br[d], &bs);
+			dv_block_reader_get_stats(sv.br[d], &bs);
 			st->cache_hits += bs.hits;
 			st->cache_misses += bs.misses;
 		}
 	}
-	dv_layout_vols_release(&vols);
-	for (size_t d = 0; d < ndisks; d++) {
-		if (srcs && srcs[d])
-			dv_source_close(&src[d]);
-		dv_block_reader_free(br[d]);
-	}
-	free(srcs);
-	free(layouts);
-	free(src);
-	free(br);
+	dv_snapshot_vols_release(&sv);
 	free(m.nodes);
-	json_decref(man);
 	dv_lock_release(lock);
 	return rc;
 }

@@ -26,6 +26,7 @@
 
 #include "chunk/chunk.h"
 #include "disk/disk.h"
+#include "disk/layoutvol.h"
 #include "util/util.h"
 
 struct dv_repo;
@@ -343,6 +344,26 @@ void dv_block_reader_get_stats(struct dv_block_reader *br, struct dv_block_reade
  * volumes and filesystem readers of src/disk work on a snapshot. br must
  * outlive it; close it with dv_source_close. */
 void dv_block_reader_source(struct dv_block_reader *br, const char *name, struct dv_source *out);
+
+/*
+ * A snapshot opened for byte-range reads of its disks and volumes: the
+ * manifest, one block reader per disk (with a chunk cache of cache_bytes
+ * for all disks together), each as a dv_source, and the volumes of the
+ * recorded layout over them (disk/layoutvol.h). What the FUSE mount and
+ * the file readers (ls, cat, extract) open. The caller holds a shared lock
+ * for as long as it reads. Release with dv_snapshot_vols_release (also
+ * after a failure, harmless).
+ */
+struct dv_snapshot_vols {
+	json_t *manifest;             /* owned */
+	size_t ndisks;
+	struct dv_block_reader **br;  /* owned, [ndisks] */
+	struct dv_source *src;        /* owned, [ndisks]: br[i] as a source */
+	struct dv_layout_vols vols;   /* over src */
+};
+int dv_snapshot_vols_open(struct dv_repo *r, const char *id, size_t cache_bytes, struct dv_snapshot_vols *out,
+			  struct dv_err *err) DV_WUR;
+void dv_snapshot_vols_release(struct dv_snapshot_vols *sv);
 
 /* ---- check ----------------------------------------------------------- */
 
