@@ -9,7 +9,7 @@ build_pkgs=(build-essential cmake pkg-config libarchive-dev libzstd-dev libssl-d
 run_pkgs=(fdisk e2fsprogs zstd dosfstools util-linux openssl python3 ntfs-3g fuse3)
 # file: cpack (t_package) runs it on what it packs; tmux: t_users_progress
 build_pkgs+=(file)
-test_pkgs=(libcmocka-dev clang libclang-rt-dev valgrind tar curl awscli python3-botocore python3-swift python3-cryptography cpio mtools file tmux time
+test_pkgs=(libcmocka-dev clang libclang-rt-dev llvm valgrind tar curl awscli python3-botocore python3-swift python3-cryptography cpio mtools file tmux time
 	qemu-system-x86 linux-image-cloud-amd64 lvm2 mdadm busybox-static xfsprogs btrfs-progs
 	dpkg-dev liblz4-dev libacl1-dev nettle-dev libxml2-dev liblzma-dev libbz2-dev zlib1g-dev
 	attr acl)
