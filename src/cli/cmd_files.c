@@ -90,16 +90,42 @@ static int open_spec(struct dv_repo *repo, const char *spec, struct opened *o, s
 	return 0;
 }
 
-/* Repository, shared lock: what every command here starts with. */
-static int open_repo(const char *cmd, struct dv_repo **repo, struct dv_lock **lock, struct dv_err *err)
+/* What every command here holds: the repository, its shared lock and the
+ * snapshot, volume and filesystem last opened. */
+struct session {
+	struct dv_repo *repo;
+	struct dv_lock *lock;
+	struct opened o;
+	struct dv_err err;
+};
+
+/* Opens the repository and takes the shared lock; 0 or the exit code
+ * (printed). session_close in either case. */
+static int session_open(const char *cmd, struct session *ss)
 {
+	memset(ss, 0, sizeof *ss);
+	dv_err_clear(&ss->err);
 	const char *repo_path;
 	int rc = dv_cli_need_repo(cmd, &repo_path);
 	if (rc)
 		return rc;
-	if (dv_cli_open_repo(repo_path, repo, err) < 0 || dv_lock_acquire(*repo, false, lock, err) < 0)
-		return dv_cli_fail(cmd, err);
+	if (dv_cli_open_repo(repo_path, &ss->repo, &ss->err) < 0 ||
+	    dv_lock_acquire(ss->repo, false, &ss->lock, &ss->err) < 0)
+		return dv_cli_fail(cmd, &ss->err);
 	return 0;
+}
+
+/* open_spec in the session. */
+static int session_spec(struct session *ss, const char *spec)
+{
+	return open_spec(ss->repo, spec, &ss->o, &ss->err);
+}
+
+static void session_close(struct session *ss)
+{
+	opened_release(&ss->o);
+	dv_lock_release(ss->lock);
+	dv_repo_free(ss->repo);
 }
 
 /* ---- ls ---------------------------------------------------------------- */
@@ -120,18 +146,13 @@ int cmd_ls(int argc, char **argv)
 		return rc;
 	if (argc - first != 1)
 		return dv_cli_usage("ls", "give one SNAPSHOT[:VOLUME][/PATH]");
-	struct dv_repo *repo = NULL;
-	struct dv_lock *lock = NULL;
-	struct opened o;
-	memset(&o, 0, sizeof o);
-	struct dv_err err;
-	dv_err_clear(&err);
-	if ((rc = open_repo("ls", &repo, &lock, &err)))
+	struct session ss;
+	if ((rc = session_open("ls", &ss)))
 		goto out;
 	struct dv_files_entry *e = NULL;
 	size_t n = 0;
-	if (open_spec(repo, argv[first], &o, &err) < 0 || dv_files_list(o.fs, o.path, &e, &n, &err) < 0) {
-		rc = dv_cli_fail("ls", &err);
+	if (session_spec(&ss, argv[first]) < 0 || dv_files_list(ss.o.fs, ss.o.path, &e, &n, &ss.err) < 0) {
+		rc = dv_cli_fail("ls", &ss.err);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -151,9 +172,7 @@ int cmd_ls(int argc, char **argv)
 	if (fflush(stdout) != 0 && errno != EPIPE)
 		rc = DV_EXIT_FAILURE;
 out:
-	opened_release(&o);
-	dv_lock_release(lock);
-	dv_repo_free(repo);
+	session_close(&ss);
 	return rc;
 }
 
@@ -166,21 +185,13 @@ int cmd_cat(int argc, char **argv)
 		return rc;
 	if (argc - first != 1)
 		return dv_cli_usage("cat", "give one SNAPSHOT[:VOLUME]/PATH");
-	struct dv_repo *repo = NULL;
-	struct dv_lock *lock = NULL;
-	struct opened o;
-	memset(&o, 0, sizeof o);
-	struct dv_err err;
-	dv_err_clear(&err);
-	if ((rc = open_repo("cat", &repo, &lock, &err)))
-		goto out;
+	struct session ss;
 	uint64_t bytes;
-	if (open_spec(repo, argv[first], &o, &err) < 0 || dv_files_cat(o.fs, o.path, STDOUT_FILENO, &bytes, &err) < 0)
-		rc = dv_cli_fail("cat", &err);
-out:
-	opened_release(&o);
-	dv_lock_release(lock);
-	dv_repo_free(repo);
+	if ((rc = session_open("cat", &ss)) == 0 &&
+	    (session_spec(&ss, argv[first]) < 0 ||
+	     dv_files_cat(ss.o.fs, ss.o.path, STDOUT_FILENO, &bytes, &ss.err) < 0))
+		rc = dv_cli_fail("cat", &ss.err);
+	session_close(&ss);
 	return rc;
 }
 
@@ -228,25 +239,21 @@ int cmd_extract(int argc, char **argv)
 		return dv_cli_usage("extract", "give at least one SNAPSHOT[:VOLUME]/PATH");
 	if (!to || !*to)
 		return dv_cli_usage("extract", "give the target directory with --to DIR");
-	struct dv_repo *repo = NULL;
-	struct dv_lock *lock = NULL;
+	struct session ss;
 	struct dv_extract *x = NULL;
-	struct opened o;
-	memset(&o, 0, sizeof o);
-	struct dv_err err;
-	dv_err_clear(&err);
+	struct dv_err *err = &ss.err;
 	int dirfd = -1;
-	if ((rc = open_repo("extract", &repo, &lock, &err)))
+	if ((rc = session_open("extract", &ss)))
 		goto out;
 	if (mkdir(to, 0755) < 0 && errno != EEXIST) {
-		dv_error_errno(&err, errno, "target directory %s: cannot create", to);
-		rc = dv_cli_fail("extract", &err);
+		dv_error_errno(err, errno, "target directory %s: cannot create", to);
+		rc = dv_cli_fail("extract", err);
 		goto out;
 	}
 	dirfd = open(to, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0) {
-		dv_error_errno(&err, errno, "target directory %s", to);
-		rc = dv_cli_fail("extract", &err);
+		dv_error_errno(err, errno, "target directory %s", to);
+		rc = dv_cli_fail("extract", err);
 		goto out;
 	}
 	struct xrun xr = {.progress = dv_cli_progress_enabled()};
@@ -258,8 +265,8 @@ int cmd_extract(int argc, char **argv)
 				     .interrupted = &dv_cli_interrupted};
 	x = dv_extract_new(dirfd, &xo);
 	for (int i = first; i < argc; i++) {
-		if (open_spec(repo, argv[i], &o, &err) < 0 || dv_extract_path(x, o.fs, o.path, &err) < 0) {
-			rc = dv_cli_fail("extract", &err);
+		if (session_spec(&ss, argv[i]) < 0 || dv_extract_path(x, ss.o.fs, ss.o.path, err) < 0) {
+			rc = dv_cli_fail("extract", err);
 			goto out;
 		}
 	}
@@ -285,8 +292,6 @@ out:
 	dv_extract_free(x);
 	if (dirfd >= 0)
 		close(dirfd);
-	opened_release(&o);
-	dv_lock_release(lock);
-	dv_repo_free(repo);
+	session_close(&ss);
 	return rc;
 }

@@ -490,13 +490,9 @@ int dv_extract_path(struct dv_extract *x, struct dv_fs *fs, const char *path, st
 	if (rc < 0)
 		return rc;
 	/* the last component names what is created in the target */
-	size_t n = strlen(path);
-	while (n > 1 && path[n - 1] == '/')
-		n--;
-	size_t s = n;
-	while (s > 0 && path[s - 1] != '/')
-		s--;
-	if (s == n) {  /* the root: its entries go into the target itself */
+	size_t len;
+	const char *last = dv_files_last_component(path, &len);
+	if (!last) {  /* the root: its entries go into the target itself */
 		struct dv_fs_stat st;
 		if ((rc = dv_fs_stat(fs, ino, &st, err)) < 0)
 			return rc;
@@ -505,11 +501,11 @@ int dv_extract_path(struct dv_extract *x, struct dv_fs *fs, const char *path, st
 		x->rel[0] = 0;
 		return rc;
 	}
-	if (!name_ok(path + s, n - s) || n - s >= 256)
+	if (!name_ok(last, len) || len >= 256)
 		return dv_error(err, DV_E_USAGE, "%s: cannot be extracted under that name", path);
 	char nm[256];
-	memcpy(nm, path + s, n - s);
-	nm[n - s] = 0;
+	memcpy(nm, last, len);
+	nm[len] = 0;
 	snprintf(x->rel, sizeof x->rel, "%s", nm);
 	rc = extract_entry(x, fs, x->top, nm, ino, err);
 	x->rel[0] = 0;

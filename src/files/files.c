@@ -240,8 +240,7 @@ static int by_name(const void *a, const void *b)
 	return c ? c : (x->name_len > y->name_len) - (x->name_len < y->name_len);
 }
 
-/* The last component of path ("/" for the root). */
-static const char *last_component(const char *path, size_t *len)
+const char *dv_files_last_component(const char *path, size_t *len)
 {
 	size_t n = strlen(path);
 	while (n > 1 && path[n - 1] == '/')
@@ -249,12 +248,8 @@ static const char *last_component(const char *path, size_t *len)
 	size_t s = n;
 	while (s > 0 && path[s - 1] != '/')
 		s--;
-	if (s == n) {
-		*len = 1;
-		return "/";
-	}
 	*len = n - s;
-	return path + s;
+	return s == n ? NULL : path + s;
 }
 
 int dv_files_list(struct dv_fs *fs, const char *path, struct dv_files_entry **out, size_t *n, struct dv_err *err)
@@ -271,7 +266,11 @@ int dv_files_list(struct dv_fs *fs, const char *path, struct dv_files_entry **ou
 	struct list_ctx c = {.fs = fs, .err = err};
 	if (!S_ISDIR(st.mode)) {
 		size_t len;
-		const char *name = last_component(path, &len);
+		const char *name = dv_files_last_component(path, &len);
+		if (!name) {
+			name = "/";
+			len = 1;
+		}
 		c.e = dv_calloc(1, sizeof *c.e);
 		c.n = 1;
 		rc = fill_entry(fs, name, len, ino, c.e, err);

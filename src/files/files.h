@@ -98,6 +98,9 @@ struct dv_files_entry {
 	char *target;             /* symlink target, owned; NULL otherwise */
 	struct dv_fs_stat st;
 };
+/* The last component of path (trailing slashes ignored; not NUL
+ * terminated: *len bytes), or NULL for the root ("/", "//"). */
+const char *dv_files_last_component(const char *path, size_t *len);
 /* The entries of directory path, sorted by name (bytes), or the one entry
  * of path when it is not a directory (its name: the last component). */
 int dv_files_list(struct dv_fs *fs, const char *path, struct dv_files_entry **out, size_t *n,
